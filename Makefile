@@ -1,0 +1,54 @@
+# REM Workbench: `make app` starts the app on the demo world, `make test` runs the tests.
+# Both set up everything on a fresh Debian machine with Python 3.11 (as root) and skip
+# what is already installed on a second run.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+WAYMO_PROTOS := waymo-open-dataset-tf-2-12-0==1.6.7
+APT_PACKAGES := libusb-1.0-0 chromium chromium-driver
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: app test test-all bench lint setup system clean-cache
+
+setup: system $(STAMP)
+
+# open3d needs libusb; the browser test needs Chromium and its driver.
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned to 2.13.0 (a CPU wheel on local disk); the Waymo protos package pins
+# ancient TensorFlow, so it goes in with --no-deps (its *_pb2 modules need only protobuf).
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q --no-deps $(WAYMO_PROTOS)
+	touch $(STAMP)
+
+app: setup
+	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+bench: setup
+	$(PY) bench/world.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean-cache:
+	rm -rf cache/*/

@@ -1,0 +1,49 @@
+"""The disk cache: ``<root>/<stage>/<key>/``, each entry written to a temporary folder first.
+
+The root is ``$REM_CACHE_DIR`` if set, else ``./cache``. A stage's key hashes its config
+and the keys of the stages it reads, so a changed setting never reuses a stale result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from rem_core.config import WorldConfig, config_hash
+from rem_core.dataset import Dataset
+from rem_core.world import write_world
+
+__all__ = ["cache_root", "ensure_world", "world_path"]
+
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    """The cache folder: ``$REM_CACHE_DIR`` or ``./cache``."""
+    return Path(os.environ.get("REM_CACHE_DIR") or "cache").resolve()
+
+
+def world_path(config: WorldConfig, root: Path | None = None) -> Path:
+    """Where the world of ``config`` is cached."""
+    return (root or cache_root()) / "world" / config_hash(config)
+
+
+def ensure_world(
+    config: WorldConfig,
+    root: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """The cached data set of a world, simulated and written first if missing.
+
+    Args:
+        config: the world's settings.
+        root: the cache root (default :func:`cache_root`).
+        progress: called with ``(segments done, segments in all)`` while simulating.
+    """
+    path = world_path(config, root)
+    if (path / "dataset.json").is_file():
+        return Dataset.open(path)
+    log.info("simulating world %s into %s", config_hash(config), path)
+    return write_world(config, path, progress=progress, overwrite=True)

@@ -1,0 +1,380 @@
+"""Frozen configuration of every stage, nested in one :class:`RemConfig`.
+
+Each stage's settings are a frozen, keyword-only dataclass validated in ``__post_init__``;
+a bad value raises ``ValueError`` naming the field. ``config_hash`` gives a stable key for
+the disk cache: it changes whenever any setting that shapes a stage's output changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_VEHICLE_MIX",
+    "OTHER_REGION_VEHICLE_MIX",
+    "VEHICLE_SUBTYPES",
+    "DomainConfig",
+    "LidarConfig",
+    "RemConfig",
+    "WorldConfig",
+    "config_hash",
+    "config_to_dict",
+]
+
+#: Vehicle subtypes and the family each belongs to. "regular" and "large" name the usual
+#: size ranges of the subtype; "irregular" subtypes have an unusual shape at any size.
+VEHICLE_SUBTYPES: dict[str, str] = {
+    "sedan": "regular",
+    "hatchback": "regular",
+    "suv": "regular",
+    "pickup": "regular",
+    "van": "regular",
+    "bus": "large",
+    "box_truck": "large",
+    "tractor_trailer": "large",
+    "car_carrier": "large",
+    "roof_load": "irregular",
+    "flatbed_ramp": "irregular",
+    "microcar": "irregular",
+}
+
+#: Share of vehicle tracks per subtype: ~95.6% regular, 3.6% large, 0.8% irregular.
+DEFAULT_VEHICLE_MIX: tuple[tuple[str, float], ...] = (
+    ("sedan", 0.356),
+    ("hatchback", 0.12),
+    ("suv", 0.25),
+    ("pickup", 0.11),
+    ("van", 0.12),
+    ("bus", 0.012),
+    ("box_truck", 0.012),
+    ("tractor_trailer", 0.008),
+    ("car_carrier", 0.004),
+    ("roof_load", 0.004),
+    ("flatbed_ramp", 0.002),
+    ("microcar", 0.002),
+)
+
+#: The "other region" (out-of-distribution) mix: more work vehicles, fewer small cars.
+OTHER_REGION_VEHICLE_MIX: tuple[tuple[str, float], ...] = (
+    ("sedan", 0.22),
+    ("hatchback", 0.04),
+    ("suv", 0.24),
+    ("pickup", 0.24),
+    ("van", 0.15),
+    ("bus", 0.02),
+    ("box_truck", 0.035),
+    ("tractor_trailer", 0.025),
+    ("car_carrier", 0.005),
+    ("roof_load", 0.01),
+    ("flatbed_ramp", 0.01),
+    ("microcar", 0.005),
+)
+
+
+def _check(condition: bool, name: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{name}: {message}")
+
+
+def _check_mix(mix: tuple[tuple[str, float], ...], name: str) -> None:
+    _check(len(mix) > 0, name, "the vehicle mix is empty")
+    seen = set()
+    for entry in mix:
+        _check(
+            isinstance(entry, tuple) and len(entry) == 2,
+            name,
+            f"entries must be (subtype, weight) pairs, got {entry!r}",
+        )
+        subtype, weight = entry
+        _check(
+            subtype in VEHICLE_SUBTYPES,
+            name,
+            f"unknown subtype {subtype!r}; known: {', '.join(VEHICLE_SUBTYPES)}",
+        )
+        _check(subtype not in seen, name, f"subtype {subtype!r} appears twice")
+        _check(weight >= 0, name, f"weight of {subtype!r} must be >= 0, got {weight}")
+        seen.add(subtype)
+    _check(sum(w for _, w in mix) > 0, name, "the weights sum to zero")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LidarConfig:
+    """A spinning LiDAR on the roof, simulated by ray casting.
+
+    Beams are spread uniformly in elevation; azimuth columns start at 0 (straight ahead,
+    +x of the vehicle frame) and turn counter-clockwise. The sensor sits at
+    ``(0, 0, sensor_height_m)`` in the vehicle frame.
+    """
+
+    n_beams: int = 64
+    elevation_min_deg: float = -25.0
+    elevation_max_deg: float = 3.0
+    azimuth_step_deg: float = 0.2
+    max_range_m: float = 75.0
+    sensor_height_m: float = 2.0
+    range_noise_m: float = 0.02
+    dropout: float = 0.03
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.n_beams <= 256, "lidar.n_beams", f"must be in [1, 256], got {self.n_beams}")
+        _check(
+            -90 < self.elevation_min_deg < self.elevation_max_deg < 90,
+            "lidar.elevation_min_deg",
+            "need -90 < elevation_min_deg < elevation_max_deg < 90, got "
+            f"{self.elevation_min_deg} and {self.elevation_max_deg}",
+        )
+        _check(
+            0.01 <= self.azimuth_step_deg <= 10 and (360 / self.azimuth_step_deg) % 1 < 1e-6,
+            "lidar.azimuth_step_deg",
+            f"must divide 360 and lie in [0.01, 10], got {self.azimuth_step_deg}",
+        )
+        _check(
+            1 <= self.max_range_m <= 500,
+            "lidar.max_range_m",
+            f"must be in [1, 500] m, got {self.max_range_m}",
+        )
+        _check(
+            0.5 <= self.sensor_height_m <= 5,
+            "lidar.sensor_height_m",
+            f"must be in [0.5, 5] m, got {self.sensor_height_m}",
+        )
+        _check(
+            0 <= self.range_noise_m <= 1,
+            "lidar.range_noise_m",
+            f"must be in [0, 1] m, got {self.range_noise_m}",
+        )
+        _check(0 <= self.dropout < 1, "lidar.dropout", f"must be in [0, 1), got {self.dropout}")
+
+    @property
+    def n_columns(self) -> int:
+        """Azimuth columns per revolution."""
+        return round(360 / self.azimuth_step_deg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainConfig:
+    """Conditions of a region: weather effects on the LiDAR and the local vehicle mix.
+
+    ``vehicle_mix=None`` keeps the world's mix. Clutter is spurious returns from rain or
+    spray between 1 and 10 m from the sensor.
+    """
+
+    name: str = "clear"
+    extra_dropout: float = 0.0
+    extra_range_noise_m: float = 0.0
+    clutter_fraction: float = 0.0
+    vehicle_mix: tuple[tuple[str, float], ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "domain.name", "must not be empty")
+        _check(
+            0 <= self.extra_dropout < 1,
+            "domain.extra_dropout",
+            f"must be in [0, 1), got {self.extra_dropout}",
+        )
+        _check(
+            0 <= self.extra_range_noise_m <= 1,
+            "domain.extra_range_noise_m",
+            f"must be in [0, 1] m, got {self.extra_range_noise_m}",
+        )
+        _check(
+            0 <= self.clutter_fraction < 0.5,
+            "domain.clutter_fraction",
+            f"must be in [0, 0.5), got {self.clutter_fraction}",
+        )
+        if self.vehicle_mix is not None:
+            _check_mix(self.vehicle_mix, "domain.vehicle_mix")
+
+    @classmethod
+    def rain(cls) -> DomainConfig:
+        """Heavy rain in another region: the held-out out-of-distribution set."""
+        return cls(
+            name="rain",
+            extra_dropout=0.25,
+            extra_range_noise_m=0.05,
+            clutter_fraction=0.01,
+            vehicle_mix=OTHER_REGION_VEHICLE_MIX,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldConfig:
+    """The synthetic LiDAR world: segments, traffic, the sensor and the splits.
+
+    Segments ``0 .. n_segments - 1`` form the training pool: the first
+    ``max(1, round(source_fraction * n_segments))`` are the labelled source pool and the
+    rest the unlabelled pool. Then come ``n_val_segments`` validation segments in the same
+    domain and ``n_ood_segments`` segments of ``ood_domain`` (the "other region").
+    """
+
+    seed: int = 0
+    n_segments: int = 20
+    n_val_segments: int = 4
+    n_ood_segments: int = 2
+    frames_per_segment: int = 200
+    frame_rate_hz: float = 10.0
+    source_fraction: float = 0.1
+    vehicle_mix: tuple[tuple[str, float], ...] = DEFAULT_VEHICLE_MIX
+    parked_occupancy: float = 0.55
+    moving_vehicles_per_km_lane: float = 14.0
+    pedestrians_per_km_sidewalk: float = 30.0
+    cyclists_per_km_lane: float = 3.0
+    label_noise_fraction: float = 0.01
+    min_label_points: int = 1
+    lidar: LidarConfig = field(default_factory=LidarConfig)
+    ood_domain: DomainConfig = field(default_factory=DomainConfig.rain)
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.seed, int) and self.seed >= 0,
+            "world.seed",
+            f"must be an int >= 0, got {self.seed!r}",
+        )
+        _check(
+            1 <= self.n_segments <= 10_000,
+            "world.n_segments",
+            f"must be in [1, 10000], got {self.n_segments}",
+        )
+        _check(
+            0 <= self.n_val_segments <= 10_000,
+            "world.n_val_segments",
+            f"must be in [0, 10000], got {self.n_val_segments}",
+        )
+        _check(
+            0 <= self.n_ood_segments <= 10_000,
+            "world.n_ood_segments",
+            f"must be in [0, 10000], got {self.n_ood_segments}",
+        )
+        _check(
+            1 <= self.frames_per_segment <= 2_000,
+            "world.frames_per_segment",
+            f"must be in [1, 2000], got {self.frames_per_segment}",
+        )
+        _check(
+            0.5 <= self.frame_rate_hz <= 100,
+            "world.frame_rate_hz",
+            f"must be in [0.5, 100] Hz, got {self.frame_rate_hz}",
+        )
+        _check(
+            0 < self.source_fraction < 1,
+            "world.source_fraction",
+            f"must be in (0, 1), got {self.source_fraction}",
+        )
+        _check(
+            self.n_segments >= 2,
+            "world.n_segments",
+            f"needs >= 2 segments for a source and an unlabelled pool, got {self.n_segments}",
+        )
+        _check_mix(self.vehicle_mix, "world.vehicle_mix")
+        _check(
+            0 <= self.parked_occupancy <= 1,
+            "world.parked_occupancy",
+            f"must be in [0, 1], got {self.parked_occupancy}",
+        )
+        for name in (
+            "moving_vehicles_per_km_lane",
+            "pedestrians_per_km_sidewalk",
+            "cyclists_per_km_lane",
+        ):
+            value = getattr(self, name)
+            _check(0 <= value <= 200, f"world.{name}", f"must be in [0, 200], got {value}")
+        _check(
+            0 <= self.label_noise_fraction <= 0.5,
+            "world.label_noise_fraction",
+            f"must be in [0, 0.5], got {self.label_noise_fraction}",
+        )
+        _check(
+            0 <= self.min_label_points <= 10_000,
+            "world.min_label_points",
+            f"must be in [0, 10000], got {self.min_label_points}",
+        )
+        _check(
+            isinstance(self.lidar, LidarConfig),
+            "world.lidar",
+            "must be a LidarConfig",
+        )
+        _check(
+            isinstance(self.ood_domain, DomainConfig),
+            "world.ood_domain",
+            "must be a DomainConfig",
+        )
+
+    @property
+    def n_source_segments(self) -> int:
+        """Segments in the labelled source pool."""
+        return min(self.n_segments - 1, max(1, round(self.source_fraction * self.n_segments)))
+
+    @property
+    def n_total_segments(self) -> int:
+        """All segments: training pool, validation and out-of-distribution."""
+        return self.n_segments + self.n_val_segments + self.n_ood_segments
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> WorldConfig:
+        """Seconds to build: for tests."""
+        settings: dict[str, Any] = dict(
+            n_segments=4, n_val_segments=1, n_ood_segments=1, frames_per_segment=8
+        )
+        return cls(**(settings | overrides))
+
+    @classmethod
+    def demo(cls, **overrides: Any) -> WorldConfig:
+        """The app's default: ~1,000 vehicle tracks, some dozens of them large."""
+        settings: dict[str, Any] = dict(
+            n_segments=30, n_val_segments=6, n_ood_segments=4, frames_per_segment=30
+        )
+        return cls(**(settings | overrides))
+
+    @classmethod
+    def full(cls, **overrides: Any) -> WorldConfig:
+        """Waymo-like 20 s segments, for long experiments."""
+        settings: dict[str, Any] = dict(
+            n_segments=100, n_val_segments=20, n_ood_segments=10, frames_per_segment=200
+        )
+        return cls(**(settings | overrides))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemConfig:
+    """Every stage's settings. Later stages add their own nested configs here."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    @classmethod
+    def tiny(cls) -> RemConfig:
+        return cls(world=WorldConfig.tiny())
+
+    @classmethod
+    def demo(cls) -> RemConfig:
+        return cls(world=WorldConfig.demo())
+
+    @classmethod
+    def full(cls) -> RemConfig:
+        return cls(world=WorldConfig.full())
+
+    @classmethod
+    def preset(cls, name: str) -> RemConfig:
+        """The preset called ``name``: ``tiny``, ``demo`` or ``full``."""
+        presets = {"tiny": cls.tiny, "demo": cls.demo, "full": cls.full}
+        if name not in presets:
+            raise ValueError(f"preset: unknown preset {name!r}; choose one of {sorted(presets)}")
+        return presets[name]()
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_hash(config: Any, *upstream: str) -> str:
+    """A 16-hex-digit key of a config and the keys of the stages it depends on."""
+    payload = json.dumps(
+        {"type": type(config).__name__, "config": dataclasses.asdict(config), "up": upstream},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

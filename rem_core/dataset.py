@@ -1,0 +1,289 @@
+"""The on-disk data set every stage reads: a folder of Parquet tables and per-segment points.
+
+Layout (``docs/data-format.md`` is the full contract)::
+
+    DIR/
+      dataset.json             format name and version, what made it, and counts
+      segments.parquet         SEGMENTS schema: one row per segment with its split
+      frames.parquet           FRAMES schema: one row per frame with the ego pose
+      boxes.parquet            BOXES schema: ground-truth boxes with track ids
+      points/<segment_id>.parquet   POINTS schema: x, y, z, intensity by frame_index
+
+A data set is written into a temporary sibling folder and renamed into place when complete,
+so a crash never leaves a half-written data set under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rem_core.schema import (
+    BOX_COLUMNS,
+    BOXES,
+    FRAMES,
+    POINTS,
+    SEGMENTS,
+    TRACKS,
+    DataError,
+    SchemaError,
+    conform,
+    read_table,
+)
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Dataset", "DatasetWriter", "summarize_tracks"]
+
+FORMAT = "rem-dataset"
+FORMAT_VERSION = 1
+MANIFEST = "dataset.json"
+
+
+def summarize_tracks(boxes: pd.DataFrame) -> pd.DataFrame:
+    """One row per track in the ``TRACKS`` schema, from boxes with track ids.
+
+    Dimensions are medians over the track's boxes (label noise does not move them much).
+    """
+    if boxes.empty:
+        return conform(pd.DataFrame({f.name: [] for f in TRACKS}), TRACKS, "tracks")
+    g = boxes.groupby(["segment_id", "track_id"], sort=True, observed=True)
+    out = g.agg(
+        **{
+            "class": ("class", "first"),
+            "subtype": ("subtype", "first"),
+            "first_frame": ("frame_index", "min"),
+            "last_frame": ("frame_index", "max"),
+            "num_boxes": ("frame_index", "size"),
+            "length": ("length", "median"),
+            "width": ("width", "median"),
+            "height": ("height", "median"),
+            "max_points": ("num_points", "max"),
+            "min_distance": ("distance", "min"),
+            "label_noise_boxes": ("label_noise", "sum"),
+        }
+    ).reset_index()
+    return conform(out, TRACKS, "tracks")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set folder opened for reading; tables load on first use.
+
+    Args:
+        root: the folder.
+        manifest: the parsed ``dataset.json``.
+    """
+
+    root: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def open(cls, root: str | Path) -> Dataset:
+        """Open a data set folder, checking its manifest.
+
+        Raises:
+            DataError: the folder or its manifest is missing or of another format.
+        """
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise DataError(f"{root}: not a REM data set (no {MANIFEST}); make one with `rem world`")
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: unreadable manifest: {exc}") from None
+        if manifest.get("format") != FORMAT:
+            raise DataError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+        if manifest.get("version") != FORMAT_VERSION:
+            raise DataError(
+                f"{path}: format version {manifest.get('version')} is not supported "
+                f"(this build reads version {FORMAT_VERSION})"
+            )
+        return cls(root=root, manifest=manifest)
+
+    @cached_property
+    def segments(self) -> pd.DataFrame:
+        """``SEGMENTS`` table."""
+        return read_table(self.root / "segments.parquet", SEGMENTS)
+
+    @cached_property
+    def frames(self) -> pd.DataFrame:
+        """``FRAMES`` table."""
+        return read_table(self.root / "frames.parquet", FRAMES)
+
+    @cached_property
+    def boxes(self) -> pd.DataFrame:
+        """``BOXES`` table: every ground-truth box."""
+        return read_table(self.root / "boxes.parquet", BOXES)
+
+    @cached_property
+    def tracks(self) -> pd.DataFrame:
+        """``TRACKS`` table, summarised from the boxes."""
+        return summarize_tracks(self.boxes)
+
+    def points_path(self, segment_id: str) -> Path:
+        return self.root / "points" / f"{segment_id}.parquet"
+
+    def points(self, segment_id: str, frame_index: int) -> np.ndarray:
+        """The points of one frame.
+
+        Returns:
+            ``(N, 4)`` float32 ``x, y, z, intensity`` in the vehicle frame.
+
+        Raises:
+            DataError: the segment has no points file, or it is unreadable.
+            KeyError: the segment holds no such frame.
+        """
+        f = self.frames
+        if not ((f["segment_id"] == segment_id) & (f["frame_index"] == int(frame_index))).any():
+            raise KeyError(f"{self.root}: no frame {frame_index} in segment {segment_id!r}")
+        table = read_table(self.points_path(segment_id), POINTS, frame_index=int(frame_index))
+        return table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)
+
+    def frame_boxes(self, segment_id: str, frame_index: int) -> pd.DataFrame:
+        """Ground-truth boxes of one frame."""
+        b = self.boxes
+        return b[(b["segment_id"] == segment_id) & (b["frame_index"] == frame_index)]
+
+    def box_array(self, boxes: pd.DataFrame | None = None) -> np.ndarray:
+        """``(N, 7)`` float64 boxes (``BOX_COLUMNS``) of a table, by default all boxes."""
+        return (self.boxes if boxes is None else boxes)[BOX_COLUMNS].to_numpy(np.float64)
+
+
+class DatasetWriter:
+    """Writes a data set folder atomically: everything goes to a temporary sibling first.
+
+    Use as a context manager; on a clean exit the folder is renamed to ``root``, on an
+    exception the temporary folder is removed and nothing changes under ``root``.
+
+    Args:
+        root: the final folder.
+        manifest: extra manifest entries (``source``, ``config``, ...).
+        overwrite: replace an existing data set at ``root``; otherwise an existing
+            non-empty folder is an error.
+    """
+
+    def __init__(self, root: str | Path, manifest: dict[str, Any], overwrite: bool = False) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise FileExistsError(f"{self.root}: exists and is not a folder")
+        if self.root.is_dir() and any(self.root.iterdir()) and not overwrite:
+            raise FileExistsError(
+                f"{self.root}: folder exists and is not empty (pass --force to replace it)"
+            )
+        self.manifest = dict(manifest)
+        self._segments: list[pd.DataFrame] = []
+        self._frames: list[pd.DataFrame] = []
+        self._boxes: list[pd.DataFrame] = []
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> DatasetWriter:
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.", dir=self.root.parent))
+        (self._tmp / "points").mkdir()
+        return self
+
+    def add_segment(
+        self,
+        segment: pd.DataFrame,
+        frames: pd.DataFrame,
+        boxes: pd.DataFrame,
+        points: Iterable[np.ndarray],
+    ) -> None:
+        """Add one segment.
+
+        Args:
+            segment: a one-row ``SEGMENTS`` table.
+            frames: its ``FRAMES`` rows.
+            boxes: its ``BOXES`` rows.
+            points: one ``(N_f, >=4)`` float32 array per frame, in frame order.
+        """
+        assert self._tmp is not None, "use DatasetWriter as a context manager"
+        segment = conform(segment, SEGMENTS, "segment")
+        segment_id = str(segment["segment_id"].iloc[0])
+        if not segment_id or "/" in segment_id or segment_id.startswith("."):
+            raise SchemaError(f"segment_id {segment_id!r} cannot name a file")
+        frames = conform(frames, FRAMES, f"frames of {segment_id}")
+        boxes = conform(boxes, BOXES, f"boxes of {segment_id}")
+        writer = None
+        path = self._tmp / "points" / f"{segment_id}.parquet"
+        try:
+            for frame_index, pts in zip(frames["frame_index"], points, strict=True):
+                pts = np.asarray(pts, dtype=np.float32)
+                table = pa.table(
+                    {
+                        "frame_index": pa.array(np.full(len(pts), frame_index, np.int32)),
+                        "x": pts[:, 0],
+                        "y": pts[:, 1],
+                        "z": pts[:, 2],
+                        "intensity": pts[:, 3],
+                    },
+                    schema=POINTS,
+                )
+                if writer is None:
+                    writer = pq.ParquetWriter(
+                        path,
+                        POINTS,
+                        compression="zstd",
+                        use_dictionary=["frame_index"],
+                        use_byte_stream_split=["x", "y", "z", "intensity"],
+                    )
+                writer.write_table(table)  # one row group per frame: frames read alone
+        finally:
+            if writer is not None:
+                writer.close()
+        self._segments.append(segment)
+        self._frames.append(frames)
+        self._boxes.append(boxes)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._tmp is not None
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        try:
+            tables = {
+                "segments": (self._segments, SEGMENTS),
+                "frames": (self._frames, FRAMES),
+                "boxes": (self._boxes, BOXES),
+            }
+            counts = {}
+            for name, (parts, schema) in tables.items():
+                df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+                    {f.name: [] for f in schema}
+                )
+                df = conform(df, schema, name)
+                pq.write_table(
+                    pa.Table.from_pandas(df, schema=schema, preserve_index=False),
+                    self._tmp / f"{name}.parquet",
+                    compression="zstd",
+                )
+                counts[name] = len(df)
+            manifest = {"format": FORMAT, "version": FORMAT_VERSION, **self.manifest,
+                        "counts": counts}
+            (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+            self._swap_in()
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+
+    def _swap_in(self) -> None:
+        assert self._tmp is not None
+        old = None
+        if self.root.exists():
+            old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}")
+            self.root.rename(old)
+        self._tmp.rename(self.root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
