@@ -16,6 +16,7 @@ __all__ = [
     "box_corners",
     "count_points_in_boxes",
     "points_in_box",
+    "size_subset",
     "wrap_angle",
 ]
 
@@ -148,3 +149,14 @@ def bev_overlap(a: np.ndarray, b: np.ndarray, margin: float = 0.0) -> np.ndarray
         )
         separated |= np.abs(np.sum(d * axis, -1)) > reach
     return ~separated
+
+
+#: Size subsets of vehicles by ``max(length, width, height)``, as in the paper's Table 3 and
+#: Waymo's SIZE breakdown: Regular in [3, 7) m, Large >= 7 m; smaller ones are "small".
+REGULAR_MIN_M, LARGE_MIN_M = 3.0, 7.0
+
+
+def size_subset(length: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """``"small"``, ``"regular"`` or ``"large"`` per box, from its largest dimension in metres."""
+    size = np.maximum(np.maximum(np.asarray(length), np.asarray(width)), np.asarray(height))
+    return np.where(size >= LARGE_MIN_M, "large", np.where(size >= REGULAR_MIN_M, "regular", "small"))

@@ -52,6 +52,9 @@ BIKE_LANE = 1.5
 PARKING_LANE = 2.5
 SIDEWALK = 3.5
 EPOCH_MICROS = 1_600_000_000_000_000  # segments start on 2020-09-13, one hour apart
+#: Label boxes start this far above the road, as labellers fit boxes to the object and not
+#: to the road under it (so ``num_points`` does not count the road surface).
+LABEL_CLEARANCE_M = 0.05
 
 
 @dataclass(frozen=True)
@@ -307,25 +310,29 @@ class _SceneBuilder:
 
     def build_parked(self) -> None:
         u, rng = self.rng.uniform, self.rng
+        pending = None  # a vehicle that did not fit where it was drawn parks further on
         for road in self.roads:
             lo, hi = self.extent(road)
             for side in (-1.0, 1.0):
                 for a, b in _free_intervals(lo, hi, self.crossings(road, 6.0)):
                     s = a + u(0.0, 3.0)
                     while s < b - 3.0:
-                        if rng.random() >= self.config.parked_occupancy:
+                        if pending is None and rng.random() >= self.config.parked_occupancy:
                             s += u(4.0, 7.0)
                             continue
-                        subtype = self.sample_subtype()
-                        shape = make_shape("vehicle", subtype, rng, parked=True)
+                        if pending is None:
+                            subtype = self.sample_subtype()
+                            pending = subtype, make_shape("vehicle", subtype, rng, parked=True)
+                        subtype, shape = pending
                         length, width = shape.dims[0], shape.dims[1]
                         if s + length > b:
                             break
                         curb = road.half_width - 0.25 - width / 2
                         forward = (side < 0) != (rng.random() < 0.1)
                         start = road.point(s + length / 2, side * curb)
-                        self.add_agent("vehicle", subtype, shape, start, np.zeros(2),
-                                       road.yaw(forward))
+                        if self.add_agent("vehicle", subtype, shape, start, np.zeros(2),
+                                          road.yaw(forward)):
+                            pending = None
                         s += length + u(0.8, 3.0)
 
     def _movers(self, road: _Road, lateral: float, forward: bool, speed: float, per_km: float,
@@ -334,10 +341,14 @@ class _SceneBuilder:
         lo, hi = lo - 60.0, hi + 60.0
         count = self.rng.poisson(per_km * (hi - lo) / 1000.0)
         direction = road.along if forward else -road.along
-        for s in self.rng.uniform(lo, hi, count):
+        for _ in range(count):
             cls, subtype, shape = make()
-            self.add_agent(cls, subtype, shape, road.point(s, lateral), direction * speed,
-                           road.yaw(forward))
+            # Retry the same object elsewhere on the lane, so that long vehicles, which
+            # collide more often, keep their share of the mix.
+            for s in self.rng.uniform(lo, hi, 8):
+                if self.add_agent(cls, subtype, shape, road.point(s, lateral),
+                                  direction * speed, road.yaw(forward)):
+                    break
 
     def build_traffic(self) -> None:
         u, rng, cfg = self.rng.uniform, self.rng, self.config
@@ -411,9 +422,11 @@ def _noisy_labels(boxes: np.ndarray, is_vehicle: np.ndarray, fraction: float,
             kind[i] = "partial"
         else:
             scale = rng.choice([rng.uniform(0.65, 0.85), rng.uniform(1.15, 1.4)], size=3)
-            scale[rng.random(3) < 0.4] = 1.0
+            keep = rng.random(3) < 0.4
+            keep[rng.integers(3)] = False  # at least one dimension is wrong
+            scale[keep] = 1.0
             boxes[i, 3:6] *= scale
-            boxes[i, 2] = boxes[i, 5] / 2  # the wrong box still stands on the ground
+            boxes[i, 2] = LABEL_CLEARANCE_M + boxes[i, 5] / 2  # still on the ground
             kind[i] = "wrong_size"
     return kind
 
@@ -505,8 +518,9 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         boxes = np.column_stack(
             [
                 rel[in_range],
-                agent_dims[in_range, 2] / 2,
-                agent_dims[in_range],
+                (agent_dims[in_range, 2] + LABEL_CLEARANCE_M) / 2,
+                agent_dims[in_range, :2],
+                agent_dims[in_range, 2] - LABEL_CLEARANCE_M,
                 wrap_angle(agent_yaw[in_range] - scene.ego_yaw),
             ]
         )

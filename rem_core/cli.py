@@ -1,0 +1,164 @@
+"""The ``rem`` command: build, inspect and (in later stages) mine REM data sets.
+
+Run ``rem --help`` or ``rem COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rem_core.boxes import size_subset
+from rem_core.config import RemConfig
+from rem_core.dataset import Dataset
+from rem_core.schema import DataError
+
+__all__ = ["main"]
+
+log = logging.getLogger("rem")
+
+
+def _progress_bar(total: int, desc: str, unit: str):
+    """A tqdm bar and a ``(done, total)`` callback that drives it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=None)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rem_core.world import write_world
+
+    config = RemConfig.preset(args.preset).world
+    config = replace(config, seed=args.seed)
+    if args.segments is not None:
+        config = replace(config, n_segments=args.segments)
+    if args.frames is not None:
+        config = replace(config, frames_per_segment=args.frames)
+    bar, update = _progress_bar(config.n_total_segments, "simulating", "segment")
+    with bar:
+        ds = write_world(config, args.out, progress=update, overwrite=args.force)
+    print(f"wrote {ds.root} ({len(ds.segments)} segments, {len(ds.frames)} frames, "
+          f"{len(ds.boxes)} boxes)")
+    return 0
+
+
+def describe(ds: Dataset) -> str:
+    """The text of ``rem info``: segments, frames, points, objects and tracks of a data set."""
+    seg, frames, boxes, tracks = ds.segments, ds.frames, ds.boxes, ds.tracks
+    lines = [f"data set   {ds.root}", f"source     {ds.manifest.get('source', '?')}"]
+    by_split = seg.groupby("split", sort=False).agg(
+        segments=("segment_id", "size"), frames=("num_frames", "sum")
+    )
+    lines.append(f"segments   {len(seg)}  (" + ", ".join(
+        f"{split} {row.segments}" for split, row in by_split.iterrows()) + ")")
+    lines.append(f"frames     {len(frames)}")
+    n = frames["num_points"].to_numpy()
+    if len(n):
+        lines.append(
+            f"points     {n.sum():,} in all; per frame mean {n.mean():,.0f}, "
+            f"min {n.min():,}, max {n.max():,}"
+        )
+    per_frame = boxes.groupby(["segment_id", "frame_index"]).size()
+    lines.append(f"boxes      {len(boxes):,}; per frame mean {per_frame.mean():.1f}"
+                 if len(boxes) else "boxes      0")
+    lines.append(f"tracks     {len(tracks):,}")
+    lines.append("")
+    lines.append("objects by class and subtype (tracks / boxes / mean points per box):")
+    table = boxes.groupby(["class", "subtype"]).agg(
+        boxes=("track_id", "size"), points=("num_points", "mean")
+    ).join(tracks.groupby(["class", "subtype"]).size().rename("tracks")).fillna(0)
+    for (cls, sub), row in table.sort_values("tracks", ascending=False).iterrows():
+        lines.append(
+            f"  {cls:<11} {sub:<16} {int(row.tracks):>6} / {int(row.boxes):>8} / {row.points:>7.1f}"
+        )
+    vehicles = tracks[tracks["class"] == "vehicle"]
+    if len(vehicles):
+        subset = pd.Series(size_subset(vehicles["length"], vehicles["width"], vehicles["height"]))
+        shares = subset.value_counts(normalize=True)
+        lines.append("")
+        lines.append(
+            f"vehicle tracks {len(vehicles):,}: large (>= 7 m) {shares.get('large', 0):.1%}, "
+            f"regular [3, 7) m {shares.get('regular', 0):.1%}, small {shares.get('small', 0):.1%}"
+        )
+        noisy = int((boxes["label_noise"]).sum())
+        lines.append(f"label-noise boxes {noisy:,} ({noisy / max(len(boxes), 1):.2%} of boxes)")
+    if len(tracks):
+        length = tracks["num_boxes"].to_numpy()
+        q = np.percentile(length, [0, 25, 50, 75, 100])
+        lines.append(
+            "track length (frames): mean {:.1f}; min {:.0f}, q25 {:.0f}, median {:.0f}, "
+            "q75 {:.0f}, max {:.0f}".format(length.mean(), *q)
+        )
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(describe(Dataset.open(args.path)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rem",
+        description="REM Workbench: find the rare objects 3D detectors fail on "
+        "(Rare Example Mining, Jiang et al., ECCV 2022).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "world",
+        help="simulate the synthetic LiDAR world and write it as a data set",
+        description="Simulate the built-in LiDAR world (ray-cast 64-beam sweeps of streets with "
+        "a long-tailed vehicle mix) and write it in the REM data format.",
+    )
+    p.add_argument("--preset", default="demo", choices=["tiny", "demo", "full"],
+                   help="size of the world (default: demo)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--segments", type=int, default=None,
+                   help="override the number of training-pool segments")
+    p.add_argument("--frames", type=int, default=None, help="override frames per segment")
+    p.add_argument("--out", type=Path, required=True, help="data set folder to create")
+    p.add_argument("--force", action="store_true", help="replace an existing data set at --out")
+    p.set_defaults(func=cmd_world)
+
+    p = sub.add_parser(
+        "info",
+        help="summarise a data set",
+        description="Print segments, frames, points per frame, objects by class and subtype, "
+        "the share of large vehicle tracks and track lengths of a data set folder.",
+    )
+    p.add_argument("path", type=Path, help="data set folder")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rem`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    try:
+        return args.func(args)
+    except (DataError, ValueError, FileExistsError, KeyError) as exc:
+        print(f"rem: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

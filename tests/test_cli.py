@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rem_core.cli import describe, main
+
+
+@pytest.mark.parametrize("args", [[], ["world"], ["info"]])
+def test_help_on_every_command(args, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([*args, "--help"])
+    assert exit.value.code == 0
+    assert "usage: rem" in capsys.readouterr().out
+
+
+def test_world_then_info(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(["world", "--preset", "tiny", "--segments", "2", "--frames", "2",
+                 "--out", str(out)]) == 0
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "segments   4  (source 1, unlabelled 1, validation 1, ood 1)" in text
+    assert "frames     8" in text
+    assert "vehicle tracks" in text and "track length" in text
+    # An existing data set is not overwritten without --force.
+    assert main(["world", "--preset", "tiny", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_info_on_a_missing_folder(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "none")]) == 2
+    assert "not a REM data set" in capsys.readouterr().err
+
+
+def test_describe_counts_large_tracks(tiny_world):
+    text = describe(tiny_world)
+    assert "large (>= 7 m)" in text
+    assert f"tracks     {len(tiny_world.tracks):,}" in text
+
+
+def test_console_script_runs():
+    done = subprocess.run([sys.executable, "-m", "rem_core.cli", "--help"],
+                          capture_output=True, text=True, check=True)
+    assert "world" in done.stdout and "info" in done.stdout

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from rem_core.config import (
+    DEFAULT_VEHICLE_MIX,
+    DomainConfig,
+    LidarConfig,
+    RemConfig,
+    WorldConfig,
+    config_hash,
+)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: LidarConfig(n_beams=0), "lidar.n_beams"),
+        (lambda: LidarConfig(elevation_min_deg=5, elevation_max_deg=3), "lidar.elevation_min_deg"),
+        (lambda: LidarConfig(azimuth_step_deg=0.7), "lidar.azimuth_step_deg"),
+        (lambda: LidarConfig(max_range_m=-1), "lidar.max_range_m"),
+        (lambda: LidarConfig(dropout=1.0), "lidar.dropout"),
+        (lambda: DomainConfig(extra_dropout=-0.1), "domain.extra_dropout"),
+        (lambda: DomainConfig(vehicle_mix=(("spaceship", 1.0),)), "domain.vehicle_mix"),
+        (lambda: WorldConfig(n_segments=1), "world.n_segments"),
+        (lambda: WorldConfig(frames_per_segment=0), "world.frames_per_segment"),
+        (lambda: WorldConfig(source_fraction=1.5), "world.source_fraction"),
+        (lambda: WorldConfig(seed=-3), "world.seed"),
+        (lambda: WorldConfig(label_noise_fraction=0.9), "world.label_noise_fraction"),
+        (lambda: WorldConfig(vehicle_mix=(("sedan", -1.0),)), "world.vehicle_mix"),
+        (lambda: WorldConfig(vehicle_mix=(("sedan", 1.0), ("sedan", 2.0))), "world.vehicle_mix"),
+        (lambda: WorldConfig(pedestrians_per_km_sidewalk=1e6), "world.pedestrians_per_km_sidewalk"),
+    ],
+)
+def test_bad_settings_name_their_field(make, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        make()
+
+
+def test_presets_are_valid_and_ordered_by_size():
+    sizes = [RemConfig.preset(p).world for p in ("tiny", "demo", "full")]
+    frames = [w.n_total_segments * w.frames_per_segment for w in sizes]
+    assert frames == sorted(frames)
+    with pytest.raises(ValueError, match="preset"):
+        RemConfig.preset("huge")
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        WorldConfig().seed = 3  # type: ignore[misc]
+
+
+def test_config_hash_is_stable_and_sensitive():
+    a = WorldConfig.tiny()
+    assert config_hash(a) == config_hash(WorldConfig.tiny())
+    assert config_hash(a) != config_hash(WorldConfig.tiny(seed=1))
+    assert config_hash(a) != config_hash(a, "upstream-key")
+    lidar = dataclasses.replace(a, lidar=LidarConfig(dropout=0.1))
+    assert config_hash(a) != config_hash(lidar)
+
+
+def test_default_mix_matches_the_long_tail():
+    from rem_core.config import VEHICLE_SUBTYPES
+
+    share = {fam: 0.0 for fam in ("regular", "large", "irregular")}
+    for subtype, weight in DEFAULT_VEHICLE_MIX:
+        share[VEHICLE_SUBTYPES[subtype]] += weight
+    assert sum(share.values()) == pytest.approx(1.0)
+    assert 0.95 <= share["regular"] <= 0.97
+    assert 0.03 <= share["large"] <= 0.04
+
+
+def test_source_pool_is_a_tenth():
+    w = WorldConfig(n_segments=40)
+    assert w.n_source_segments == 4
+    assert WorldConfig.tiny().n_source_segments == 1

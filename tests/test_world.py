@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import open3d as o3d
+import pandas as pd
+import pytest
+
+from rem_core.boxes import count_points_in_boxes, size_subset
+from rem_core.config import DEFAULT_VEHICLE_MIX, DomainConfig, WorldConfig
+from rem_core.schema import BOX_COLUMNS, BOXES, FRAMES, conform
+from rem_core.world import _SceneBuilder, plan_segments, simulate_segment, simulate_world
+
+
+@pytest.fixture(scope="module")
+def segment(tiny_config):
+    return simulate_segment(tiny_config, 1)
+
+
+def test_same_seed_same_world(tiny_config, segment):
+    again = simulate_segment(tiny_config, 1)
+    pd.testing.assert_frame_equal(segment.boxes, again.boxes)
+    pd.testing.assert_frame_equal(segment.frames, again.frames)
+    assert np.array_equal(segment.points, again.points)
+    other = simulate_segment(dataclasses.replace(tiny_config, seed=1), 1)
+    assert not np.array_equal(segment.points[:1000], other.points[:1000])
+
+
+def test_a_segment_is_the_same_alone_or_in_the_world(tiny_config, segment):
+    in_world = list(simulate_world(tiny_config))[1]
+    pd.testing.assert_frame_equal(segment.boxes, in_world.boxes)
+    assert np.array_equal(segment.points, in_world.points)
+
+
+def test_tables_follow_the_schema(segment):
+    conform(segment.boxes, BOXES, "boxes")
+    conform(segment.frames, FRAMES, "frames")
+    assert segment.boxes["heading"].between(-np.pi, np.pi, inclusive="left").all()
+    assert not segment.boxes.duplicated(["frame_index", "track_id"]).any()
+    assert (segment.frames["num_points"].to_numpy() == np.diff(segment.offsets)).all()
+
+
+def test_frames_look_like_a_64_beam_sweep(segment):
+    per_frame = np.diff(segment.offsets)
+    assert 80_000 < per_frame.mean() < 130_000
+    pts = segment.frame_points(0)
+    assert np.hypot(pts[:, 0], pts[:, 1]).max() <= 75.5
+    assert pts[:, 3].min() >= 0 and pts[:, 3].max() <= 1
+
+
+def test_splits_and_domains(tiny_config):
+    plan = plan_segments(WorldConfig(n_segments=20, n_val_segments=3, n_ood_segments=2))
+    assert Counter(plan["split"]) == {"source": 2, "unlabelled": 18, "validation": 3, "ood": 2}
+    assert set(plan.loc[plan["split"] == "ood", "domain"]) == {"rain"}
+    assert plan["segment_id"].is_unique
+
+
+def test_num_points_equals_a_recount(tiny_world):
+    """Stored num_points equals recounts by a plain test and by open3d, on stored points."""
+    frames = tiny_world.frames.sample(6, random_state=0)
+    for seg, f in frames[["segment_id", "frame_index"]].itertuples(index=False):
+        pts = tiny_world.points(seg, f)
+        boxes = tiny_world.frame_boxes(seg, f)
+        arr = boxes[BOX_COLUMNS].to_numpy()
+        assert np.array_equal(boxes["num_points"], count_points_in_boxes(pts, arr))
+        cloud = o3d.utility.Vector3dVector(pts[:, :3].astype(np.float64))
+        for b, n in zip(arr, boxes["num_points"], strict=True):
+            obb = o3d.geometry.OrientedBoundingBox(
+                b[:3], o3d.geometry.get_rotation_matrix_from_xyz((0, 0, b[6])), b[3:6]
+            )
+            # open3d's bounds test can differ on points lying exactly on a face.
+            assert abs(len(obb.get_point_indices_within_bounding_box(cloud)) - n) <= 1
+
+
+def test_only_seen_objects_are_labelled(tiny_world):
+    clean = tiny_world.boxes[~tiny_world.boxes["label_noise"]]
+    assert (clean["num_points"] >= 1).all()
+    assert (tiny_world.boxes["distance"] <= 75.0).all()
+
+
+def test_tracks_move_continuously(tiny_world):
+    """A track's boxes keep their size and move by speed x time between appearances."""
+    b = tiny_world.boxes.merge(tiny_world.frames, on=["segment_id", "frame_index"])
+    b = b[~b["label_noise"]].sort_values(["segment_id", "track_id", "frame_index"])
+    yaw = 2 * np.arctan2(b["pose_qz"], b["pose_qw"])
+    wx = b["pose_x"] + np.cos(yaw) * b["center_x"] - np.sin(yaw) * b["center_y"]
+    wy = b["pose_y"] + np.sin(yaw) * b["center_x"] + np.cos(yaw) * b["center_y"]
+    vx = np.cos(yaw) * b["speed_x"] - np.sin(yaw) * b["speed_y"]
+    vy = np.sin(yaw) * b["speed_x"] + np.cos(yaw) * b["speed_y"]
+    key = b["segment_id"] + "/" + b["track_id"]
+    same = (key == key.shift()).to_numpy()
+    dt = (b["timestamp_micros"].diff() / 1e6).to_numpy()
+    step = np.hypot(wx.diff() - vx * dt, wy.diff() - vy * dt).to_numpy()
+    assert same.sum() > 500
+    assert np.nanmax(step[same]) < 1e-3
+    for col in ("length", "width", "height"):
+        assert np.nanmax(np.abs(b[col].diff().to_numpy()[same])) < 1e-9
+
+
+def test_subtype_mix_follows_the_configuration():
+    config = WorldConfig.demo()
+    counts: Counter[str] = Counter()
+    for i in range(60):
+        scene = _SceneBuilder(config, DomainConfig(), np.random.default_rng([7, i, 0]))
+        scene.build_parked()
+        scene.build_traffic()
+        counts.update(a.subtype for a in scene.agents if a.cls == "vehicle")
+    n = sum(counts.values())
+    assert n > 5000
+    for subtype, p in DEFAULT_VEHICLE_MIX:
+        tolerance = 4 * np.sqrt(p * (1 - p) / n) + 0.002
+        assert abs(counts[subtype] / n - p) < tolerance, subtype
+
+
+def test_vehicle_sizes_follow_the_long_tail(tiny_world):
+    t = tiny_world.tracks
+    v = t[t["class"] == "vehicle"]
+    subset = size_subset(v["length"], v["width"], v["height"])
+    fam = v["subtype"].map({"bus": "large", "box_truck": "large", "tractor_trailer": "large",
+                            "car_carrier": "large"}).fillna("other")
+    assert (subset[fam.to_numpy() == "large"] == "large").all()
+    regular = v["subtype"].isin(["sedan", "hatchback", "suv", "pickup", "van"]).to_numpy()
+    assert (subset[regular] == "regular").all()
+    assert (subset == "regular").mean() > 0.9
+
+
+def test_label_noise_is_flagged_and_wrong(tiny_config):
+    noisy = simulate_segment(dataclasses.replace(tiny_config, label_noise_fraction=0.3), 0)
+    clean = simulate_segment(dataclasses.replace(tiny_config, label_noise_fraction=0.0), 0)
+    assert not clean.boxes["label_noise"].any()
+    vehicles = noisy.boxes["class"] == "vehicle"
+    share = noisy.boxes.loc[vehicles, "label_noise"].mean()
+    assert 0.2 < share < 0.4
+    assert not noisy.boxes.loc[~vehicles, "label_noise"].any()
+    assert set(noisy.boxes.loc[noisy.boxes["label_noise"], "noise_kind"]) == {
+        "partial", "wrong_size"}
+    merged = noisy.boxes.merge(clean.boxes, on=["frame_index", "track_id"], suffixes=("", "_t"))
+    wrong = merged[merged["label_noise"]]
+    differs = (np.abs(wrong["length"] - wrong["length_t"]) > 1e-6) | (
+        np.abs(wrong["width"] - wrong["width_t"]) > 1e-6) | (
+        np.abs(wrong["height"] - wrong["height_t"]) > 1e-6)
+    assert differs.all()
+    # Label noise does not change the scene or the sensor.
+    assert np.array_equal(noisy.points, clean.points)
+
+
+def test_rain_domain_is_out_of_distribution(tiny_world):
+    f = tiny_world.frames.merge(tiny_world.segments, on="segment_id")
+    per_domain = f.groupby("domain")["num_points"].mean()
+    assert per_domain["rain"] < 0.85 * per_domain["clear"]
