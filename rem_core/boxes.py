@@ -62,8 +62,12 @@ def bev_corners(boxes: np.ndarray) -> np.ndarray:
         boxes = boxes[:, [0, 1, 3, 4, 6]]
     hl, hw = boxes[:, 2] / 2, boxes[:, 3] / 2
     local = np.stack(
-        [np.stack([hl, hw], -1), np.stack([-hl, hw], -1), np.stack([-hl, -hw], -1),
-         np.stack([hl, -hw], -1)],
+        [
+            np.stack([hl, hw], -1),
+            np.stack([-hl, hw], -1),
+            np.stack([-hl, -hw], -1),
+            np.stack([hl, -hw], -1),
+        ],
         axis=1,
     )
     cos, sin = np.cos(boxes[:, 4])[:, None], np.sin(boxes[:, 4])[:, None]
@@ -159,4 +163,6 @@ REGULAR_MIN_M, LARGE_MIN_M = 3.0, 7.0
 def size_subset(length: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
     """``"small"``, ``"regular"`` or ``"large"`` per box, from its largest dimension in metres."""
     size = np.maximum(np.maximum(np.asarray(length), np.asarray(width)), np.asarray(height))
-    return np.where(size >= LARGE_MIN_M, "large", np.where(size >= REGULAR_MIN_M, "regular", "small"))
+    return np.where(
+        size >= LARGE_MIN_M, "large", np.where(size >= REGULAR_MIN_M, "regular", "small")
+    )

@@ -50,8 +50,10 @@ def cmd_world(args: argparse.Namespace) -> int:
     bar, update = _progress_bar(config.n_total_segments, "simulating", "segment")
     with bar:
         ds = write_world(config, args.out, progress=update, overwrite=args.force)
-    print(f"wrote {ds.root} ({len(ds.segments)} segments, {len(ds.frames)} frames, "
-          f"{len(ds.boxes)} boxes)")
+    print(
+        f"wrote {ds.root} ({len(ds.segments)} segments, {len(ds.frames)} frames, "
+        f"{len(ds.boxes)} boxes)"
+    )
     return 0
 
 
@@ -62,8 +64,11 @@ def describe(ds: Dataset) -> str:
     by_split = seg.groupby("split", sort=False).agg(
         segments=("segment_id", "size"), frames=("num_frames", "sum")
     )
-    lines.append(f"segments   {len(seg)}  (" + ", ".join(
-        f"{split} {row.segments}" for split, row in by_split.iterrows()) + ")")
+    lines.append(
+        f"segments   {len(seg)}  ("
+        + ", ".join(f"{split} {row.segments}" for split, row in by_split.iterrows())
+        + ")"
+    )
     lines.append(f"frames     {len(frames)}")
     n = frames["num_points"].to_numpy()
     if len(n):
@@ -72,14 +77,20 @@ def describe(ds: Dataset) -> str:
             f"min {n.min():,}, max {n.max():,}"
         )
     per_frame = boxes.groupby(["segment_id", "frame_index"]).size()
-    lines.append(f"boxes      {len(boxes):,}; per frame mean {per_frame.mean():.1f}"
-                 if len(boxes) else "boxes      0")
+    lines.append(
+        f"boxes      {len(boxes):,}; per frame mean {per_frame.mean():.1f}"
+        if len(boxes)
+        else "boxes      0"
+    )
     lines.append(f"tracks     {len(tracks):,}")
     lines.append("")
     lines.append("objects by class and subtype (tracks / boxes / mean points per box):")
-    table = boxes.groupby(["class", "subtype"]).agg(
-        boxes=("track_id", "size"), points=("num_points", "mean")
-    ).join(tracks.groupby(["class", "subtype"]).size().rename("tracks")).fillna(0)
+    table = (
+        boxes.groupby(["class", "subtype"])
+        .agg(boxes=("track_id", "size"), points=("num_points", "mean"))
+        .join(tracks.groupby(["class", "subtype"]).size().rename("tracks"))
+        .fillna(0)
+    )
     for (cls, sub), row in table.sort_values("tracks", ascending=False).iterrows():
         lines.append(
             f"  {cls:<11} {sub:<16} {int(row.tracks):>6} / {int(row.boxes):>8} / {row.points:>7.1f}"
@@ -125,11 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate the built-in LiDAR world (ray-cast 64-beam sweeps of streets with "
         "a long-tailed vehicle mix) and write it in the REM data format.",
     )
-    p.add_argument("--preset", default="demo", choices=["tiny", "demo", "full"],
-                   help="size of the world (default: demo)")
+    p.add_argument(
+        "--preset",
+        default="demo",
+        choices=["tiny", "demo", "full"],
+        help="size of the world (default: demo)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--segments", type=int, default=None,
-                   help="override the number of training-pool segments")
+    p.add_argument(
+        "--segments", type=int, default=None, help="override the number of training-pool segments"
+    )
     p.add_argument("--frames", type=int, default=None, help="override frames per segment")
     p.add_argument("--out", type=Path, required=True, help="data set folder to create")
     p.add_argument("--force", action="store_true", help="replace an existing data set at --out")

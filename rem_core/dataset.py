@@ -98,7 +98,9 @@ class Dataset:
         root = Path(root)
         path = root / MANIFEST
         if not path.is_file():
-            raise DataError(f"{root}: not a REM data set (no {MANIFEST}); make one with `rem world`")
+            raise DataError(
+                f"{root}: not a REM data set (no {MANIFEST}); make one with `rem world`"
+            )
         try:
             manifest = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -260,8 +262,10 @@ class DatasetWriter:
             }
             counts = {}
             for name, (parts, schema) in tables.items():
-                df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-                    {f.name: [] for f in schema}
+                df = (
+                    pd.concat(parts, ignore_index=True)
+                    if parts
+                    else pd.DataFrame({f.name: [] for f in schema})
                 )
                 df = conform(df, schema, name)
                 pq.write_table(
@@ -270,8 +274,12 @@ class DatasetWriter:
                     compression="zstd",
                 )
                 counts[name] = len(df)
-            manifest = {"format": FORMAT, "version": FORMAT_VERSION, **self.manifest,
-                        "counts": counts}
+            manifest = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                **self.manifest,
+                "counts": counts,
+            }
             (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
             self._swap_in()
         except BaseException:

@@ -87,7 +87,9 @@ class Lidar:
             [
                 cos_el * np.cos(self.azimuth)[None, :],
                 cos_el * np.sin(self.azimuth)[None, :],
-                np.broadcast_to(np.sin(self.elevation)[:, None], (config.n_beams, config.n_columns)),
+                np.broadcast_to(
+                    np.sin(self.elevation)[:, None], (config.n_beams, config.n_columns)
+                ),
             ],
             axis=-1,
         )  # (B, C, 3)
@@ -117,7 +119,9 @@ class Lidar:
         dist_xy = np.hypot(rel[..., 0], rel[..., 1])  # (P, 8)
         center = rel.mean(axis=1)
         center_dist = np.hypot(center[:, 0], center[:, 1])
-        radius = np.max(np.hypot(rel[..., 0] - center[:, None, 0], rel[..., 1] - center[:, None, 1]), 1)
+        radius = np.max(
+            np.hypot(rel[..., 0] - center[:, None, 0], rel[..., 1] - center[:, None, 1]), 1
+        )
         d_min = np.maximum(center_dist - radius, 1e-3)
         d_max = dist_xy.max(axis=1)
         z_top = rel[..., 2].max(axis=1)
@@ -144,7 +148,9 @@ class Lidar:
         column = (c0[box] + local % np.maximum(ncb, 1)) % n_cols
         return box, beam, column
 
-    def _slab(self, solids: Solids, box: np.ndarray, ray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _slab(
+        self, solids: Solids, box: np.ndarray, ray: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Entry distance of each (box, ray) pair by the slab test, in float32 for speed.
 
         Returns:

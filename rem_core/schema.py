@@ -160,9 +160,7 @@ def _name(schema: pa.Schema) -> str:
     return (schema.metadata or {}).get(b"table", b"table").decode()
 
 
-def conform(
-    table: pd.DataFrame | pa.Table, schema: pa.Schema, source: str | Path
-) -> pd.DataFrame:
+def conform(table: pd.DataFrame | pa.Table, schema: pa.Schema, source: str | Path) -> pd.DataFrame:
     """Check a table against a schema and cast it to the schema's types and column order.
 
     Extra columns are dropped. Required columns must be present, castable, free of nulls,
@@ -228,9 +226,7 @@ def read_table(path: str | Path, schema: pa.Schema, **filters: object) -> pd.Dat
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        table = pq.read_table(
-            path, filters=[(k, "==", v) for k, v in filters.items()] or None
-        )
+        table = pq.read_table(path, filters=[(k, "==", v) for k, v in filters.items()] or None)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(
             f"{path}: not a readable Parquet file (truncated or corrupt?): {exc}"

@@ -92,7 +92,9 @@ class _Builder:
         )
 
 
-def _axles(b: _Builder, length: float, width: float, xs: tuple[float, ...], r: float = 0.34) -> None:
+def _axles(
+    b: _Builder, length: float, width: float, xs: tuple[float, ...], r: float = 0.34
+) -> None:
     for x in xs:
         b.box(x - r, x + r, 0.0, 2 * r - 0.05, width - 0.04, 0.03)
 
@@ -106,7 +108,9 @@ def _car(
     _axles(b, L, W, (0.33 * L, -0.32 * L))
 
 
-def _passenger(subtype: str, rng: np.random.Generator, b: _Builder, paint: float) -> tuple[float, float, float]:
+def _passenger(
+    subtype: str, rng: np.random.Generator, b: _Builder, paint: float
+) -> tuple[float, float, float]:
     u = rng.uniform
     if subtype == "sedan":
         L, W, H = u(4.3, 4.95), u(1.75, 1.9), u(1.38, 1.5)
@@ -190,8 +194,9 @@ def _vehicle(subtype: str, rng: np.random.Generator, parked: bool) -> _Builder:
         bed_rear = -L / 2 + run
         b.box(L / 2 - 2.3, L / 2, 0.5, u(2.5, 2.7), W - 0.1, paint)  # cab
         b.box(bed_rear, L / 2 - 2.4, 0.95, 1.1, W, u(0.2, 0.4))  # flat bed
-        b.box(bed_rear - ramp / 2, bed_rear + ramp / 2, 0.5 - 0.04, 0.5 + 0.04, W - 0.2,
-              u(0.2, 0.5))
+        b.box(
+            bed_rear - ramp / 2, bed_rear + ramp / 2, 0.5 - 0.04, 0.5 + 0.04, W - 0.2, u(0.2, 0.5)
+        )
         cx, cz = bed_rear - run / 2, 0.55
         c, h, r, refl = b.parts[-1]
         b.parts[-1] = (np.array([cx, 0.0, cz]), h, _rot(0.0, -angle), refl)

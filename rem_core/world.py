@@ -176,8 +176,15 @@ class _Occupancy:
         self.rect = np.zeros((capacity, 3))  # length, width, yaw
         self.n = 0
 
-    def try_add(self, start: np.ndarray, velocity: np.ndarray, length: float, width: float,
-                yaw: float, margin: float = 0.3) -> bool:
+    def try_add(
+        self,
+        start: np.ndarray,
+        velocity: np.ndarray,
+        length: float,
+        width: float,
+        yaw: float,
+        margin: float = 0.3,
+    ) -> bool:
         pos = start + velocity * self.times[:, None]
         if self.n:
             radius = np.hypot(length, width) / 2
@@ -198,7 +205,9 @@ class _Occupancy:
         return True
 
 
-def _free_intervals(lo: float, hi: float, blocked: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _free_intervals(
+    lo: float, hi: float, blocked: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
     out, start = [], lo
     for b0, b1 in sorted(blocked):
         if b0 > start:
@@ -223,7 +232,9 @@ class _SceneBuilder:
         self.times = np.arange(n) / config.frame_rate_hz
         self.occupancy = _Occupancy(self.times)
         self.agents: list[_Agent] = []
-        self.static: list[tuple[np.ndarray, np.ndarray, float, float]] = []  # centre, size, yaw, refl
+        self.static: list[
+            tuple[np.ndarray, np.ndarray, float, float]
+        ] = []  # centre, size, yaw, refl
 
         u = rng.uniform
         self.ego_speed = 0.0 if rng.random() < 0.15 else u(5.0, 13.0)
@@ -262,16 +273,30 @@ class _SceneBuilder:
     def sample_subtype(self) -> str:
         return str(self.rng.choice(self.subtypes, p=self.weights))
 
-    def add_agent(self, cls: str, subtype: str, shape: Shape, start: np.ndarray,
-                  velocity: np.ndarray, yaw: float) -> bool:
+    def add_agent(
+        self,
+        cls: str,
+        subtype: str,
+        shape: Shape,
+        start: np.ndarray,
+        velocity: np.ndarray,
+        yaw: float,
+    ) -> bool:
         length, width = shape.dims[0], shape.dims[1]
         if not self.occupancy.try_add(start, velocity, length, width, yaw):
             return False
         self.agents.append(_Agent(cls, subtype, shape, start, velocity, yaw))
         return True
 
-    def add_static(self, road: _Road, s: float, lateral: float, size: tuple[float, float, float],
-                   refl: float, z0: float = 0.0) -> None:
+    def add_static(
+        self,
+        road: _Road,
+        s: float,
+        lateral: float,
+        size: tuple[float, float, float],
+        refl: float,
+        z0: float = 0.0,
+    ) -> None:
         xy = road.point(s, lateral)
         center = np.array([xy[0], xy[1], z0 + size[2] / 2])
         self.static.append((center, np.array(size), road.yaw(True), refl))
@@ -290,11 +315,21 @@ class _SceneBuilder:
                         roll = rng.random()
                         if roll < 0.75:
                             depth = u(6.0, 12.0)
-                            self.add_static(road, s + length / 2, side * (facade + depth / 2),
-                                            (length, depth, u(4.0, 18.0)), u(0.15, 0.45))
+                            self.add_static(
+                                road,
+                                s + length / 2,
+                                side * (facade + depth / 2),
+                                (length, depth, u(4.0, 18.0)),
+                                u(0.15, 0.45),
+                            )
                         elif roll < 0.9:
-                            self.add_static(road, s + length / 2, side * (facade + 0.1),
-                                            (length, 0.15, u(1.0, 2.0)), u(0.2, 0.5))
+                            self.add_static(
+                                road,
+                                s + length / 2,
+                                side * (facade + 0.1),
+                                (length, 0.15, u(1.0, 2.0)),
+                                u(0.2, 0.5),
+                            )
                         s += length + (u(1.0, 8.0) if rng.random() < 0.4 else 0.0)
                     s = a + u(2.0, 20.0)
                     while s < b - 1.0:
@@ -304,8 +339,14 @@ class _SceneBuilder:
                             tree = s + u(8.0, 12.0)
                             self.add_static(road, tree, lateral, (0.35, 0.35, 2.6), 0.1)
                             crown = u(2.5, 4.5)
-                            self.add_static(road, tree, lateral - side * 0.3,
-                                            (crown, min(crown, 2.6), u(2.5, 4.0)), 0.12, z0=2.6)
+                            self.add_static(
+                                road,
+                                tree,
+                                lateral - side * 0.3,
+                                (crown, min(crown, 2.6), u(2.5, 4.0)),
+                                0.12,
+                                z0=2.6,
+                            )
                         s += u(25.0, 40.0)
 
     def build_parked(self) -> None:
@@ -330,13 +371,21 @@ class _SceneBuilder:
                         curb = road.half_width - 0.25 - width / 2
                         forward = (side < 0) != (rng.random() < 0.1)
                         start = road.point(s + length / 2, side * curb)
-                        if self.add_agent("vehicle", subtype, shape, start, np.zeros(2),
-                                          road.yaw(forward)):
+                        if self.add_agent(
+                            "vehicle", subtype, shape, start, np.zeros(2), road.yaw(forward)
+                        ):
                             pending = None
                         s += length + u(0.8, 3.0)
 
-    def _movers(self, road: _Road, lateral: float, forward: bool, speed: float, per_km: float,
-                make: Callable[[], tuple[str, str, Shape]]) -> None:
+    def _movers(
+        self,
+        road: _Road,
+        lateral: float,
+        forward: bool,
+        speed: float,
+        per_km: float,
+        make: Callable[[], tuple[str, str, Shape]],
+    ) -> None:
         lo, hi = self.extent(road)
         lo, hi = lo - 60.0, hi + 60.0
         count = self.rng.poisson(per_km * (hi - lo) / 1000.0)
@@ -346,8 +395,14 @@ class _SceneBuilder:
             # Retry the same object elsewhere on the lane, so that long vehicles, which
             # collide more often, keep their share of the mix.
             for s in self.rng.uniform(lo, hi, 8):
-                if self.add_agent(cls, subtype, shape, road.point(s, lateral),
-                                  direction * speed, road.yaw(forward)):
+                if self.add_agent(
+                    cls,
+                    subtype,
+                    shape,
+                    road.point(s, lateral),
+                    direction * speed,
+                    road.yaw(forward),
+                ):
                     break
 
     def build_traffic(self) -> None:
@@ -365,11 +420,18 @@ class _SceneBuilder:
                     if forward and (r, lane) == self.ego_lane:
                         speed = self.ego_speed  # keep the ego's lane moving as one queue
                     lateral = sign * (lane + 0.5) * LANE_WIDTH
-                    self._movers(road, lateral, forward, speed, cfg.moving_vehicles_per_km_lane,
-                                 vehicle)
+                    self._movers(
+                        road, lateral, forward, speed, cfg.moving_vehicles_per_km_lane, vehicle
+                    )
                 bike = sign * (road.lanes * LANE_WIDTH + BIKE_LANE / 2)
-                self._movers(road, bike, forward, u(3.5, 7.0), cfg.cyclists_per_km_lane,
-                             lambda: ("cyclist", "cyclist", make_shape("cyclist", "cyclist", rng)))
+                self._movers(
+                    road,
+                    bike,
+                    forward,
+                    u(3.5, 7.0),
+                    cfg.cyclists_per_km_lane,
+                    lambda: ("cyclist", "cyclist", make_shape("cyclist", "cyclist", rng)),
+                )
 
     def build_pedestrians(self) -> None:
         u, rng = self.rng.uniform, self.rng
@@ -387,8 +449,9 @@ class _SceneBuilder:
                             forward = rng.random() < 0.5
                             velocity = (road.along if forward else -road.along) * u(0.8, 1.6)
                             yaw = road.yaw(forward)
-                        self.add_agent("pedestrian", "pedestrian", shape, road.point(s, lateral),
-                                       velocity, yaw)
+                        self.add_agent(
+                            "pedestrian", "pedestrian", shape, road.point(s, lateral), velocity, yaw
+                        )
 
 
 # --- simulation ---------------------------------------------------------------------------
@@ -402,8 +465,9 @@ def _rz(yaw: np.ndarray) -> np.ndarray:
     return out
 
 
-def _noisy_labels(boxes: np.ndarray, is_vehicle: np.ndarray, fraction: float,
-                  rng: np.random.Generator) -> np.ndarray:
+def _noisy_labels(
+    boxes: np.ndarray, is_vehicle: np.ndarray, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     """Realistic label errors: a box on part of a vehicle, or a wrong size.
 
     Returns:
@@ -502,9 +566,7 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         s_rel = (static_center[:, :2] - ego_xy) @ to_vehicle.T
         near = np.flatnonzero(np.hypot(s_rel[:, 0], s_rel[:, 1]) - static_radius <= max_range)
         solids = Solids(
-            center=np.concatenate(
-                [center, np.column_stack([s_rel[near], static_center[near, 2]])]
-            ),
+            center=np.concatenate([center, np.column_stack([s_rel[near], static_center[near, 2]])]),
             half=np.concatenate([part_half[parts], static_half[near]]),
             rotation=np.concatenate([rot @ part_rot[parts], _rz(static_yaw[near] - scene.ego_yaw)]),
             owner=np.concatenate([owner, np.full(len(near), HIT_STATIC)]),
@@ -527,8 +589,9 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         counts = lidar.count_in_boxes(points, ray, boxes)
         visible = counts >= config.min_label_points
         labelled, boxes, counts = in_range[visible], boxes[visible], counts[visible]
-        noise = _noisy_labels(boxes, agent_cls[labelled] == "vehicle",
-                              config.label_noise_fraction, label_rng)
+        noise = _noisy_labels(
+            boxes, agent_cls[labelled] == "vehicle", config.label_noise_fraction, label_rng
+        )
         boxes[:, 6] = wrap_angle(boxes[:, 6])
         wrong = noise != ""
         counts[wrong] = lidar.count_in_boxes(points, ray, boxes[wrong])
@@ -558,8 +621,19 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
             )
         )
         frame_rows.append(
-            (row["segment_id"], f, base_micros + round(t * 1e6), ego_xy[0], ego_xy[1], 0.0,
-             np.cos(scene.ego_yaw / 2), 0.0, 0.0, np.sin(scene.ego_yaw / 2), len(points))
+            (
+                row["segment_id"],
+                f,
+                base_micros + round(t * 1e6),
+                ego_xy[0],
+                ego_xy[1],
+                0.0,
+                np.cos(scene.ego_yaw / 2),
+                0.0,
+                0.0,
+                np.sin(scene.ego_yaw / 2),
+                len(points),
+            )
         )
         point_chunks.append(points)
 
@@ -594,8 +668,12 @@ def simulate_world(
     total = config.n_total_segments
     for index in range(total):
         segment = simulate_segment(config, index, lidar)
-        log.debug("segment %s: %d frames, %d boxes", segment.segment_id, len(segment.frames),
-                  len(segment.boxes))
+        log.debug(
+            "segment %s: %d frames, %d boxes",
+            segment.segment_id,
+            len(segment.frames),
+            len(segment.boxes),
+        )
         if progress is not None:
             progress(index + 1, total)
         yield segment

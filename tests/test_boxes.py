@@ -45,7 +45,10 @@ def test_size_subset_thresholds():
 
 
 rect = st.tuples(
-    st.floats(-5, 5), st.floats(-5, 5), st.floats(0.2, 6), st.floats(0.2, 3),
+    st.floats(-5, 5),
+    st.floats(-5, 5),
+    st.floats(0.2, 6),
+    st.floats(0.2, 3),
     st.floats(-np.pi, np.pi),
 )
 

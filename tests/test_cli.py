@@ -18,8 +18,10 @@ def test_help_on_every_command(args, capsys):
 
 def test_world_then_info(tmp_path, capsys):
     out = tmp_path / "w"
-    assert main(["world", "--preset", "tiny", "--segments", "2", "--frames", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["world", "--preset", "tiny", "--segments", "2", "--frames", "2", "--out", str(out)])
+        == 0
+    )
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "segments   4  (source 1, unlabelled 1, validation 1, ood 1)" in text
@@ -42,6 +44,7 @@ def test_describe_counts_large_tracks(tiny_world):
 
 
 def test_console_script_runs():
-    done = subprocess.run([sys.executable, "-m", "rem_core.cli", "--help"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "rem_core.cli", "--help"], capture_output=True, text=True, check=True
+    )
     assert "world" in done.stdout and "info" in done.stdout

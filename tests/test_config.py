@@ -69,7 +69,8 @@ def test_default_mix_matches_the_long_tail():
         share[VEHICLE_SUBTYPES[subtype]] += weight
     assert sum(share.values()) == pytest.approx(1.0)
     assert 0.95 <= share["regular"] <= 0.97
-    assert 0.03 <= share["large"] <= 0.04
+    assert 0.005 <= share["irregular"] <= 0.01
+    assert 0.025 <= share["large"] <= 0.04
 
 
 def test_source_pool_is_a_tenth():

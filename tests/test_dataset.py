@@ -32,7 +32,7 @@ def test_truncated_parquet_gives_a_clear_error(tiny_world, tmp_path):
     path = copy / "boxes.parquet"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataError, match=r"boxes\.parquet.*truncated or corrupt"):
-        Dataset.open(copy).boxes
+        _ = Dataset.open(copy).boxes
 
 
 def test_not_a_data_set(tmp_path):
@@ -67,8 +67,12 @@ def test_failed_write_leaves_nothing(tiny_world, tmp_path):
     seg = tiny_world.segments.head(1)
     with pytest.raises(SchemaError):
         with DatasetWriter(out, {}) as w:
-            w.add_segment(seg, tiny_world.frames.head(1), tiny_world.boxes.drop(columns="class"),
-                          [np.zeros((3, 4), np.float32)])
+            w.add_segment(
+                seg,
+                tiny_world.frames.head(1),
+                tiny_world.boxes.drop(columns="class"),
+                [np.zeros((3, 4), np.float32)],
+            )
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 

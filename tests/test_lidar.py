@@ -16,8 +16,11 @@ def solids_from_boxes(boxes: np.ndarray, owner: list[int]) -> Solids:
     rot = np.zeros((len(boxes), 3, 3))
     rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1
     return Solids(
-        center=boxes[:, :3], half=boxes[:, 3:6] / 2, rotation=rot,
-        owner=np.array(owner), reflectivity=np.full(len(boxes), 0.3),
+        center=boxes[:, :3],
+        half=boxes[:, 3:6] / 2,
+        rotation=rot,
+        owner=np.array(owner),
+        reflectivity=np.full(len(boxes), 0.3),
     )
 
 
@@ -50,10 +53,12 @@ def test_wall_ahead_is_hit_at_its_face():
 
 def test_occluded_box_gets_no_points():
     lidar = Lidar(EXACT)
-    boxes = np.array([
-        [10.0, 0.0, 2.0, 1.0, 8.0, 4.0, 0.0],  # a tall wall in front
-        [20.0, 0.0, 0.75, 4.0, 1.8, 1.5, 0.0],  # a car behind it
-    ])
+    boxes = np.array(
+        [
+            [10.0, 0.0, 2.0, 1.0, 8.0, 4.0, 0.0],  # a tall wall in front
+            [20.0, 0.0, 0.75, 4.0, 1.8, 1.5, 0.0],  # a car behind it
+        ]
+    )
     sweep = lidar.cast(solids_from_boxes(boxes, [0, 1]), np.random.default_rng(0))
     assert (sweep.owner == 0).sum() > 0
     assert (sweep.owner == 1).sum() == 0
@@ -75,11 +80,17 @@ def test_ray_windows_are_conservative():
     """Every ray that hits a box (brute force over all rays) lies in the box's window."""
     lidar = Lidar(LidarConfig(azimuth_step_deg=1.0, dropout=0.0, range_noise_m=0.0))
     rng = np.random.default_rng(3)
-    boxes = np.column_stack([
-        rng.uniform(-30, 30, 40), rng.uniform(-30, 30, 40), rng.uniform(0.5, 3, 40),
-        rng.uniform(0.5, 12, 40), rng.uniform(0.5, 3, 40), rng.uniform(0.5, 4, 40),
-        rng.uniform(-np.pi, np.pi, 40),
-    ])
+    boxes = np.column_stack(
+        [
+            rng.uniform(-30, 30, 40),
+            rng.uniform(-30, 30, 40),
+            rng.uniform(0.5, 3, 40),
+            rng.uniform(0.5, 12, 40),
+            rng.uniform(0.5, 3, 40),
+            rng.uniform(0.5, 4, 40),
+            rng.uniform(-np.pi, np.pi, 40),
+        ]
+    )
     boxes = boxes[np.hypot(boxes[:, 0], boxes[:, 1]) > 4]
     solids = solids_from_boxes(boxes, list(range(len(boxes))))
     n_beams, n_cols = lidar.shape
@@ -105,11 +116,17 @@ def test_rain_adds_dropout_and_clutter():
 def test_count_in_boxes_matches_brute_force_and_open3d():
     lidar = Lidar(LidarConfig())
     rng = np.random.default_rng(5)
-    boxes = np.column_stack([
-        rng.uniform(-40, 40, 30), rng.uniform(-40, 40, 30), rng.uniform(0.5, 1.5, 30),
-        rng.uniform(1, 10, 30), rng.uniform(1, 3, 30), rng.uniform(1, 3, 30),
-        rng.uniform(-np.pi, np.pi, 30),
-    ])
+    boxes = np.column_stack(
+        [
+            rng.uniform(-40, 40, 30),
+            rng.uniform(-40, 40, 30),
+            rng.uniform(0.5, 1.5, 30),
+            rng.uniform(1, 10, 30),
+            rng.uniform(1, 3, 30),
+            rng.uniform(1, 3, 30),
+            rng.uniform(-np.pi, np.pi, 30),
+        ]
+    )
     sweep = lidar.cast(solids_from_boxes(boxes, list(range(30))), rng)
     pts, ray = lidar.points(sweep)
     # Count in slightly grown boxes, so points lie strictly inside or outside.

@@ -118,8 +118,18 @@ def test_vehicle_sizes_follow_the_long_tail(tiny_world):
     t = tiny_world.tracks
     v = t[t["class"] == "vehicle"]
     subset = size_subset(v["length"], v["width"], v["height"])
-    fam = v["subtype"].map({"bus": "large", "box_truck": "large", "tractor_trailer": "large",
-                            "car_carrier": "large"}).fillna("other")
+    fam = (
+        v["subtype"]
+        .map(
+            {
+                "bus": "large",
+                "box_truck": "large",
+                "tractor_trailer": "large",
+                "car_carrier": "large",
+            }
+        )
+        .fillna("other")
+    )
     assert (subset[fam.to_numpy() == "large"] == "large").all()
     regular = v["subtype"].isin(["sedan", "hatchback", "suv", "pickup", "van"]).to_numpy()
     assert (subset[regular] == "regular").all()
@@ -135,12 +145,16 @@ def test_label_noise_is_flagged_and_wrong(tiny_config):
     assert 0.2 < share < 0.4
     assert not noisy.boxes.loc[~vehicles, "label_noise"].any()
     assert set(noisy.boxes.loc[noisy.boxes["label_noise"], "noise_kind"]) == {
-        "partial", "wrong_size"}
+        "partial",
+        "wrong_size",
+    }
     merged = noisy.boxes.merge(clean.boxes, on=["frame_index", "track_id"], suffixes=("", "_t"))
     wrong = merged[merged["label_noise"]]
-    differs = (np.abs(wrong["length"] - wrong["length_t"]) > 1e-6) | (
-        np.abs(wrong["width"] - wrong["width_t"]) > 1e-6) | (
-        np.abs(wrong["height"] - wrong["height_t"]) > 1e-6)
+    differs = (
+        (np.abs(wrong["length"] - wrong["length_t"]) > 1e-6)
+        | (np.abs(wrong["width"] - wrong["width_t"]) > 1e-6)
+        | (np.abs(wrong["height"] - wrong["height_t"]) > 1e-6)
+    )
     assert differs.all()
     # Label noise does not change the scene or the sensor.
     assert np.array_equal(noisy.points, clean.points)
