@@ -153,6 +153,27 @@ class Dataset:
         table = read_table(self.points_path(segment_id), POINTS, frame_index=int(frame_index))
         return table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)
 
+    def segment_points(self, segment_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """All points of a segment at once, grouped by frame.
+
+        Returns:
+            ``(points, offsets)``: ``(M, 4)`` float32 ``x, y, z, intensity``, and ``(T + 1,)``
+            int64 offsets such that frame ``f`` (``f``-th row of the segment in ``frames``)
+            holds ``points[offsets[f]:offsets[f + 1]]``.
+        """
+        table = read_table(self.points_path(segment_id), POINTS)
+        frame_index = table["frame_index"].to_numpy()
+        order = np.argsort(frame_index, kind="stable")
+        wanted = np.sort(
+            self.frames.loc[self.frames["segment_id"] == segment_id, "frame_index"].to_numpy()
+        )
+        sorted_index = frame_index[order]
+        bounds = np.searchsorted(sorted_index, wanted, side="left")
+        end = np.searchsorted(sorted_index, wanted[-1], side="right") if len(wanted) else 0
+        offsets = np.append(bounds, end).astype(np.int64)
+        pts = table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)[order]
+        return pts, offsets
+
     def frame_boxes(self, segment_id: str, frame_index: int) -> pd.DataFrame:
         """Ground-truth boxes of one frame."""
         b = self.boxes

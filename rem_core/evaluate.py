@@ -1,0 +1,718 @@
+"""Detection evaluation: rotated-box IoU, score-first matching, AP by size subset, recall.
+
+Box convention (as Waymo, see ``rem_core.boxes``): an ``(N, 7)`` float array of
+``center_x, center_y, center_z, length, width, height, heading`` in the vehicle frame,
+metres and radians; geometric centre, ``length`` along the heading, heading in [-pi, pi).
+
+The metric (``docs/evaluation.md`` has the worked definitions):
+
+* **IoU**: bird's-eye-view IoU of the rotated rectangles (``bev_iou``), or 3D IoU of the
+  upright boxes, BEV intersection area x vertical overlap / union volume (``iou_3d``).
+* **Matching**, per frame and class: predictions in descending score order each take the
+  still unmatched ground-truth box of highest IoU, if that IoU is >= the threshold (KITTI's
+  score-first greedy matching; the paper's Waymo vehicle AP uses 3D IoU 0.5).
+* **AP**: the exact area under the max-precision envelope of the precision-recall curve,
+  with one curve point per distinct score.
+* **Size subsets** (paper Table 3): a ground-truth box belongs to the subset of its own
+  size (``rem_core.boxes.size_subset``); a matched prediction to its ground truth's subset;
+  an unmatched prediction to the subset of its own predicted size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from rem_core.boxes import bev_corners, size_subset
+from rem_core.schema import BOX_COLUMNS, SchemaError
+
+__all__ = [
+    "SUBSETS",
+    "DetectionEval",
+    "PRCurve",
+    "bev_iou",
+    "bev_iou_pairs",
+    "evaluate_detections",
+    "iou_3d",
+    "iou_3d_pairs",
+    "precision_recall",
+    "recall_by_group",
+]
+
+#: Size subsets reported by ``evaluate_detections``: every box, then by ``size_subset``.
+SUBSETS = ("all", "regular", "large", "small")
+
+IoUKind = Literal["3d", "bev"]
+
+# Pairs examined per block (prefilter) and clipped per block: memory stays near 100 MB
+# for any N x M.
+_PAIR_BLOCK = 1 << 20
+_CLIP_BLOCK = 1 << 14
+
+
+# --------------------------------------------------------------------------- IoU
+
+
+def _as_boxes(boxes: ArrayLike, name: str) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 7:
+        raise ValueError(f"{name}: expected an (N, 7) box array, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: boxes must be finite")
+    if (arr[:, 3:6] < 0).any():
+        raise ValueError(f"{name}: length, width and height must be >= 0")
+    return arr
+
+
+def _clip_area(x: np.ndarray, y: np.ndarray, hl: np.ndarray, hw: np.ndarray) -> np.ndarray:
+    """Area of convex polygons clipped by centred axis-aligned rectangles (Sutherland-Hodgman).
+
+    Polygons are padded arrays: row ``k`` holds ``n_k`` vertices counter-clockwise, then
+    copies of its last vertex, so the cyclic predecessor of slot 0 is the last vertex and
+    the shoelace sum needs no mask (the copies add zero-length edges).
+
+    Args:
+        x: ``(K, 4)`` x of the subject quadrilaterals' corners, counter-clockwise, metres,
+            in the frame of the clip rectangle.
+        y: ``(K, 4)`` their y.
+        hl: ``(K,)`` half extent of the clip rectangle along x, metres.
+        hw: ``(K,)`` half extent along y.
+
+    Returns:
+        ``(K,)`` float64 intersection areas, m^2.
+    """
+    k = len(x)
+    rows = np.arange(k)
+    n = np.full(k, x.shape[1])
+    # The rectangle's four half-planes: h + sign * coordinate >= 0.
+    for use_x, sign in ((True, -1.0), (True, 1.0), (False, -1.0), (False, 1.0)):
+        width = x.shape[1]
+        if width == 0:
+            break
+        s = (hl if use_x else hw)[:, None] + sign * (x if use_x else y)
+        valid = np.arange(width)[None, :] < n[:, None]
+        s_prev = np.concatenate([s[:, -1:], s[:, :-1]], axis=1)
+        x_prev = np.concatenate([x[:, -1:], x[:, :-1]], axis=1)
+        y_prev = np.concatenate([y[:, -1:], y[:, :-1]], axis=1)
+        inside = s >= 0
+        crossing = (inside != (s_prev >= 0)) & valid
+        # Where the signs differ, s_prev - s is nonzero; elsewhere t is unused.
+        t = s_prev / np.where(crossing, s_prev - s, 1.0)
+        # Each vertex emits [the edge's crossing into it, itself if inside], in order.
+        keep = np.stack([crossing, inside & valid], axis=2).reshape(k, 2 * width)
+        cand_x = np.stack([x_prev + t * (x - x_prev), x], axis=2).reshape(k, 2 * width)
+        cand_y = np.stack([y_prev + t * (y - y_prev), y], axis=2).reshape(k, 2 * width)
+        n = keep.sum(axis=1)
+        new_width = int(n.max(initial=0))
+        last = 2 * width - 1 - np.argmax(keep[:, ::-1], axis=1)
+        x = np.repeat(cand_x[rows, last][:, None], new_width, axis=1)
+        y = np.repeat(cand_y[rows, last][:, None], new_width, axis=1)
+        r, col = np.nonzero(keep)[0], (np.cumsum(keep, axis=1) - 1)[keep]
+        x[r, col] = cand_x[keep]
+        y[r, col] = cand_y[keep]
+    if x.shape[1] < 3:
+        return np.zeros(k)
+    x_next = np.concatenate([x[:, 1:], x[:, :1]], axis=1)
+    y_next = np.concatenate([y[:, 1:], y[:, :1]], axis=1)
+    return np.maximum(0.5 * (x * y_next - x_next * y).sum(axis=1), 0.0)
+
+
+def _bev_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(K,)`` BEV intersection areas (m^2) of paired ``(K, 7)`` boxes, in blocks.
+
+    Each ``b`` box is clipped by the four half-planes of its ``a`` box, in ``a``'s frame.
+    """
+    out = np.empty(len(a))
+    for lo in range(0, len(a), _CLIP_BLOCK):
+        sa, sb = a[lo : lo + _CLIP_BLOCK], b[lo : lo + _CLIP_BLOCK]
+        cos, sin = np.cos(sa[:, 6]), np.sin(sa[:, 6])
+        dx, dy = sb[:, 0] - sa[:, 0], sb[:, 1] - sa[:, 1]
+        local = np.column_stack(
+            [cos * dx + sin * dy, cos * dy - sin * dx, sb[:, 3], sb[:, 4], sb[:, 6] - sa[:, 6]]
+        )
+        corners = bev_corners(local)
+        area = _clip_area(
+            np.ascontiguousarray(corners[..., 0]),
+            np.ascontiguousarray(corners[..., 1]),
+            sa[:, 3] / 2,
+            sa[:, 4] / 2,
+        )
+        out[lo : lo + _CLIP_BLOCK] = np.minimum(
+            area, np.minimum(sa[:, 3] * sa[:, 4], sb[:, 3] * sb[:, 4])
+        )
+    return out
+
+
+def _paired_iou(a: np.ndarray, b: np.ndarray, kind: IoUKind) -> np.ndarray:
+    """IoU of paired boxes already known to be candidates (no prefilter)."""
+    inter = _bev_intersection(a, b)
+    if kind == "3d":
+        top = np.minimum(a[:, 2] + a[:, 5] / 2, b[:, 2] + b[:, 5] / 2)
+        bottom = np.maximum(a[:, 2] - a[:, 5] / 2, b[:, 2] - b[:, 5] / 2)
+        inter = inter * np.maximum(top - bottom, 0.0)
+        size_a, size_b = a[:, 3] * a[:, 4] * a[:, 5], b[:, 3] * b[:, 4] * b[:, 5]
+    else:
+        size_a, size_b = a[:, 3] * a[:, 4], b[:, 3] * b[:, 4]
+    union = size_a + size_b - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return np.clip(iou, 0.0, 1.0)
+
+
+class _Reach:
+    """Per-box bounds used to skip pairs that cannot overlap: circle, AABB, z extent."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        hl, hw = boxes[:, 3] / 2, boxes[:, 4] / 2
+        c, s = np.abs(np.cos(boxes[:, 6])), np.abs(np.sin(boxes[:, 6]))
+        self.x, self.y = boxes[:, 0], boxes[:, 1]
+        self.radius = np.hypot(hl, hw)
+        self.ex, self.ey = c * hl + s * hw, s * hl + c * hw
+        self.z_lo, self.z_hi = boxes[:, 2] - boxes[:, 5] / 2, boxes[:, 2] + boxes[:, 5] / 2
+
+
+def _may_overlap(
+    ra: _Reach, rb: _Reach, ia: np.ndarray, ib: np.ndarray, kind: IoUKind
+) -> np.ndarray:
+    """``(K,)`` bool: pairs ``(ia[k], ib[k])`` whose AABBs, circles (and z extents) overlap."""
+    # Tests narrow the candidates one after another: most scene pairs fail the first.
+    idx = np.flatnonzero(np.abs(ra.x[ia] - rb.x[ib]) < ra.ex[ia] + rb.ex[ib])
+    ja, jb = ia[idx], ib[idx]
+    dy = ra.y[ja] - rb.y[jb]
+    near = np.abs(dy) < ra.ey[ja] + rb.ey[jb]
+    dx = ra.x[ja] - rb.x[jb]
+    near &= dx * dx + dy * dy < (ra.radius[ja] + rb.radius[jb]) ** 2
+    if kind == "3d":
+        near &= np.minimum(ra.z_hi[ja], rb.z_hi[jb]) > np.maximum(ra.z_lo[ja], rb.z_lo[jb])
+    keep = np.zeros(len(ia), bool)
+    keep[idx[near]] = True
+    return keep
+
+
+def _pairs_within_keys(
+    key_a: np.ndarray, key_b: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every ``(i, j)`` with ``key_a[i] == key_b[j]``, in blocks of about ``_PAIR_BLOCK``."""
+    if len(key_a) == 0 or len(key_b) == 0:
+        return
+    n_keys = int(max(key_a.max(), key_b.max())) + 1
+    order_b = np.argsort(key_b, kind="stable")
+    count_b = np.bincount(key_b, minlength=n_keys)
+    start_b = np.cumsum(count_b) - count_b
+    per_a = count_b[key_a]
+    cum = np.concatenate([[0], np.cumsum(per_a)])
+    lo = 0
+    while lo < len(key_a):
+        hi = max(int(np.searchsorted(cum, cum[lo] + _PAIR_BLOCK, side="right")) - 1, lo + 1)
+        ia = np.arange(lo, hi)
+        reps = per_a[ia]
+        total = int(reps.sum())
+        if total:
+            offset = np.arange(total) - np.repeat(cum[ia] - cum[lo], reps)
+            yield np.repeat(ia, reps), order_b[np.repeat(start_b[key_a[ia]], reps) + offset]
+        lo = hi
+
+
+def _sparse_iou(
+    a: np.ndarray, b: np.ndarray, key_a: np.ndarray, key_b: np.ndarray, kind: IoUKind
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(i, j, iou)`` with ``iou > 0`` among boxes that share a key."""
+    ra, rb = _Reach(a), _Reach(b)
+    out_i, out_j, out_v = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+    for ia, ib in _pairs_within_keys(key_a, key_b):
+        keep = _may_overlap(ra, rb, ia, ib, kind)
+        ia, ib = ia[keep], ib[keep]
+        iou = _paired_iou(a[ia], b[ib], kind)
+        hit = iou > 0
+        out_i.append(ia[hit])
+        out_j.append(ib[hit])
+        out_v.append(iou[hit])
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_v)
+
+
+def _dense_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
+    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")
+    i, j, v = _sparse_iou(a, b, np.zeros(len(a), np.int64), np.zeros(len(b), np.int64), kind)
+    out = np.zeros((len(a), len(b)))
+    out[i, j] = v
+    return out
+
+
+def _pairs_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
+    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must pair up row by row, got {a.shape} and {b.shape}")
+    idx = np.arange(len(a))
+    keep = _may_overlap(_Reach(a), _Reach(b), idx, idx, kind)
+    out = np.zeros(len(a))
+    out[keep] = _paired_iou(a[keep], b[keep], kind)
+    return out
+
+
+def bev_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Bird's-eye-view IoU of every box in ``a`` with every box in ``b``.
+
+    Rotated rectangles are intersected by Sutherland-Hodgman clipping, vectorised over
+    pairs; pairs whose bounding circles or axis-aligned boxes do not overlap are skipped,
+    and pairs are processed in blocks, so memory stays bounded for thousands of boxes.
+
+    Args:
+        a: ``(N, 7)`` boxes, see the module docstring (z and height are ignored).
+        b: ``(M, 7)`` boxes in the same frame.
+
+    Returns:
+        ``(N, M)`` float64 IoU in [0, 1].
+
+    Example:
+        >>> a = np.array([[0.0, 0, 0, 1, 1, 1, 0]])
+        >>> b = np.array([[0.5, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, np.pi / 2]])
+        >>> bev_iou(a, b).round(4)
+        array([[0.3333, 1.    ]])
+    """
+    return _dense_iou(a, b, "bev")
+
+
+def bev_iou_pairs(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Bird's-eye-view IoU of ``a[k]`` with ``b[k]``.
+
+    Args:
+        a: ``(K, 7)`` boxes.
+        b: ``(K, 7)`` boxes, paired row by row with ``a``.
+
+    Returns:
+        ``(K,)`` float64 IoU in [0, 1].
+    """
+    return _pairs_iou(a, b, "bev")
+
+
+def iou_3d(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """3D IoU of upright boxes: BEV intersection area x vertical overlap / union volume.
+
+    Args:
+        a: ``(N, 7)`` boxes, see the module docstring.
+        b: ``(M, 7)`` boxes in the same frame.
+
+    Returns:
+        ``(N, M)`` float64 IoU in [0, 1].
+
+    Example:
+        >>> a = np.array([[0.0, 0, 1, 4, 2, 2, 0]])
+        >>> iou_3d(a, a + [0, 0, 1, 0, 0, 0, 0]).round(4)  # half the height shared
+        array([[0.3333]])
+    """
+    return _dense_iou(a, b, "3d")
+
+
+def iou_3d_pairs(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """3D IoU of ``a[k]`` with ``b[k]``: ``(K, 7)`` boxes each, ``(K,)`` float64 out."""
+    return _pairs_iou(a, b, "3d")
+
+
+# --------------------------------------------------------------------------- AP
+
+
+@dataclass(frozen=True, eq=False)
+class PRCurve:
+    """Precision and recall of a ranked list of predictions, and its AP.
+
+    One point per distinct score, highest score first: point ``k`` counts every prediction
+    with ``score >= thresholds[k]`` (tied scores enter together, so the curve does not
+    depend on row order).
+
+    Attributes:
+        thresholds: ``(K,)`` float64 distinct scores, descending.
+        precision: ``(K,)`` float64 true positives / predictions kept.
+        recall: ``(K,)`` float64 true positives / ``n_gt`` (NaN when ``n_gt == 0``).
+        n_gt: ground-truth boxes.
+        n_pred: predictions.
+        n_tp: true positives among them.
+        ap: area under the max-precision envelope, in [0, 1]; 0 without predictions, NaN
+            without ground truth (undefined).
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    n_gt: int
+    n_pred: int
+    n_tp: int
+    ap: float
+
+
+def precision_recall(scores: ArrayLike, is_tp: ArrayLike, n_gt: int) -> PRCurve:
+    """The precision-recall curve of matched predictions and its average precision.
+
+    ``AP = sum_k (r_k - r_{k-1}) * max_{j >= k} p_j`` with ``r_{-1} = 0``: the exact area
+    under the precision envelope (every-point interpolation, as PASCAL VOC since 2010).
+
+    Args:
+        scores: ``(P,)`` prediction confidences.
+        is_tp: ``(P,)`` bool, whether each prediction matched a ground-truth box.
+        n_gt: number of ground-truth boxes (true positives can be at most this many).
+
+    Returns:
+        The curve; ``.ap`` is the average precision.
+
+    Example:
+        >>> precision_recall([0.9, 0.8, 0.7, 0.6], [True, False, True, False], 3).ap
+        0.5555555555555556
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    tp = np.asarray(is_tp, dtype=bool).reshape(-1)
+    if len(scores) != len(tp):
+        raise ValueError(f"scores ({len(scores)}) and is_tp ({len(tp)}) differ in length")
+    n_tp = int(tp.sum())
+    if n_tp > n_gt:
+        raise ValueError(f"{n_tp} true positives but only n_gt={n_gt} ground-truth boxes")
+    order = np.argsort(-scores, kind="stable")
+    s, cum_tp = scores[order], np.cumsum(tp[order])
+    last = np.flatnonzero(np.r_[s[1:] != s[:-1], True]) if len(s) else np.empty(0, int)
+    precision = cum_tp[last] / (last + 1.0)
+    if n_gt == 0:
+        recall = np.full(len(last), np.nan)
+        ap = float("nan")
+    else:
+        recall = cum_tp[last] / float(n_gt)
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]
+        ap = float(np.sum(np.diff(recall, prepend=0.0) * envelope))
+    return PRCurve(
+        thresholds=s[last],
+        precision=precision,
+        recall=recall,
+        n_gt=int(n_gt),
+        n_pred=len(scores),
+        n_tp=n_tp,
+        ap=ap,
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionEval:
+    """The result of ``evaluate_detections``.
+
+    Attributes:
+        iou: ``"3d"`` or ``"bev"``.
+        iou_threshold: minimum IoU of a match.
+        classes: the evaluated classes.
+        curves: ``PRCurve`` per ``(class, subset)``, subsets as in ``SUBSETS``.
+        gt: one row per evaluated ground-truth box, in input order: ``gt_index`` (row
+            position in the input table), ``segment_id``, ``frame_index``, ``class`` and
+            whichever of ``track_id, subtype, num_points, distance`` the input had;
+            ``subset``; ``matched`` (bool); ``pred_index`` (matched prediction's row
+            position in the detections table, -1 if none); ``iou`` and ``score`` of that
+            match (NaN if none); ``max_iou`` with any prediction of its frame and class.
+        predictions: one row per evaluated prediction, in input order: ``pred_index``,
+            ``segment_id``, ``frame_index``, ``class``, whichever of ``detection_id,
+            track_id`` the input had, ``score``, ``subset``, ``tp`` (bool), ``ignored``
+            (bool: unmatched but on a box without points, left out of AP; a prediction
+            neither ``tp`` nor ``ignored`` is a false positive), ``gt_index`` (-1 if none),
+            ``iou`` with the matched box (NaN if none), ``max_iou`` with any ground-truth
+            box of its frame and class (0 if none).
+    """
+
+    iou: IoUKind
+    iou_threshold: float
+    classes: tuple[str, ...]
+    curves: Mapping[tuple[str, str], PRCurve]
+    gt: pd.DataFrame
+    predictions: pd.DataFrame
+
+    def curve(self, subset: str = "all", class_name: str | None = None) -> PRCurve:
+        """The curve of one subset; ``class_name`` may be left out when one class is evaluated."""
+        if class_name is None:
+            if len(self.classes) != 1:
+                raise ValueError(f"class_name: pick one of {list(self.classes)}")
+            class_name = self.classes[0]
+        if (class_name, subset) not in self.curves:
+            raise KeyError(f"no curve for class {class_name!r}, subset {subset!r}")
+        return self.curves[class_name, subset]
+
+    def ap(self, subset: str = "all", class_name: str | None = None) -> float:
+        """AP of a subset; without ``class_name``, the mean over classes with ground truth."""
+        if class_name is not None or len(self.classes) == 1:
+            return self.curve(subset, class_name).ap
+        values = [self.curves[c, subset].ap for c in self.classes]
+        values = [v for v in values if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    def summary(self) -> pd.DataFrame:
+        """One row per ``(class, subset)``: ``class, subset, ap, n_gt, n_pred, n_tp``."""
+        rows = [
+            {
+                "class": c,
+                "subset": s,
+                "ap": cv.ap,
+                "n_gt": cv.n_gt,
+                "n_pred": cv.n_pred,
+                "n_tp": cv.n_tp,
+            }
+            for (c, s), cv in self.curves.items()
+        ]
+        return pd.DataFrame(rows, columns=["class", "subset", "ap", "n_gt", "n_pred", "n_tp"])
+
+
+_KEYS = ["segment_id", "frame_index", "class"]
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise SchemaError(f"{name}: missing column(s) {', '.join(missing)}")
+    for c in (*BOX_COLUMNS, "score"):
+        if c in columns and not np.isfinite(table[c].to_numpy(np.float64)).all():
+            row = int(np.flatnonzero(~np.isfinite(table[c].to_numpy(np.float64)))[0])
+            raise SchemaError(f"{name}: column {c!r} has a non-finite value at row {row}")
+
+
+def evaluate_detections(
+    detections: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    iou_threshold: float = 0.5,
+    iou: IoUKind = "3d",
+    classes: Sequence[str] = ("vehicle",),
+) -> DetectionEval:
+    """Match predictions to ground truth frame by frame and compute AP by size subset.
+
+    Matching (per segment, frame and class): predictions in descending score order (ties
+    in row order) each take the unmatched ground-truth box of highest IoU, if that IoU is
+    ``>= iou_threshold``; others are false positives. A prediction's match therefore never
+    depends on lower-scored ones, so recall at any score threshold can be read off the
+    result (``recall_by_group``).
+
+    Size subsets (``SUBSETS``, paper Table 3): a ground-truth box belongs to the subset of its
+    own ``max(length, width, height)``; a matched prediction to its ground truth's subset; an
+    unmatched prediction to the subset of its own predicted size. The AP of a subset ranks
+    that subset's predictions against that subset's ground truth; ``"all"`` uses everything.
+    AP is ``precision_recall``'s: exact area under the precision envelope.
+
+    Ground-truth boxes with ``num_points == 0`` (when the column exists) are not evaluated:
+    they are neither counted nor matched, and a prediction left unmatched that overlaps one
+    with IoU ``>= iou_threshold`` is ignored, neither true nor false positive (as KITTI's
+    "don't care" regions); a detector cannot be asked to find what its sensor did not see.
+
+    Args:
+        detections: the DETECTIONS table, or any table with ``segment_id, frame_index,
+            class``, the box columns (vehicle frame, metres, radians) and ``score``.
+        ground_truth: the BOXES table, or any table with ``segment_id, frame_index, class``
+            and the box columns; ``track_id, subtype, num_points, distance`` are optional.
+        iou_threshold: minimum IoU of a match, in (0, 1].
+        iou: ``"3d"`` (the paper's Waymo vehicle AP) or ``"bev"``.
+        classes: classes to evaluate; predictions only match boxes of their own class.
+
+    Returns:
+        A ``DetectionEval`` with AP, counts and per-box match tables.
+
+    Raises:
+        SchemaError: a table lacks a column or has a non-finite box or score.
+        ValueError: a bad ``iou`` kind or threshold.
+    """
+    if iou not in ("3d", "bev"):
+        raise ValueError(f"iou: expected '3d' or 'bev', got {iou!r}")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold: expected a value in (0, 1], got {iou_threshold}")
+    classes = (classes,) if isinstance(classes, str) else tuple(classes)
+    if not classes:
+        raise ValueError("classes: name at least one class")
+    _require(detections, [*_KEYS, *BOX_COLUMNS, "score"], "detections")
+    _require(ground_truth, [*_KEYS, *BOX_COLUMNS], "ground truth")
+
+    pred_pos = np.flatnonzero(detections["class"].isin(classes).to_numpy())
+    in_class = ground_truth["class"].isin(classes).to_numpy()
+    empty = np.zeros(len(ground_truth), bool)
+    if "num_points" in ground_truth.columns:
+        empty = ground_truth["num_points"].to_numpy() <= 0
+    gt_pos, void_pos = np.flatnonzero(in_class & ~empty), np.flatnonzero(in_class & empty)
+    det, gt = detections.iloc[pred_pos], ground_truth.iloc[gt_pos]
+    void = ground_truth.iloc[void_pos]
+    n_pred, n_gt = len(det), len(gt)
+
+    keys = pd.concat([det[_KEYS], gt[_KEYS], void[_KEYS]], ignore_index=True)
+    key = keys.groupby(_KEYS, sort=False, observed=True).ngroup().to_numpy(np.int64)
+    pkey, gkey, vkey = key[:n_pred], key[n_pred : n_pred + n_gt], key[n_pred + n_gt :]
+    pboxes = _as_boxes(det[BOX_COLUMNS].to_numpy(np.float64), "detections")
+    gboxes = _as_boxes(gt[BOX_COLUMNS].to_numpy(np.float64), "ground truth")
+    scores = det["score"].to_numpy(np.float64)
+
+    pi, gi, pair_iou = _sparse_iou(pboxes, gboxes, pkey, gkey, iou)
+    pred_gt, pred_iou = _greedy_match(pkey, scores, pi, gi, pair_iou, iou_threshold, n_gt)
+    tp = pred_gt >= 0
+    # Unmatched predictions on a box without points are ignored (KITTI's "don't care").
+    ignored = np.zeros(n_pred, bool)
+    if len(void) and not tp.all():
+        free = np.flatnonzero(~tp)
+        vboxes = _as_boxes(void[BOX_COLUMNS].to_numpy(np.float64), "ground truth")
+        fi, _, void_iou = _sparse_iou(pboxes[free], vboxes, pkey[free], vkey, iou)
+        ignored[free[fi[void_iou >= iou_threshold]]] = True
+
+    gt_pred = np.full(n_gt, -1, np.int64)
+    gt_pred[pred_gt[tp]] = np.flatnonzero(tp)
+    pred_max, gt_max = np.zeros(n_pred), np.zeros(n_gt)
+    np.maximum.at(pred_max, pi, pair_iou)
+    np.maximum.at(gt_max, gi, pair_iou)
+
+    gt_subset = size_subset(gboxes[:, 3], gboxes[:, 4], gboxes[:, 5]).astype(object)
+    own_subset = size_subset(pboxes[:, 3], pboxes[:, 4], pboxes[:, 5]).astype(object)
+    pred_subset = np.where(tp, _take(gt_subset, pred_gt, None), own_subset)
+
+    pred_class = det["class"].to_numpy(object)
+    gt_class = gt["class"].to_numpy(object)
+    curves: dict[tuple[str, str], PRCurve] = {}
+    for c in classes:
+        for s in SUBSETS:
+            pm = (pred_class == c) & ~ignored & ((s == "all") | (pred_subset == s))
+            gm = (gt_class == c) & ((s == "all") | (gt_subset == s))
+            curves[c, s] = precision_recall(scores[pm], tp[pm], int(gm.sum()))
+
+    matched = gt_pred >= 0
+    gt_table = pd.DataFrame({"gt_index": gt_pos.astype(np.int64)})
+    for col in [*_KEYS, "track_id", "subtype", "num_points", "distance"]:
+        if col in gt.columns:
+            gt_table[col] = gt[col].to_numpy()
+    gt_table["subset"] = gt_subset.astype(str)
+    gt_table["matched"] = matched
+    gt_table["pred_index"] = _take(pred_pos, gt_pred, -1)
+    gt_table["iou"] = _take(pred_iou, gt_pred, np.nan)
+    gt_table["score"] = _take(scores, gt_pred, np.nan)
+    gt_table["max_iou"] = gt_max
+
+    pred_table = pd.DataFrame({"pred_index": pred_pos.astype(np.int64)})
+    for col in [*_KEYS, "detection_id", "track_id"]:
+        if col in det.columns:
+            pred_table[col] = det[col].to_numpy()
+    pred_table["score"] = scores
+    pred_table["subset"] = pred_subset.astype(str)
+    pred_table["tp"] = tp
+    pred_table["ignored"] = ignored
+    pred_table["gt_index"] = _take(gt_pos, pred_gt, -1)
+    pred_table["iou"] = np.where(tp, pred_iou, np.nan)
+    pred_table["max_iou"] = pred_max
+
+    return DetectionEval(
+        iou=iou,
+        iou_threshold=float(iou_threshold),
+        classes=classes,
+        curves=MappingProxyType(curves),
+        gt=gt_table,
+        predictions=pred_table,
+    )
+
+
+def _take(values: np.ndarray, index: np.ndarray, fill: object) -> np.ndarray:
+    """``values[index]`` where ``index >= 0``, ``fill`` where it is -1."""
+    out = np.full(len(index), fill, dtype=values.dtype)
+    hit = index >= 0
+    out[hit] = values[index[hit]]
+    return out
+
+
+def _greedy_match(
+    pkey: np.ndarray,
+    scores: np.ndarray,
+    pi: np.ndarray,
+    gi: np.ndarray,
+    pair_iou: np.ndarray,
+    threshold: float,
+    n_gt: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score-first greedy matching, all frames at once.
+
+    Step ``r`` handles the ``r``-th best prediction of every frame together: frames share
+    no boxes, so the only sequential dependency is within a frame.
+
+    Returns:
+        ``(P,)`` int64 matched ground-truth row (-1 if none) and ``(P,)`` its IoU (0 if none).
+    """
+    n_pred = len(pkey)
+    order = np.lexsort((np.arange(n_pred), -scores, pkey))
+    sorted_key = pkey[order]
+    first = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) if n_pred else []
+    group_start = np.repeat(first, np.diff(np.r_[first, n_pred]).astype(int))
+    rank = np.empty(n_pred, np.int64)
+    rank[order] = np.arange(n_pred) - group_start
+
+    pred_gt = np.full(n_pred, -1, np.int64)
+    pred_iou = np.zeros(n_pred)
+    ok = pair_iou >= threshold
+    p, g, v = pi[ok], gi[ok], pair_iou[ok]
+    if not len(p):
+        return pred_gt, pred_iou
+    r = rank[p]
+    # Within a step: by prediction, then highest IoU, then lowest ground-truth row.
+    o = np.lexsort((g, -v, p, r))
+    p, g, v, r = p[o], g[o], v[o], r[o]
+    taken = np.zeros(n_gt, bool)
+    bounds = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1, len(r)]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        free = ~taken[g[lo:hi]]
+        pp, gg, vv = p[lo:hi][free], g[lo:hi][free], v[lo:hi][free]
+        if not len(pp):
+            continue
+        best = np.r_[True, pp[1:] != pp[:-1]]
+        pred_gt[pp[best]] = gg[best]
+        pred_iou[pp[best]] = vv[best]
+        taken[gg[best]] = True
+    return pred_gt, pred_iou
+
+
+def recall_by_group(
+    result: DetectionEval | ArrayLike,
+    groups: ArrayLike | str,
+    *,
+    score_threshold: float | None = None,
+) -> pd.DataFrame:
+    """Recall of ground-truth boxes by any grouping (rareness bin, subtype, distance bin...).
+
+    Args:
+        result: a ``DetectionEval`` (its ``gt`` table), or ``(G,)`` bool "detected" flags.
+        groups: ``(G,)`` group of each ground-truth box, in the order of ``result.gt`` rows
+            (or of the flags); or the name of a ``result.gt`` column. Categorical groups
+            (e.g. from ``pd.cut``) keep their empty categories.
+        score_threshold: count a box as detected only if its match scores at least this
+            (exact: a score-first match never depends on lower-scored predictions). Needs
+            a ``DetectionEval``.
+
+    Returns:
+        One row per group, sorted: ``group, n_gt, n_detected, recall`` (recall NaN for an
+        empty group).
+
+    Example:
+        >>> recall_by_group([True, False, True], ["a", "a", "b"])
+          group  n_gt  n_detected  recall
+        0     a     2           1     0.5
+        1     b     1           1     1.0
+    """
+    if isinstance(result, DetectionEval):
+        detected = result.gt["matched"].to_numpy(bool)
+        if score_threshold is not None:
+            detected = detected & (result.gt["score"].to_numpy(np.float64) >= score_threshold)
+        if isinstance(groups, str):
+            if groups not in result.gt.columns:
+                raise KeyError(f"groups: no column {groups!r} in the result's gt table")
+            groups = result.gt[groups]
+    else:
+        if score_threshold is not None:
+            raise ValueError("score_threshold needs a DetectionEval (flags carry no scores)")
+        if isinstance(groups, str):
+            raise ValueError("groups: a column name needs a DetectionEval")
+        detected = np.asarray(result, dtype=bool).reshape(-1)
+    groups = groups.reset_index(drop=True) if isinstance(groups, pd.Series) else groups
+    if len(groups) != len(detected):
+        raise ValueError(f"groups has {len(groups)} entries for {len(detected)} ground-truth boxes")
+    frame = pd.DataFrame({"group": groups, "detected": detected})
+    out = (
+        frame.groupby("group", sort=True, observed=False, dropna=False)["detected"]
+        .agg(n_gt="size", n_detected="sum")
+        .reset_index()
+    )
+    out["n_gt"] = out["n_gt"].astype(np.int64)
+    out["n_detected"] = out["n_detected"].astype(np.int64)
+    out["recall"] = out["n_detected"] / out["n_gt"].where(out["n_gt"] > 0)
+    return out
