@@ -1,0 +1,59 @@
+"""Fixtures of the app tests: the tiny world built once, in a cache folder of its own."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from rem_core.artifacts import ensure_world
+from rem_core.config import RemConfig
+from rem_core.dataset import Dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+# the pages import their shared module as `pages._shared`, as under `streamlit run app.py`
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def app_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache root (``REM_CACHE_DIR``) holding the built tiny world."""
+    root = tmp_path_factory.mktemp("rem_cache")
+    ensure_world(RemConfig.tiny().world, root=root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_world(app_cache: Path) -> Dataset:
+    """The tiny world in ``app_cache``."""
+    return ensure_world(RemConfig.tiny().world, root=app_cache)
+
+
+@pytest.fixture
+def app_env(app_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's environment: the tiny preset by default, the cache in ``app_cache``."""
+    monkeypatch.setenv("REM_PRESET", "tiny")
+    monkeypatch.setenv("REM_CACHE_DIR", str(app_cache))
+    return app_cache
+
+
+@pytest.fixture(autouse=True)
+def _served_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every AppTest run as a served app runs after its first script: through app.py.
+
+    Streamlit's legacy multipage mode (on while a ``pages/`` folder exists and
+    ``st.navigation`` has not run yet in the process) runs a page alone. A server turns it
+    off once for good (``pages._shared.run_in_app``), but AppTest turns it back on before
+    every run, so each rerun would start in it and lose the widget values the test just set.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def init_served(self: PagesManager, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_served)

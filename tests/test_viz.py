@@ -1,0 +1,315 @@
+"""Figures of frames and data set summaries (rem_core.viz), on small hand-made inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from rem_core.schema import BOXES, conform
+from rem_core.viz import (
+    NOISE_COLOR,
+    RARE_VEHICLE_COLOR,
+    SUBTYPE_COLORS,
+    bev_figure,
+    box_edges,
+    decimate_points,
+    scene_figure,
+    summarize_dataset,
+)
+
+
+def make_boxes(rows: list[dict]) -> pd.DataFrame:
+    """A ``BOXES`` table from a few fields per box; the rest take plain defaults."""
+    defaults = dict(
+        segment_id="s0", frame_index=0, center_z=1.0, length=4.5, width=1.9, height=1.5,
+        heading=0.0, speed_x=0.0, speed_y=0.0, num_points=50, label_noise=False, noise_kind="",
+        subtype="sedan",
+    )  # fmt: skip
+    full = []
+    for i, row in enumerate(rows):
+        box = {"track_id": f"t{i}", "class": "vehicle", **defaults, **row}
+        box.setdefault("distance", math.hypot(box["center_x"], box["center_y"]))
+        full.append(box)
+    return conform(pd.DataFrame(full), BOXES, "test boxes")
+
+
+def empty_boxes() -> pd.DataFrame:
+    return conform(pd.DataFrame({f.name: [] for f in BOXES}), BOXES, "no boxes")
+
+
+@pytest.fixture
+def frame() -> tuple[np.ndarray, pd.DataFrame]:
+    """2,000 points and five boxes: two sedans, a bus, a pedestrian, one label-noise sedan."""
+    rng = np.random.default_rng(0)
+    points = np.column_stack(
+        [rng.uniform(-40, 40, 2000), rng.uniform(-15, 15, 2000), rng.uniform(0, 3, 2000),
+         rng.uniform(0, 1, 2000)]
+    ).astype(np.float32)  # fmt: skip
+    boxes = make_boxes(
+        [
+            dict(center_x=10.0, center_y=3.0),
+            dict(center_x=-8.0, center_y=-3.0, heading=-np.pi),
+            dict(center_x=25.0, center_y=3.5, subtype="bus", length=12.0, width=2.5, height=3.2),
+            dict(center_x=5.0, center_y=8.0, **{"class": "pedestrian"}, subtype="pedestrian",
+                 length=0.8, width=0.8, height=1.8),
+            dict(center_x=-20.0, center_y=3.0, label_noise=True, noise_kind="partial"),
+        ]
+    )  # fmt: skip
+    return points, boxes
+
+
+def box_traces(fig: go.Figure) -> list:
+    return [t for t in fig.data if isinstance(t.meta, dict) and t.meta.get("kind") == "boxes"]
+
+
+def segments_of(trace: object) -> list[np.ndarray]:
+    """The polylines of a None-separated line trace, as ``(K, D)`` arrays."""
+    coords = [trace.x, trace.y] + ([trace.z] if hasattr(trace, "z") else [])
+    out, current = [], []
+    for vertex in zip(*coords, strict=True):
+        if vertex[0] is None:
+            out.append(np.array(current, dtype=float))
+            current = []
+        else:
+            current.append(vertex)
+    assert not current, "a trace must end with a None separator"
+    return out
+
+
+# --- decimation ------------------------------------------------------------------------------
+
+
+def test_decimate_caps_points_and_is_deterministic() -> None:
+    points = np.arange(50_000 * 4, dtype=np.float32).reshape(-1, 4)
+    a = decimate_points(points, 1_000)
+    b = decimate_points(points, 1_000)
+    assert a.shape == (1_000, 4)
+    np.testing.assert_array_equal(a, b)
+    # rows of the input, in their order, none twice
+    rows = (a[:, 0] / 4).astype(int)
+    assert np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(points[rows], a)
+    assert not np.array_equal(decimate_points(points, 1_000, seed=1), a)
+
+
+def test_decimate_keeps_small_inputs_whole() -> None:
+    points = np.ones((10, 4), np.float32)
+    assert decimate_points(points, 10) is points
+    assert decimate_points(points, 0).shape == (0, 4)
+    with pytest.raises(ValueError, match="max_points"):
+        decimate_points(points, -1)
+
+
+def test_scene_figure_draws_at_most_max_points(frame: tuple[np.ndarray, pd.DataFrame]) -> None:
+    points, boxes = frame
+    fig = scene_figure(points, boxes, max_points=500)
+    cloud = fig.data[0]
+    assert len(cloud.x) == 500
+    again = scene_figure(points, boxes, max_points=500).data[0]
+    np.testing.assert_array_equal(np.asarray(cloud.x), np.asarray(again.x))
+    assert len(scene_figure(points, boxes, max_points=10_000).data[0].x) == len(points)
+
+
+# --- boxes -----------------------------------------------------------------------------------
+
+
+def test_box_edges_join_corners_along_one_axis() -> None:
+    box = np.array([[1.0, 2.0, 3.0, 4.0, 2.0, 1.0, 0.0]])
+    edges = box_edges(box)
+    assert edges.shape == (1, 12, 2, 3)
+    lengths = np.sort(np.linalg.norm(edges[0, :, 1] - edges[0, :, 0], axis=-1))
+    np.testing.assert_allclose(lengths, [1.0] * 4 + [2.0] * 4 + [4.0] * 4)
+
+
+@pytest.mark.parametrize("color_by", ["class", "subtype"])
+def test_scene_figure_draws_twelve_segments_per_box(
+    frame: tuple[np.ndarray, pd.DataFrame], color_by: str
+) -> None:
+    points, boxes = frame
+    traces = box_traces(scene_figure(points, boxes, color_by=color_by))
+    assert sum(t.meta["boxes"] for t in traces) == len(boxes)
+    for trace in traces:
+        segments = segments_of(trace)
+        assert len(segments) == 12 * trace.meta["boxes"]
+        assert all(s.shape == (2, 3) for s in segments)
+        assert len(trace.text) == len(trace.x)  # a hover label on every vertex
+    # one trace per colour group, not one per box
+    assert len(traces) < len(boxes)
+
+
+def test_label_noise_boxes_get_their_own_dashed_trace(
+    frame: tuple[np.ndarray, pd.DataFrame],
+) -> None:
+    points, boxes = frame
+    for fig in (scene_figure(points, boxes), bev_figure(points, boxes)):
+        noise = [t for t in box_traces(fig) if t.meta["group"] == "label noise"]
+        assert len(noise) == 1
+        assert noise[0].meta["boxes"] == int(boxes["label_noise"].sum()) == 1
+        assert noise[0].line.color == NOISE_COLOR
+        assert noise[0].line.dash == "dash"
+        assert "label noise: partial" in noise[0].text[0]
+        others = [t for t in box_traces(fig) if t.meta["group"] != "label noise"]
+        assert sum(t.meta["boxes"] for t in others) == len(boxes) - 1
+
+
+def test_rare_vehicles_stand_out(frame: tuple[np.ndarray, pd.DataFrame]) -> None:
+    points, boxes = frame
+    by_class = {t.meta["group"]: t for t in box_traces(scene_figure(points, boxes))}
+    assert by_class["large/irregular vehicle"].line.color == RARE_VEHICLE_COLOR
+    assert by_class["large/irregular vehicle"].line.width > by_class["vehicle"].line.width
+    by_subtype = {
+        t.meta["group"]: t for t in box_traces(scene_figure(points, boxes, color_by="subtype"))
+    }
+    assert by_subtype["bus"].line.color == SUBTYPE_COLORS["bus"]
+    assert by_subtype["bus"].line.width > by_subtype["sedan"].line.width
+
+
+def test_highlighted_track_is_drawn_on_top(frame: tuple[np.ndarray, pd.DataFrame]) -> None:
+    points, boxes = frame
+    fig = scene_figure(points, boxes, highlight_track="t2")
+    last = box_traces(fig)[-1]
+    assert last.meta == {"kind": "boxes", "group": "track t2", "boxes": 1}
+    assert "track t2" in last.text[0]
+    assert sum(t.meta["boxes"] for t in box_traces(fig)) == len(boxes)
+
+
+def test_hover_names_track_class_subtype_points_and_distance(
+    frame: tuple[np.ndarray, pd.DataFrame],
+) -> None:
+    points, boxes = frame
+    bus = next(t for t in box_traces(scene_figure(points, boxes)) if t.meta["boxes"] == 1
+               and "bus" in t.text[0])  # fmt: skip
+    text = bus.text[0]
+    assert "t2" in text and "vehicle / bus" in text and "50 points" in text
+    assert f"{math.hypot(25.0, 3.5):.1f} m" in text
+
+
+# --- empty inputs and bad arguments ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("points", [None, np.zeros((0, 4), np.float32)])
+@pytest.mark.parametrize("boxes", [None, "empty"])
+def test_figures_build_without_points_or_boxes(points: object, boxes: object) -> None:
+    boxes = empty_boxes() if boxes == "empty" else None
+    for fig in (
+        scene_figure(points, boxes),
+        scene_figure(points, boxes, point_color="intensity"),
+        bev_figure(points, boxes),
+    ):
+        assert isinstance(fig, go.Figure)
+        assert box_traces(fig) == []
+        fig.to_json()  # serialisable, as streamlit sends it
+
+
+def test_figures_build_with_boxes_but_no_points(frame: tuple[np.ndarray, pd.DataFrame]) -> None:
+    _, boxes = frame
+    assert sum(t.meta["boxes"] for t in box_traces(scene_figure(None, boxes))) == len(boxes)
+    assert sum(t.meta["boxes"] for t in box_traces(bev_figure(None, boxes))) == len(boxes)
+
+
+def test_figures_accept_three_column_points_and_bare_boxes() -> None:
+    points = np.zeros((5, 3))
+    bare = pd.DataFrame([[0.0, 0.0, 1.0, 4.0, 2.0, 1.5, 0.0]], columns=BOXES.names[5:12])
+    assert len(box_traces(scene_figure(points, bare))) == 1
+    assert len(box_traces(bev_figure(points, bare))) == 1
+    with pytest.raises(ValueError, match="intensity"):
+        scene_figure(points, bare, point_color="intensity")
+
+
+def test_bad_arguments_are_named(frame: tuple[np.ndarray, pd.DataFrame]) -> None:
+    points, boxes = frame
+    with pytest.raises(ValueError, match="color_by"):
+        scene_figure(points, boxes, color_by="colour")
+    with pytest.raises(ValueError, match="point_color"):
+        scene_figure(points, boxes, point_color="range")
+    with pytest.raises(ValueError, match="points"):
+        scene_figure(np.zeros((4, 2)), boxes)
+    with pytest.raises(ValueError, match="center_x"):
+        bev_figure(points, boxes.drop(columns="center_x"))
+    with pytest.raises(ValueError, match="extent_m"):
+        bev_figure(points, boxes, extent_m=0)
+
+
+# --- bird's-eye view -------------------------------------------------------------------------
+
+
+def test_bev_puts_x_up_and_y_left() -> None:
+    points = np.array([[10.0, 5.0, 2.0, 0.5], [10.1, 5.1, 1.0, 0.5]], np.float32)
+    fig = bev_figure(points, None, extent_m=20.0, cell_m=1.0)
+    image = fig.data[0]
+    z = np.asarray(image.z, dtype=float)
+    row, col = np.argwhere(~np.isnan(z))[0]
+    assert np.count_nonzero(~np.isnan(z)) == 1
+    # rows run along plot y = vehicle x, columns along plot x = vehicle y
+    assert image.y[row] == pytest.approx(10.5) and image.x[col] == pytest.approx(5.5)
+    assert z[row, col] == pytest.approx(2.0)  # the highest point of the cell
+    # y (left) grows to the left: a reversed horizontal axis; equal scales
+    assert fig.layout.xaxis.range[0] > fig.layout.xaxis.range[1]
+    assert tuple(fig.layout.yaxis.range) == (-20.0, 20.0)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1
+
+
+def test_bev_outlines_each_box_with_a_heading_tick() -> None:
+    boxes = make_boxes([dict(center_x=10.0, center_y=0.0, length=4.0, width=2.0)])
+    (trace,) = box_traces(bev_figure(None, boxes))
+    outline, tick = segments_of(trace)
+    # plot coordinates are (vehicle y, vehicle x)
+    assert outline.shape == (5, 2) and np.array_equal(outline[0], outline[-1])
+    assert sorted(map(tuple, outline[:4])) == [(-1.0, 8.0), (-1.0, 12.0), (1.0, 8.0), (1.0, 12.0)]
+    np.testing.assert_allclose(tick, [[0.0, 10.0], [0.0, 12.0]])
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def test_summarize_dataset_by_hand() -> None:
+    segments = pd.DataFrame(
+        {
+            "segment_id": ["a", "b", "c"],
+            "split": ["validation", "source", "source"],
+            "domain": ["clear", "clear", "rain"],
+        }
+    )
+    frames = pd.DataFrame({"segment_id": ["a", "a", "b", "c", "c", "c"]})
+    tracks = pd.DataFrame(
+        {
+            "track_id": ["v1", "v2", "v3", "v4", "p1"],
+            "class": ["vehicle"] * 4 + ["pedestrian"],
+            "length": [4.5, 12.0, 6.9, 5.0, 0.8],
+            "width": [1.9, 2.5, 2.0, 2.0, 0.8],
+            "height": [1.5, 3.2, 1.8, 7.0, 1.8],  # v4 is tall: large by its height
+            "num_boxes": [10, 5, 3, 2, 7],
+            "label_noise_boxes": [1, 0, 0, 0, 0],
+        }
+    )
+    s = summarize_dataset(segments, frames, tracks)
+    assert s.segments_by_split.to_dict("list") == {
+        "split": ["source", "validation"],
+        "segments": [2, 1],
+        "frames": [4, 2],
+        "domains": ["clear, rain", "clear"],
+    }
+    assert s.tracks_by_class.to_dict("list") == {
+        "class": ["vehicle", "pedestrian"],
+        "tracks": [4, 1],
+        "boxes": [20, 7],
+        "label_noise_boxes": [1, 0],
+    }
+    assert (s.n_segments, s.n_frames, s.n_boxes, s.n_tracks) == (3, 6, 27, 5)
+    assert (s.n_vehicle_tracks, s.n_large_vehicle_tracks) == (4, 2)
+    assert s.large_vehicle_share == pytest.approx(0.5)
+
+
+def test_summarize_empty_dataset() -> None:
+    segments = pd.DataFrame({"segment_id": [], "split": [], "domain": []})
+    tracks = pd.DataFrame(
+        {c: [] for c in ["track_id", "class", "length", "width", "height", "num_boxes",
+                         "label_noise_boxes"]}
+    )  # fmt: skip
+    s = summarize_dataset(segments, pd.DataFrame({"segment_id": []}), tracks)
+    assert (s.n_segments, s.n_tracks, s.n_vehicle_tracks) == (0, 0, 0)
+    assert math.isnan(s.large_vehicle_share)
