@@ -15,7 +15,7 @@ from rem_core.config import WorldConfig, config_hash
 from rem_core.dataset import Dataset
 from rem_core.world import write_world
 
-__all__ = ["cache_root", "ensure_world", "world_path"]
+__all__ = ["cache_root", "dataset_key", "ensure_world", "world_path"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 def cache_root() -> Path:
     """The cache folder: ``$REM_CACHE_DIR`` or ``./cache``."""
     return Path(os.environ.get("REM_CACHE_DIR") or "cache").resolve()
+
+
+def dataset_key(dataset: Dataset) -> str:
+    """A key for what a data set holds: the hash of the config that made it, else of its
+    location and counts (an imported data set)."""
+    if dataset.manifest.get("config_hash"):
+        return str(dataset.manifest["config_hash"])
+    counts = dataset.manifest.get("counts", {})
+    return config_hash_text(f"{dataset.root.resolve()}|{sorted(counts.items())}")
+
+
+def config_hash_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def world_path(config: WorldConfig, root: Path | None = None) -> Path:

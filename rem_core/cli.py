@@ -121,6 +121,114 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> RemConfig:
+    from dataclasses import replace
+
+    config = RemConfig.preset(args.preset)
+    detector = config.detector
+    if getattr(args, "members", None) is not None:
+        detector = replace(detector, ensemble_size=args.members)
+    if getattr(args, "epochs", None) is not None:
+        detector = replace(detector, epochs=args.epochs)
+    return replace(config, detector=detector)
+
+
+def _dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
+    """The data set named by --data, or the preset's built-in world (built if missing)."""
+    if args.data is not None:
+        return Dataset.open(args.data)
+    from rem_core.artifacts import ensure_world
+
+    bar, update = _progress_bar(config.world.n_total_segments, "world", "segment")
+    with bar:
+        return ensure_world(config.world, progress=update)
+
+
+class _StageBars:
+    """One tqdm bar per pipeline stage, driven by ``progress(stage, done, total)``."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, disable=None)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+
+def cmd_detect_train(args: argparse.Namespace) -> int:
+    from rem_core.pipeline import detector_key, ensure_detectors
+
+    config = _config(args)
+    ds = _dataset(args, config)
+    models = ensure_detectors(config, ds, progress=_StageBars())
+    print(f"{len(models)} detector(s) ready (cache key {detector_key(config, ds)})")
+    return 0
+
+
+def cmd_detect_run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from rem_core.pipeline import ensure_detections
+
+    config = _config(args)
+    ds = _dataset(args, config)
+    run = ensure_detections(config, ds, progress=_StageBars())
+    det = run.detections
+    n_frames = det[["segment_id", "frame_index"]].drop_duplicates().shape[0]
+    print(
+        f"{len(det):,} detections in {n_frames:,} frames, {det['track_id'].nunique():,} tracks, "
+        f"{len(run.autolabels):,} auto-labels; {run.features.shape[1]}-D features; "
+        f"cached in {run.path}"
+    )
+    if args.out is not None:
+        if args.out.exists() and any(args.out.iterdir()) and not args.force:
+            raise FileExistsError(f"{args.out}: folder exists and is not empty (pass --force)")
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(run.path, tmp)
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        tmp.rename(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rem_core.evaluate import evaluate_detections
+    from rem_core.pipeline import ensure_detections
+
+    config = _config(args)
+    ds = _dataset(args, config)
+    run = ensure_detections(config, ds, progress=_StageBars())
+    segments = ds.segments.loc[ds.segments["split"] == args.split, "segment_id"]
+    if segments.empty:
+        raise ValueError(f"split: {ds.root} has no {args.split!r} segments")
+    gt = ds.boxes[ds.boxes["segment_id"].isin(segments)]
+    rows = []
+    for name, table in (("detections", run.detections), ("auto-labels", run.autolabels)):
+        table = table[table["segment_id"].isin(segments)]
+        result = evaluate_detections(
+            table, gt, iou_threshold=args.iou_threshold, iou=args.iou, min_points=args.min_points
+        )
+        summary = result.summary()
+        summary.insert(0, "boxes", name)
+        rows.append(summary)
+    table = pd.concat(rows, ignore_index=True)
+    table = table[table["subset"].isin(["all", "regular", "large"])]
+    print(
+        f"AP at {args.iou.upper()} IoU {args.iou_threshold} on the {args.split} split "
+        f"({len(segments)} segments; ground truth with >= {args.min_points} points)"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rem",
@@ -159,6 +267,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("path", type=Path, help="data set folder")
     p.set_defaults(func=cmd_info)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--preset",
+            default="demo",
+            choices=["tiny", "demo", "full"],
+            help="settings preset, and the built-in world used without --data (default: demo)",
+        )
+        p.add_argument(
+            "--data",
+            type=Path,
+            default=None,
+            help="a data set folder (default: the preset's built-in world)",
+        )
+        p.add_argument("--members", type=int, default=None, help="ensemble size")
+        p.add_argument("--epochs", type=int, default=None, help="training epochs per detector")
+
+    p = sub.add_parser(
+        "detect",
+        help="train the detector ensemble and run it",
+        description="Train the BEV detector ensemble on the source pool, and run "
+        "it over a data set (results are cached by settings and data).",
+    )
+    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="ACTION")
+    q = dsub.add_parser(
+        "train",
+        help="train the ensemble (cached)",
+        description="Train the detector ensemble on the source split.",
+    )
+    common(q)
+    q.set_defaults(func=cmd_detect_train)
+    q = dsub.add_parser(
+        "run",
+        help="detect, pool features, track and auto-label (cached)",
+        description="Run the main detector over every segment (with ROI-pooled "
+        "features for detections and ground truth), the other members over the "
+        "unlabelled pool (ensemble scores), then track and auto-label.",
+    )
+    common(q)
+    q.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also copy the results (Parquet tables and .npy features) to this folder",
+    )
+    q.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    q.set_defaults(func=cmd_detect_run)
+
+    p = sub.add_parser(
+        "eval",
+        help="AP of detections and auto-labels by size subset",
+        description="AP of the main detector's boxes and the auto-labels against "
+        "ground truth: All, Regular [3, 7) m and Large >= 7 m (see "
+        "docs/evaluation.md).",
+    )
+    common(p)
+    p.add_argument(
+        "--split",
+        default="validation",
+        choices=["source", "unlabelled", "validation", "ood"],
+        help="segments to evaluate on (default: validation)",
+    )
+    p.add_argument("--iou", default="3d", choices=["3d", "bev"], help="IoU kind (default: 3d)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, help="default: 0.5")
+    p.add_argument(
+        "--min-points",
+        type=int,
+        default=6,
+        help="ground truth with fewer points is don't-care (default 6: Waymo LEVEL_1)",
+    )
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

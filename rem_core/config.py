@@ -13,10 +13,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = [
+    "AutoLabelConfig",
+    "TrackerConfig",
     "DEFAULT_VEHICLE_MIX",
     "OTHER_REGION_VEHICLE_MIX",
     "VEHICLE_SUBTYPES",
+    "DetectorConfig",
     "DomainConfig",
     "LidarConfig",
     "RemConfig",
@@ -329,7 +334,7 @@ class WorldConfig:
     def demo(cls, **overrides: Any) -> WorldConfig:
         """The app's default: ~1,000 vehicle tracks, some dozens of them large."""
         settings: dict[str, Any] = dict(
-            n_segments=30, n_val_segments=6, n_ood_segments=4, frames_per_segment=30
+            n_segments=60, n_val_segments=6, n_ood_segments=4, frames_per_segment=20
         )
         return cls(**(settings | overrides))
 
@@ -343,14 +348,305 @@ class WorldConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DetectorConfig:
+    """A compact bird's-eye-view detector of vehicles (CenterPoint-like) and its training.
+
+    The BEV grid covers ``[-range_m, range_m)`` in x and y with ``cell_m`` cells; the
+    backbone halves it once, so the feature map and the heads have ``2 * cell_m`` cells.
+    Ensemble members differ only by their initialisation seed (``seed + member``); data
+    order and augmentation follow ``data_seed`` for all of them.
+    """
+
+    range_m: float = 76.8
+    cell_m: float = 0.8
+    channels: tuple[int, int] = (32, 64)
+    feature_channels: int = 64
+    epochs: int = 16
+    batch_size: int = 4
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-4
+    min_train_points: int = 5
+    augment: bool = True
+    score_threshold: float = 0.05
+    max_detections: int = 200
+    ensemble_size: int = 5
+    match_iou: float = 0.3
+    seed: int = 0
+    data_seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check(
+            10 <= self.range_m <= 200,
+            "detector.range_m",
+            f"must be in [10, 200], got {self.range_m}",
+        )
+        _check(
+            0.1 <= self.cell_m <= 2.0,
+            "detector.cell_m",
+            f"must be in [0.1, 2] m, got {self.cell_m}",
+        )
+        cells = 2 * self.range_m / self.cell_m
+        _check(
+            abs(cells - round(cells)) < 1e-6 and round(cells) % 4 == 0,
+            "detector.cell_m",
+            f"2 * range_m / cell_m must be a whole multiple of 4, got {cells:g}",
+        )
+        _check(
+            len(self.channels) == 2 and all(c >= 4 for c in self.channels),
+            "detector.channels",
+            f"must be two widths >= 4, got {self.channels}",
+        )
+        _check(self.feature_channels >= 4, "detector.feature_channels", "must be >= 4")
+        _check(
+            0 <= self.epochs <= 1000, "detector.epochs", f"must be in [0, 1000], got {self.epochs}"
+        )
+        _check(
+            1 <= self.batch_size <= 256,
+            "detector.batch_size",
+            f"must be in [1, 256], got {self.batch_size}",
+        )
+        _check(
+            0 < self.learning_rate < 1,
+            "detector.learning_rate",
+            f"must be in (0, 1), got {self.learning_rate}",
+        )
+        _check(
+            0 <= self.weight_decay < 1,
+            "detector.weight_decay",
+            f"must be in [0, 1), got {self.weight_decay}",
+        )
+        _check(self.min_train_points >= 0, "detector.min_train_points", "must be >= 0")
+        _check(
+            0 <= self.score_threshold < 1,
+            "detector.score_threshold",
+            f"must be in [0, 1), got {self.score_threshold}",
+        )
+        _check(self.max_detections >= 1, "detector.max_detections", "must be >= 1")
+        _check(
+            1 <= self.ensemble_size <= 20,
+            "detector.ensemble_size",
+            f"must be in [1, 20], got {self.ensemble_size}",
+        )
+        _check(
+            0 < self.match_iou < 1, "detector.match_iou", f"must be in (0, 1), got {self.match_iou}"
+        )
+        _check(
+            self.device in ("cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+            "detector.device",
+            f"unknown device {self.device!r}",
+        )
+        _check(self.num_threads >= 0, "detector.num_threads", "must be >= 0 (0: torch's default)")
+
+    @property
+    def grid_size(self) -> int:
+        """Cells along each side of the input grid."""
+        return round(2 * self.range_m / self.cell_m)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackerConfig:
+    """Settings of ``track_detections``.
+
+    Attributes:
+        max_match_distance_m: gate on the BEV distance between a track's predicted centre and
+            a detection's centre, metres.
+        gate_length_fraction: the gate of a long object grows to this fraction of its
+            smoothed length (partial views of a bus move its box centre by metres).
+        gate_sigmas: the gate also grows to this many standard deviations of the predicted
+            centre (plus measurement noise): wide for young tracks of unknown velocity and
+            for tracks coasting through missed frames.
+        birth_score: detections scoring at least this start tracks and are matched first.
+        min_score: detections scoring below this are ignored; those in
+            ``[min_score, birth_score)`` may only extend existing tracks.
+        max_missed: a track is dropped after this many consecutive frames without a match.
+        accel_noise_mps2: standard deviation of the white acceleration of the
+            constant-velocity model, m/s^2.
+        measurement_noise_m: standard deviation of a detection's centre, metres.
+        attribute_smoothing: weight of a new observation in the exponential smoothing of a
+            track's heading and size, in (0, 1].
+        class_aware: match detections only to tracks of their own class.
+    """
+
+    max_match_distance_m: float = 2.5
+    gate_length_fraction: float = 0.25
+    gate_sigmas: float = 3.0
+    birth_score: float = 0.5
+    min_score: float = 0.1
+    max_missed: int = 3
+    accel_noise_mps2: float = 3.0
+    measurement_noise_m: float = 0.4
+    attribute_smoothing: float = 0.3
+    class_aware: bool = True
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_number(self.max_match_distance_m) and 0 < self.max_match_distance_m <= 50,
+            "tracker.max_match_distance_m",
+            f"must be in (0, 50] m, got {self.max_match_distance_m!r}",
+        )
+        _check(
+            _is_number(self.gate_length_fraction) and 0 <= self.gate_length_fraction <= 2,
+            "tracker.gate_length_fraction",
+            f"must be in [0, 2], got {self.gate_length_fraction!r}",
+        )
+        _check(
+            _is_number(self.gate_sigmas) and 0 <= self.gate_sigmas <= 10,
+            "tracker.gate_sigmas",
+            f"must be in [0, 10], got {self.gate_sigmas!r}",
+        )
+        _check(
+            _is_number(self.birth_score) and 0 <= self.birth_score <= 1,
+            "tracker.birth_score",
+            f"must be in [0, 1], got {self.birth_score!r}",
+        )
+        _check(
+            _is_number(self.min_score) and 0 <= self.min_score <= self.birth_score,
+            "tracker.min_score",
+            f"must be in [0, birth_score={self.birth_score}], got {self.min_score!r}",
+        )
+        _check(
+            _is_int(self.max_missed) and 0 <= self.max_missed <= 1000,
+            "tracker.max_missed",
+            f"must be an int in [0, 1000] frames, got {self.max_missed!r}",
+        )
+        _check(
+            _is_number(self.accel_noise_mps2) and 0 < self.accel_noise_mps2 <= 100,
+            "tracker.accel_noise_mps2",
+            f"must be in (0, 100] m/s^2, got {self.accel_noise_mps2!r}",
+        )
+        _check(
+            _is_number(self.measurement_noise_m) and 0 < self.measurement_noise_m <= 10,
+            "tracker.measurement_noise_m",
+            f"must be in (0, 10] m, got {self.measurement_noise_m!r}",
+        )
+        _check(
+            _is_number(self.attribute_smoothing) and 0 < self.attribute_smoothing <= 1,
+            "tracker.attribute_smoothing",
+            f"must be in (0, 1], got {self.attribute_smoothing!r}",
+        )
+        _check(
+            isinstance(self.class_aware, bool),
+            "tracker.class_aware",
+            f"must be a bool, got {self.class_aware!r}",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoLabelConfig:
+    """Settings of ``auto_label``.
+
+    Attributes:
+        min_track_length: tracks with fewer detections than this are dropped, unless their
+            track score reaches ``min_track_score``.
+        min_track_score: see ``min_track_length``.
+        max_gap: runs of at most this many missing frames inside a track are filled with
+            interpolated boxes; longer gaps stay empty.
+        size_quantile: the object's length, width and height are this score-weighted
+            quantile of its detections' (a high one: partial views shrink boxes).
+        accel_noise_mps2: white acceleration of the smoother's constant-velocity model.
+        measurement_noise_m: centre noise of a detection scoring 1; a detection scoring
+            ``s`` gets variance ``measurement_noise_m**2 / max(s, 0.1)``.
+        static_max_displacement_m: a track whose smoothed centre moves less than this
+            between its first and last frame is static and held at one pose, metres.
+        moving_min_speed_mps: in frames where a moving object's smoothed speed reaches this,
+            its heading is its direction of motion, m/s.
+        smoothing_sigma_frames: standard deviation of the Gaussian window (frames) that
+            smooths headings and box bottoms.
+        score_blend: weight of the track score in a box's score; the rest is the frame's.
+    """
+
+    min_track_length: int = 3
+    min_track_score: float = 0.5
+    max_gap: int = 3
+    size_quantile: float = 0.75
+    accel_noise_mps2: float = 2.0
+    measurement_noise_m: float = 0.4
+    static_max_displacement_m: float = 1.0
+    moving_min_speed_mps: float = 1.0
+    smoothing_sigma_frames: float = 2.0
+    score_blend: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_int(self.min_track_length) and 1 <= self.min_track_length <= 10_000,
+            "auto_label.min_track_length",
+            f"must be an int in [1, 10000] frames, got {self.min_track_length!r}",
+        )
+        _check(
+            _is_number(self.min_track_score) and 0 <= self.min_track_score <= 1,
+            "auto_label.min_track_score",
+            f"must be in [0, 1], got {self.min_track_score!r}",
+        )
+        _check(
+            _is_int(self.max_gap) and 0 <= self.max_gap <= 1000,
+            "auto_label.max_gap",
+            f"must be an int in [0, 1000] frames, got {self.max_gap!r}",
+        )
+        _check(
+            _is_number(self.size_quantile) and 0 <= self.size_quantile <= 1,
+            "auto_label.size_quantile",
+            f"must be in [0, 1], got {self.size_quantile!r}",
+        )
+        _check(
+            _is_number(self.accel_noise_mps2) and 0 < self.accel_noise_mps2 <= 100,
+            "auto_label.accel_noise_mps2",
+            f"must be in (0, 100] m/s^2, got {self.accel_noise_mps2!r}",
+        )
+        _check(
+            _is_number(self.measurement_noise_m) and 0 < self.measurement_noise_m <= 10,
+            "auto_label.measurement_noise_m",
+            f"must be in (0, 10] m, got {self.measurement_noise_m!r}",
+        )
+        _check(
+            _is_number(self.static_max_displacement_m)
+            and 0 <= self.static_max_displacement_m <= 100,
+            "auto_label.static_max_displacement_m",
+            f"must be in [0, 100] m, got {self.static_max_displacement_m!r}",
+        )
+        _check(
+            _is_number(self.moving_min_speed_mps) and 0 <= self.moving_min_speed_mps <= 100,
+            "auto_label.moving_min_speed_mps",
+            f"must be in [0, 100] m/s, got {self.moving_min_speed_mps!r}",
+        )
+        _check(
+            _is_number(self.smoothing_sigma_frames) and 0 < self.smoothing_sigma_frames <= 100,
+            "auto_label.smoothing_sigma_frames",
+            f"must be in (0, 100] frames, got {self.smoothing_sigma_frames!r}",
+        )
+        _check(
+            _is_number(self.score_blend) and 0 <= self.score_blend <= 1,
+            "auto_label.score_blend",
+            f"must be in [0, 1], got {self.score_blend!r}",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class RemConfig:
     """Every stage's settings. Later stages add their own nested configs here."""
 
     world: WorldConfig = field(default_factory=WorldConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    auto_label: AutoLabelConfig = field(default_factory=AutoLabelConfig)
 
     @classmethod
     def tiny(cls) -> RemConfig:
-        return cls(world=WorldConfig.tiny())
+        return cls(
+            world=WorldConfig.tiny(),
+            detector=DetectorConfig(
+                epochs=2, channels=(8, 16), feature_channels=16, ensemble_size=2
+            ),
+        )
 
     @classmethod
     def demo(cls) -> RemConfig:
@@ -358,7 +654,7 @@ class RemConfig:
 
     @classmethod
     def full(cls) -> RemConfig:
-        return cls(world=WorldConfig.full())
+        return cls(world=WorldConfig.full(), detector=DetectorConfig(epochs=12))
 
     @classmethod
     def preset(cls, name: str) -> RemConfig:

@@ -33,6 +33,7 @@ from rem_core.boxes import bev_corners, size_subset
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
 __all__ = [
+    "LEVEL_1_MIN_POINTS",
     "SUBSETS",
     "DetectionEval",
     "PRCurve",
@@ -47,6 +48,10 @@ __all__ = [
 
 #: Size subsets reported by ``evaluate_detections``: every box, then by ``size_subset``.
 SUBSETS = ("all", "regular", "large", "small")
+
+#: Waymo's LEVEL_1 difficulty: boxes with more than 5 points. Sparser boxes are
+#: "don't care" in the AP this project reports.
+LEVEL_1_MIN_POINTS = 6
 
 IoUKind = Literal["3d", "bev"]
 
@@ -478,6 +483,7 @@ def evaluate_detections(
     iou_threshold: float = 0.5,
     iou: IoUKind = "3d",
     classes: Sequence[str] = ("vehicle",),
+    min_points: int = 1,
 ) -> DetectionEval:
     """Match predictions to ground truth frame by frame and compute AP by size subset.
 
@@ -493,10 +499,12 @@ def evaluate_detections(
     that subset's predictions against that subset's ground truth; ``"all"`` uses everything.
     AP is ``precision_recall``'s: exact area under the precision envelope.
 
-    Ground-truth boxes with ``num_points == 0`` (when the column exists) are not evaluated:
-    they are neither counted nor matched, and a prediction left unmatched that overlaps one
-    with IoU ``>= iou_threshold`` is ignored, neither true nor false positive (as KITTI's
-    "don't care" regions); a detector cannot be asked to find what its sensor did not see.
+    Ground-truth boxes with ``num_points < min_points`` (when the column exists) are not
+    evaluated: they are neither counted nor matched, and a prediction left unmatched that
+    overlaps one with IoU ``>= iou_threshold`` is ignored, neither true nor false positive
+    (as KITTI's "don't care" regions); a detector cannot be asked to find what its sensor did
+    not see. ``min_points=1`` ignores only empty boxes; ``min_points=6`` is Waymo's LEVEL_1
+    (more than 5 points), the project's default for reported AP (``LEVEL_1_MIN_POINTS``).
 
     Args:
         detections: the DETECTIONS table, or any table with ``segment_id, frame_index,
@@ -506,6 +514,7 @@ def evaluate_detections(
         iou_threshold: minimum IoU of a match, in (0, 1].
         iou: ``"3d"`` (the paper's Waymo vehicle AP) or ``"bev"``.
         classes: classes to evaluate; predictions only match boxes of their own class.
+        min_points: ground truth with fewer points is "don't care".
 
     Returns:
         A ``DetectionEval`` with AP, counts and per-box match tables.
@@ -528,7 +537,7 @@ def evaluate_detections(
     in_class = ground_truth["class"].isin(classes).to_numpy()
     empty = np.zeros(len(ground_truth), bool)
     if "num_points" in ground_truth.columns:
-        empty = ground_truth["num_points"].to_numpy() <= 0
+        empty = ground_truth["num_points"].to_numpy() < max(min_points, 1)
     gt_pos, void_pos = np.flatnonzero(in_class & ~empty), np.flatnonzero(in_class & empty)
     det, gt = detections.iloc[pred_pos], ground_truth.iloc[gt_pos]
     void = ground_truth.iloc[void_pos]

@@ -35,6 +35,7 @@ from scipy.ndimage import convolve1d
 from scipy.optimize import linear_sum_assignment
 
 from rem_core.boxes import wrap_angle
+from rem_core.config import AutoLabelConfig, TrackerConfig, _is_number
 from rem_core.evaluate import evaluate_detections
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, FRAMES, conform
 
@@ -54,199 +55,6 @@ log = logging.getLogger(__name__)
 _INITIAL_SPEED_STD_MPS = 10.0
 #: Scores below this are clipped when they scale a detection's measurement noise.
 _MIN_NOISE_SCORE = 0.1
-
-
-def _check(condition: bool, name: str, message: str) -> None:
-    if not condition:
-        raise ValueError(f"{name}: {message}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# --------------------------------------------------------------------------- configs
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrackerConfig:
-    """Settings of ``track_detections``.
-
-    Attributes:
-        max_match_distance_m: gate on the BEV distance between a track's predicted centre and
-            a detection's centre, metres.
-        gate_length_fraction: the gate of a long object grows to this fraction of its
-            smoothed length (partial views of a bus move its box centre by metres).
-        gate_sigmas: the gate also grows to this many standard deviations of the predicted
-            centre (plus measurement noise): wide for young tracks of unknown velocity and
-            for tracks coasting through missed frames.
-        birth_score: detections scoring at least this start tracks and are matched first.
-        min_score: detections scoring below this are ignored; those in
-            ``[min_score, birth_score)`` may only extend existing tracks.
-        max_missed: a track is dropped after this many consecutive frames without a match.
-        accel_noise_mps2: standard deviation of the white acceleration of the
-            constant-velocity model, m/s^2.
-        measurement_noise_m: standard deviation of a detection's centre, metres.
-        attribute_smoothing: weight of a new observation in the exponential smoothing of a
-            track's heading and size, in (0, 1].
-        class_aware: match detections only to tracks of their own class.
-    """
-
-    max_match_distance_m: float = 2.5
-    gate_length_fraction: float = 0.25
-    gate_sigmas: float = 3.0
-    birth_score: float = 0.5
-    min_score: float = 0.1
-    max_missed: int = 3
-    accel_noise_mps2: float = 3.0
-    measurement_noise_m: float = 0.4
-    attribute_smoothing: float = 0.3
-    class_aware: bool = True
-
-    def __post_init__(self) -> None:
-        _check(
-            _is_number(self.max_match_distance_m) and 0 < self.max_match_distance_m <= 50,
-            "tracker.max_match_distance_m",
-            f"must be in (0, 50] m, got {self.max_match_distance_m!r}",
-        )
-        _check(
-            _is_number(self.gate_length_fraction) and 0 <= self.gate_length_fraction <= 2,
-            "tracker.gate_length_fraction",
-            f"must be in [0, 2], got {self.gate_length_fraction!r}",
-        )
-        _check(
-            _is_number(self.gate_sigmas) and 0 <= self.gate_sigmas <= 10,
-            "tracker.gate_sigmas",
-            f"must be in [0, 10], got {self.gate_sigmas!r}",
-        )
-        _check(
-            _is_number(self.birth_score) and 0 <= self.birth_score <= 1,
-            "tracker.birth_score",
-            f"must be in [0, 1], got {self.birth_score!r}",
-        )
-        _check(
-            _is_number(self.min_score) and 0 <= self.min_score <= self.birth_score,
-            "tracker.min_score",
-            f"must be in [0, birth_score={self.birth_score}], got {self.min_score!r}",
-        )
-        _check(
-            _is_int(self.max_missed) and 0 <= self.max_missed <= 1000,
-            "tracker.max_missed",
-            f"must be an int in [0, 1000] frames, got {self.max_missed!r}",
-        )
-        _check(
-            _is_number(self.accel_noise_mps2) and 0 < self.accel_noise_mps2 <= 100,
-            "tracker.accel_noise_mps2",
-            f"must be in (0, 100] m/s^2, got {self.accel_noise_mps2!r}",
-        )
-        _check(
-            _is_number(self.measurement_noise_m) and 0 < self.measurement_noise_m <= 10,
-            "tracker.measurement_noise_m",
-            f"must be in (0, 10] m, got {self.measurement_noise_m!r}",
-        )
-        _check(
-            _is_number(self.attribute_smoothing) and 0 < self.attribute_smoothing <= 1,
-            "tracker.attribute_smoothing",
-            f"must be in (0, 1], got {self.attribute_smoothing!r}",
-        )
-        _check(
-            isinstance(self.class_aware, bool),
-            "tracker.class_aware",
-            f"must be a bool, got {self.class_aware!r}",
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class AutoLabelConfig:
-    """Settings of ``auto_label``.
-
-    Attributes:
-        min_track_length: tracks with fewer detections than this are dropped, unless their
-            track score reaches ``min_track_score``.
-        min_track_score: see ``min_track_length``.
-        max_gap: runs of at most this many missing frames inside a track are filled with
-            interpolated boxes; longer gaps stay empty.
-        size_quantile: the object's length, width and height are this score-weighted
-            quantile of its detections' (a high one: partial views shrink boxes).
-        accel_noise_mps2: white acceleration of the smoother's constant-velocity model.
-        measurement_noise_m: centre noise of a detection scoring 1; a detection scoring
-            ``s`` gets variance ``measurement_noise_m**2 / max(s, 0.1)``.
-        static_max_displacement_m: a track whose smoothed centre moves less than this
-            between its first and last frame is static and held at one pose, metres.
-        moving_min_speed_mps: in frames where a moving object's smoothed speed reaches this,
-            its heading is its direction of motion, m/s.
-        smoothing_sigma_frames: standard deviation of the Gaussian window (frames) that
-            smooths headings and box bottoms.
-        score_blend: weight of the track score in a box's score; the rest is the frame's.
-    """
-
-    min_track_length: int = 3
-    min_track_score: float = 0.5
-    max_gap: int = 3
-    size_quantile: float = 0.75
-    accel_noise_mps2: float = 2.0
-    measurement_noise_m: float = 0.4
-    static_max_displacement_m: float = 1.0
-    moving_min_speed_mps: float = 1.0
-    smoothing_sigma_frames: float = 2.0
-    score_blend: float = 0.5
-
-    def __post_init__(self) -> None:
-        _check(
-            _is_int(self.min_track_length) and 1 <= self.min_track_length <= 10_000,
-            "auto_label.min_track_length",
-            f"must be an int in [1, 10000] frames, got {self.min_track_length!r}",
-        )
-        _check(
-            _is_number(self.min_track_score) and 0 <= self.min_track_score <= 1,
-            "auto_label.min_track_score",
-            f"must be in [0, 1], got {self.min_track_score!r}",
-        )
-        _check(
-            _is_int(self.max_gap) and 0 <= self.max_gap <= 1000,
-            "auto_label.max_gap",
-            f"must be an int in [0, 1000] frames, got {self.max_gap!r}",
-        )
-        _check(
-            _is_number(self.size_quantile) and 0 <= self.size_quantile <= 1,
-            "auto_label.size_quantile",
-            f"must be in [0, 1], got {self.size_quantile!r}",
-        )
-        _check(
-            _is_number(self.accel_noise_mps2) and 0 < self.accel_noise_mps2 <= 100,
-            "auto_label.accel_noise_mps2",
-            f"must be in (0, 100] m/s^2, got {self.accel_noise_mps2!r}",
-        )
-        _check(
-            _is_number(self.measurement_noise_m) and 0 < self.measurement_noise_m <= 10,
-            "auto_label.measurement_noise_m",
-            f"must be in (0, 10] m, got {self.measurement_noise_m!r}",
-        )
-        _check(
-            _is_number(self.static_max_displacement_m)
-            and 0 <= self.static_max_displacement_m <= 100,
-            "auto_label.static_max_displacement_m",
-            f"must be in [0, 100] m, got {self.static_max_displacement_m!r}",
-        )
-        _check(
-            _is_number(self.moving_min_speed_mps) and 0 <= self.moving_min_speed_mps <= 100,
-            "auto_label.moving_min_speed_mps",
-            f"must be in [0, 100] m/s, got {self.moving_min_speed_mps!r}",
-        )
-        _check(
-            _is_number(self.smoothing_sigma_frames) and 0 < self.smoothing_sigma_frames <= 100,
-            "auto_label.smoothing_sigma_frames",
-            f"must be in (0, 100] frames, got {self.smoothing_sigma_frames!r}",
-        )
-        _check(
-            _is_number(self.score_blend) and 0 <= self.score_blend <= 1,
-            "auto_label.score_blend",
-            f"must be in [0, 1], got {self.score_blend!r}",
-        )
 
 
 # --------------------------------------------------------------------------- poses
@@ -1132,7 +940,8 @@ def simulate_detections(
         ("miss_probability", miss_probability, 1.0),
         ("false_positives_per_frame", false_positives_per_frame, 1000.0),
     ]:
-        _check(_is_number(value) and 0 <= value <= hi, name, f"must be in [0, {hi}], got {value}")
+        if not (_is_number(value) and 0 <= value <= hi):
+            raise ValueError(f"{name}: must be in [0, {hi}], got {value}")
     rng = np.random.default_rng(seed)
     gt = boxes[rng.random(len(boxes)) >= miss_probability].reset_index(drop=True)
     n = len(gt)

@@ -1,0 +1,232 @@
+"""The order of REM's stages, and their disk cache.
+
+world -> detector ensemble (trained on the source pool) -> detections of the main model on
+every segment, with ROI-pooled features for detections and ground truth -> ensemble scores on
+the unlabelled pool -> tracks -> offboard auto-labels.
+
+Each stage is cached under ``<cache>/<stage>/<key>/`` (see ``rem_core.artifacts``): the key
+hashes the stage's settings and its inputs' keys, so a second run is instant and a changed
+setting never reuses a stale result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rem_core.artifacts import cache_root, dataset_key
+from rem_core.config import RemConfig, config_hash, config_to_dict
+from rem_core.dataset import Dataset
+from rem_core.detect import (
+    BevDetector,
+    detect,
+    ensemble_scores,
+    load_detector,
+    save_detector,
+    train_detector,
+)
+from rem_core.schema import BOXES, DETECTIONS, conform, read_table
+from rem_core.track import auto_label, track_detections
+
+__all__ = ["DetectionRun", "Progress", "ensure_detections", "ensure_detectors", "load_detections"]
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the detector's code changes what a trained model or its output would be.
+DETECTOR_VERSION = "bev-detector-2"
+
+#: ``progress(stage, done, total)``: what a long stage reports as it goes.
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None]:
+    report = progress or _quiet
+    return lambda done, total: report(name, done, total)
+
+
+def detector_key(config: RemConfig, dataset: Dataset) -> str:
+    """Cache key of a detector ensemble trained on ``dataset``."""
+    return config_hash(config.detector, dataset_key(dataset), DETECTOR_VERSION)
+
+
+def ensure_detectors(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> list[BevDetector]:
+    """The ensemble of ``config.detector.ensemble_size`` detectors, trained if not cached.
+
+    Member 0 is the main model; members differ only by their initialisation seed.
+    """
+    folder = (root or cache_root()) / "detector" / detector_key(config, dataset)
+    models = []
+    for member in range(config.detector.ensemble_size):
+        path = folder / f"member-{member}"
+        if not (path / "model.json").is_file():
+            model = train_detector(
+                config.detector,
+                dataset,
+                member=member,
+                progress=_stage(
+                    progress, f"training detector {member + 1} of {config.detector.ensemble_size}"
+                ),
+            )
+            tmp = Path(tempfile.mkdtemp(prefix=f".member-{member}.", dir=_mkdir(folder)))
+            save_detector(model, tmp, {"member": member, "dataset": str(dataset.root)})
+            tmp.rename(path)
+        models.append(load_detector(path))
+    return models
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class DetectionRun:
+    """The detection stage's output over a data set.
+
+    Attributes:
+        path: the cache folder.
+        detections: the main model's detections (``DETECTIONS``), ``track_id`` filled in.
+        features: ``(N, C)`` float32 ROI-pooled BEV features, row ``i`` for detection ``i``.
+        scores: ``(N, M)`` float32 score of each ensemble member for each detection
+            (column 0: the main model; a miss scores 0); NaN outside the unlabelled pool.
+        gt: ground-truth boxes (``BOXES``) of every segment, in the row order of
+            ``gt_features``.
+        gt_features: ``(K, C)`` float32 ROI-pooled features of the ground-truth boxes.
+        autolabels: the offboard auto-labeler's boxes (``DETECTIONS`` columns plus
+            ``interpolated``).
+        meta: settings and timings of the run.
+    """
+
+    path: Path
+    detections: pd.DataFrame
+    features: np.ndarray
+    scores: np.ndarray
+    gt: pd.DataFrame
+    gt_features: np.ndarray
+    autolabels: pd.DataFrame
+    meta: dict = field(repr=False)
+
+    @property
+    def variance(self) -> np.ndarray:
+        """``(N,)`` ensemble score variance (paper eq. 9), NaN outside the unlabelled pool."""
+        return np.var(self.scores, axis=1)
+
+
+def detections_key(config: RemConfig, dataset: Dataset) -> str:
+    return config_hash(config, dataset_key(dataset), DETECTOR_VERSION, "detections-1")
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
+
+
+def ensure_detections(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> DetectionRun:
+    """Detections, features, ensemble scores, tracks and auto-labels, computed if not cached."""
+    root = root or cache_root()
+    path = root / "detections" / detections_key(config, dataset)
+    if (path / "meta.json").is_file():
+        return load_detections(path)
+    models = ensure_detectors(config, dataset, root, progress)
+    segments = dataset.segments
+    all_ids = segments["segment_id"].tolist()
+    unlabelled = segments.loc[segments["split"] == "unlabelled", "segment_id"].tolist()
+    main = detect(
+        models[0],
+        dataset,
+        all_ids,
+        gt_classes=("vehicle", "pedestrian", "cyclist"),
+        progress=_stage(progress, "detecting"),
+    )
+    detections = main.detections
+    scores = np.full((len(detections), len(models)), np.nan, np.float32)
+    pool = detections["segment_id"].isin(unlabelled).to_numpy()
+    others = []
+    for m, model in enumerate(models[1:], start=1):
+        run = detect(
+            model,
+            dataset,
+            unlabelled,
+            with_features=False,
+            progress=_stage(progress, f"ensemble member {m + 1} of {len(models)}"),
+        )
+        others.append(run.detections)
+    scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)
+    report = _stage(progress, "tracking and auto-labelling")
+    report(0, 2)
+    tracked = track_detections(detections, dataset.frames, config.tracker)
+    report(1, 2)
+    labels = auto_label(tracked, dataset.frames, config.auto_label)
+    report(2, 2)
+
+    meta = {
+        "config": config_to_dict(config),
+        "dataset": str(dataset.root),
+        "dataset_key": dataset_key(dataset),
+        "detect_frames_per_s": main.frames_per_s,
+        "members": len(models),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=".detections.", dir=_mkdir(path.parent)))
+    try:
+        _write_table(conform(tracked, DETECTIONS, "detections"), tmp / "detections.parquet")
+        np.save(tmp / "features.npy", main.features)
+        np.save(tmp / "scores.npy", scores)
+        _write_table(conform(main.gt, BOXES, "ground truth"), tmp / "gt_boxes.parquet")
+        np.save(tmp / "gt_features.npy", main.gt_features)
+        _write_table(labels, tmp / "autolabels.parquet")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_detections(path)
+
+
+def load_detections(path: str | Path) -> DetectionRun:
+    """Read a detection run written by :func:`ensure_detections`."""
+    path = Path(path)
+    detections = read_table(path / "detections.parquet", DETECTIONS)
+    labels = pq.read_table(path / "autolabels.parquet").to_pandas()
+    interpolated = labels.get("interpolated")
+    labels = conform(labels, DETECTIONS, path / "autolabels.parquet")
+    if interpolated is not None:
+        labels["interpolated"] = interpolated.to_numpy(bool)
+    features = np.load(path / "features.npy")
+    scores = np.load(path / "scores.npy")
+    if len(features) != len(detections) or len(scores) != len(detections):
+        raise ValueError(f"{path}: features or scores do not match the detections' rows")
+    return DetectionRun(
+        path=path,
+        detections=detections,
+        features=features,
+        scores=scores,
+        gt=read_table(path / "gt_boxes.parquet", BOXES),
+        gt_features=np.load(path / "gt_features.npy"),
+        autolabels=labels,
+        meta=json.loads((path / "meta.json").read_text()),
+    )

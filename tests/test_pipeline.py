@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rem_core import pipeline
+from rem_core.cli import main
+from rem_core.config import RemConfig
+from rem_core.detect import ensemble_scores
+from rem_core.schema import BOX_COLUMNS
+
+
+def _det(frame: int, boxes: list[list[float]], scores: list[float]) -> pd.DataFrame:
+    df = pd.DataFrame(boxes, columns=BOX_COLUMNS)
+    df.insert(0, "frame_index", frame)
+    df.insert(0, "segment_id", "s")
+    df["score"] = scores
+    return df
+
+
+def test_ensemble_scores_hand_case():
+    car = [10.0, 0.0, 1.0, 4.5, 1.9, 1.5, 0.0]
+    other = [20.0, 5.0, 1.0, 4.5, 1.9, 1.5, 0.0]
+    main_det = pd.concat([_det(0, [car, other], [0.9, 0.6]), _det(1, [car], [0.8])])
+    # Member 1 finds the car in frame 0 (shifted a little) and misses the rest;
+    # member 2 has one box between two main boxes: one-to-one, the better overlap wins.
+    member1 = _det(0, [[10.3, 0.1, 1.0, 4.4, 1.9, 1.5, 0.05]], [0.7])
+    near_car = [10.2, 0.0, 1.0, 4.5, 1.9, 1.5, 0.0]
+    member2 = pd.concat([_det(0, [near_car], [0.5]), _det(2, [car], [0.9])])
+    scores = ensemble_scores(main_det, [member1, member2], match_iou=0.3)
+    np.testing.assert_allclose(
+        scores, [[0.9, 0.7, 0.5], [0.6, 0.0, 0.0], [0.8, 0.0, 0.0]], rtol=1e-6
+    )
+    variance = np.var(scores, axis=1)
+    assert variance[0] == pytest.approx(np.var([0.9, 0.7, 0.5]))
+
+
+@pytest.fixture(scope="module")
+def run(tiny_world, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache")
+    return pipeline.ensure_detections(RemConfig.tiny(), tiny_world, root=root), root
+
+
+def test_detection_run_is_consistent(run, tiny_world):
+    result, _ = run
+    n = len(result.detections)
+    config = RemConfig.tiny()
+    assert n > 0 and result.features.shape == (n, config.detector.feature_channels)
+    assert result.scores.shape == (n, config.detector.ensemble_size)
+    unlabelled = set(tiny_world.segments.query("split == 'unlabelled'")["segment_id"])
+    pool = result.detections["segment_id"].isin(unlabelled).to_numpy()
+    assert np.isnan(result.scores[~pool]).all()
+    np.testing.assert_allclose(result.scores[pool, 0], result.detections["score"][pool])
+    assert (result.scores[pool] >= 0).all() and (result.variance[pool] >= 0).all()
+    assert len(result.gt) == len(result.gt_features) == len(tiny_world.boxes)
+    assert result.detections["detection_id"].is_unique
+
+
+def test_second_run_comes_from_the_cache(run, tiny_world, monkeypatch):
+    result, root = run
+
+    def boom(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(pipeline, "train_detector", boom)
+    monkeypatch.setattr(pipeline, "detect", boom)
+    again = pipeline.ensure_detections(RemConfig.tiny(), tiny_world, root=root)
+    pd.testing.assert_frame_equal(again.detections, result.detections)
+    assert np.array_equal(again.features, result.features)
+
+
+def test_cli_detect_and_eval(tiny_world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    args = ["--preset", "tiny", "--data", str(tiny_world.root), "--members", "1"]
+    assert main(["detect", "run", *args, "--out", str(out)]) == 0
+    assert (out / "detections.parquet").is_file() and (out / "features.npy").is_file()
+    assert main(["detect", "run", *args, "--out", str(out)]) == 2  # no --force
+    assert main(["eval", *args]) == 0
+    text = capsys.readouterr().out
+    assert "AP at 3D IoU 0.5 on the validation split" in text
+    assert "auto-labels" in text and "regular" in text
