@@ -306,7 +306,9 @@ def test_a_peak_one_cell_off_decodes_the_same_box() -> None:
         assert_same_boxes(_decode(perfect_heads(box, config, peaks), config), box)
 
 
-@pytest.mark.parametrize("heading", [np.pi / 2, -np.pi / 2, np.pi / 4 + 0.01, -3 * np.pi / 4 + 0.01])
+@pytest.mark.parametrize(
+    "heading", [np.pi / 2, -np.pi / 2, np.pi / 4 + 0.01, -3 * np.pi / 4 + 0.01]
+)
 def test_headings_across_the_axis_wrap_survive_the_round_trip(heading: float) -> None:
     config = small_config()
     box = np.array([[4.0, -6.0, 1.0, 4.6, 1.9, 1.6, heading]])
