@@ -183,7 +183,6 @@ def _heading(sin2: np.ndarray, cos2: np.ndarray, direction_logit: np.ndarray) ->
     return wrap_angle(np.where(direction_logit > 0, axis, axis + np.pi))
 
 
-
 def _targets(
     boxes: np.ndarray, ignore: np.ndarray, config: DetectorConfig
 ) -> dict[str, np.ndarray]:

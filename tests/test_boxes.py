@@ -69,11 +69,17 @@ def test_point_grid_counts_equal_the_plain_count():
     rng = np.random.default_rng(0)
     pts = rng.uniform(-60, 60, (50_000, 3)).astype(np.float32)
     pts[:, 2] = rng.uniform(-1, 4, len(pts))
-    boxes = np.column_stack([
-        rng.uniform(-70, 70, 200), rng.uniform(-70, 70, 200), rng.uniform(0, 2, 200),
-        rng.uniform(0.3, 15, 200), rng.uniform(0.3, 4, 200), rng.uniform(0.5, 4, 200),
-        rng.uniform(-np.pi, np.pi, 200),
-    ])
+    boxes = np.column_stack(
+        [
+            rng.uniform(-70, 70, 200),
+            rng.uniform(-70, 70, 200),
+            rng.uniform(0, 2, 200),
+            rng.uniform(0.3, 15, 200),
+            rng.uniform(0.3, 4, 200),
+            rng.uniform(0.5, 4, 200),
+            rng.uniform(-np.pi, np.pi, 200),
+        ]
+    )
     from rem_core.boxes import PointGrid
 
     fast = PointGrid(pts).count_in_boxes(boxes)
