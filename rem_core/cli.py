@@ -181,8 +181,11 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
     run = ensure_detections(config, ds, progress=_StageBars())
     det = run.detections
     n_frames = det[["segment_id", "frame_index"]].drop_duplicates().shape[0]
+    n_tracks = (
+        det.dropna(subset=["track_id"])[["segment_id", "track_id"]].drop_duplicates().shape[0]
+    )
     print(
-        f"{len(det):,} detections in {n_frames:,} frames, {det['track_id'].nunique():,} tracks, "
+        f"{len(det):,} detections in {n_frames:,} frames, {n_tracks:,} tracks, "
         f"{len(run.autolabels):,} auto-labels; {run.features.shape[1]}-D features; "
         f"cached in {run.path}"
     )
