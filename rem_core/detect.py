@@ -40,6 +40,7 @@ __all__ = [
     "bev_grid",
     "detect",
     "ensemble_scores",
+    "feature_map",
     "load_detector",
     "pool_roi_features",
     "save_detector",
@@ -508,6 +509,24 @@ def pool_roi_features(
     out = torch.full((len(boxes), c), -torch.inf, dtype=values.dtype)
     out.scatter_reduce_(0, torch.from_numpy(owner)[:, None].expand(-1, c), values, "amax")
     return out.numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def feature_map(model: BevDetector, points: np.ndarray) -> torch.Tensor:
+    """The final BEV feature map of one frame.
+
+    Args:
+        model: a trained detector.
+        points: ``(N, >=4)`` float32 ``x, y, z, intensity`` in the vehicle frame.
+
+    Returns:
+        ``(feature_channels, G/2, G/2)`` float32 tensor on the CPU; cell ``(i, j)`` is
+        centred at ``x = -R + (i + 0.5) 2c``, ``y = -R + (j + 0.5) 2c`` (see the module
+        docstring).
+    """
+    device = next(model.parameters()).device
+    _, features = model.eval()(bev_grid(points, model.config)[None].to(device))
+    return features[0].cpu()
 
 
 @dataclass(frozen=True)

@@ -828,3 +828,18 @@ def test_detector_config_is_frozen_and_keyword_only() -> None:
         config.cell_m = 0.4  # type: ignore[misc]
     with pytest.raises(TypeError):
         DetectorConfig(76.8)  # type: ignore[misc]
+
+
+def test_feature_map_is_what_roi_pooling_reads(tiny_world) -> None:
+    from rem_core.detect import feature_map
+
+    config = small_config()
+    model = BevDetector(config).eval()
+    segment = tiny_world.segments["segment_id"][0]
+    points = tiny_world.points(segment, 0)
+    fmap = feature_map(model, points)
+    g = config.grid_size // 2
+    assert fmap.shape == (config.feature_channels, g, g)
+    with torch.no_grad():
+        _, direct = model(bev_grid(points, config)[None])
+    assert torch.equal(fmap, direct[0])
