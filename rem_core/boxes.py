@@ -16,6 +16,8 @@ __all__ = [
     "bev_overlap",
     "box_corners",
     "count_points_in_boxes",
+    "expand_ranges",
+    "inside_pairs",
     "points_in_box",
     "size_subset",
     "wrap_angle",
@@ -99,6 +101,25 @@ def points_in_box(points: np.ndarray, box: np.ndarray) -> np.ndarray:
     )
 
 
+def inside_pairs(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Whether each point lies inside its paired box (faces included), row by row.
+
+    Args:
+        points: ``(K, >=3)`` points, x, y, z first.
+        boxes: ``(K, 7)`` boxes, row ``k`` paired with point ``k``.
+
+    Returns:
+        ``(K,)`` bool.
+    """
+    d = np.asarray(points)[:, :3].astype(np.float64) - boxes[:, :3]
+    cos, sin = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
+    return (
+        (np.abs(cos * d[:, 0] + sin * d[:, 1]) <= boxes[:, 3] / 2)
+        & (np.abs(-sin * d[:, 0] + cos * d[:, 1]) <= boxes[:, 4] / 2)
+        & (np.abs(d[:, 2]) <= boxes[:, 5] / 2)
+    )
+
+
 def count_points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Points inside each box (faces included), by a plain test of every point near each box.
 
@@ -123,8 +144,12 @@ def count_points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _expand(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For ranges ``[start_i, start_i + count_i)``: (range index, value) of every element."""
+def expand_ranges(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every element of the integer ranges ``[start_i, start_i + count_i)``, without a loop.
+
+    Returns:
+        ``(owner, value)``: ``(sum(count),)`` int64 range index and element of each.
+    """
     owner = np.repeat(np.arange(len(count)), count)
     offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     return owner, start[owner] + offset
@@ -161,10 +186,10 @@ class PointGrid:
         lo = np.clip(lo, 0, np.array(self.shape) - 1)
         hi = np.clip(hi, -1, np.array(self.shape) - 1)
         span = np.maximum(hi - lo + 1, 0)
-        box, k = _expand(np.zeros(len(boxes), np.int64), span[:, 0] * span[:, 1])
+        box, k = expand_ranges(np.zeros(len(boxes), np.int64), span[:, 0] * span[:, 1])
         ncol = np.maximum(span[box, 1], 1)
         cell = (lo[box, 0] + k // ncol) * self.shape[1] + lo[box, 1] + k % ncol
-        pair, idx = _expand(self.start[cell], self.count[cell])
+        pair, idx = expand_ranges(self.start[cell], self.count[cell])
         return box[pair], self.order[idx]
 
     def count_in_boxes(self, boxes: np.ndarray) -> np.ndarray:
@@ -174,13 +199,7 @@ class PointGrid:
         if len(boxes) == 0 or len(self.points) == 0:
             return np.zeros(len(boxes), dtype=np.int64)
         box, idx = self.candidates(boxes)
-        d = self.points[idx, :3].astype(np.float64) - boxes[box, :3]
-        cos, sin = np.cos(boxes[box, 6]), np.sin(boxes[box, 6])
-        inside = (
-            (np.abs(cos * d[:, 0] + sin * d[:, 1]) <= boxes[box, 3] / 2)
-            & (np.abs(-sin * d[:, 0] + cos * d[:, 1]) <= boxes[box, 4] / 2)
-            & (np.abs(d[:, 2]) <= boxes[box, 5] / 2)
-        )
+        inside = inside_pairs(self.points[idx], boxes[box])
         return np.bincount(box[inside], minlength=len(boxes))
 
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rem_core.boxes import PointGrid, bev_corners, wrap_angle
+from rem_core.boxes import PointGrid, bev_corners, expand_ranges, wrap_angle
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
@@ -206,8 +206,7 @@ def _targets(
         sigma = np.clip(np.minimum(b[:, 3], b[:, 4]) / cell / 3, 0.7, 3.0)
         reach = np.ceil(3 * sigma).astype(np.int64)
         side = 2 * reach + 1
-        owner = np.repeat(np.arange(len(b)), side * side)
-        k = np.arange(owner.size) - np.repeat(np.cumsum(side * side) - side * side, side * side)
+        owner, k = expand_ranges(np.zeros(len(b), np.int64), side * side)
         i = np.floor(u).astype(np.int64)[owner] - reach[owner] + k // side[owner]
         j = np.floor(v).astype(np.int64)[owner] - reach[owner] + k % side[owner]
         ci = np.floor(u).astype(np.int64)[owner]
@@ -489,8 +488,7 @@ def pool_roi_features(
     hi = np.clip(hi, -1, [h - 1, w - 1])
     span = np.maximum(hi - lo + 1, 0)
     count = span[:, 0] * span[:, 1]
-    owner = np.repeat(np.arange(len(boxes)), count)
-    k = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
+    owner, k = expand_ranges(np.zeros(len(boxes), np.int64), count)
     ncol = np.maximum(span[owner, 1], 1)
     i = lo[owner, 0] + k // ncol
     j = lo[owner, 1] + k % ncol

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rem_core.boxes import wrap_angle
+from rem_core.boxes import box_corners, expand_ranges, inside_pairs, wrap_angle
 from rem_core.config import DomainConfig, LidarConfig
 
 __all__ = ["HIT_CLUTTER", "HIT_GROUND", "HIT_NONE", "HIT_STATIC", "Lidar", "Solids", "Sweep"]
@@ -141,8 +141,7 @@ class Lidar:
         nb = np.maximum(b1 - b0, 0)
         nc = np.maximum(c1 - c0 + 1, 0)
         count = nb * nc
-        box = np.repeat(np.arange(len(corners)), count)
-        local = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        box, local = expand_ranges(np.zeros(len(count), np.int64), count)
         ncb = nc[box]
         beam = b0[box] + local // np.maximum(ncb, 1)
         column = (c0[box] + local % np.maximum(ncb, 1)) % n_cols
@@ -264,8 +263,6 @@ class Lidar:
         Returns:
             ``(N,)`` int64 counts; equal to a test of every point against every box.
         """
-        from rem_core.boxes import box_corners
-
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
         if len(boxes) == 0:
             return np.zeros(0, dtype=np.int64)
@@ -276,11 +273,5 @@ class Lidar:
         idx = point_of_ray[beam * n_cols + column]
         keep = idx >= 0
         box, idx = box[keep], idx[keep]
-        d = points[idx, :3].astype(np.float64) - boxes[box, :3]
-        cos, sin = np.cos(boxes[box, 6]), np.sin(boxes[box, 6])
-        inside = (
-            (np.abs(cos * d[:, 0] + sin * d[:, 1]) <= boxes[box, 3] / 2)
-            & (np.abs(-sin * d[:, 0] + cos * d[:, 1]) <= boxes[box, 4] / 2)
-            & (np.abs(d[:, 2]) <= boxes[box, 5] / 2)
-        )
+        inside = inside_pairs(points[idx], boxes[box])
         return np.bincount(box[inside], minlength=len(boxes))
