@@ -11,7 +11,8 @@ import pytest
 from rem_core.boxes import count_points_in_boxes, size_subset
 from rem_core.config import DEFAULT_VEHICLE_MIX, DomainConfig, WorldConfig
 from rem_core.schema import BOX_COLUMNS, BOXES, FRAMES, conform
-from rem_core.world import _SceneBuilder, plan_segments, simulate_segment, simulate_world
+from rem_core.world import plan_segments, simulate_segment, simulate_world
+from rem_core.world.scene import _SceneBuilder
 
 
 @pytest.fixture(scope="module")
