@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-import rem_core.evaluate as ev
+import rem_core.iou as iou_module
 from rem_core.boxes import bev_corners
 from rem_core.evaluate import (
     DetectionEval,
@@ -144,8 +144,8 @@ def test_blocked_computation_equals_one_block(monkeypatch):
     b[:, 3:6] = np.abs(b[:, 3:6])
     whole_bev, whole_3d = bev_iou(a, b), iou_3d(a, b)
     assert (whole_bev > 0).sum() > 100
-    monkeypatch.setattr(ev, "_PAIR_BLOCK", 97)
-    monkeypatch.setattr(ev, "_CLIP_BLOCK", 13)
+    monkeypatch.setattr(iou_module, "_PAIR_BLOCK", 97)
+    monkeypatch.setattr(iou_module, "_CLIP_BLOCK", 13)
     # Blocks pad polygons to different widths, so sums may differ in the last bit.
     assert np.allclose(bev_iou(a, b), whole_bev, rtol=0, atol=1e-13)
     assert np.allclose(iou_3d(a, b), whole_3d, rtol=0, atol=1e-13)
