@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 import torch
 
-from rem_core import detect as detect_module
 from rem_core.boxes import count_points_in_boxes, wrap_angle
 from rem_core.config import DetectorConfig, RemConfig
 from rem_core.dataset import Dataset
@@ -31,10 +30,6 @@ from rem_core.detect import (
     Z_EDGES,
     BevDetector,
     DetectionSet,
-    _augment,
-    _decode,
-    _suppress,
-    _targets,
     bev_grid,
     detect,
     load_detector,
@@ -42,6 +37,9 @@ from rem_core.detect import (
     save_detector,
     train_detector,
 )
+from rem_core.detect import train as detect_module
+from rem_core.detect.infer import _decode, _suppress
+from rem_core.detect.train import _augment, _targets
 from rem_core.evaluate import evaluate_detections
 from rem_core.schema import BOX_COLUMNS, DETECTIONS
 

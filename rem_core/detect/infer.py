@@ -1,0 +1,285 @@
+"""Running a detector: decoding, suppression, ROI max-pooling, the ensemble's scores."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from rem_core.boxes import PointGrid, bev_corners, expand_ranges, wrap_angle
+from rem_core.config import DetectorConfig
+from rem_core.dataset import Dataset
+from rem_core.detect.model import STRIDE, BevDetector, _heading, _torch_setup, bev_grid
+from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
+
+log = logging.getLogger(__name__)
+
+
+def _decode(heads: torch.Tensor, config: DetectorConfig) -> np.ndarray:
+    """Boxes and scores of one frame's head outputs: ``(K, 8)`` = 7 box columns + score."""
+    heat = torch.sigmoid(heads[0])
+    peaks = heat == F.max_pool2d(heat[None, None], 3, 1, 1)[0, 0]
+    scores = torch.where(peaks, heat, torch.zeros_like(heat)).reshape(-1)
+    k = min(config.max_detections * 2, scores.numel())
+    top, idx = torch.topk(scores, k)
+    keep = top > config.score_threshold
+    top, idx = top[keep], idx[keep]
+    g = heat.shape[1]
+    i, j = idx // g, idx % g
+    r = heads[1:, i, j].T.double().numpy()
+    cell = config.cell_m * STRIDE
+    boxes = np.column_stack(
+        [
+            (i.numpy() + r[:, 0]) * cell - config.range_m,
+            (j.numpy() + r[:, 1]) * cell - config.range_m,
+            r[:, 2],
+            np.exp(np.clip(r[:, 3:6], -3, 4)),
+            _heading(r[:, 6], r[:, 7], r[:, 8]),
+            top.double().numpy(),
+        ]
+    )
+    boxes[:, 6] = wrap_angle(boxes[:, 6])
+    return _suppress(boxes)[: config.max_detections]
+
+
+def _suppress(boxes: np.ndarray) -> np.ndarray:
+    """Drop a box whose centre lies inside the footprint of a higher-scoring box.
+
+    Heatmap peaks along a long vehicle would otherwise give it several boxes. Boxes arrive
+    sorted by descending score.
+    """
+    if len(boxes) < 2:
+        return boxes
+    d = boxes[None, :, :2] - boxes[:, None, :2]  # d[a, b] = centre of b seen from a
+    cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
+    along = np.abs(cos * d[..., 0] + sin * d[..., 1]) <= boxes[:, 3, None] / 2
+    across = np.abs(-sin * d[..., 0] + cos * d[..., 1]) <= boxes[:, 4, None] / 2
+    covered = np.triu(along & across, k=1)  # a covers b, a scored higher
+    keep = np.ones(len(boxes), bool)
+    for b in range(1, len(boxes)):  # K <= 2 x max_detections; greedy order matters
+        if covered[:b, b][keep[:b]].any():
+            keep[b] = False
+    return boxes[keep]
+
+
+def pool_roi_features(
+    features: torch.Tensor, boxes: np.ndarray, config: DetectorConfig
+) -> np.ndarray:
+    """ROI max-pooling (paper section 3.1): the feature map's maximum inside each box.
+
+    The max runs over the cells whose centres lie inside the rotated box in BEV; a box too
+    small to hold a cell centre takes the cell under its centre.
+
+    Args:
+        features: ``(C, H, W)`` final BEV feature map of one frame.
+        boxes: ``(N, 7)`` boxes in the vehicle frame.
+        config: the detector's grid.
+
+    Returns:
+        ``(N, C)`` float32 features.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    c, h, w = features.shape
+    if len(boxes) == 0:
+        return np.zeros((0, c), np.float32)
+    cell = config.cell_m * STRIDE
+    corners = bev_corners(boxes)
+    lo = np.floor((corners.min(1) + config.range_m) / cell - 0.5).astype(np.int64)
+    hi = np.ceil((corners.max(1) + config.range_m) / cell - 0.5).astype(np.int64)
+    lo = np.clip(lo, 0, [h - 1, w - 1])
+    hi = np.clip(hi, -1, [h - 1, w - 1])
+    span = np.maximum(hi - lo + 1, 0)
+    count = span[:, 0] * span[:, 1]
+    owner, k = expand_ranges(np.zeros(len(boxes), np.int64), count)
+    ncol = np.maximum(span[owner, 1], 1)
+    i = lo[owner, 0] + k // ncol
+    j = lo[owner, 1] + k % ncol
+    dx = (i + 0.5) * cell - config.range_m - boxes[owner, 0]
+    dy = (j + 0.5) * cell - config.range_m - boxes[owner, 1]
+    cos, sin = np.cos(boxes[owner, 6]), np.sin(boxes[owner, 6])
+    inside = (np.abs(cos * dx + sin * dy) <= boxes[owner, 3] / 2) & (
+        np.abs(-sin * dx + cos * dy) <= boxes[owner, 4] / 2
+    )
+    empty = np.bincount(owner[inside], minlength=len(boxes)) == 0
+    ci = np.clip(np.floor((boxes[empty, 0] + config.range_m) / cell), 0, h - 1).astype(np.int64)
+    cj = np.clip(np.floor((boxes[empty, 1] + config.range_m) / cell), 0, w - 1).astype(np.int64)
+    owner = np.concatenate([owner[inside], np.flatnonzero(empty)])
+    flat = np.concatenate([i[inside] * w + j[inside], ci * w + cj])
+    values = features.reshape(c, -1)[:, torch.from_numpy(flat)].T  # (pairs, C)
+    out = torch.full((len(boxes), c), -torch.inf, dtype=values.dtype)
+    out.scatter_reduce_(0, torch.from_numpy(owner)[:, None].expand(-1, c), values, "amax")
+    return out.numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def feature_map(model: BevDetector, points: np.ndarray) -> torch.Tensor:
+    """The final BEV feature map of one frame.
+
+    Args:
+        model: a trained detector.
+        points: ``(N, >=4)`` float32 ``x, y, z, intensity`` in the vehicle frame.
+
+    Returns:
+        ``(feature_channels, G/2, G/2)`` float32 tensor on the CPU; cell ``(i, j)`` is
+        centred at ``x = -R + (i + 0.5) 2c``, ``y = -R + (j + 0.5) 2c`` (see the module
+        docstring).
+    """
+    device = next(model.parameters()).device
+    _, features = model.eval()(bev_grid(points, model.config)[None].to(device))
+    return features[0].cpu()
+
+
+@dataclass(frozen=True)
+class DetectionSet:
+    """A detector's output over a set of frames.
+
+    Attributes:
+        detections: the ``DETECTIONS`` table (``track_id`` empty).
+        features: ``(N, C)`` float32 ROI-pooled features, row ``i`` for detection ``i``.
+        gt: ground-truth vehicle boxes of the same frames (``BOXES`` columns) in row order of
+            ``gt_features``; empty unless asked for.
+        gt_features: ``(M, C)`` float32 ROI-pooled features of the ground-truth boxes.
+        seconds: wall time of the run.
+    """
+
+    detections: pd.DataFrame
+    features: np.ndarray
+    gt: pd.DataFrame
+    gt_features: np.ndarray
+    seconds: float
+    n_frames: int
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frames processed per second of wall time."""
+        return self.n_frames / self.seconds if self.seconds else float("nan")
+
+
+@torch.no_grad()
+def detect(
+    model: BevDetector,
+    dataset: Dataset,
+    segments: Sequence[str] | None = None,
+    with_features: bool = True,
+    gt_classes: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> DetectionSet:
+    """Run a detector over every frame of some segments.
+
+    Args:
+        model: a trained detector.
+        dataset: the data set to read.
+        segments: segment ids (default: all).
+        with_features: ROI-pool the feature map for every detection.
+        gt_classes: also ROI-pool ground-truth boxes of these classes (e.g. ``("vehicle",
+            "pedestrian")``), so labelled objects get features too.
+        progress: called with ``(frames done, frames in all)``.
+    """
+    config = model.config
+    device = _torch_setup(config)
+    model = model.eval().to(device)
+    if segments is None:
+        segments = dataset.segments["segment_id"].tolist()
+    frames = dataset.frames[dataset.frames["segment_id"].isin(segments)]
+    boxes = dataset.boxes
+    gt_all = boxes[boxes["class"].isin(list(gt_classes)) & boxes["segment_id"].isin(segments)]
+    gt_by_frame = {k: g for k, g in gt_all.groupby(["segment_id", "frame_index"])}
+    total, done = len(frames), 0
+    rows, feats, gt_rows, gt_feats = [], [], [], []
+    start = time.perf_counter()
+    for segment_id in segments:
+        pts, offsets = dataset.segment_points(segment_id)
+        seg_frames = frames.loc[frames["segment_id"] == segment_id, "frame_index"].sort_values()
+        for row, f in enumerate(seg_frames):
+            frame_pts = pts[offsets[row] : offsets[row + 1]]
+            heads, fmap = model(bev_grid(frame_pts, config)[None].to(device))
+            heads, fmap = heads.cpu(), fmap.cpu()
+            found = _decode(heads[0], config)
+            n_in_box = PointGrid(frame_pts).count_in_boxes(found[:, :7])
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "segment_id": segment_id,
+                        "frame_index": f,
+                        "class": "vehicle",
+                        **{c: found[:, k] for k, c in enumerate(BOX_COLUMNS)},
+                        "score": found[:, 7],
+                        "num_points": n_in_box,
+                        "distance": np.hypot(found[:, 0], found[:, 1]),
+                        "track_id": None,
+                    }
+                )
+            )
+            if with_features:
+                feats.append(pool_roi_features(fmap[0], found[:, :7], config))
+            gt = gt_by_frame.get((segment_id, f))
+            if gt is not None:
+                gt_rows.append(gt)
+                gt_feats.append(pool_roi_features(fmap[0], gt[BOX_COLUMNS].to_numpy(), config))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    seconds = time.perf_counter() - start
+    table = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame({f.name: [] for f in DETECTIONS})
+    )
+    table["detection_id"] = np.arange(len(table), dtype=np.int64)
+    c = config.feature_channels
+    return DetectionSet(
+        detections=conform(table, DETECTIONS, "detections"),
+        features=np.concatenate(feats) if feats else np.zeros((0, c), np.float32),
+        gt=pd.concat(gt_rows, ignore_index=True) if gt_rows else boxes.iloc[:0],
+        gt_features=np.concatenate(gt_feats) if gt_feats else np.zeros((0, c), np.float32),
+        seconds=seconds,
+        n_frames=total,
+    )
+
+
+def ensemble_scores(
+    main: pd.DataFrame, members: Sequence[pd.DataFrame], match_iou: float
+) -> np.ndarray:
+    """Each ensemble member's score for every detection of the main model (paper eq. 9).
+
+    Per frame, the main model's detections are matched one-to-one to a member's detections
+    by bird's-eye-view IoU (Hungarian assignment, pairs below ``match_iou`` excluded); a
+    member that has no match scores 0 (a miss).
+
+    Args:
+        main: the main model's detections (``DETECTIONS`` columns).
+        members: the other members' detections over the same frames.
+        match_iou: minimum BEV IoU of a match.
+
+    Returns:
+        ``(N, 1 + len(members))`` float32: column 0 is the main model's own score.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from rem_core.evaluate import bev_iou
+
+    out = np.zeros((len(main), 1 + len(members)), np.float32)
+    out[:, 0] = main["score"].to_numpy(np.float32)
+    keys = ["segment_id", "frame_index"]
+    main_rows = main.reset_index(drop=True).groupby(keys, sort=False).indices
+    for m, other in enumerate(members, start=1):
+        other = other.reset_index(drop=True)
+        other_rows = other.groupby(keys, sort=False).indices
+        other_boxes = other[BOX_COLUMNS].to_numpy(np.float64)
+        other_scores = other["score"].to_numpy(np.float32)
+        main_boxes = main[BOX_COLUMNS].to_numpy(np.float64)
+        for key, rows in main_rows.items():
+            theirs = other_rows.get(key)
+            if theirs is None:
+                continue
+            iou = bev_iou(main_boxes[rows], other_boxes[theirs])
+            r, c = linear_sum_assignment(np.where(iou >= match_iou, -iou, 0.0))
+            ok = iou[r, c] >= match_iou
+            out[rows[r[ok]], m] = other_scores[theirs[c[ok]]]
+    return out
