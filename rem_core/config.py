@@ -25,6 +25,7 @@ __all__ = [
     "DomainConfig",
     "LidarConfig",
     "RemConfig",
+    "ScoreConfig",
     "WorldConfig",
     "config_hash",
     "config_to_dict",
@@ -631,6 +632,30 @@ class AutoLabelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScoreConfig:
+    """The hard-example filter of M-REM and MD-REM (paper eqs. 10-11).
+
+    An object is *easy* (kept) when it has more than ``min_points`` points and lies closer
+    than ``max_distance_m``; rare-but-easy objects are what REM mines, not merely hard ones.
+    """
+
+    min_points: int = 200
+    max_distance_m: float = 50.0
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.min_points, int) and self.min_points >= 0,
+            "score.min_points",
+            f"must be an int >= 0, got {self.min_points!r}",
+        )
+        _check(
+            _is_number(self.max_distance_m) and self.max_distance_m > 0,
+            "score.max_distance_m",
+            f"must be > 0 m, got {self.max_distance_m!r}",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class RemConfig:
     """Every stage's settings. Later stages add their own nested configs here."""
 
@@ -638,6 +663,7 @@ class RemConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     auto_label: AutoLabelConfig = field(default_factory=AutoLabelConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
 
     @classmethod
     def tiny(cls) -> RemConfig:

@@ -132,7 +132,14 @@ class DetectionRun:
 
 
 def detections_key(config: RemConfig, dataset: Dataset) -> str:
-    return config_hash(config, dataset_key(dataset), DETECTOR_VERSION, "detections-1")
+    # Only the settings this stage reads: later stages' settings must not invalidate it.
+    return config_hash(
+        config.detector,
+        dataset_key(dataset),
+        DETECTOR_VERSION,
+        config_hash(config.tracker),
+        config_hash(config.auto_label),
+    )
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
