@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rem_core.analysis import auroc, recall_by_rareness
+
+
+def test_recall_falls_with_rareness():
+    rng = np.random.default_rng(0)
+    rareness = rng.normal(size=1000)
+    # The rarer the object, the less often it is detected.
+    p_detect = 1 / (1 + np.exp(2 * rareness))
+    detected = rng.random(1000) < p_detect
+    curve = recall_by_rareness(detected, rareness, bin_width=10)
+    assert len(curve.bins) == 10
+    assert curve.bins["n_gt"].sum() == 1000
+    assert curve.bins["recall"].iloc[0] > 0.8 > 0.2 > curve.bins["recall"].iloc[-1]
+    assert curve.spearman < -0.9
+    assert curve.bins["lower"].iloc[0] == 0 and curve.bins["upper"].iloc[-1] == 100
+
+
+def test_recall_bins_hand_case():
+    curve = recall_by_rareness([True, True, False, False], [1.0, 2.0, 3.0, 4.0], bin_width=50)
+    assert curve.bins["recall"].tolist() == [1.0, 0.0]
+    assert curve.bins["n_gt"].tolist() == [2, 2]
+    with pytest.raises(ValueError, match="bin_width"):
+        recall_by_rareness([True], [1.0], bin_width=3)
+
+
+def test_auroc_extremes_and_errors():
+    assert auroc([5.0, 6.0], [1.0, 2.0, 3.0]) == 1.0
+    assert auroc([1.0, 2.0], [5.0, 6.0]) == 0.0
+    assert auroc([1.0, 2.0], [1.0, 2.0]) == 0.5
+    with pytest.raises(ValueError, match="both sets"):
+        auroc([], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        auroc([np.inf], [1.0])
