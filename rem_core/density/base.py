@@ -1,0 +1,330 @@
+"""The density estimators' protocol, settings, persistence and shared flow training."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_SOLVERS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2", "rk4", "midpoint", "euler")
+_ACTIVATIONS = ("softplus", "tanh")
+
+
+def _check(condition: bool, name: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{name}: {message}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DensityConfig:
+    """Settings of :class:`FFJORD`: dynamics, ODE solver, training and scoring.
+
+    Attributes:
+        hidden: widths of the hidden layers of the dynamics MLP ``f(t, z)``; time is
+            concatenated to the input of every layer.
+        activation: ``"softplus"`` or ``"tanh"`` (smooth, so the trace is well defined).
+        t1: integration end time.
+        solver: a torchdiffeq method (``"dopri5"`` by default).
+        rtol, atol: solver tolerances for scoring (``score_samples``).
+        train_rtol, train_atol: solver tolerances while training and for the validation NLL.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_size: training mini-batch size.
+        max_epochs: upper bound on training epochs.
+        patience: epochs without a better validation NLL before stopping early.
+        val_fraction: share of ``X`` held out for early stopping (0 disables it).
+        score_batch_size: rows per ODE solve when scoring.
+        seed: seed of initialisation, split, shuffling and Hutchinson noise.
+        device: torch device, ``"cpu"`` by default.
+    """
+
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "softplus"
+    t1: float = 1.0
+    solver: str = "dopri5"
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    train_rtol: float = 1e-4
+    train_atol: float = 1e-4
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    batch_size: int = 1024
+    max_epochs: int = 100
+    patience: int = 10
+    val_fraction: float = 0.1
+    score_batch_size: int = 8192
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.hidden, tuple)
+            and len(self.hidden) >= 1
+            and all(isinstance(h, int) and 1 <= h <= 4096 for h in self.hidden),
+            "density.hidden",
+            f"must be a non-empty tuple of ints in [1, 4096], got {self.hidden!r}",
+        )
+        _check(
+            self.activation in _ACTIVATIONS,
+            "density.activation",
+            f"must be one of {', '.join(_ACTIVATIONS)}, got {self.activation!r}",
+        )
+        _check(0 < self.t1 <= 100, "density.t1", f"must be in (0, 100], got {self.t1}")
+        _check(
+            self.solver in _SOLVERS,
+            "density.solver",
+            f"must be one of {', '.join(_SOLVERS)}, got {self.solver!r}",
+        )
+        for name in ("rtol", "atol", "train_rtol", "train_atol"):
+            value = getattr(self, name)
+            _check(0 < value <= 1, f"density.{name}", f"must be in (0, 1], got {value}")
+        _check(0 < self.lr <= 1, "density.lr", f"must be in (0, 1], got {self.lr}")
+        _check(
+            self.weight_decay >= 0,
+            "density.weight_decay",
+            f"must be >= 0, got {self.weight_decay}",
+        )
+        _check(self.batch_size >= 1, "density.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.max_epochs >= 1, "density.max_epochs", f"must be >= 1, got {self.max_epochs}")
+        _check(self.patience >= 1, "density.patience", f"must be >= 1, got {self.patience}")
+        _check(
+            0 <= self.val_fraction < 0.5,
+            "density.val_fraction",
+            f"must be in [0, 0.5), got {self.val_fraction}",
+        )
+        _check(
+            self.score_batch_size >= 1,
+            "density.score_batch_size",
+            f"must be >= 1, got {self.score_batch_size}",
+        )
+        _check(isinstance(self.seed, int), "density.seed", f"must be an int, got {self.seed!r}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"density.device: not a torch device ({exc})") from None
+
+
+@runtime_checkable
+class DensityEstimator(Protocol):
+    """What every density estimator offers (scikit-learn manners, numpy in and out)."""
+
+    def fit(self, X: np.ndarray) -> Self:
+        """Fit to ``X``, ``(N, D)`` float32/float64; returns the estimator."""
+        ...
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """``(N,)`` float64 natural-log density of each row of ``X`` ``(N, D)``."""
+        ...
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``density.pt`` (tensor state dict) and ``density.json`` to ``folder``."""
+        ...
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Self:
+        """Read an estimator written by :meth:`save` (weights only, nothing unpickled)."""
+        ...
+
+
+def rareness(estimator: DensityEstimator, X: np.ndarray) -> np.ndarray:
+    """Rareness of each row of ``X``: ``-log p(x)`` in nats (the paper's R(x)).
+
+    Args:
+        estimator: a fitted :class:`DensityEstimator`.
+        X: ``(N, D)`` float32/float64 features.
+
+    Returns:
+        ``(N,)`` float64; higher is rarer.
+    """
+    return -estimator.score_samples(X)
+
+
+def _as_matrix(X: Any, n_features: int | None = None) -> np.ndarray:
+    """Validate ``X`` as a finite ``(N, D)`` float array; raise ``ValueError`` naming the fault."""
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X: not convertible to an array ({exc})") from None
+    _check(arr.ndim == 2, "X", f"must be a 2-D array (N, D), got shape {arr.shape}")
+    _check(
+        arr.dtype.kind in "fiu",
+        "X",
+        f"must be a numeric (float) array, got dtype {arr.dtype}",
+    )
+    _check(arr.shape[0] >= 1 and arr.shape[1] >= 1, "X", f"is empty, shape {arr.shape}")
+    _check(bool(np.isfinite(arr).all()), "X", "contains NaN or infinite values")
+    if n_features is not None:
+        _check(
+            arr.shape[1] == n_features,
+            "X",
+            f"has {arr.shape[1]} features (D), the estimator was fitted with {n_features}",
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+def _require_fitted(est: Any) -> int:
+    d = getattr(est, "n_features_in_", None)
+    if d is None:
+        raise ValueError(f"{type(est).__name__}: not fitted; call fit(X) first")
+    return int(d)
+
+
+def _write(folder: str | Path, kind: str, settings: dict, state: dict[str, Tensor], **extra: Any):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".density.pt.tmp"
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
+    tmp.replace(folder / "density.pt")
+    info = {"estimator": kind, "settings": settings, **extra}
+    tmp = folder / ".density.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(folder / "density.json")
+
+
+def _read(folder: str | Path, kind: str | None) -> tuple[dict, dict[str, Tensor]]:
+    folder = Path(folder)
+    try:
+        info = json.loads((folder / "density.json").read_text())
+        found = info["estimator"]
+        info["settings"]
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: not a saved density estimator ({exc})") from None
+    if kind is not None and found != kind:
+        raise ValueError(f"{folder}: holds a {found!r} estimator, not {kind!r}")
+    try:
+        state = torch.load(folder / "density.pt", weights_only=True, map_location="cpu")
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{folder}: cannot load the estimator's tensors ({exc})") from None
+    return info, state
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One training epoch of a flow.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_nll: mean training loss (nats per row; Hutchinson estimate for FFJORD).
+        val_nll: mean held-out NLL (nats per row), NaN without a held-out split.
+        nfe: mean function evaluations per training batch (forward solve; 0 for RealNVP).
+        seconds: wall time of the epoch.
+    """
+
+    epoch: int
+    train_nll: float
+    val_nll: float
+    nfe: float
+    seconds: float
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``(B,)`` log N(z; 0, I) of ``z`` ``(B, D)``."""
+    return -0.5 * (z.pow(2).sum(dim=1) + z.shape[1] * _LOG_2PI)
+
+
+def _build(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    # nn.Module initialisers draw from the global generator: fork it so we never reseed it.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def _train_flow(
+    module: nn.Module,
+    X: np.ndarray,
+    *,
+    batch_loss: Callable[[Tensor, torch.Generator], tuple[Tensor, int]],
+    eval_nll: Callable[[Tensor], float],
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    val_fraction: float,
+    seed: int,
+    device: torch.device,
+    name: str,
+) -> list[EpochRecord]:
+    """Adam on the mean NLL with early stopping on a held-out split; restores the best weights."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(X))
+    n_val = int(round(val_fraction * len(X))) if val_fraction > 0 and len(X) >= 2 else 0
+    n_val = min(n_val, len(X) - 1)
+    x_val = torch.as_tensor(X[order[:n_val]], dtype=torch.float32, device=device)
+    x_train = torch.as_tensor(X[order[n_val:]], dtype=torch.float32, device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    best, best_state, waited = math.inf, copy.deepcopy(module.state_dict()), 0
+    history: list[EpochRecord] = []
+    for epoch in range(1, max_epochs + 1):
+        start = time.perf_counter()
+        module.train()
+        perm = torch.randperm(len(x_train), generator=gen, device=device)
+        total, nfe_sum, batches = 0.0, 0, 0
+        for i in range(0, len(x_train), batch_size):
+            xb = x_train[perm[i : i + batch_size]]
+            loss, nfe = batch_loss(xb, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(xb)
+            nfe_sum += nfe
+            batches += 1
+        module.eval()
+        val = eval_nll(x_val) if n_val else math.nan
+        record = EpochRecord(
+            epoch=epoch,
+            train_nll=total / len(x_train),
+            val_nll=val,
+            nfe=nfe_sum / batches,
+            seconds=time.perf_counter() - start,
+        )
+        history.append(record)
+        logger.info(
+            "%s epoch %d: train nll %.4f, val nll %.4f, nfe/batch %.1f, %.1f s",
+            name,
+            epoch,
+            record.train_nll,
+            record.val_nll,
+            record.nfe,
+            record.seconds,
+        )
+        if not math.isfinite(record.train_nll):
+            raise ValueError(f"{name}: training diverged at epoch {epoch}; lower lr")
+        if n_val == 0:
+            continue
+        if val < best - 1e-4:
+            best, best_state, waited = val, copy.deepcopy(module.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                logger.info("%s: early stop at epoch %d (best val nll %.4f)", name, epoch, best)
+                break
+    if n_val:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history
+
+
+def _score_in_batches(
+    fn: Callable[[Tensor], Tensor], X: np.ndarray, batch: int, device
+) -> np.ndarray:
+    out = []
+    for i in range(0, len(X), batch):
+        xb = torch.as_tensor(X[i : i + batch], dtype=torch.float32, device=device)
+        out.append(fn(xb).detach().double().cpu().numpy())
+    return np.concatenate(out)
