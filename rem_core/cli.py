@@ -232,6 +232,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rareness_config(args: argparse.Namespace) -> RemConfig:
+    from dataclasses import replace
+
+    config = _config(args)
+    if getattr(args, "estimator", None):
+        config = replace(config, rareness=replace(config.rareness, estimator=args.estimator))
+    return config
+
+
+def cmd_flow_fit(args: argparse.Namespace) -> int:
+    from rem_core.pipeline import ensure_rareness
+
+    config = _rareness_config(args)
+    ds = _dataset(args, config)
+    run = ensure_rareness(config, ds, progress=_StageBars())
+    meta = run.meta
+    print(
+        f"{config.rareness.estimator} fitted on {meta['fit_rows']:,} detections "
+        f"({config.rareness.k} PCA components, {meta['explained_variance']:.1%} of the "
+        f"variance) in {meta['fit_s']:.1f} s; cached in {run.path}"
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from rem_core.pipeline import ensure_detections, ensure_rareness
+    from rem_core.score import aggregate_tracks, d_rem, m_rem, md_rem
+
+    config = _rareness_config(args)
+    ds = _dataset(args, config)
+    det_run = ensure_detections(config, ds, progress=_StageBars())
+    run = ensure_rareness(config, ds, progress=_StageBars())
+    det = det_run.detections
+    table = det[
+        ["segment_id", "frame_index", "detection_id", "track_id", "score", "num_points", "distance"]
+    ].copy()
+    table["log_prob"] = run.log_prob
+    table["d_rem"] = d_rem(run.log_prob)
+    table["m_rem"] = m_rem(det_run.variance, det["num_points"], det["distance"], config.score)
+    table["md_rem"] = md_rem(run.log_prob, det["num_points"], det["distance"], config.score)
+    tracks = aggregate_tracks(det, run.log_prob)
+    print(f"{len(table):,} detections and {len(tracks):,} tracks scored; rarest tracks:")
+    print(tracks.head(10).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if args.out is not None:
+        from rem_core.dataset import write_parquet_folder
+
+        write_parquet_folder(
+            args.out, {"detection_scores": table, "track_scores": tracks}, force=args.force
+        )
+        print(f"wrote {args.out}/detection_scores.parquet and track_scores.parquet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rem",
@@ -341,6 +394,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="ground truth with fewer points is don't-care (default 6: Waymo LEVEL_1)",
     )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "flow",
+        help="fit the density model of D-REM",
+        description="Reduce the detections' ROI features by PCA and fit a density "
+        "model (FFJORD by default) on the source and unlabelled pools (cached).",
+    )
+    fsub = p.add_subparsers(dest="flow_command", required=True, metavar="ACTION")
+    q = fsub.add_parser("fit", help="fit (cached) and report", description="Fit the density model.")
+    common(q)
+    q.add_argument(
+        "--estimator",
+        choices=["ffjord", "gaussian", "gmm", "knn", "realnvp"],
+        default=None,
+        help="density model (default: ffjord)",
+    )
+    q.set_defaults(func=cmd_flow_fit)
+
+    p = sub.add_parser(
+        "score",
+        help="D-REM, M-REM, MD-REM per detection and track",
+        description="Score every detection (log p, D-REM, M-REM, MD-REM) and every "
+        "track (mean log p over its frames); print the rarest tracks.",
+    )
+    common(p)
+    p.add_argument(
+        "--estimator",
+        choices=["ffjord", "gaussian", "gmm", "knn", "realnvp"],
+        default=None,
+        help="density model (default: ffjord)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for detection_scores.parquet and track_scores.parquet",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=cmd_score)
     return parser
 
 

@@ -43,7 +43,14 @@ from rem_core.schema import (
     read_table,
 )
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Dataset", "DatasetWriter", "summarize_tracks"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Dataset",
+    "DatasetWriter",
+    "summarize_tracks",
+    "write_parquet_folder",
+]
 
 FORMAT = "rem-dataset"
 FORMAT_VERSION = 1
@@ -182,6 +189,34 @@ class Dataset:
     def box_array(self, boxes: pd.DataFrame | None = None) -> np.ndarray:
         """``(N, 7)`` float64 boxes (``BOX_COLUMNS``) of a table, by default all boxes."""
         return (self.boxes if boxes is None else boxes)[BOX_COLUMNS].to_numpy(np.float64)
+
+
+def write_parquet_folder(
+    folder: str | Path, tables: dict[str, pd.DataFrame], force: bool = False
+) -> None:
+    """Write tables as ``<name>.parquet`` into a new folder, atomically (temp folder, rename).
+
+    Raises:
+        FileExistsError: the folder exists and is not empty, and ``force`` is False.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not force:
+        raise FileExistsError(f"{folder}: exists and is not empty (pass --force to replace it)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, df in tables.items():
+            pq.write_table(
+                pa.Table.from_pandas(df, preserve_index=False),
+                tmp / f"{name}.parquet",
+                compression="zstd",
+            )
+        if folder.exists():
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class DatasetWriter:

@@ -2,7 +2,8 @@
 
 world -> detector ensemble (trained on the source pool) -> detections of the main model on
 every segment, with ROI-pooled features for detections and ground truth -> ensemble scores on
-the unlabelled pool -> tracks -> offboard auto-labels.
+the unlabelled pool -> tracks -> offboard auto-labels -> PCA features and a density model
+fitted on the pools -> log p of every detection and ground-truth object.
 
 Each stage is cached under ``<cache>/<stage>/<key>/`` (see ``rem_core.artifacts``): the key
 hashes the stage's settings and its inputs' keys, so a second run is instant and a changed
@@ -15,6 +16,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ import pyarrow.parquet as pq
 from rem_core.artifacts import cache_root, dataset_key
 from rem_core.config import RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
+from rem_core.density import DensityEstimator, load_estimator, make_estimator
 from rem_core.detect import (
     BevDetector,
     detect,
@@ -35,10 +38,20 @@ from rem_core.detect import (
     save_detector,
     train_detector,
 )
+from rem_core.features import FeatureReducer
 from rem_core.schema import BOXES, DETECTIONS, conform, read_table
 from rem_core.track import auto_label, track_detections
 
-__all__ = ["DetectionRun", "Progress", "ensure_detections", "ensure_detectors", "load_detections"]
+__all__ = [
+    "DetectionRun",
+    "Progress",
+    "RarenessRun",
+    "ensure_detections",
+    "ensure_detectors",
+    "ensure_rareness",
+    "load_detections",
+    "load_rareness",
+]
 
 log = logging.getLogger(__name__)
 
@@ -235,5 +248,107 @@ def load_detections(path: str | Path) -> DetectionRun:
         gt=read_table(path / "gt_boxes.parquet", BOXES),
         gt_features=np.load(path / "gt_features.npy"),
         autolabels=labels,
+        meta=json.loads((path / "meta.json").read_text()),
+    )
+
+
+@dataclass(frozen=True)
+class RarenessRun:
+    """The rareness stage's output: the feature space, the density model and log p of all.
+
+    Attributes:
+        path: the cache folder.
+        reducer: the fitted PCA + standardisation.
+        estimator: the fitted density model.
+        log_prob: ``(N,)`` float64 log-density of every detection of the detection run.
+        gt_log_prob: ``(K,)`` float64 log-density of every ground-truth box (row order of
+            the detection run's ``gt``; pedestrians and cyclists through the vehicle
+            detector's features too).
+        meta: settings, fit size and time.
+    """
+
+    path: Path
+    reducer: FeatureReducer
+    estimator: DensityEstimator
+    log_prob: np.ndarray
+    gt_log_prob: np.ndarray
+    meta: dict = field(repr=False)
+
+
+def rareness_key(config: RemConfig, dataset: Dataset) -> str:
+    return config_hash(config.rareness, detections_key(config, dataset), "rareness-1")
+
+
+def ensure_rareness(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> RarenessRun:
+    """PCA features and a density model fitted on the pools, and log p of every object."""
+    root = root or cache_root()
+    path = root / "rareness" / rareness_key(config, dataset)
+    if (path / "meta.json").is_file():
+        return load_rareness(path)
+    run = ensure_detections(config, dataset, root, progress)
+    cfg = config.rareness
+    splits = dataset.segments.set_index("segment_id")["split"]
+    det = run.detections
+    fit_rows = det["segment_id"].map(splits).isin(cfg.fit_splits).to_numpy() & (
+        det["score"].to_numpy() >= cfg.min_score
+    )
+    if fit_rows.sum() < max(cfg.k, 10):
+        raise ValueError(
+            f"rareness: only {fit_rows.sum()} detections in {cfg.fit_splits} score >= "
+            f"{cfg.min_score}; too few to fit {cfg.k} components"
+        )
+    report = _stage(progress, f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
+    report(0, 2)
+    start = time.perf_counter()
+    reducer = FeatureReducer(k=cfg.k, seed=cfg.density.seed).fit(run.features[fit_rows])
+    settings = (
+        {"config": cfg.density}
+        if cfg.estimator == "ffjord"
+        else ({"seed": cfg.density.seed} if cfg.estimator in ("gmm", "realnvp") else {})
+    )
+    estimator = make_estimator(cfg.estimator, **settings)
+    estimator.fit(reducer.transform(run.features[fit_rows]))
+    fit_s = time.perf_counter() - start
+    report(1, 2)
+    log_prob = estimator.score_samples(reducer.transform(run.features))
+    gt_log_prob = estimator.score_samples(reducer.transform(run.gt_features))
+    report(2, 2)
+    meta = {
+        "config": config_to_dict(cfg),
+        "detections": str(run.path),
+        "fit_rows": int(fit_rows.sum()),
+        "fit_s": fit_s,
+        "explained_variance": float(reducer.explained_variance_ratio_.sum()),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=".rareness.", dir=_mkdir(path.parent)))
+    try:
+        reducer.save(tmp / "reducer")
+        estimator.save(tmp / "density")
+        np.save(tmp / "log_prob.npy", log_prob)
+        np.save(tmp / "gt_log_prob.npy", gt_log_prob)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_rareness(path)
+
+
+def load_rareness(path: str | Path) -> RarenessRun:
+    """Read a rareness run written by :func:`ensure_rareness`."""
+    path = Path(path)
+    return RarenessRun(
+        path=path,
+        reducer=FeatureReducer.load(path / "reducer"),
+        estimator=load_estimator(path / "density"),
+        log_prob=np.load(path / "log_prob.npy"),
+        gt_log_prob=np.load(path / "gt_log_prob.npy"),
         meta=json.loads((path / "meta.json").read_text()),
     )

@@ -81,3 +81,29 @@ def test_cli_detect_and_eval(tiny_world, tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "AP at 3D IoU 0.5 on the validation split" in text
     assert "auto-labels" in text and "regular" in text
+
+
+def test_rareness_stage_scores_every_object(run, tiny_world, capsys, tmp_path, monkeypatch):
+    result, root = run
+    config = RemConfig.tiny()
+    rare = pipeline.ensure_rareness(config, tiny_world, root=root)
+    assert rare.log_prob.shape == (len(result.detections),)
+    assert rare.gt_log_prob.shape == (len(result.gt),)
+    assert np.isfinite(rare.log_prob).all() and np.isfinite(rare.gt_log_prob).all()
+    assert rare.meta["fit_rows"] > 0
+    # Cached: loading gives the same numbers, and the fitted model reproduces them.
+    again = pipeline.ensure_rareness(config, tiny_world, root=root)
+    np.testing.assert_array_equal(again.log_prob, rare.log_prob)
+    z = again.reducer.transform(result.features[:50])
+    # An adaptive ODE solve depends a little on the batch it runs in.
+    np.testing.assert_allclose(again.estimator.score_samples(z), rare.log_prob[:50], atol=1e-3)
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(root))
+    args = ["--preset", "tiny", "--data", str(tiny_world.root)]
+    assert main(["score", *args, "--out", str(tmp_path / "scores")]) == 0
+    scores = pd.read_parquet(tmp_path / "scores" / "detection_scores.parquet")
+    np.testing.assert_allclose(scores["d_rem"], -rare.log_prob)
+    tracks = pd.read_parquet(tmp_path / "scores" / "track_scores.parquet")
+    assert tracks["rareness"].is_monotonic_decreasing
+    assert "rarest tracks" in capsys.readouterr().out
+    assert main(["score", *args, "--out", str(tmp_path / "scores")]) == 2  # exists, no --force

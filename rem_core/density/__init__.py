@@ -29,8 +29,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rem_core.config import DensityConfig
 from rem_core.density.base import (
-    DensityConfig,
     DensityEstimator,
     EpochRecord,
     _read,

@@ -20,102 +20,12 @@ from torch import Tensor, nn
 logger = logging.getLogger(__name__)
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_SOLVERS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2", "rk4", "midpoint", "euler")
 _ACTIVATIONS = ("softplus", "tanh")
 
 
 def _check(condition: bool, name: str, message: str) -> None:
     if not condition:
         raise ValueError(f"{name}: {message}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DensityConfig:
-    """Settings of :class:`FFJORD`: dynamics, ODE solver, training and scoring.
-
-    Attributes:
-        hidden: widths of the hidden layers of the dynamics MLP ``f(t, z)``; time is
-            concatenated to the input of every layer.
-        activation: ``"softplus"`` or ``"tanh"`` (smooth, so the trace is well defined).
-        t1: integration end time.
-        solver: a torchdiffeq method (``"dopri5"`` by default).
-        rtol, atol: solver tolerances for scoring (``score_samples``).
-        train_rtol, train_atol: solver tolerances while training and for the validation NLL.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        batch_size: training mini-batch size.
-        max_epochs: upper bound on training epochs.
-        patience: epochs without a better validation NLL before stopping early.
-        val_fraction: share of ``X`` held out for early stopping (0 disables it).
-        score_batch_size: rows per ODE solve when scoring.
-        seed: seed of initialisation, split, shuffling and Hutchinson noise.
-        device: torch device, ``"cpu"`` by default.
-    """
-
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "softplus"
-    t1: float = 1.0
-    solver: str = "dopri5"
-    rtol: float = 1e-5
-    atol: float = 1e-5
-    train_rtol: float = 1e-4
-    train_atol: float = 1e-4
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    batch_size: int = 1024
-    max_epochs: int = 100
-    patience: int = 10
-    val_fraction: float = 0.1
-    score_batch_size: int = 8192
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        _check(
-            isinstance(self.hidden, tuple)
-            and len(self.hidden) >= 1
-            and all(isinstance(h, int) and 1 <= h <= 4096 for h in self.hidden),
-            "density.hidden",
-            f"must be a non-empty tuple of ints in [1, 4096], got {self.hidden!r}",
-        )
-        _check(
-            self.activation in _ACTIVATIONS,
-            "density.activation",
-            f"must be one of {', '.join(_ACTIVATIONS)}, got {self.activation!r}",
-        )
-        _check(0 < self.t1 <= 100, "density.t1", f"must be in (0, 100], got {self.t1}")
-        _check(
-            self.solver in _SOLVERS,
-            "density.solver",
-            f"must be one of {', '.join(_SOLVERS)}, got {self.solver!r}",
-        )
-        for name in ("rtol", "atol", "train_rtol", "train_atol"):
-            value = getattr(self, name)
-            _check(0 < value <= 1, f"density.{name}", f"must be in (0, 1], got {value}")
-        _check(0 < self.lr <= 1, "density.lr", f"must be in (0, 1], got {self.lr}")
-        _check(
-            self.weight_decay >= 0,
-            "density.weight_decay",
-            f"must be >= 0, got {self.weight_decay}",
-        )
-        _check(self.batch_size >= 1, "density.batch_size", f"must be >= 1, got {self.batch_size}")
-        _check(self.max_epochs >= 1, "density.max_epochs", f"must be >= 1, got {self.max_epochs}")
-        _check(self.patience >= 1, "density.patience", f"must be >= 1, got {self.patience}")
-        _check(
-            0 <= self.val_fraction < 0.5,
-            "density.val_fraction",
-            f"must be in [0, 0.5), got {self.val_fraction}",
-        )
-        _check(
-            self.score_batch_size >= 1,
-            "density.score_batch_size",
-            f"must be >= 1, got {self.score_batch_size}",
-        )
-        _check(isinstance(self.seed, int), "density.seed", f"must be an int, got {self.seed!r}")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"density.device: not a torch device ({exc})") from None
 
 
 @runtime_checkable

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rem_core.config import DensityConfig
 from rem_core.density.base import (
-    DensityConfig,
     EpochRecord,
     _as_matrix,
     _build,
