@@ -36,3 +36,35 @@ def test_auroc_extremes_and_errors():
         auroc([], [1.0])
     with pytest.raises(ValueError, match="finite"):
         auroc([np.inf], [1.0])
+
+
+def test_log_prob_groups_and_aurocs():
+    import pandas as pd
+
+    from rem_core.analysis import log_prob_groups, ood_aurocs
+
+    gt = pd.DataFrame(
+        {
+            "segment_id": ["v", "v", "v", "o", "v", "s"],
+            "track_id": ["a", "b", "c", "d", "e", "f"],
+            "class": ["vehicle", "vehicle", "vehicle", "vehicle", "pedestrian", "vehicle"],
+            "subtype": ["sedan", "sedan", "bus", "van", "pedestrian", "sedan"],
+            "length": [4.5, 4.6, 12.0, 5.0, 0.6, 4.5],
+            "width": [1.8, 1.8, 2.5, 2.0, 0.6, 1.8],
+            "height": [1.5, 1.5, 3.2, 2.0, 1.8, 1.5],
+        }
+    )
+    splits = pd.Series({"v": "validation", "o": "ood", "s": "source"})
+    groups = log_prob_groups(gt, [-1.0, -2.0, -9.0, -1.5, -20.0, -30.0], splits)
+    assert groups["set"].tolist() == [
+        "validation",
+        "validation",
+        "large",
+        "other region",
+        "pedestrian",
+        "",
+    ]
+    assert groups["size"].tolist() == ["regular", "regular", "large", "regular", "", "regular"]
+    aurocs = ood_aurocs(groups)
+    assert aurocs["large"] == 1.0 and aurocs["pedestrian"] == 1.0
+    assert aurocs["other region"] == 0.5
