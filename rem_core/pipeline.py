@@ -99,9 +99,8 @@ def ensure_detectors(
                     progress, f"training detector {member + 1} of {config.detector.ensemble_size}"
                 ),
             )
-            tmp = Path(tempfile.mkdtemp(prefix=f".member-{member}.", dir=_mkdir(folder)))
-            save_detector(model, tmp, {"member": member, "dataset": str(dataset.root)})
-            tmp.rename(path)
+            meta = {"member": member, "dataset": str(dataset.root)}
+            _publish(path, lambda tmp, model=model, meta=meta: save_detector(model, tmp, meta))
         models.append(load_detector(path))
     return models
 
@@ -153,6 +152,22 @@ def detections_key(config: RemConfig, dataset: Dataset) -> str:
         config_hash(config.tracker),
         config_hash(config.auto_label),
     )
+
+
+def _publish(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a cache entry into a temporary sibling folder, then rename it to ``path``.
+
+    A crash leaves no half-written entry under ``path``; a stale entry is replaced.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=_mkdir(path.parent)))
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
@@ -209,8 +224,8 @@ def ensure_detections(
         "detect_frames_per_s": main.frames_per_s,
         "members": len(models),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=".detections.", dir=_mkdir(path.parent)))
-    try:
+
+    def write(tmp: Path) -> None:
         _write_table(conform(tracked, DETECTIONS, "detections"), tmp / "detections.parquet")
         np.save(tmp / "features.npy", main.features)
         np.save(tmp / "scores.npy", scores)
@@ -218,12 +233,8 @@ def ensure_detections(
         np.save(tmp / "gt_features.npy", main.gt_features)
         _write_table(labels, tmp / "autolabels.parquet")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    _publish(path, write)
     return load_detections(path)
 
 
@@ -325,19 +336,15 @@ def ensure_rareness(
         "fit_s": fit_s,
         "explained_variance": float(reducer.explained_variance_ratio_.sum()),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=".rareness.", dir=_mkdir(path.parent)))
-    try:
+
+    def write(tmp: Path) -> None:
         reducer.save(tmp / "reducer")
         estimator.save(tmp / "density")
         np.save(tmp / "log_prob.npy", log_prob)
         np.save(tmp / "gt_log_prob.npy", gt_log_prob)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    _publish(path, write)
     return load_rareness(path)
 
 
