@@ -313,3 +313,81 @@ def test_summarize_empty_dataset() -> None:
     s = summarize_dataset(segments, pd.DataFrame({"segment_id": []}), tracks)
     assert (s.n_segments, s.n_tracks, s.n_vehicle_tracks) == (0, 0, 0)
     assert math.isnan(s.large_vehicle_share)
+
+
+# --- rareness figures --------------------------------------------------------------------------
+
+
+def make_groups() -> pd.DataFrame:
+    """A ``log_prob_groups`` table: rare sets sit lower in log p than validation."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for name, cls, size, split, n, mean in [
+        ("validation", "vehicle", "regular", "validation", 200, 0.0),
+        ("large", "vehicle", "large", "validation", 20, -6.0),
+        ("other region", "vehicle", "regular", "ood", 40, -2.0),
+        ("pedestrian", "pedestrian", "", "validation", 30, -9.0),
+        ("", "vehicle", "regular", "source", 100, 0.5),
+    ]:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "class": cls,
+                    "size": size,
+                    "split": split,
+                    "set": name,
+                    "log_prob": rng.normal(mean, 1.0, n),
+                }
+            )  # fmt: skip
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_log_prob_histogram_by_set_labels_aurocs():
+    from rem_core.analysis import ood_aurocs
+    from rem_core.viz import log_prob_histogram
+
+    groups = make_groups()
+    fig = log_prob_histogram(groups, "set")
+    names = [t.name for t in fig.data]
+    assert [n.split(" (")[0] for n in names] == [
+        "validation",
+        "large",
+        "other region",
+        "pedestrian",
+    ]
+    aurocs = ood_aurocs(groups)
+    assert f"AUROC {aurocs['large']:.3f}" in names[1] and "AUROC" not in names[0]
+    assert all(t.histnorm == "probability density" for t in fig.data)
+    assert len(fig.data[0].x) == 200
+
+
+def test_log_prob_histogram_by_size_and_split_and_empty_groups():
+    from rem_core.viz import log_prob_histogram
+
+    groups = make_groups()
+    by_size = log_prob_histogram(groups, "size")
+    # vehicles of every split: 200 + 40 + 100 regular, 20 large; pedestrians left out
+    assert [len(t.x) for t in by_size.data] == [340, 20]
+    by_split = log_prob_histogram(groups, "split")
+    assert [len(t.x) for t in by_split.data] == [100, 220]
+    no_large = groups[groups["size"] != "large"]
+    assert len(log_prob_histogram(no_large, "size").data) == 1
+    with pytest.raises(ValueError, match="by: must be one of"):
+        log_prob_histogram(groups, "colour")
+    with pytest.raises(ValueError, match="'log_prob'"):
+        log_prob_histogram(groups.drop(columns="log_prob"), "set")
+
+
+def test_recall_figure_one_line_per_detector():
+    from rem_core.analysis import recall_by_rareness
+    from rem_core.viz import recall_figure
+
+    rng = np.random.default_rng(1)
+    rareness = rng.normal(size=500)
+    found = rng.random(500) > (rareness > 1.0) * 0.8
+    curve = recall_by_rareness(found, rareness, bin_width=10)
+    fig = recall_figure({"main": curve, "other": curve})
+    assert len(fig.data) == 2
+    assert list(fig.data[0].x) == sorted(fig.data[0].x) and len(fig.data[0].x) == 10
+    assert "Spearman" in fig.data[0].name and fig.data[0].y[-1] < fig.data[0].y[0]

@@ -29,70 +29,22 @@ import plotly.graph_objects as go
 from rem_core.boxes import bev_corners, box_corners, size_subset
 from rem_core.config import VEHICLE_SUBTYPES
 from rem_core.schema import BOX_COLUMNS
+from rem_core.viz.theme import (
+    BACKGROUND,
+    CLASS_COLORS,
+    GRID,
+    HIGHLIGHT_COLOR,
+    NOISE_COLOR,
+    OTHER_COLOR,
+    RARE_VEHICLE_COLOR,
+    SUBTYPE_COLORS,
+    TEXT,
+)
 
-__all__ = [
-    "BACKGROUND",
-    "CLASS_COLORS",
-    "HIGHLIGHT_COLOR",
-    "NOISE_COLOR",
-    "OTHER_COLOR",
-    "RARE_VEHICLE_COLOR",
-    "SPLIT_ORDER",
-    "SUBTYPE_COLORS",
-    "DatasetSummary",
-    "bev_figure",
-    "box_edges",
-    "decimate_points",
-    "scene_figure",
-    "summarize_dataset",
-]
+__all__ = ["bev_figure", "box_edges", "decimate_points", "scene_figure"]
 
 ColorBy = Literal["class", "subtype"]
 PointColor = Literal["height", "intensity"]
-
-#: Background of every figure (the dark theme's page colour): LiDAR reads best on dark.
-BACKGROUND = "#0e1117"
-_GRID = "#2a303c"
-_TEXT = "#e6e9ef"
-
-#: Box colour per class.
-CLASS_COLORS: dict[str, str] = {
-    "vehicle": "#4c9be8",
-    "pedestrian": "#f5a623",
-    "cyclist": "#3ddc97",
-}
-
-#: Box colour per vehicle subtype (and the other classes' own subtype): cool blues for the
-#: regular family, warm colours for large vehicles, violet/lime/cyan for irregular ones.
-SUBTYPE_COLORS: dict[str, str] = {
-    "sedan": "#4c9be8",
-    "hatchback": "#7fb2e5",
-    "suv": "#3f72af",
-    "pickup": "#5fa8a0",
-    "van": "#8e9be0",
-    "bus": "#ff4b4b",
-    "box_truck": "#ff9f1c",
-    "tractor_trailer": "#ffd23f",
-    "car_carrier": "#ffb3a7",
-    "roof_load": "#b388ff",
-    "flatbed_ramp": "#76ff03",
-    "microcar": "#18ffff",
-    # muted here, so that they do not compete with the rare vehicles
-    "pedestrian": "#c8b48a",
-    "cyclist": "#8fc9a8",
-}
-
-#: Large and irregular vehicles when boxes are coloured by class.
-RARE_VEHICLE_COLOR = "#ff5a5f"
-#: Colour of any class or subtype missing from the maps.
-OTHER_COLOR = "#b0b0b0"
-#: Label-noise boxes (dashed).
-NOISE_COLOR = "#ff00ff"
-#: The highlighted track.
-HIGHLIGHT_COLOR = "#ffffff"
-
-#: Order of splits in summaries; unknown splits follow in alphabetical order.
-SPLIT_ORDER = ("source", "unlabelled", "validation", "ood")
 
 # Points are drawn in a neutral grey ramp so that coloured boxes stand out on them.
 _POINT_SCALE = [[0.0, "#3a3f4b"], [0.5, "#8a909c"], [1.0, "#f2f2f2"]]
@@ -305,7 +257,7 @@ def _dark_layout(fig: go.Figure, height: int, show_legend: bool) -> None:
         margin=dict(l=0, r=0, t=30, b=0),
         paper_bgcolor=BACKGROUND,
         plot_bgcolor=BACKGROUND,
-        font=dict(color=_TEXT, size=12),
+        font=dict(color=TEXT, size=12),
         showlegend=show_legend,
         legend=dict(
             orientation="h",
@@ -316,7 +268,7 @@ def _dark_layout(fig: go.Figure, height: int, show_legend: bool) -> None:
             bgcolor="rgba(14, 17, 23, 0.7)",
             itemsizing="constant",
         ),
-        hoverlabel=dict(bgcolor="#1f2430", font=dict(color=_TEXT)),
+        hoverlabel=dict(bgcolor="#1f2430", font=dict(color=TEXT)),
         # keep zoom and camera while the user steps through frames
         uirevision="rem-scene",
     )
@@ -436,10 +388,10 @@ def scene_figure(
     )
     axis = dict(
         backgroundcolor=BACKGROUND,
-        gridcolor=_GRID,
-        zerolinecolor=_GRID,
+        gridcolor=GRID,
+        zerolinecolor=GRID,
         showspikes=False,
-        color=_TEXT,
+        color=TEXT,
     )
     fig.update_layout(
         scene=dict(
@@ -582,9 +534,9 @@ def bev_figure(
     _dark_layout(fig, height, show_legend)
     fig.update_layout(margin=dict(l=60, r=10, t=30, b=45))
     axis = dict(
-        gridcolor=_GRID,
-        zerolinecolor=_GRID,
-        color=_TEXT,
+        gridcolor=GRID,
+        zerolinecolor=GRID,
+        color=TEXT,
         showgrid=True,
         ticksuffix=" m",
         constrain="domain",
@@ -602,91 +554,3 @@ def bev_figure(
         dragmode="pan",
     )
     return fig
-
-
-@dataclass(frozen=True)
-class DatasetSummary:
-    """Counts of a data set for its overview.
-
-    Attributes:
-        segments_by_split: one row per split (``SPLIT_ORDER`` first): ``split``,
-            ``segments``, ``frames``, ``domains`` (comma-separated).
-        tracks_by_class: one row per class: ``class``, ``tracks``, ``boxes``,
-            ``label_noise_boxes``.
-        n_segments: segments.
-        n_frames: frames.
-        n_boxes: ground-truth boxes.
-        n_tracks: tracks.
-        n_vehicle_tracks: tracks of class ``vehicle``.
-        n_large_vehicle_tracks: vehicle tracks whose largest median dimension is >= 7 m
-            (``rem_core.boxes.size_subset``).
-        large_vehicle_share: ``n_large_vehicle_tracks / n_vehicle_tracks`` (NaN if none).
-    """
-
-    segments_by_split: pd.DataFrame
-    tracks_by_class: pd.DataFrame
-    n_segments: int
-    n_frames: int
-    n_boxes: int
-    n_tracks: int
-    n_vehicle_tracks: int
-    n_large_vehicle_tracks: int
-    large_vehicle_share: float
-
-
-def summarize_dataset(
-    segments: pd.DataFrame, frames: pd.DataFrame, tracks: pd.DataFrame
-) -> DatasetSummary:
-    """Counts of segments by split and of tracks by class, and the share of large vehicles.
-
-    Args:
-        segments: the ``SEGMENTS`` table.
-        frames: the ``FRAMES`` table.
-        tracks: the ``TRACKS`` table (median dimensions per track, metres).
-    """
-    frames_per_segment = frames.groupby("segment_id").size()
-    seg = segments.assign(
-        frames=segments["segment_id"].map(frames_per_segment).fillna(0).astype(int)
-    )
-    by_split = (
-        seg.groupby("split", sort=False)
-        .agg(
-            segments=("segment_id", "size"),
-            frames=("frames", "sum"),
-            domains=("domain", lambda d: ", ".join(sorted(set(d)))),
-        )
-        .reset_index()
-    )
-    rank = {s: i for i, s in enumerate(SPLIT_ORDER)}
-    by_split = (
-        by_split.assign(_rank=by_split["split"].map(rank).fillna(len(rank)))
-        .sort_values(["_rank", "split"])
-        .drop(columns="_rank")
-        .reset_index(drop=True)
-    )
-
-    by_class = (
-        tracks.groupby("class", sort=True)
-        .agg(
-            tracks=("track_id", "size"),
-            boxes=("num_boxes", "sum"),
-            label_noise_boxes=("label_noise_boxes", "sum"),
-        )
-        .reset_index()
-        .sort_values("tracks", ascending=False, kind="stable")
-        .reset_index(drop=True)
-    )
-    vehicles = tracks[tracks["class"] == "vehicle"]
-    large = size_subset(vehicles["length"], vehicles["width"], vehicles["height"]) == "large"
-    n_vehicle, n_large = len(vehicles), int(np.count_nonzero(large))
-    return DatasetSummary(
-        segments_by_split=by_split,
-        tracks_by_class=by_class,
-        n_segments=len(segments),
-        n_frames=len(frames),
-        n_boxes=int(tracks["num_boxes"].sum()) if len(tracks) else 0,
-        n_tracks=len(tracks),
-        n_vehicle_tracks=n_vehicle,
-        n_large_vehicle_tracks=n_large,
-        large_vehicle_share=n_large / n_vehicle if n_vehicle else float("nan"),
-    )

@@ -1,0 +1,45 @@
+"""Figures: arrays and tables in, plotly figures out (pure functions, no streamlit).
+
+* ``scene``: a LiDAR frame in 3D and in bird's-eye view, with its boxes.
+* ``summary``: counts of a data set for its overview.
+* ``rareness``: log-probability histograms and recall by rareness.
+* ``theme``: the colours and dark theme all figures share.
+
+The app and notebooks call them alike.
+"""
+
+from rem_core.viz.rareness import HISTOGRAM_GROUPS, log_prob_histogram, recall_figure
+from rem_core.viz.scene import bev_figure, box_edges, decimate_points, scene_figure
+from rem_core.viz.summary import DatasetSummary, summarize_dataset
+from rem_core.viz.theme import (
+    BACKGROUND,
+    CLASS_COLORS,
+    HIGHLIGHT_COLOR,
+    NOISE_COLOR,
+    OTHER_COLOR,
+    RARE_VEHICLE_COLOR,
+    SET_COLORS,
+    SPLIT_ORDER,
+    SUBTYPE_COLORS,
+)
+
+__all__ = [
+    "BACKGROUND",
+    "CLASS_COLORS",
+    "HIGHLIGHT_COLOR",
+    "HISTOGRAM_GROUPS",
+    "NOISE_COLOR",
+    "OTHER_COLOR",
+    "RARE_VEHICLE_COLOR",
+    "SET_COLORS",
+    "SPLIT_ORDER",
+    "SUBTYPE_COLORS",
+    "DatasetSummary",
+    "bev_figure",
+    "box_edges",
+    "decimate_points",
+    "log_prob_histogram",
+    "recall_figure",
+    "scene_figure",
+    "summarize_dataset",
+]

@@ -1,0 +1,62 @@
+"""Colours and the dark theme shared by every figure.
+
+Colours are chosen for the figures' own dark background, so they read the same under the
+app's light and dark themes. Regular vehicles are drawn in cool blues; the rare families
+(large and irregular vehicle subtypes, see ``VEHICLE_SUBTYPES``) in warm or vivid colours.
+"""
+
+from __future__ import annotations
+
+#: Background of every figure (the dark theme's page colour): LiDAR reads best on dark.
+BACKGROUND = "#0e1117"
+GRID = "#2a303c"
+TEXT = "#e6e9ef"
+
+#: Box colour per class.
+CLASS_COLORS: dict[str, str] = {
+    "vehicle": "#4c9be8",
+    "pedestrian": "#f5a623",
+    "cyclist": "#3ddc97",
+}
+
+#: Box colour per vehicle subtype (and the other classes' own subtype): cool blues for the
+#: regular family, warm colours for large vehicles, violet/lime/cyan for irregular ones.
+SUBTYPE_COLORS: dict[str, str] = {
+    "sedan": "#4c9be8",
+    "hatchback": "#7fb2e5",
+    "suv": "#3f72af",
+    "pickup": "#5fa8a0",
+    "van": "#8e9be0",
+    "bus": "#ff4b4b",
+    "box_truck": "#ff9f1c",
+    "tractor_trailer": "#ffd23f",
+    "car_carrier": "#ffb3a7",
+    "roof_load": "#b388ff",
+    "flatbed_ramp": "#76ff03",
+    "microcar": "#18ffff",
+    # muted here, so that they do not compete with the rare vehicles
+    "pedestrian": "#c8b48a",
+    "cyclist": "#8fc9a8",
+}
+
+#: Large and irregular vehicles when boxes are coloured by class.
+RARE_VEHICLE_COLOR = "#ff5a5f"
+#: Colour of any class or subtype missing from the maps.
+OTHER_COLOR = "#b0b0b0"
+#: Label-noise boxes (dashed).
+NOISE_COLOR = "#ff00ff"
+#: The highlighted track.
+HIGHLIGHT_COLOR = "#ffffff"
+
+#: Order of splits in summaries; unknown splits follow in alphabetical order.
+SPLIT_ORDER = ("source", "unlabelled", "validation", "ood")
+
+#: Colour per out-of-distribution set of ``rem_core.analysis.log_prob_groups`` and per size.
+SET_COLORS: dict[str, str] = {
+    "validation": "#4c9be8",
+    "regular": "#4c9be8",
+    "source": "#8e9be0",
+    "large": "#ff4b4b",
+    "other region": "#ffd23f",
+    "pedestrian": "#f5a623",
+}
