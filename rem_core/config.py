@@ -25,6 +25,8 @@ __all__ = [
     "DetectorConfig",
     "DomainConfig",
     "LidarConfig",
+    "MINING_METHODS",
+    "MiningConfig",
     "RarenessConfig",
     "RemConfig",
     "ScoreConfig",
@@ -172,13 +174,19 @@ class DomainConfig:
     """Conditions of a region: weather effects on the LiDAR and the local vehicle mix.
 
     ``vehicle_mix=None`` keeps the world's mix. Clutter is spurious returns from rain or
-    spray between 1 and 10 m from the sensor.
+    spray between 1 and 10 m from the sensor. Rain also dims every return: water films make
+    surfaces reflect less diffusely (``surface_reflectivity`` scales every surface's
+    reflectivity) and drops scatter the beam on its way out and back (two-way Beer-Lambert
+    extinction, intensity times ``exp(-2 * extinction_per_m * range)``; heavy rain at 905 nm
+    is of the order of 0.01 per metre).
     """
 
     name: str = "clear"
     extra_dropout: float = 0.0
     extra_range_noise_m: float = 0.0
     clutter_fraction: float = 0.0
+    surface_reflectivity: float = 1.0
+    extinction_per_m: float = 0.0
     vehicle_mix: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
@@ -198,6 +206,16 @@ class DomainConfig:
             "domain.clutter_fraction",
             f"must be in [0, 0.5), got {self.clutter_fraction}",
         )
+        _check(
+            0 < self.surface_reflectivity <= 1,
+            "domain.surface_reflectivity",
+            f"must be in (0, 1], got {self.surface_reflectivity}",
+        )
+        _check(
+            0 <= self.extinction_per_m <= 0.1,
+            "domain.extinction_per_m",
+            f"must be in [0, 0.1] per metre, got {self.extinction_per_m}",
+        )
         if self.vehicle_mix is not None:
             _check_mix(self.vehicle_mix, "domain.vehicle_mix")
 
@@ -209,6 +227,8 @@ class DomainConfig:
             extra_dropout=0.25,
             extra_range_noise_m=0.05,
             clutter_fraction=0.01,
+            surface_reflectivity=0.6,
+            extinction_per_m=0.01,
             vehicle_mix=OTHER_REGION_VEHICLE_MIX,
         )
 
@@ -656,6 +676,9 @@ class DensityConfig:
         patience: epochs without a better validation NLL before stopping early.
         val_fraction: share of ``X`` held out for early stopping (0 disables it).
         score_batch_size: rows per ODE solve when scoring.
+        max_nfe: most function evaluations one ODE solve may take. A solve that needs more
+            (the learned dynamics turned stiff) stops: training keeps the best weights so
+            far, scoring raises an error.
         seed: seed of initialisation, split, shuffling and Hutchinson noise.
         device: torch device, ``"cpu"`` by default.
     """
@@ -675,6 +698,7 @@ class DensityConfig:
     patience: int = 10
     val_fraction: float = 0.1
     score_batch_size: int = 8192
+    max_nfe: int = 5000
     seed: int = 0
     device: str = "cpu"
 
@@ -719,6 +743,7 @@ class DensityConfig:
             "density.score_batch_size",
             f"must be >= 1, got {self.score_batch_size}",
         )
+        _check(self.max_nfe >= 10, "density.max_nfe", f"must be >= 10, got {self.max_nfe}")
         _check(isinstance(self.seed, int), "density.seed", f"must be an int, got {self.seed!r}")
         _check(
             self.device in ("cpu", "cuda", "mps") or self.device.startswith("cuda:"),
@@ -790,6 +815,51 @@ class ScoreConfig:
         )
 
 
+#: Selection methods of track-level mining (paper Tables 1 and 3), in report order.
+MINING_METHODS = (
+    "random",
+    "predict_size",
+    "ensemble",
+    "m_rem",
+    "d_rem",
+    "md_rem",
+    "oracle_hard",
+    "oracle_size",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MiningConfig:
+    """Track-level mining (paper Algorithm 1): the budget and the simulated labeller.
+
+    Attributes:
+        budget: tracks to have labelled: a count (``1500``) or a share of the pool's
+            ground-truth tracks (``"3%"``).
+        check_iou: the simulated labeller finds an object at a detection when some
+            ground-truth box of its frame overlaps it with BEV IoU above this (0: any overlap).
+        fp_costs_budget: whether a check that finds nothing (a false positive) uses one unit
+            of the budget.
+        seed: seed of the Random method.
+    """
+
+    budget: int | str = "3%"
+    check_iou: float = 0.0
+    fp_costs_budget: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ok = (isinstance(self.budget, int) and not isinstance(self.budget, bool)) or (
+            isinstance(self.budget, str) and bool(self.budget.strip())
+        )
+        _check(ok, "mining.budget", f"must be a count or a share like '3%', got {self.budget!r}")
+        _check(
+            _is_number(self.check_iou) and 0 <= self.check_iou < 1,
+            "mining.check_iou",
+            f"must be in [0, 1), got {self.check_iou!r}",
+        )
+        _check(isinstance(self.seed, int), "mining.seed", f"must be an int, got {self.seed!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RemConfig:
     """Every stage's settings. Later stages add their own nested configs here."""
@@ -800,6 +870,7 @@ class RemConfig:
     auto_label: AutoLabelConfig = field(default_factory=AutoLabelConfig)
     rareness: RarenessConfig = field(default_factory=RarenessConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
 
     @classmethod
     def tiny(cls) -> RemConfig:

@@ -225,9 +225,13 @@ class Lidar:
             reflect = np.where(clutter, 0.02, reflect)
             valid |= clutter
         owner = np.where(valid, owner, HIT_NONE)
+        reach = np.minimum(rng_range, cfg.max_range_m)
+        returned = reflect * (1.0 - 0.4 * reach / cfg.max_range_m)
+        if domain.surface_reflectivity != 1.0 or domain.extinction_per_m > 0:
+            wet = np.where(owner == HIT_CLUTTER, 1.0, domain.surface_reflectivity)
+            returned = returned * wet * np.exp(-2.0 * domain.extinction_per_m * reach)
         intensity = np.clip(
-            reflect * (1.0 - 0.4 * np.minimum(rng_range, cfg.max_range_m) / cfg.max_range_m)
-            + 0.01 * rng.standard_normal(n_rays, dtype=np.float32),
+            returned + 0.01 * rng.standard_normal(n_rays, dtype=np.float32),
             0.0,
             1.0,
         )

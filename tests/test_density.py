@@ -21,6 +21,7 @@ from rem_core.density import (
     KNNDensity,
     MLPDynamics,
     RealNVP,
+    SolverStalled,
     cnf_log_prob,
     exact_divergence,
     hutchinson_divergence,
@@ -29,6 +30,7 @@ from rem_core.density import (
     rareness,
     standard_normal_log_prob,
 )
+from rem_core.density.base import _train_flow
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -149,6 +151,69 @@ def test_hutchinson_is_unbiased() -> None:
     se = est.std(dim=0) / math.sqrt(n)
     assert torch.all((est.mean(dim=0) - exact).abs() < 4 * se + 1e-9)
     assert torch.all(est.std(dim=0) > 0)  # not trivially exact
+
+
+class StiffDynamics(nn.Module):
+    """``dz/dt = -k z``: explicit solvers need ever more steps as ``k`` grows."""
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        return -self.k * z
+
+
+def test_solver_stops_past_max_nfe() -> None:
+    x = torch.randn(8, 3)
+    _, nfe = cnf_log_prob(StiffDynamics(1.0), x, max_nfe=1000)
+    assert nfe <= 1000
+    with pytest.raises(SolverStalled, match="more than 50 function evaluations"):
+        cnf_log_prob(StiffDynamics(1e4), x, max_nfe=50)
+
+
+@pytest.mark.parametrize("val_fraction", [0.0, 0.25])
+def test_training_keeps_the_best_weights_when_a_solve_stalls(val_fraction: float) -> None:
+    module = nn.Linear(2, 1)
+    X = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    n_train = len(X) - int(round(val_fraction * len(X)))
+    starts = []  # weights at the start of every batch; two batches per epoch
+
+    def batch_loss(xb: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+        starts.append({k: v.clone() for k, v in module.state_dict().items()})
+        if len(starts) == 8:  # the second batch of epoch 4, after one update in that epoch
+            raise SolverStalled("too stiff")
+        return (module(xb) - 3).pow(2).mean(), 7
+
+    history = _train_flow(
+        module,
+        X,
+        batch_loss=batch_loss,
+        eval_nll=lambda xv: float((module(xv) - 3).pow(2).mean().detach()),
+        lr=1e-2,
+        weight_decay=0.0,
+        batch_size=n_train // 2,
+        max_epochs=10,
+        patience=10,
+        val_fraction=val_fraction,
+        seed=0,
+        device=torch.device("cpu"),
+        name="test",
+    )
+    assert [r.stalled for r in history] == [False, False, False, True]
+    assert math.isnan(history[-1].train_nll) and history[-1].nfe == 7
+    # The loss falls every epoch, so with or without a held-out split the weights kept are
+    # those after epoch 3, not the half-updated ones of the stalled epoch.
+    assert history[2].val_nll < history[1].val_nll or not val_fraction
+    for k, v in module.state_dict().items():
+        torch.testing.assert_close(v, starts[6][k])
+        assert not torch.equal(v, starts[7][k])
+
+
+def test_solver_stall_in_the_first_epoch_is_an_error() -> None:
+    X = np.random.default_rng(0).normal(size=(64, 2))
+    with pytest.raises(SolverStalled, match="first epoch"):
+        FFJORD(max_nfe=10, max_epochs=2, train_rtol=1e-7, train_atol=1e-7, lr=0.5).fit(X)
 
 
 def test_ffjord_fits_a_small_mixture() -> None:

@@ -113,6 +113,20 @@ def test_rain_adds_dropout_and_clutter():
     assert near(rain).sum() > 10 * max(near(clear).sum(), 1)
 
 
+@pytest.mark.parametrize("x", [10.0, 40.0])
+def test_rain_dims_returns_by_wet_surfaces_and_two_way_extinction(x: float):
+    lidar = Lidar(LidarConfig(dropout=0.0, range_noise_m=0.0))
+    scene = solids_from_boxes(np.array([[x, 0.0, 1.5, 1.0, 20.0, 3.0, 0.0]]), [0])
+    wet = DomainConfig(name="wet", surface_reflectivity=0.6, extinction_per_m=0.01)
+    clear = lidar.cast(scene, np.random.default_rng(0))
+    rain = lidar.cast(scene, np.random.default_rng(0), wet)
+    on_wall = (clear.owner == 0) & (rain.owner == 0)
+    assert on_wall.sum() > 50
+    ratio = np.median(rain.intensity[on_wall]) / np.median(clear.intensity[on_wall])
+    expected = 0.6 * np.exp(-2 * 0.01 * np.median(clear.range[on_wall]))
+    assert ratio == pytest.approx(expected, rel=0.05)
+
+
 def test_count_in_boxes_matches_brute_force_and_open3d():
     lidar = Lidar(LidarConfig())
     rng = np.random.default_rng(5)

@@ -33,6 +33,7 @@ from rem_core.config import DensityConfig
 from rem_core.density.base import (
     DensityEstimator,
     EpochRecord,
+    SolverStalled,
     _read,
     rareness,
     standard_normal_log_prob,
@@ -58,6 +59,7 @@ __all__ = [
     "KNNDensity",
     "MLPDynamics",
     "RealNVP",
+    "SolverStalled",
     "cnf_log_prob",
     "exact_divergence",
     "hutchinson_divergence",

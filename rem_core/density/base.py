@@ -132,6 +132,8 @@ class EpochRecord:
         val_nll: mean held-out NLL (nats per row), NaN without a held-out split.
         nfe: mean function evaluations per training batch (forward solve; 0 for RealNVP).
         seconds: wall time of the epoch.
+        stalled: the epoch was cut short because an ODE solve raised :class:`SolverStalled`;
+            its NLLs are NaN and training stopped there.
     """
 
     epoch: int
@@ -139,6 +141,7 @@ class EpochRecord:
     val_nll: float
     nfe: float
     seconds: float
+    stalled: bool = False
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -151,6 +154,10 @@ def _build(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make()
+
+
+class SolverStalled(RuntimeError):
+    """An ODE solve exceeded its budget of function evaluations (stiff learned dynamics)."""
 
 
 def _train_flow(
@@ -169,7 +176,12 @@ def _train_flow(
     device: torch.device,
     name: str,
 ) -> list[EpochRecord]:
-    """Adam on the mean NLL with early stopping on a held-out split; restores the best weights."""
+    """Adam on the mean NLL with early stopping on a held-out split; restores the best weights.
+
+    A :class:`SolverStalled` raised by ``batch_loss`` or ``eval_nll`` ends training there,
+    keeping the best weights so far (the last complete epoch's without a held-out split); in
+    the first epoch it propagates.
+    """
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
     n_val = int(round(val_fraction * len(X))) if val_fraction > 0 and len(X) >= 2 else 0
@@ -180,22 +192,45 @@ def _train_flow(
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
     best, best_state, waited = math.inf, copy.deepcopy(module.state_dict()), 0
     history: list[EpochRecord] = []
+    stalled = False
     for epoch in range(1, max_epochs + 1):
         start = time.perf_counter()
+        before = copy.deepcopy(module.state_dict())
         module.train()
         perm = torch.randperm(len(x_train), generator=gen, device=device)
         total, nfe_sum, batches = 0.0, 0, 0
-        for i in range(0, len(x_train), batch_size):
-            xb = x_train[perm[i : i + batch_size]]
-            loss, nfe = batch_loss(xb, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(xb)
-            nfe_sum += nfe
-            batches += 1
-        module.eval()
-        val = eval_nll(x_val) if n_val else math.nan
+        try:
+            for i in range(0, len(x_train), batch_size):
+                xb = x_train[perm[i : i + batch_size]]
+                loss, nfe = batch_loss(xb, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(xb)
+                nfe_sum += nfe
+                batches += 1
+            module.eval()
+            val = eval_nll(x_val) if n_val else math.nan
+        except SolverStalled as exc:
+            if epoch == 1:
+                raise SolverStalled(f"{name}: stalled in the first epoch: {exc}") from None
+            history.append(
+                EpochRecord(
+                    epoch=epoch,
+                    train_nll=math.nan,
+                    val_nll=math.nan,
+                    nfe=nfe_sum / max(batches, 1),
+                    seconds=time.perf_counter() - start,
+                    stalled=True,
+                )
+            )
+            logger.warning(
+                "%s: stopped at epoch %d, keeping the best weights: %s", name, epoch, exc
+            )
+            stalled = True
+            if not n_val:
+                best_state = before  # the weights of the last complete epoch
+            break
         record = EpochRecord(
             epoch=epoch,
             train_nll=total / len(x_train),
@@ -224,7 +259,7 @@ def _train_flow(
             if waited >= patience:
                 logger.info("%s: early stop at epoch %d (best val nll %.4f)", name, epoch, best)
                 break
-    if n_val:
+    if n_val or stalled:
         module.load_state_dict(best_state)
     module.eval()
     return history

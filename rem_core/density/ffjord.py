@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from rem_core.config import DensityConfig
 from rem_core.density.base import (
     EpochRecord,
+    SolverStalled,
     _as_matrix,
     _build,
     _read,
@@ -131,15 +132,26 @@ def hutchinson_divergence(
 class _Augmented(nn.Module):
     """The augmented ODE ``d/dt [z, L] = [f(t, z), tr(df/dz)]``, counting evaluations."""
 
-    def __init__(self, dynamics: nn.Module, noise: Tensor | None, create_graph: bool):
+    def __init__(
+        self, dynamics: nn.Module, noise: Tensor | None, create_graph: bool, max_nfe: int | None
+    ):
         super().__init__()
         self.dynamics = dynamics
         self.noise = noise
         self.create_graph = create_graph
+        self.max_nfe = max_nfe
         self.nfe = 0
 
     def forward(self, t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         self.nfe += 1
+        if self.max_nfe is not None and self.nfe > self.max_nfe:
+            # An adaptive solver facing stiff dynamics shrinks its step without bound; counting
+            # here works for every solver and survives ``python -O`` (torchdiffeq asserts).
+            raise SolverStalled(
+                f"the ODE solve needed more than {self.max_nfe} function evaluations "
+                f"(t = {float(t):.4g}); the dynamics are stiff: raise density.max_nfe, "
+                "loosen the tolerances or lower the learning rate"
+            )
         z = state[0]
         if self.noise is None:
             return exact_divergence(self.dynamics, t, z)
@@ -156,6 +168,7 @@ def cnf_log_prob(
     atol: float = 1e-5,
     noise: Tensor | None = None,
     create_graph: bool = False,
+    max_nfe: int | None = None,
 ) -> tuple[Tensor, int]:
     """Log-density of a continuous normalizing flow with a standard Gaussian base (FFJORD eq. 4).
 
@@ -169,13 +182,17 @@ def cnf_log_prob(
         solver, rtol, atol: torchdiffeq method and tolerances.
         noise: ``(B, D)`` Hutchinson probe; ``None`` uses the exact trace.
         create_graph: keep the graph of the trace estimate (training).
+        max_nfe: raise :class:`SolverStalled` past this many function evaluations.
 
     Returns:
         ``(B,)`` log-density in nats, and the number of function evaluations.
+
+    Raises:
+        SolverStalled: the solve exceeded ``max_nfe``.
     """
     from torchdiffeq import odeint
 
-    aug = _Augmented(dynamics, noise, create_graph)
+    aug = _Augmented(dynamics, noise, create_graph, max_nfe)
     ts = torch.tensor([0.0, t1], dtype=x.dtype, device=x.device)
     zs, ls = odeint(aug, (x, x.new_zeros(x.shape[0])), ts, method=solver, rtol=rtol, atol=atol)
     return standard_normal_log_prob(zs[-1]) + ls[-1], aug.nfe
@@ -187,7 +204,9 @@ class FFJORD:
     Training maximises the Hutchinson-estimated log-likelihood (one Rademacher probe per batch,
     one vector-Jacobian product per function evaluation) at ``train_rtol``/``train_atol``;
     scoring integrates the exact trace at ``rtol``/``atol``. The mean number of function
-    evaluations (NFE) per batch is logged every epoch and kept in ``history_``.
+    evaluations (NFE) per batch is logged every epoch and kept in ``history_``. A solve past
+    ``max_nfe`` evaluations ends training early with the best weights so far (a warning is
+    logged and ``stalled_`` is set); while scoring it raises :class:`SolverStalled`.
 
     Args:
         config: settings (:class:`DensityConfig`); keyword ``overrides`` replace its fields,
@@ -198,6 +217,7 @@ class FFJORD:
         history_: one :class:`EpochRecord` per epoch.
         n_features_in_: ``D``.
         last_nfe_: function evaluations of the last scoring solve.
+        stalled_: whether training stopped because a solve exceeded ``max_nfe``.
     """
 
     kind: ClassVar[str] = "ffjord"
@@ -230,6 +250,7 @@ class FFJORD:
                 atol=c.train_atol,
                 noise=probe,
                 create_graph=True,
+                max_nfe=c.max_nfe,
             )
             return -logp.mean(), nfe
 
@@ -255,11 +276,14 @@ class FFJORD:
         )
         self.dynamics_ = dyn
         self.n_features_in_ = X.shape[1]
+        self.stalled_ = bool(self.history_) and self.history_[-1].stalled
         return self
 
     def _log_prob(self, dyn: nn.Module, x: Tensor, rtol: float, atol: float) -> Tensor:
         c = self.config
-        logp, nfe = cnf_log_prob(dyn, x, t1=c.t1, solver=c.solver, rtol=rtol, atol=atol)
+        logp, nfe = cnf_log_prob(
+            dyn, x, t1=c.t1, solver=c.solver, rtol=rtol, atol=atol, max_nfe=c.max_nfe
+        )
         self.last_nfe_ = nfe
         return logp
 
@@ -307,4 +331,5 @@ class FFJORD:
         est.dynamics_ = dyn.eval()
         est.n_features_in_ = int(info["n_features_in"])
         est.history_ = [EpochRecord(**r) for r in info.get("history", [])]
+        est.stalled_ = bool(est.history_) and est.history_[-1].stalled
         return est
