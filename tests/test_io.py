@@ -1,0 +1,87 @@
+"""Output files (rem_core.io.files) and Waymo Objects (rem_core.io.waymo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rem_core.io.files import publish_file
+from rem_core.io.waymo import read_objects, write_objects
+from rem_core.schema import BOX_COLUMNS, SchemaError
+
+
+def test_publish_file_is_atomic_and_never_overwrites_silently(tmp_path: Path) -> None:
+    path = tmp_path / "out.txt"
+    publish_file(path, lambda tmp: tmp.write_text("one"))
+    assert path.read_text() == "one"
+    with pytest.raises(FileExistsError, match="out.txt: exists"):
+        publish_file(path, lambda tmp: tmp.write_text("two"))
+
+    def fail(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        publish_file(path, fail, force=True)
+    assert path.read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no temp file left
+    publish_file(path, lambda tmp: tmp.write_text("two"), force=True)
+    assert path.read_text() == "two"
+
+
+def test_publish_file_validates_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        publish_file(tmp_path / "missing" / "x.csv", lambda tmp: tmp.write_text(""))
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        publish_file(tmp_path, lambda tmp: tmp.write_text(""), force=True)
+
+
+def boxes_and_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = pd.DataFrame(
+        {"segment_id": ["a", "a", "b"], "frame_index": [0, 1, 0],
+         "timestamp_micros": [1_000_000, 1_100_000, 5_000_000]}
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    boxes = pd.DataFrame(rng.normal(size=(4, 7)) + [0, 0, 1, 5, 2, 1.6, 0], columns=BOX_COLUMNS)
+    boxes["segment_id"] = ["a", "a", "b", "b"]
+    boxes["frame_index"] = [0, 1, 0, 0]
+    boxes["track_id"] = ["t1", "t1", "t7", "p2"]
+    boxes["class"] = ["vehicle", "vehicle", "vehicle", "pedestrian"]
+    boxes["num_points"] = [250, 120, 30, 12]
+    boxes["score"] = [1.0, 1.0, 0.8, 0.55]
+    return boxes, frames
+
+
+def test_waymo_objects_round_trip(tmp_path: Path) -> None:
+    from waymo_open_dataset.protos import metrics_pb2
+
+    boxes, frames = boxes_and_frames()
+    path = write_objects(boxes, frames, tmp_path / "labels.bin")
+    raw = metrics_pb2.Objects.FromString(path.read_bytes())
+    assert len(raw.objects) == 4
+    assert raw.objects[1].frame_timestamp_micros == 1_100_000
+    assert raw.objects[3].object.type == 2  # TYPE_PEDESTRIAN
+    back = read_objects(path)
+    assert back["segment_id"].tolist() == ["a", "a", "b", "b"]
+    assert back["track_id"].tolist() == ["t1", "t1", "t7", "p2"]
+    assert back["class"].tolist() == boxes["class"].tolist()
+    np.testing.assert_allclose(back[BOX_COLUMNS], boxes[BOX_COLUMNS])
+    np.testing.assert_allclose(back["score"], boxes["score"], rtol=1e-6)
+    assert back["num_points"].tolist() == [250, 120, 30, 12]
+
+
+def test_waymo_objects_errors_name_the_problem(tmp_path: Path) -> None:
+    boxes, frames = boxes_and_frames()
+    with pytest.raises(SchemaError, match="'heading'"):
+        write_objects(boxes.drop(columns="heading"), frames, tmp_path / "x.bin")
+    with pytest.raises(SchemaError, match="no Waymo type.*'tram'"):
+        write_objects(boxes.assign(**{"class": "tram"}), frames, tmp_path / "x.bin")
+    with pytest.raises(SchemaError, match="frame 1 of segment 'b'"):
+        write_objects(boxes.assign(frame_index=[0, 1, 1, 0]), frames, tmp_path / "x.bin")
+    assert not (tmp_path / "x.bin").exists()
+    (tmp_path / "bad.bin").write_bytes(b"\xff\xff\xff")
+    with pytest.raises(ValueError, match="bad.bin: not a metrics_pb2.Objects file"):
+        read_objects(tmp_path / "bad.bin")
