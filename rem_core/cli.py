@@ -285,6 +285,89 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _method(name: str) -> str:
+    """A selection method from the command line: ``md-rem`` and ``md_rem`` alike."""
+    from rem_core.config import MINING_METHODS
+
+    method = name.strip().lower().replace("-", "_")
+    if method not in MINING_METHODS:
+        choices = ", ".join(m.replace("_", "-") for m in MINING_METHODS)
+        raise argparse.ArgumentTypeError(f"unknown method {name!r}; choose one of {choices}")
+    return method
+
+
+def _mining_config(args: argparse.Namespace) -> RemConfig:
+    from dataclasses import replace
+
+    config = _rareness_config(args)
+    mining = config.mining
+    if args.budget is not None:
+        budget = int(args.budget) if args.budget.strip().isdigit() else args.budget
+        mining = replace(mining, budget=budget)
+    if args.fp_costs_budget:
+        mining = replace(mining, fp_costs_budget=True)
+    return replace(config, mining=mining)
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    from rem_core.mining import MINED_FORMATS, mine, write_label_set, write_mined
+    from rem_core.pipeline import ensure_mining_pool
+
+    # Validate the outputs before the (possibly long) pipeline runs.
+    if args.out.suffix.lower() not in MINED_FORMATS:
+        raise ValueError(f"--out {args.out}: use a suffix of {', '.join(MINED_FORMATS)}")
+    for out in (args.out, args.labels):
+        if out is not None and out.exists() and not args.force:
+            raise FileExistsError(f"{out}: exists; pass --force to replace it")
+    if args.labels is not None and args.labels.suffix.lower() != ".bin":
+        raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
+    config = _mining_config(args)
+    ds = _dataset(args, config)
+    pool = ensure_mining_pool(config, ds, progress=_StageBars())
+    mined = mine(pool, args.method, config)
+    write_mined(mined.boxes, args.out, force=args.force)
+    c = mined.composition
+    print(
+        f"{args.method.replace('_', '-')}: {c.tracks} of {pool.num_tracks} tracks "
+        f"(budget {c.budget}), {c.boxes:,} boxes, {c.checks} checks ({c.false_positives} false "
+        f"positives); Large {c.large_share:.1%}, irregular {c.irregular_share:.1%}"
+    )
+    print(f"wrote {args.out}")
+    if args.labels is not None:
+        write_label_set(mined.labels, ds.frames, args.labels, force=args.force)
+        human = int((mined.labels["source"] == "human").sum())
+        print(
+            f"wrote {args.labels}: {len(mined.labels):,} boxes ({human:,} human, "
+            f"{len(mined.labels) - human:,} auto-labelled)"
+        )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rem_core.mining import compare_methods
+    from rem_core.pipeline import ensure_mining_pool
+
+    config = _mining_config(args)
+    ds = _dataset(args, config)
+    pool = ensure_mining_pool(config, ds, progress=_StageBars())
+    table = compare_methods(pool, config, methods=args.methods)
+    shares = ["large_share", "irregular_share", "label_noise_share", "hard_share"]
+    shown = table.copy()
+    shown[shares] = shown[shares] * 100
+    shown["method"] = shown["method"].str.replace("_", "-")
+    print(
+        f"Mined tracks at a budget of {config.mining.budget} ({table['budget'].iloc[-1]} of "
+        f"{pool.num_tracks} ground-truth tracks); shares in %; 'pool' is every track"
+    )
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if args.out is not None:
+        from rem_core.io.files import publish_file
+
+        publish_file(args.out, lambda tmp: table.to_csv(tmp, index=False), force=args.force)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rem",
@@ -433,6 +516,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=cmd_score)
+
+    def mining_options(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument(
+            "--estimator",
+            choices=["ffjord", "gaussian", "gmm", "knn", "realnvp"],
+            default=None,
+            help="density model of D-REM and MD-REM (default: ffjord)",
+        )
+        p.add_argument(
+            "--budget",
+            default=None,
+            help="tracks to label: a count (1500) or a share of the pool's tracks (3%%; "
+            "the default)",
+        )
+        p.add_argument(
+            "--fp-costs-budget",
+            action="store_true",
+            help="a check that finds no object uses one unit of the budget",
+        )
+        p.add_argument("--force", action="store_true", help="replace existing output files")
+
+    p = sub.add_parser(
+        "mine",
+        help="mine tracks under a budget (Algorithm 1) and export them",
+        description="Rank the unlabelled pool's detections by a selection method, have the "
+        "simulated labeller label whole tracks under the budget (Algorithm 1), and write "
+        "the mined track list; optionally the merged label set (mined tracks plus the "
+        "auto-labels that do not overlap them) as Waymo metrics_pb2.Objects.",
+    )
+    mining_options(p)
+    p.add_argument(
+        "--method",
+        type=_method,
+        default="md_rem",
+        help="random, predict-size, ensemble, m-rem, d-rem, md-rem (default), oracle-hard "
+        "or oracle-size",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="mined track list, one row per box: .csv, .parquet or .json (tracks nested)",
+    )
+    p.add_argument(
+        "--labels", type=Path, default=None, help="merged label set as Waymo Objects (.bin)"
+    )
+    p.set_defaults(func=cmd_mine)
+
+    p = sub.add_parser(
+        "compare",
+        help="composition of what each method mines (paper Table 1)",
+        description="Mine with every selection method under the same budget and print "
+        "what each one found: tracks, boxes, shares of Large and irregular vehicles, of "
+        "label-noise and hard boxes, and mean rareness.",
+    )
+    mining_options(p)
+    p.add_argument(
+        "--methods",
+        type=_method,
+        nargs="+",
+        default=None,
+        help="methods to compare (default: all)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
@@ -445,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (DataError, ValueError, FileExistsError, KeyError) as exc:
+    except (DataError, ValueError, OSError, KeyError) as exc:
         print(f"rem: error: {exc}", file=sys.stderr)
         return 2
 

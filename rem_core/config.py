@@ -839,12 +839,16 @@ class MiningConfig:
             ground-truth box of its frame overlaps it with BEV IoU above this (0: any overlap).
         fp_costs_budget: whether a check that finds nothing (a false positive) uses one unit
             of the budget.
+        rank_by: ``"track"`` (default): a detection ranks by its predicted track's mean value
+            (the per-track aggregation of paper section 4.1; Random draws once per track);
+            ``"detection"``: by its own value.
         seed: seed of the Random method.
     """
 
     budget: int | str = "3%"
     check_iou: float = 0.0
     fp_costs_budget: bool = False
+    rank_by: str = "track"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -856,6 +860,11 @@ class MiningConfig:
             _is_number(self.check_iou) and 0 <= self.check_iou < 1,
             "mining.check_iou",
             f"must be in [0, 1), got {self.check_iou!r}",
+        )
+        _check(
+            self.rank_by in ("track", "detection"),
+            "mining.rank_by",
+            f"must be 'track' or 'detection', got {self.rank_by!r}",
         )
         _check(isinstance(self.seed, int), "mining.seed", f"must be an int, got {self.seed!r}")
 

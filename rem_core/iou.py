@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from rem_core.boxes import bev_corners
 
-__all__ = ["IoUKind", "bev_iou", "bev_iou_pairs", "iou_3d", "iou_3d_pairs"]
+__all__ = ["IoUKind", "bev_iou", "bev_iou_pairs", "bev_iou_within_keys", "iou_3d", "iou_3d_pairs"]
 
 IoUKind = Literal["3d", "bev"]
 
@@ -259,6 +259,34 @@ def bev_iou_pairs(a: ArrayLike, b: ArrayLike) -> np.ndarray:
         ``(K,)`` float64 IoU in [0, 1].
     """
     return _pairs_iou(a, b, "bev")
+
+
+def bev_iou_within_keys(
+    a: ArrayLike, b: ArrayLike, key_a: ArrayLike, key_b: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every overlapping pair of boxes that share a key (e.g. the same frame), with its IoU.
+
+    Args:
+        a: ``(N, 7)`` boxes.
+        b: ``(M, 7)`` boxes.
+        key_a: ``(N,)`` non-negative integer key of each box of ``a``.
+        key_b: ``(M,)`` key of each box of ``b``; only equal keys are compared.
+
+    Returns:
+        ``(i, j, iou)``: ``(K,)`` int64 rows of ``a`` and ``b`` and their ``(K,)`` float64
+        BEV IoU, for every pair with equal keys and IoU > 0.
+    """
+    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")
+    key_a = np.asarray(key_a, dtype=np.int64)
+    key_b = np.asarray(key_b, dtype=np.int64)
+    if key_a.shape != (len(a),) or key_b.shape != (len(b),):
+        raise ValueError(
+            f"keys: expected shapes ({len(a)},) and ({len(b)},), got {key_a.shape} and "
+            f"{key_b.shape}"
+        )
+    if (len(key_a) and key_a.min() < 0) or (len(key_b) and key_b.min() < 0):
+        raise ValueError("keys: must be >= 0")
+    return _sparse_iou(a, b, key_a, key_b, "bev")
 
 
 def iou_3d(a: ArrayLike, b: ArrayLike) -> np.ndarray:

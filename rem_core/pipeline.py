@@ -3,7 +3,8 @@
 world -> detector ensemble (trained on the source pool) -> detections of the main model on
 every segment, with ROI-pooled features for detections and ground truth -> ensemble scores on
 the unlabelled pool -> tracks -> offboard auto-labels -> PCA features and a density model
-fitted on the pools -> log p of every detection and ground-truth object.
+fitted on the pools -> log p of every detection and ground-truth object -> the unlabelled
+pool as mining sees it (``ensure_mining_pool``; mining itself is fast and not cached).
 
 Each stage is cached under ``<cache>/<stage>/<key>/`` (see ``rem_core.artifacts``): the key
 hashes the stage's settings and its inputs' keys, so a second run is instant and a changed
@@ -39,6 +40,7 @@ from rem_core.detect import (
     train_detector,
 )
 from rem_core.features import FeatureReducer
+from rem_core.mining import MiningPool
 from rem_core.schema import BOXES, DETECTIONS, conform, read_table
 from rem_core.track import auto_label, track_detections
 
@@ -48,6 +50,7 @@ __all__ = [
     "RarenessRun",
     "ensure_detections",
     "ensure_detectors",
+    "ensure_mining_pool",
     "ensure_rareness",
     "load_detections",
     "load_rareness",
@@ -358,4 +361,40 @@ def load_rareness(path: str | Path) -> RarenessRun:
         log_prob=np.load(path / "log_prob.npy"),
         gt_log_prob=np.load(path / "gt_log_prob.npy"),
         meta=json.loads((path / "meta.json").read_text()),
+    )
+
+
+def ensure_mining_pool(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> MiningPool:
+    """The unlabelled pool as mining sees it, running (or reading) the stages before it.
+
+    Detections are the main model's in the unlabelled pool scoring at least
+    ``rareness.min_score`` (the detections the density model was fitted on); ground truth is
+    the pool's vehicles, kept aside for the simulated labeller; auto-labels are the pool's.
+    """
+    det_run = ensure_detections(config, dataset, root, progress)
+    run = ensure_rareness(config, dataset, root, progress)
+    segments = dataset.segments
+    pool_ids = set(segments.loc[segments["split"] == "unlabelled", "segment_id"])
+    det = det_run.detections
+    rows = np.flatnonzero(
+        det["segment_id"].isin(pool_ids).to_numpy()
+        & (det["score"].to_numpy() >= config.rareness.min_score)
+    )
+    gt = det_run.gt
+    gt_rows = np.flatnonzero(
+        gt["segment_id"].isin(pool_ids).to_numpy() & (gt["class"] == "vehicle").to_numpy()
+    )
+    labels = det_run.autolabels
+    return MiningPool(
+        detections=det.iloc[rows].reset_index(drop=True),
+        log_prob=run.log_prob[rows],
+        variance=det_run.variance[rows].astype(np.float64),
+        gt=gt.iloc[gt_rows].reset_index(drop=True),
+        gt_log_prob=run.gt_log_prob[gt_rows],
+        autolabels=labels[labels["segment_id"].isin(pool_ids)].reset_index(drop=True),
     )

@@ -107,3 +107,46 @@ def test_rareness_stage_scores_every_object(run, tiny_world, capsys, tmp_path, m
     assert tracks["rareness"].is_monotonic_decreasing
     assert "rarest tracks" in capsys.readouterr().out
     assert main(["score", *args, "--out", str(tmp_path / "scores")]) == 2  # exists, no --force
+
+
+def test_mining_pool_and_the_mine_and_compare_commands(
+    run, tiny_world, tmp_path, monkeypatch, capsys
+):
+    from rem_core.io.waymo import read_objects
+    from rem_core.mining import read_mined
+
+    _, root = run
+    config = RemConfig.tiny()
+    pool = pipeline.ensure_mining_pool(config, tiny_world, root=root)
+    unlabelled = set(tiny_world.segments.query("split == 'unlabelled'")["segment_id"])
+    assert set(pool.detections["segment_id"]) <= unlabelled and len(pool.detections) > 0
+    assert (pool.detections["score"] >= config.rareness.min_score).all()
+    assert set(pool.gt["segment_id"]) <= unlabelled and (pool.gt["class"] == "vehicle").all()
+    assert np.isfinite(pool.variance).all() and len(pool.log_prob) == len(pool.detections)
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(root))
+    args = ["--preset", "tiny", "--data", str(tiny_world.root)]
+    out, labels = tmp_path / "mined.json", tmp_path / "labels.bin"
+    code = main(["mine", *args, "--method", "md-rem", "--budget", "2", "--out", str(out),
+                 "--labels", str(labels)])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "md-rem:" in text and f"wrote {out}" in text
+    mined = read_mined(out)
+    assert mined["rank"].max() <= 2 and (mined["method"] == "md_rem").all()
+    label_set = read_objects(labels)
+    assert set(mined["track_id"]) <= set(label_set["track_id"])
+    # Existing outputs are kept unless --force; a bad suffix or method is refused up front.
+    assert main(["mine", *args, "--budget", "2", "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["mine", *args, "--out", str(tmp_path / "m.xlsx")]) == 2
+    with pytest.raises(SystemExit):
+        main(["mine", *args, "--method", "rem", "--out", str(tmp_path / "m.csv")])
+    assert main(["mine", *args, "--budget", "2", "--out", str(out), "--force"]) == 0
+
+    assert main(["compare", *args, "--budget", "50%", "--out", str(tmp_path / "cmp.csv")]) == 0
+    text = capsys.readouterr().out
+    for method in ("pool", "random", "predict-size", "m-rem", "md-rem", "oracle-size"):
+        assert method in text
+    table = pd.read_csv(tmp_path / "cmp.csv")
+    assert table["method"].tolist()[0] == "pool" and len(table) == 9

@@ -1,0 +1,52 @@
+"""Track-level mining under a budget (paper Algorithm 1), its selection methods, what each
+method mined (Table 1), and export for labelling tools.
+
+* ``algorithm``: :func:`select_tracks` (Algorithm 1) and :func:`merge_labels`.
+* ``methods``: the pool (:class:`MiningPool`) and what each method ranks it by.
+* ``composition``: the share of Large, irregular, label-noise and hard objects mined.
+* ``export``: the mined track list (CSV, Parquet, JSON) and the label set (Waymo ``.bin``).
+* ``run``: :func:`mine` and :func:`compare_methods`, one call each.
+"""
+
+from rem_core.config import MINING_METHODS
+from rem_core.mining.algorithm import MiningResult, merge_labels, resolve_budget, select_tracks
+from rem_core.mining.composition import (
+    Composition,
+    composition_table,
+    describe_pool,
+    describe_selection,
+)
+from rem_core.mining.export import (
+    MINED_COLUMNS,
+    MINED_FORMATS,
+    mined_boxes,
+    read_mined,
+    write_label_set,
+    write_mined,
+)
+from rem_core.mining.methods import MiningPool, best_overlap, rank_detections
+from rem_core.mining.run import Mined, compare_methods, mine
+
+__all__ = [
+    "MINED_COLUMNS",
+    "MINED_FORMATS",
+    "MINING_METHODS",
+    "Composition",
+    "Mined",
+    "MiningPool",
+    "MiningResult",
+    "best_overlap",
+    "compare_methods",
+    "composition_table",
+    "describe_pool",
+    "describe_selection",
+    "merge_labels",
+    "mine",
+    "mined_boxes",
+    "rank_detections",
+    "read_mined",
+    "resolve_budget",
+    "select_tracks",
+    "write_label_set",
+    "write_mined",
+]

@@ -1,0 +1,332 @@
+"""Track-level mining under a budget: Algorithm 1 of the paper, exactly, and fast.
+
+Input: the unlabelled pool's detections with a rareness each (higher: rarer), the pool's
+ground truth kept aside (it plays the human labeller), auto-labelled tracks ``S_a`` and a
+budget of ``K`` tracks.
+
+1. Sort the detections by descending rareness (ties: input row order; ``-inf`` last).
+2. Pop the rarest remaining detection ``b`` and have it checked: the labeller finds an
+   object when a ground-truth box of ``b``'s frame overlaps ``b`` with BEV IoU above
+   ``check_iou`` (the best-overlapping box if several). A check that finds nothing (a false
+   positive) yields no track and, if ``fp_costs_budget``, uses one unit of the budget.
+3. When the check finds the box of track ``T``, the whole track ``T`` (every frame) is
+   labelled and joins ``S_h``; every remaining detection that intersects ``T`` (BEV IoU > 0
+   with ``T``'s box in the detection's frame; ``b`` itself included) is discarded.
+4. Repeat until ``|S_h| = K``, the budget is spent, or no detection is left.
+5. Merge: ``S = S_h + (S_a - {auto-labelled tracks that intersect S_h})``.
+
+:func:`select_tracks` is the fast implementation: it never computes the full overlap
+relation of the pool. Detections are walked in blocks in rareness order; one vectorised
+pass finds the best ground-truth box of every detection of a block that is still in play
+(candidates from a per-frame index, exact IoU only for pairs whose bounds overlap), another
+finds every detection intersecting each track hit in the block; the greedy bookkeeping
+over the block is then a short Python loop over the block's hits and misses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from rem_core.boxes import expand_ranges
+from rem_core.iou import bev_iou_pairs
+from rem_core.schema import BOX_COLUMNS, SchemaError
+
+__all__ = ["MiningResult", "merge_labels", "resolve_budget", "select_tracks"]
+
+# Detections examined per vectorised pass: large enough to amortise numpy's per-call cost,
+# small enough that little work is wasted past the last mined track.
+_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class MiningResult:
+    """What Algorithm 1 mined.
+
+    Attributes:
+        tracks: one row per mined ground-truth track, in mining order: ``rank`` (1-based),
+            ``segment_id``, ``track_id``, ``detection`` (row of the detection whose check
+            found it), ``rareness`` (that detection's rareness).
+        checked: ``(C,)`` int64 rows of every popped detection, in pop order.
+        hit: ``(C,)`` bool, whether each check found a track.
+        discarded: ``(N,)`` bool per input detection: popped or discarded when mining stopped.
+        budget: tracks asked for.
+        spent: budget units used (tracks found, plus false positives when they cost).
+    """
+
+    tracks: pd.DataFrame
+    checked: np.ndarray
+    hit: np.ndarray
+    discarded: np.ndarray
+    budget: int
+    spent: int
+
+    @property
+    def false_positives(self) -> int:
+        """Checks that found no object."""
+        return int(np.count_nonzero(~self.hit))
+
+
+def resolve_budget(budget: int | float | str, num_tracks: int) -> int:
+    """A budget in tracks, from a count (``1500``, ``"1500"``) or a share (``"3%"``).
+
+    A share rounds to the nearest track of ``num_tracks``. A fraction such as ``0.03`` is
+    refused: write ``"3%"``.
+
+    Raises:
+        ValueError: naming the value, when it is negative, not whole, or not understood.
+    """
+    if isinstance(budget, bool):
+        raise ValueError(f"budget: expected a count or a share like '3%', got {budget!r}")
+    if isinstance(budget, str):
+        text = budget.strip()
+        share = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*%", text)
+        if share:
+            pct = float(share.group(1))
+            if pct > 100:
+                raise ValueError(f"budget: a share must be at most 100%, got {budget!r}")
+            return int(round(pct / 100 * num_tracks))
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        raise ValueError(f"budget: expected a count or a share like '3%', got {budget!r}")
+    if isinstance(budget, (int, np.integer)):
+        if budget < 0:
+            raise ValueError(f"budget: must be >= 0, got {budget}")
+        return int(budget)
+    if isinstance(budget, float) and budget.is_integer() and budget >= 0:
+        return int(budget)
+    raise ValueError(
+        f"budget: expected a whole count or a share like '3%', got {budget!r} "
+        "(for a fraction of the pool write e.g. '3%')"
+    )
+
+
+def _require(table: pd.DataFrame, columns: list[str], name: str) -> None:
+    for column in columns:
+        if column not in table.columns:
+            raise SchemaError(f"{name}: missing column {column!r}")
+
+
+def _frame_keys(*tables: pd.DataFrame) -> list[np.ndarray]:
+    """One int64 key per row of each table, equal for equal ``(segment_id, frame_index)``."""
+    segments = [t["segment_id"].to_numpy() for t in tables]
+    codes, _ = pd.factorize(np.concatenate(segments)) if segments else ([], [])
+    frames = [t["frame_index"].to_numpy(np.int64) for t in tables]
+    width = max((int(f.max()) + 1 for f in frames if len(f)), default=1)
+    out, start = [], 0
+    for seg, frame in zip(segments, frames, strict=True):
+        out.append(codes[start : start + len(seg)].astype(np.int64) * width + frame)
+        start += len(seg)
+    return out
+
+
+class _Index:
+    """Rows grouped by an integer key (CSR): ``rows_of(keys)`` gives every row of those keys."""
+
+    def __init__(self, keys: np.ndarray, n_keys: int) -> None:
+        self.order = np.argsort(keys, kind="stable")
+        counts = np.bincount(keys, minlength=n_keys)
+        self.start = np.concatenate([[0], np.cumsum(counts)])
+
+    def rows_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, row)``: for each key position ``k``, every row with key ``keys[k]``."""
+        lo, hi = self.start[keys], self.start[keys + 1]
+        owner, pos = expand_ranges(lo, hi - lo)
+        return owner, self.order[pos]
+
+
+def _overlap_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return bev_iou_pairs(a, b) if len(a) else np.zeros(0)
+
+
+def select_tracks(
+    detections: pd.DataFrame,
+    rareness: ArrayLike,
+    gt: pd.DataFrame,
+    budget: int,
+    *,
+    check_iou: float = 0.0,
+    fp_costs_budget: bool = False,
+) -> MiningResult:
+    """Mine up to ``budget`` ground-truth tracks in rareness order (Algorithm 1, steps 1-4).
+
+    Args:
+        detections: the pool's detections: ``segment_id, frame_index`` and the box columns
+            (vehicle frame, metres, radians).
+        rareness: ``(N,)`` rareness per detection, higher first; ``-inf`` ranks last.
+        gt: the pool's ground truth (the simulated labeller): ``segment_id, frame_index,
+            track_id`` and the box columns.
+        budget: tracks to label, ``>= 0``.
+        check_iou: a check finds a ground-truth box when their BEV IoU is above this.
+        fp_costs_budget: a check that finds nothing uses one unit of the budget.
+
+    Returns:
+        The mined tracks, the checks and the discards.
+    """
+    _require(detections, ["segment_id", "frame_index", *BOX_COLUMNS], "detections")
+    _require(gt, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "ground truth")
+    r = np.asarray(rareness, dtype=np.float64)
+    if r.shape != (len(detections),):
+        raise ValueError(
+            f"rareness: {r.size} values for {len(detections)} detections; one per detection"
+        )
+    if np.isnan(r).any():
+        raise ValueError(f"rareness: {int(np.isnan(r).sum())} values are NaN")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
+        raise ValueError(f"budget: must be a count >= 0, got {budget!r}")
+    budget = int(budget)
+
+    n = len(detections)
+    discarded = np.zeros(n, bool)
+    checked: list[np.ndarray] = []
+    hits: list[np.ndarray] = []
+    mined_tracks: list[int] = []
+    mined_by: list[int] = []
+    spent = 0
+    if budget > 0 and n > 0:
+        det_key, gt_key = _frame_keys(detections, gt)
+        n_keys = int(max(det_key.max(initial=0), gt_key.max(initial=0))) + 1
+        det_boxes = detections[BOX_COLUMNS].to_numpy(np.float64)
+        gt_boxes = gt[BOX_COLUMNS].to_numpy(np.float64)
+        track_code, _ = pd.factorize(
+            pd.MultiIndex.from_arrays([gt["segment_id"].to_numpy(), gt["track_id"].to_numpy()])
+        )
+        by_frame_det = _Index(det_key, n_keys)
+        by_frame_gt = _Index(gt_key, n_keys)
+        by_track = _Index(track_code, int(track_code.max(initial=-1)) + 1)
+        order = np.argsort(-r, kind="stable")
+        pos = 0
+        while spent < budget and pos < n:
+            block = order[pos : pos + _BLOCK]
+            pos += len(block)
+            block = block[~discarded[block]]
+            if not len(block):
+                continue
+            # The best ground-truth box of each detection of the block (-1: none).
+            owner, g = by_frame_gt.rows_of(det_key[block])
+            iou = _overlap_iou(det_boxes[block[owner]], gt_boxes[g])
+            keep = iou > check_iou
+            owner, g, iou = owner[keep], g[keep], iou[keep]
+            best = np.full(len(block), -1, np.int64)
+            sort = np.lexsort((iou, owner))  # per owner, the highest IoU last wins
+            best[owner[sort]] = g[sort]
+            found = np.where(best >= 0, track_code[np.maximum(best, 0)], -1)
+            # Every detection intersecting each track found in the block.
+            tracks = np.unique(found[found >= 0])
+            t_owner, t_box = by_track.rows_of(tracks)
+            d_owner, d_row = by_frame_det.rows_of(gt_key[t_box])
+            pair_track = tracks[t_owner[d_owner]]
+            overlap = _overlap_iou(det_boxes[d_row], gt_boxes[t_box[d_owner]]) > 0
+            pair_track, d_row = pair_track[overlap], d_row[overlap]
+            split = np.argsort(pair_track, kind="stable")
+            pair_track, d_row = pair_track[split], d_row[split]
+            bounds = (
+                np.searchsorted(pair_track, tracks, side="left"),
+                np.searchsorted(pair_track, tracks, side="right"),
+            )
+            members = {int(t): d_row[lo:hi] for t, lo, hi in zip(tracks, *bounds, strict=True)}
+            # The greedy step, in rareness order: cheap bookkeeping only.
+            block_checked, block_hit = [], []
+            for i, row in enumerate(block):
+                if discarded[row]:
+                    continue
+                discarded[row] = True
+                track = int(found[i])
+                block_checked.append(row)
+                block_hit.append(track >= 0)
+                if track < 0:
+                    spent += fp_costs_budget
+                else:
+                    mined_tracks.append(track)
+                    mined_by.append(int(row))
+                    discarded[members[track]] = True
+                    spent += 1
+                if spent >= budget:
+                    break
+            checked.append(np.asarray(block_checked, np.int64))
+            hits.append(np.asarray(block_hit, bool))
+
+    mined = np.asarray(mined_tracks, np.int64)
+    if len(mined):
+        first_box = by_track.order[by_track.start[mined]]
+        seg = gt["segment_id"].to_numpy()[first_box]
+        tid = gt["track_id"].to_numpy()[first_box]
+    else:
+        seg = tid = np.zeros(0, object)
+    by = np.asarray(mined_by, np.int64)
+    tracks_table = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(mined) + 1, dtype=np.int64),
+            "segment_id": seg,
+            "track_id": tid,
+            "detection": by,
+            "rareness": r[by],
+        }
+    )
+    return MiningResult(
+        tracks=tracks_table,
+        checked=np.concatenate(checked) if checked else np.zeros(0, np.int64),
+        hit=np.concatenate(hits) if hits else np.zeros(0, bool),
+        discarded=discarded,
+        budget=budget,
+        spent=int(spent),
+    )
+
+
+def merge_labels(result: MiningResult, gt: pd.DataFrame, autolabels: pd.DataFrame) -> pd.DataFrame:
+    """The label set ``S`` (Algorithm 1, step 5): mined tracks plus the auto-labels left.
+
+    An auto-labelled track is dropped when any of its boxes has BEV IoU > 0 with a box of a
+    mined track in the same frame: the human label replaces it.
+
+    Args:
+        result: what :func:`select_tracks` mined.
+        gt: the ground truth it mined from.
+        autolabels: auto-labelled boxes ``S_a``: ``segment_id, frame_index, track_id`` and
+            the box columns.
+
+    Returns:
+        The columns common to ``gt`` and ``autolabels`` plus ``score`` (1 for human
+        labels, the auto-label's own score if it has one, else NaN) and ``source``
+        (``"human"`` or ``"auto"``); the mined tracks' boxes first (mining order, then
+        frame), then the kept auto-labels in input order.
+    """
+    _require(gt, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "ground truth")
+    _require(autolabels, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "auto-labels")
+    rank = pd.Series(
+        result.tracks["rank"].to_numpy(),
+        index=pd.MultiIndex.from_frame(result.tracks[["segment_id", "track_id"]]),
+    )
+    gt_rank = rank.reindex(pd.MultiIndex.from_frame(gt[["segment_id", "track_id"]])).to_numpy()
+    human_rows = np.flatnonzero(~np.isnan(gt_rank))
+    human_rows = human_rows[
+        np.lexsort((gt["frame_index"].to_numpy()[human_rows], gt_rank[human_rows]))
+    ]
+    human = gt.iloc[human_rows]
+
+    keep = np.ones(len(autolabels), bool)
+    if len(human) and len(autolabels):
+        from rem_core.iou import bev_iou_within_keys
+
+        auto_key, human_key = _frame_keys(autolabels, human)
+        i, _, _ = bev_iou_within_keys(
+            autolabels[BOX_COLUMNS].to_numpy(np.float64),
+            human[BOX_COLUMNS].to_numpy(np.float64),
+            auto_key,
+            human_key,
+        )
+        auto_track, _ = pd.factorize(
+            pd.MultiIndex.from_frame(autolabels[["segment_id", "track_id"]])
+        )
+        keep = ~np.isin(auto_track, np.unique(auto_track[i]))
+    auto = autolabels[keep]
+
+    columns = [c for c in gt.columns if c in autolabels.columns and c not in ("score", "source")]
+    human_part = human[columns].assign(score=1.0, source="human")
+    auto_score = auto["score"].to_numpy(np.float64) if "score" in auto else np.nan
+    auto_part = auto[columns].assign(score=auto_score, source="auto")
+    return pd.concat([human_part, auto_part], ignore_index=True)
