@@ -111,17 +111,37 @@ def _require(table: pd.DataFrame, columns: list[str], name: str) -> None:
             raise SchemaError(f"{name}: missing column {column!r}")
 
 
-def _frame_keys(*tables: pd.DataFrame) -> list[np.ndarray]:
-    """One int64 key per row of each table, equal for equal ``(segment_id, frame_index)``."""
-    segments = [t["segment_id"].to_numpy() for t in tables]
-    codes, _ = pd.factorize(np.concatenate(segments)) if segments else ([], [])
+def _frame_keys(*tables: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Integer keys per row of each table: of its frame (equal for equal ``(segment_id,
+    frame_index)``) and of its segment, consistent across the tables."""
+    lengths = [len(t) for t in tables]
+    segments, _ = pd.factorize(pd.concat([t["segment_id"] for t in tables], ignore_index=True))
+    segments = segments.astype(np.int64)
     frames = [t["frame_index"].to_numpy(np.int64) for t in tables]
     width = max((int(f.max()) + 1 for f in frames if len(f)), default=1)
-    out, start = [], 0
-    for seg, frame in zip(segments, frames, strict=True):
-        out.append(codes[start : start + len(seg)].astype(np.int64) * width + frame)
-        start += len(seg)
-    return out
+    seg_out, frame_out, start = [], [], 0
+    for n, frame in zip(lengths, frames, strict=True):
+        seg = segments[start : start + n]
+        seg_out.append(seg)
+        frame_out.append(seg * width + frame)
+        start += n
+    return frame_out, seg_out
+
+
+def _order_prefix(r: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first rows of the descending, stable order of ``r``, and the rest unsorted.
+
+    Sorting the whole pool costs more than mining a budget of a few thousand tracks: only a
+    prefix holding at least ``size`` rows (all rows tied with its last value included, so
+    it is exactly the start of the full order) is sorted now.
+    """
+    n = len(r)
+    if size >= n:
+        return np.argsort(-r, kind="stable"), np.zeros(0, np.int64)
+    cut = r[np.argpartition(-r, size - 1)[size - 1]]
+    head = np.flatnonzero(r >= cut)
+    head = head[np.lexsort((head, -r[head]))]
+    return head, np.flatnonzero(r < cut)
 
 
 class _Index:
@@ -187,20 +207,27 @@ def select_tracks(
     mined_tracks: list[int] = []
     mined_by: list[int] = []
     spent = 0
-    if budget > 0 and n > 0:
-        det_key, gt_key = _frame_keys(detections, gt)
-        n_keys = int(max(det_key.max(initial=0), gt_key.max(initial=0))) + 1
+    track_of_row = np.zeros(0, np.int64)
+    if budget > 0 and n > 0 and len(gt):
+        (det_key, gt_key), (_, gt_seg) = _frame_keys(detections, gt)
+        n_keys = int(max(det_key.max(), gt_key.max())) + 1
         det_boxes = detections[BOX_COLUMNS].to_numpy(np.float64)
         gt_boxes = gt[BOX_COLUMNS].to_numpy(np.float64)
-        track_code, _ = pd.factorize(
-            pd.MultiIndex.from_arrays([gt["segment_id"].to_numpy(), gt["track_id"].to_numpy()])
-        )
+        # A track is a (segment, track id) pair: one int64 code, never densified.
+        tid, tids = pd.factorize(gt["track_id"])
+        n_tids = max(len(tids), 1)
+        track_of_row = gt_seg * n_tids + tid
         by_frame_det = _Index(det_key, n_keys)
         by_frame_gt = _Index(gt_key, n_keys)
-        by_track = _Index(track_code, int(track_code.max(initial=-1)) + 1)
-        order = np.argsort(-r, kind="stable")
+        by_segment_gt = _Index(gt_seg, int(gt_seg.max()) + 1)
+        order, rest = _order_prefix(r, 4 * budget + 4 * _BLOCK)
         pos = 0
-        while spent < budget and pos < n:
+        while spent < budget:
+            if pos >= len(order):
+                if not len(rest):
+                    break
+                order, pos = rest[np.lexsort((rest, -r[rest]))], 0
+                rest = np.zeros(0, np.int64)
             block = order[pos : pos + _BLOCK]
             pos += len(block)
             block = block[~discarded[block]]
@@ -214,21 +241,21 @@ def select_tracks(
             best = np.full(len(block), -1, np.int64)
             sort = np.lexsort((iou, owner))  # per owner, the highest IoU last wins
             best[owner[sort]] = g[sort]
-            found = np.where(best >= 0, track_code[np.maximum(best, 0)], -1)
-            # Every detection intersecting each track found in the block.
+            found = np.where(best >= 0, track_of_row[np.maximum(best, 0)], -1)
+            # Every detection intersecting each track found in the block: the track's boxes
+            # (from its segment's rows), then the detections of each box's frame.
             tracks = np.unique(found[found >= 0])
-            t_owner, t_box = by_track.rows_of(tracks)
+            s_owner, s_row = by_segment_gt.rows_of(tracks // n_tids)
+            mine = track_of_row[s_row] == tracks[s_owner]
+            t_owner, t_box = s_owner[mine], s_row[mine]
             d_owner, d_row = by_frame_det.rows_of(gt_key[t_box])
-            pair_track = tracks[t_owner[d_owner]]
             overlap = _overlap_iou(det_boxes[d_row], gt_boxes[t_box[d_owner]]) > 0
-            pair_track, d_row = pair_track[overlap], d_row[overlap]
+            pair_track, d_row = tracks[t_owner[d_owner]][overlap], d_row[overlap]
             split = np.argsort(pair_track, kind="stable")
             pair_track, d_row = pair_track[split], d_row[split]
-            bounds = (
-                np.searchsorted(pair_track, tracks, side="left"),
-                np.searchsorted(pair_track, tracks, side="right"),
-            )
-            members = {int(t): d_row[lo:hi] for t, lo, hi in zip(tracks, *bounds, strict=True)}
+            lo = np.searchsorted(pair_track, tracks, side="left")
+            hi = np.searchsorted(pair_track, tracks, side="right")
+            members = {int(t): d_row[a:b] for t, a, b in zip(tracks, lo, hi, strict=True)}
             # The greedy step, in rareness order: cheap bookkeeping only.
             block_checked, block_hit = [], []
             for i, row in enumerate(block):
@@ -252,9 +279,12 @@ def select_tracks(
 
     mined = np.asarray(mined_tracks, np.int64)
     if len(mined):
-        first_box = by_track.order[by_track.start[mined]]
-        seg = gt["segment_id"].to_numpy()[first_box]
-        tid = gt["track_id"].to_numpy()[first_box]
+        # The first ground-truth row of each mined track names it.
+        rows = np.flatnonzero(np.isin(track_of_row, mined))
+        codes, first = np.unique(track_of_row[rows], return_index=True)
+        first_box = rows[first][np.searchsorted(codes, mined)]
+        seg = gt["segment_id"].iloc[first_box].to_numpy(object)
+        tid = gt["track_id"].iloc[first_box].to_numpy(object)
     else:
         seg = tid = np.zeros(0, object)
     by = np.asarray(mined_by, np.int64)
@@ -312,7 +342,7 @@ def merge_labels(result: MiningResult, gt: pd.DataFrame, autolabels: pd.DataFram
     if len(human) and len(autolabels):
         from rem_core.iou import bev_iou_within_keys
 
-        auto_key, human_key = _frame_keys(autolabels, human)
+        (auto_key, human_key), _ = _frame_keys(autolabels, human)
         i, _, _ = bev_iou_within_keys(
             autolabels[BOX_COLUMNS].to_numpy(np.float64),
             human[BOX_COLUMNS].to_numpy(np.float64),

@@ -100,7 +100,7 @@ def best_overlap(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     best_iou = np.zeros(len(a))
     if len(a) == 0 or len(b) == 0:
         return best, best_iou
-    key_a, key_b = _frame_keys(a, b)
+    (key_a, key_b), _ = _frame_keys(a, b)
     i, j, iou = bev_iou_within_keys(
         a[BOX_COLUMNS].to_numpy(np.float64), b[BOX_COLUMNS].to_numpy(np.float64), key_a, key_b
     )
