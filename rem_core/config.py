@@ -840,8 +840,8 @@ class MiningConfig:
         fp_costs_budget: whether a check that finds nothing (a false positive) uses one unit
             of the budget.
         rank_by: ``"track"`` (default): a detection ranks by its predicted track's mean value
-            (the per-track aggregation of paper section 4.1; Random draws once per track);
-            ``"detection"``: by its own value.
+            (the per-track aggregation of paper section 4.1; Random and the oracles rank
+            each detection by its own value regardless); ``"detection"``: by its own value.
         seed: seed of the Random method.
     """
 

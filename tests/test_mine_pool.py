@@ -151,14 +151,12 @@ def test_ranking_by_track_takes_the_mean_over_the_predicted_track():
     det.loc[0, "num_points"] = 10
     md = rank_detections(pool, "md_rem")
     assert md[0] == md[4] == 3.0 and md[1] == md[5] == -np.inf
-    # Random: one draw per track.
-    rnd = rank_detections(pool, "random", seed=1)
-    assert rnd[0] == rnd[4] and rnd[3] == rnd[7] and rnd[2] != rnd[6]
-    # The oracles rank detection by detection.
-    np.testing.assert_array_equal(
-        rank_detections(pool, "oracle_size"),
-        rank_detections(pool, "oracle_size", rank_by="detection"),
-    )
+    # Random and the oracles rank detection by detection.
+    for method in ("random", "oracle_size", "oracle_hard"):
+        np.testing.assert_array_equal(
+            rank_detections(pool, method, seed=1),
+            rank_detections(pool, method, seed=1, rank_by="detection"),
+        )
     with pytest.raises(ValueError, match="rank_by: must be"):
         rank_detections(pool, "d_rem", rank_by="frame")
 

@@ -21,8 +21,11 @@ With ``rank_by="track"`` (the default, paper section 4.1) a detection ranks by t
 its method value over its predicted track (the tracker's ``track_id``; an untracked
 detection is a track of its own), so one odd frame does not outrank a consistently rare
 track; values of ``-inf`` (MD-REM's hard detections) are left out of the mean, and a track
-with none left ranks last. Random then draws once per track, so long tracks are not
-favoured. The oracles always rank detection by detection.
+with none left ranks last. Random and the oracles always rank detection by detection:
+Random has no signal to aggregate, and a random order of detections reaches ground-truth
+tracks about as often as they occur in the pool, whereas one draw per predicted track would
+over-sample the vehicles the tracker breaks into many short tracks (on the demo world, large
+ones: 6.8% of mined tracks against 2.9% of the pool).
 
 The oracles read the kept-aside ground truth: upper bounds, not usable methods.
 """
@@ -169,13 +172,9 @@ def rank_detections(
     if method not in MINING_METHODS:
         raise ValueError(f"method: unknown {method!r}; choose one of {', '.join(MINING_METHODS)}")
     values = _detection_values(pool, method, score or ScoreConfig(), seed)
-    if rank_by == "detection" or method.startswith("oracle_"):
+    if rank_by == "detection" or method == "random" or method.startswith("oracle_"):
         return values
-    codes = _track_codes(pool.detections)
-    if method == "random":
-        n = int(codes.max()) + 1 if len(codes) else 0
-        return np.random.default_rng(seed).random(n)[codes]
-    return track_mean(values, codes)
+    return track_mean(values, _track_codes(pool.detections))
 
 
 def _detection_values(pool: MiningPool, method: str, score: ScoreConfig, seed: int) -> np.ndarray:
