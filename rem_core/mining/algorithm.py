@@ -239,7 +239,7 @@ def select_tracks(
             keep = iou > check_iou
             owner, g, iou = owner[keep], g[keep], iou[keep]
             best = np.full(len(block), -1, np.int64)
-            sort = np.lexsort((iou, owner))  # per owner, the highest IoU last wins
+            sort = np.lexsort((-g, iou, owner))  # per owner the best last; ties: first row
             best[owner[sort]] = g[sort]
             found = np.where(best >= 0, track_of_row[np.maximum(best, 0)], -1)
             # Every detection intersecting each track found in the block: the track's boxes

@@ -109,7 +109,7 @@ def best_overlap(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     )
     if len(i):
         # Highest IoU last per row of a, so a plain assignment keeps it.
-        order = np.lexsort((iou, i))
+        order = np.lexsort((-j, iou, i))  # ties: the first row of b
         best[i[order]] = j[order]
         best_iou[i[order]] = iou[order]
     return best, best_iou
