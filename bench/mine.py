@@ -10,7 +10,8 @@ discards: everything); ``reference_1m_s`` is the plain reference implementation 
 
 Demo world (``--world demo``, default; ``none`` skips it): every selection method at a 3%
 budget on the cached pipeline (building it from an empty cache takes long, see
-docs/detector.md), and the share of Large vehicles among the mined tracks. Random is the
+docs/detector.md), and the share of Large vehicles among the mined tracks; D-REM and MD-REM
+also with each density model. Random is the
 mean over ``--random-seeds`` seeds (one draw of 72 tracks is too noisy to compare with).
 
 Prints a human-readable summary, then (last line) JSON:
@@ -151,7 +152,16 @@ def world_shares(preset: str, random_seeds: int) -> dict:
         for s in range(random_seeds)
     ]
     shares["random"] = float(np.mean(randoms))
+    # D-REM and MD-REM with every density model (fitted and cached as `bench/density.py` does).
+    by_estimator = {}
+    for name in ("ffjord", "gaussian", "gmm", "knn", "realnvp"):
+        cfg = replace(config, rareness=replace(config.rareness, estimator=name))
+        other = ensure_mining_pool(cfg, ensure_world(config.world))
+        by_estimator[name] = {
+            m: mine(other, m, cfg).composition.large_share for m in ("d_rem", "md_rem")
+        }
     return {
+        "large_share_by_estimator": by_estimator,
         "large_share": shares,
         "large_share_random_std": float(np.std(randoms)),
         "large_share_pool": float(table.loc["pool", "large_share"]),
@@ -191,6 +201,11 @@ def main() -> None:
             f"M-REM {'>' if s['m_rem'] > s['ensemble'] else '<='} Ensemble; "
             f"MD-REM {'>=' if s['md_rem'] >= s['d_rem'] else '<'} D-REM"
         )
+        for name, v in result["large_share_by_estimator"].items():
+            print(
+                f"  with {name}: D-REM {v['d_rem']:.1%} ({v['d_rem'] / s['random']:.1f}x "
+                f"Random), MD-REM {v['md_rem']:.1%}"
+            )
     print(json.dumps(result))
 
 
