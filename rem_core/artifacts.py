@@ -49,6 +49,7 @@ def ensure_world(
     config: WorldConfig,
     root: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> Dataset:
     """The cached data set of a world, simulated and written first if missing.
 
@@ -56,9 +57,14 @@ def ensure_world(
         config: the world's settings.
         root: the cache root (default :func:`cache_root`).
         progress: called with ``(segments done, segments in all)`` while simulating.
+        workers: simulating processes (default: one per core for a world of 16 segments
+            or more, else 1: starting processes costs more than a small world).
     """
     path = world_path(config, root)
     if (path / "dataset.json").is_file():
         return Dataset.open(path)
     log.info("simulating world %s into %s", config_hash(config), path)
-    return write_world(config, path, progress=progress, overwrite=True)
+    if workers is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        workers = cores if config.n_total_segments >= 16 else 1
+    return write_world(config, path, progress=progress, overwrite=True, workers=workers)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +50,9 @@ def cmd_world(args: argparse.Namespace) -> int:
         config = replace(config, frames_per_segment=args.frames)
     bar, update = _progress_bar(config.n_total_segments, "simulating", "segment")
     with bar:
-        ds = write_world(config, args.out, progress=update, overwrite=args.force)
+        ds = write_world(
+            config, args.out, progress=update, overwrite=args.force, workers=args.workers
+        )
     print(
         f"wrote {ds.root} ({len(ds.segments)} segments, {len(ds.frames)} frames, "
         f"{len(ds.boxes)} boxes)"
@@ -395,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--frames", type=int, default=None, help="override frames per segment")
     p.add_argument("--out", type=Path, required=True, help="data set folder to create")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+        help="processes simulating segments side by side (default: one per core)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing data set at --out")
     p.set_defaults(func=cmd_world)
 

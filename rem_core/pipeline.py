@@ -34,6 +34,7 @@ from rem_core.density import DensityEstimator, load_estimator, make_estimator
 from rem_core.detect import (
     BevDetector,
     detect,
+    detect_ensemble,
     ensemble_scores,
     load_detector,
     save_detector,
@@ -54,6 +55,8 @@ __all__ = [
     "ensure_rareness",
     "load_detections",
     "load_rareness",
+    "pipeline_status",
+    "run_pipeline",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,16 +205,15 @@ def ensure_detections(
     detections = main.detections
     scores = np.full((len(detections), len(models)), np.nan, np.float32)
     pool = detections["segment_id"].isin(unlabelled).to_numpy()
-    others = []
-    for m, model in enumerate(models[1:], start=1):
-        run = detect(
-            model,
+    others = [
+        run.detections
+        for run in detect_ensemble(
+            models[1:],
             dataset,
             unlabelled,
-            with_features=False,
-            progress=_stage(progress, f"ensemble member {m + 1} of {len(models)}"),
+            progress=_stage(progress, f"ensemble members 2-{len(models)} on the unlabelled pool"),
         )
-        others.append(run.detections)
+    ]
     scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)
     report = _stage(progress, "tracking and auto-labelling")
     report(0, 2)
@@ -398,3 +400,39 @@ def ensure_mining_pool(
         gt_log_prob=run.gt_log_prob[gt_rows],
         autolabels=labels[labels["segment_id"].isin(pool_ids)].reset_index(drop=True),
     )
+
+
+#: Stages of :func:`run_pipeline`, in order, as :func:`pipeline_status` names them.
+STAGES = ("detectors", "detections", "rareness")
+
+
+def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = None) -> dict:
+    """Which stages are cached for ``config`` on ``dataset``, without computing anything.
+
+    Returns:
+        ``{"detectors": bool, "detections": bool, "rareness": bool}`` (rareness: for
+        ``config.rareness.estimator``), and ``"detections_path"`` / ``"rareness_path"``:
+        the cache folders (present or not).
+    """
+    root = root or cache_root()
+    det_folder = root / "detector" / detector_key(config, dataset)
+    detections = root / "detections" / detections_key(config, dataset)
+    rareness = root / "rareness" / rareness_key(config, dataset)
+    members = range(config.detector.ensemble_size)
+    return {
+        "detectors": all((det_folder / f"member-{m}" / "model.json").is_file() for m in members),
+        "detections": (detections / "meta.json").is_file(),
+        "rareness": (rareness / "meta.json").is_file(),
+        "detections_path": detections,
+        "rareness_path": rareness,
+    }
+
+
+def run_pipeline(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> RarenessRun:
+    """Every stage up to the rareness of every object (cached stages are read, not redone)."""
+    return ensure_rareness(config, dataset, root, progress)

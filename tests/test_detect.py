@@ -841,3 +841,18 @@ def test_feature_map_is_what_roi_pooling_reads(tiny_world) -> None:
     with torch.no_grad():
         _, direct = model(bev_grid(points, config)[None])
     assert torch.equal(fmap, direct[0])
+
+
+def test_detect_ensemble_equals_one_detect_per_model(
+    smoke: dict[str, object], overfit: BevDetector, tiny_world: Dataset
+) -> None:
+    from rem_core.detect import detect, detect_ensemble
+
+    models = [smoke["model"], overfit]
+    segments = tiny_world.segments["segment_id"].tolist()[:2]
+    together = detect_ensemble(models, tiny_world, segments)
+    for model, run in zip(models, together, strict=True):
+        alone = detect(model, tiny_world, segments, with_features=False)
+        pd.testing.assert_frame_equal(run.detections, alone.detections)
+        assert run.n_frames == alone.n_frames
+    assert detect_ensemble([], tiny_world, segments) == []

@@ -165,3 +165,14 @@ def test_rain_domain_is_out_of_distribution(tiny_world):
     f = tiny_world.frames.merge(tiny_world.segments, on="segment_id")
     per_domain = f.groupby("domain")["num_points"].mean()
     assert per_domain["rain"] < 0.85 * per_domain["clear"]
+
+
+def test_worlds_written_by_several_processes_are_identical(tiny_config, tmp_path):
+    from rem_core.world import write_world
+
+    one = write_world(tiny_config, tmp_path / "one", workers=1)
+    two = write_world(tiny_config, tmp_path / "two", workers=2)
+    pd.testing.assert_frame_equal(one.boxes, two.boxes)
+    pd.testing.assert_frame_equal(one.frames, two.frames)
+    for seg in one.segments["segment_id"]:
+        np.testing.assert_array_equal(one.segment_points(seg)[0], two.segment_points(seg)[0])

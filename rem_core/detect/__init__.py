@@ -16,6 +16,7 @@ Grid convention: cell ``(i, j)`` of the input grid covers
 from rem_core.detect.infer import (
     DetectionSet,
     detect,
+    detect_ensemble,
     ensemble_scores,
     feature_map,
     pool_roi_features,
@@ -41,6 +42,7 @@ __all__ = [
     "DetectionSet",
     "bev_grid",
     "detect",
+    "detect_ensemble",
     "ensemble_scores",
     "feature_map",
     "load_detector",

@@ -161,7 +161,6 @@ class DetectionSet:
         return self.n_frames / self.seconds if self.seconds else float("nan")
 
 
-@torch.no_grad()
 def detect(
     model: BevDetector,
     dataset: Dataset,
@@ -181,9 +180,41 @@ def detect(
             "pedestrian")``), so labelled objects get features too.
         progress: called with ``(frames done, frames in all)``.
     """
-    config = model.config
+    return _run([model], dataset, segments, with_features, gt_classes, progress)[0]
+
+
+def detect_ensemble(
+    models: Sequence[BevDetector],
+    dataset: Dataset,
+    segments: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[DetectionSet]:
+    """Run several detectors over the same frames, without features.
+
+    The same as ``[detect(m, dataset, segments, with_features=False) for m in models]``, but
+    each frame's points are read, gridded and indexed once for all models: an ensemble's
+    inference is mostly that work, not the networks.
+    """
+    return _run(models, dataset, segments, False, (), progress)
+
+
+@torch.no_grad()
+def _run(
+    models: Sequence[BevDetector],
+    dataset: Dataset,
+    segments: Sequence[str] | None,
+    with_features: bool,
+    gt_classes: Sequence[str],
+    progress: Callable[[int, int], None] | None,
+) -> list[DetectionSet]:
+    if not models:
+        return []
+    config = models[0].config
+    for m in models[1:]:
+        if (m.config.range_m, m.config.cell_m) != (config.range_m, config.cell_m):
+            raise ValueError("detect_ensemble: the models must share the BEV grid settings")
     device = _torch_setup(config)
-    model = model.eval().to(device)
+    models = [m.eval().to(device) for m in models]
     if segments is None:
         segments = dataset.segments["segment_id"].tolist()
     frames = dataset.frames[dataset.frames["segment_id"].isin(segments)]
@@ -191,56 +222,70 @@ def detect(
     gt_all = boxes[boxes["class"].isin(list(gt_classes)) & boxes["segment_id"].isin(segments)]
     gt_by_frame = {k: g for k, g in gt_all.groupby(["segment_id", "frame_index"])}
     total, done = len(frames), 0
-    rows, feats, gt_rows, gt_feats = [], [], [], []
+    n = len(models)
+    rows = [[] for _ in range(n)]
+    feats = [[] for _ in range(n)]
+    gt_rows, gt_feats = [[] for _ in range(n)], [[] for _ in range(n)]
     start = time.perf_counter()
     for segment_id in segments:
         pts, offsets = dataset.segment_points(segment_id)
         seg_frames = frames.loc[frames["segment_id"] == segment_id, "frame_index"].sort_values()
         for row, f in enumerate(seg_frames):
             frame_pts = pts[offsets[row] : offsets[row + 1]]
-            heads, fmap = model(bev_grid(frame_pts, config)[None].to(device))
-            heads, fmap = heads.cpu(), fmap.cpu()
-            found = _decode(heads[0], config)
-            n_in_box = PointGrid(frame_pts).count_in_boxes(found[:, :7])
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "segment_id": segment_id,
-                        "frame_index": f,
-                        "class": "vehicle",
-                        **{c: found[:, k] for k, c in enumerate(BOX_COLUMNS)},
-                        "score": found[:, 7],
-                        "num_points": n_in_box,
-                        "distance": np.hypot(found[:, 0], found[:, 1]),
-                        "track_id": None,
-                    }
-                )
-            )
-            if with_features:
-                feats.append(pool_roi_features(fmap[0], found[:, :7], config))
+            grid = bev_grid(frame_pts, config)[None].to(device)
+            point_grid = PointGrid(frame_pts)
             gt = gt_by_frame.get((segment_id, f))
-            if gt is not None:
-                gt_rows.append(gt)
-                gt_feats.append(pool_roi_features(fmap[0], gt[BOX_COLUMNS].to_numpy(), config))
+            for k, model in enumerate(models):
+                heads, fmap = model(grid)
+                heads, fmap = heads.cpu(), fmap.cpu()
+                found = _decode(heads[0], model.config)
+                rows[k].append(
+                    pd.DataFrame(
+                        {
+                            "segment_id": segment_id,
+                            "frame_index": f,
+                            "class": "vehicle",
+                            **{c: found[:, j] for j, c in enumerate(BOX_COLUMNS)},
+                            "score": found[:, 7],
+                            "num_points": point_grid.count_in_boxes(found[:, :7]),
+                            "distance": np.hypot(found[:, 0], found[:, 1]),
+                            "track_id": None,
+                        }
+                    )
+                )
+                if with_features:
+                    feats[k].append(pool_roi_features(fmap[0], found[:, :7], model.config))
+                if gt is not None:
+                    gt_rows[k].append(gt)
+                    gt_feats[k].append(
+                        pool_roi_features(fmap[0], gt[BOX_COLUMNS].to_numpy(), model.config)
+                    )
             done += 1
             if progress is not None:
                 progress(done, total)
     seconds = time.perf_counter() - start
-    table = (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame({f.name: [] for f in DETECTIONS})
-    )
-    table["detection_id"] = np.arange(len(table), dtype=np.int64)
-    c = config.feature_channels
-    return DetectionSet(
-        detections=conform(table, DETECTIONS, "detections"),
-        features=np.concatenate(feats) if feats else np.zeros((0, c), np.float32),
-        gt=pd.concat(gt_rows, ignore_index=True) if gt_rows else boxes.iloc[:0],
-        gt_features=np.concatenate(gt_feats) if gt_feats else np.zeros((0, c), np.float32),
-        seconds=seconds,
-        n_frames=total,
-    )
+    out = []
+    for k, model in enumerate(models):
+        table = (
+            pd.concat(rows[k], ignore_index=True)
+            if rows[k]
+            else pd.DataFrame({f.name: [] for f in DETECTIONS})
+        )
+        table["detection_id"] = np.arange(len(table), dtype=np.int64)
+        c = model.config.feature_channels
+        out.append(
+            DetectionSet(
+                detections=conform(table, DETECTIONS, "detections"),
+                features=np.concatenate(feats[k]) if feats[k] else np.zeros((0, c), np.float32),
+                gt=pd.concat(gt_rows[k], ignore_index=True) if gt_rows[k] else boxes.iloc[:0],
+                gt_features=(
+                    np.concatenate(gt_feats[k]) if gt_feats[k] else np.zeros((0, c), np.float32)
+                ),
+                seconds=seconds,
+                n_frames=total,
+            )
+        )
+    return out
 
 
 def ensemble_scores(

@@ -291,23 +291,48 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
     )
 
 
+def _simulate_one(config: WorldConfig, index: int) -> Segment:
+    return simulate_segment(config, index, _worker_lidar(config))
+
+
+_LIDARS: dict[str, Lidar] = {}
+
+
+def _worker_lidar(config: WorldConfig) -> Lidar:
+    # one sensor per worker process and world: its ray directions take a while to compute
+    key = config_hash(config.lidar)
+    if key not in _LIDARS:
+        _LIDARS[key] = Lidar(config.lidar)
+    return _LIDARS[key]
+
+
 def simulate_world(
     config: WorldConfig,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> Iterator[Segment]:
     """Simulate every segment of a world, one at a time (a world may not fit in memory).
 
     Args:
         config: the world's settings.
         progress: called with ``(segments done, segments in all)`` after each segment.
+        workers: processes simulating segments side by side (each segment's randomness
+            depends only on ``(seed, index)``, so the output is the same for any number).
 
     Yields:
         Segments in the order of ``plan_segments(config)``.
     """
-    lidar = Lidar(config.lidar)
     total = config.n_total_segments
-    for index in range(total):
-        segment = simulate_segment(config, index, lidar)
+    if workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    if workers == 1 or total <= 1:
+        lidar = Lidar(config.lidar)
+        segments: Iterator[Segment] = (
+            simulate_segment(config, index, lidar) for index in range(total)
+        )
+    else:
+        segments = _simulate_in_processes(config, min(workers, total))
+    for index, segment in enumerate(segments):
         log.debug(
             "segment %s: %d frames, %d boxes",
             segment.segment_id,
@@ -319,11 +344,31 @@ def simulate_world(
         yield segment
 
 
+def _simulate_in_processes(config: WorldConfig, workers: int) -> Iterator[Segment]:
+    """Segments in order, simulated by ``workers`` processes, at most ``2 * workers`` ahead
+    of the consumer (a segment holds a few million points)."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the caller may be a threaded server (Streamlit)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque = deque()
+        next_index = 0
+        while pending or next_index < config.n_total_segments:
+            while next_index < config.n_total_segments and len(pending) < 2 * workers:
+                pending.append(pool.submit(_simulate_one, config, next_index))
+                next_index += 1
+            yield pending.popleft().result()
+
+
 def write_world(
     config: WorldConfig,
     out: str | Path,
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> Dataset:
     """Simulate a world and write it as a data set folder (atomically).
 
@@ -332,6 +377,7 @@ def write_world(
         out: the data set folder to create.
         progress: called with ``(segments done, segments in all)``.
         overwrite: replace an existing data set at ``out``.
+        workers: processes simulating segments side by side (same output for any number).
 
     Returns:
         The written data set, opened.
@@ -343,7 +389,7 @@ def write_world(
         "config_hash": config_hash(config),
     }
     with DatasetWriter(out, manifest, overwrite=overwrite) as writer:
-        for segment in simulate_world(config, progress):
+        for segment in simulate_world(config, progress, workers):
             writer.add_segment(
                 segment.segment_row(),
                 segment.frames,
