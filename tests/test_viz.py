@@ -391,3 +391,44 @@ def test_recall_figure_one_line_per_detector():
     assert len(fig.data) == 2
     assert list(fig.data[0].x) == sorted(fig.data[0].x) and len(fig.data[0].x) == 10
     assert "Spearman" in fig.data[0].name and fig.data[0].y[-1] < fig.data[0].y[0]
+
+
+# --- rare vs hard ------------------------------------------------------------------------------
+
+
+def difficulty_table(n_regular: int = 1000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    subsets = ["regular"] * n_regular + ["large"] * 30 + ["false positive"] * 20
+    n = len(subsets)
+    return pd.DataFrame(
+        {"rareness": rng.normal(20, 3, n), "subset": subsets,
+         "num_points": rng.integers(0, 2000, n), "distance": rng.uniform(0, 75, n),
+         "variance": rng.uniform(0, 0.2, n)}
+    )  # fmt: skip
+
+
+def test_rare_vs_hard_one_webgl_trace_per_subset_and_the_filter():
+    from rem_core.viz import rare_vs_hard_figure
+
+    fig = rare_vs_hard_figure(difficulty_table(), "num_points", min_points=200)
+    assert [t.name.split(" (")[0] for t in fig.data] == ["regular", "large", "false positive"]
+    assert all(t.type == "scattergl" for t in fig.data)
+    assert fig.layout.xaxis.type == "log"
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and lines[0].x0 == pytest.approx(np.log10(200))
+    fig = rare_vs_hard_figure(difficulty_table(), "distance", max_distance_m=40)
+    assert [s.x0 for s in fig.layout.shapes if s.type == "line"] == [40]
+    assert not rare_vs_hard_figure(difficulty_table(), "variance").layout.shapes
+
+
+def test_rare_vs_hard_decimates_regular_detections_only():
+    from rem_core.viz import rare_vs_hard_figure
+
+    fig = rare_vs_hard_figure(difficulty_table(5000), "distance", max_points=1000)
+    counts = {t.name.split(" (")[0]: len(t.x) for t in fig.data}
+    assert counts == {"regular": 950, "large": 30, "false positive": 20}
+    assert fig.data[0].name == "regular (5,000)"  # the legend counts them all
+    with pytest.raises(ValueError, match="x: must be one of"):
+        rare_vs_hard_figure(difficulty_table(), "speed")
+    with pytest.raises(ValueError, match="'subset'"):
+        rare_vs_hard_figure(difficulty_table().drop(columns="subset"))

@@ -3,11 +3,15 @@
 * ``scene``: a LiDAR frame in 3D and in bird's-eye view, with its boxes.
 * ``summary``: counts of a data set for its overview.
 * ``rareness``: log-probability histograms and recall by rareness.
+* ``mining``: what each selection method mined.
+* ``difficulty``: detections by rareness against how hard they are to see.
 * ``theme``: the colours and dark theme all figures share.
 
 The app and notebooks call them alike.
 """
 
+from rem_core.viz.difficulty import DIFFICULTY_AXES, SUBSET_COLORS, rare_vs_hard_figure
+from rem_core.viz.mining import SHARES, composition_figure
 from rem_core.viz.rareness import HISTOGRAM_GROUPS, log_prob_histogram, recall_figure
 from rem_core.viz.scene import bev_figure, box_edges, decimate_points, scene_figure
 from rem_core.viz.summary import DatasetSummary, summarize_dataset
@@ -26,19 +30,24 @@ from rem_core.viz.theme import (
 __all__ = [
     "BACKGROUND",
     "CLASS_COLORS",
+    "DIFFICULTY_AXES",
     "HIGHLIGHT_COLOR",
     "HISTOGRAM_GROUPS",
     "NOISE_COLOR",
     "OTHER_COLOR",
     "RARE_VEHICLE_COLOR",
     "SET_COLORS",
+    "SHARES",
     "SPLIT_ORDER",
+    "SUBSET_COLORS",
     "SUBTYPE_COLORS",
     "DatasetSummary",
     "bev_figure",
     "box_edges",
+    "composition_figure",
     "decimate_points",
     "log_prob_histogram",
+    "rare_vs_hard_figure",
     "recall_figure",
     "scene_figure",
     "summarize_dataset",
