@@ -5,6 +5,7 @@
 * ``rareness``: log-probability histograms and recall by rareness.
 * ``mining``: what each selection method mined.
 * ``difficulty``: detections by rareness against how hard they are to see.
+* ``tracks``: one track centred in 3D, and thumbnails.
 * ``theme``: the colours and dark theme all figures share.
 
 The app and notebooks call them alike.
@@ -26,6 +27,7 @@ from rem_core.viz.theme import (
     SPLIT_ORDER,
     SUBTYPE_COLORS,
 )
+from rem_core.viz.tracks import crop_around, track_figure, track_thumbnail
 
 __all__ = [
     "BACKGROUND",
@@ -45,10 +47,13 @@ __all__ = [
     "bev_figure",
     "box_edges",
     "composition_figure",
+    "crop_around",
     "decimate_points",
     "log_prob_histogram",
     "rare_vs_hard_figure",
     "recall_figure",
     "scene_figure",
     "summarize_dataset",
+    "track_figure",
+    "track_thumbnail",
 ]

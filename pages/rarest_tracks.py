@@ -1,0 +1,181 @@
+"""Rarest tracks (paper Fig. 5): the objects the density model finds least likely.
+
+Tracks ranked by their mean log-probability over their frames (paper section 4.1), with
+filters; the selected track in 3D, frame by frame, among its surroundings, with a
+bird's-eye-view context and a gallery of the top tracks. Label-noise boxes are flagged in
+the table and dashed magenta in the views.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages._pipeline import app_config, require_detections, require_rareness
+from pages._shared import count, require_data, run_in_app
+from rem_core.score import aggregate_tracks, rareness_percentile
+from rem_core.viz import bev_figure, track_figure, track_thumbnail
+
+SOURCES = {"gt": "Ground-truth tracks", "detected": "Detected tracks (tracker)"}
+SPLITS = ("unlabelled", "source", "validation", "ood", "all splits")
+state = st.session_state
+
+run_in_app()
+st.title("Rarest tracks")
+st.caption(
+    "Tracks by rareness: minus the mean log p of their boxes' detector features. Ground-truth "
+    "tracks carry their subtype and label-noise flags; detected tracks are what the mining "
+    "sees. Select a row to view the track."
+)
+
+# --- config ----------------------------------------------------------------------------------
+data = require_data()
+config = app_config(data)
+det = require_detections(data, config)
+run = require_rareness(data, config)
+ds = data.dataset
+c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+source = c1.radio("Tracks", list(SOURCES), format_func=SOURCES.get, key="tracks_source")
+present = [s for s in SPLITS[:-1] if (ds.segments["split"] == s).any()] + [SPLITS[-1]]
+split = c2.selectbox("Split", present, key="tracks_split")
+min_boxes = c4.number_input("Boxes at least", 1, 200, 3, key="tracks_min_boxes")
+
+
+# --- load ------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def track_table(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFrame:
+    """One row per track, rarest first, with its description and rareness percentile."""
+    splits = _ds.segments.set_index("segment_id")["split"]
+    if source == "gt":
+        table = aggregate_tracks(_det.gt, _run.gt_log_prob)
+        info = _ds.tracks.set_index(["segment_id", "track_id"])[
+            ["class", "subtype", "length", "max_points", "min_distance", "label_noise_boxes"]
+        ]
+        table = table.join(info, on=["segment_id", "track_id"])
+    else:
+        rows = _det.detections
+        table = aggregate_tracks(rows, _run.log_prob)
+        extra = (
+            rows.assign(track_id=rows["track_id"])
+            .groupby(["segment_id", "track_id"])
+            .agg(max_points=("num_points", "max"), min_distance=("distance", "min"),
+                 length=("length", "median"))
+        )  # fmt: skip
+        table = table.join(extra, on=["segment_id", "track_id"])
+        table["class"], table["subtype"], table["label_noise_boxes"] = "vehicle", "", 0
+    table["split"] = table["segment_id"].map(splits).to_numpy()
+    table["percentile"] = rareness_percentile(table["rareness"])
+    return table
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def track_boxes(rareness_path: str, source: str, _det) -> pd.DataFrame:
+    boxes = _det.gt if source == "gt" else _det.detections
+    return boxes.dropna(subset=["track_id"])
+
+
+table = track_table(str(run.path), source, det, run, ds)
+if source == "gt":
+    classes = sorted(table["class"].dropna().unique())
+    cls = c3.selectbox(
+        "Class", classes, index=classes.index("vehicle") if "vehicle" in classes else 0,
+        key="tracks_class",
+    )  # fmt: skip
+    table = table[table["class"] == cls]
+subtypes = sorted(s for s in table["subtype"].dropna().unique() if s)
+f1, f2 = st.columns([4, 1])
+picked_subtypes = f1.multiselect("Subtypes", subtypes, key="tracks_subtypes") if subtypes else []
+noisy_only = f2.checkbox("Label noise only", key="tracks_noisy") if source == "gt" else False
+view = table[table["num_boxes"] >= min_boxes]
+if split != "all splits":
+    view = view[view["split"] == split]
+if picked_subtypes:
+    view = view[view["subtype"].isin(picked_subtypes)]
+if noisy_only:
+    view = view[view["label_noise_boxes"] > 0]
+if view.empty:
+    st.info("No track matches these filters.", icon=":material/info:")
+    st.stop()
+view = view.assign(rank=np.arange(1, len(view) + 1))  # rank among the tracks shown
+
+# --- the table -------------------------------------------------------------------------------
+shown = view.assign(noise=np.where(view["label_noise_boxes"] > 0, "⚠ label noise", ""))
+columns = [
+    "rank", "segment_id", "track_id", "subtype", "num_boxes", "mean_log_prob", "min_log_prob",
+    "percentile", "max_points", "min_distance", "length", "noise",
+]  # fmt: skip
+picked = st.dataframe(
+    shown[columns],
+    hide_index=True,
+    width="stretch",
+    height=280,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="tracks_table",
+    column_config={
+        "mean_log_prob": st.column_config.NumberColumn("mean log p", format="%.2f"),
+        "min_log_prob": st.column_config.NumberColumn("min log p", format="%.2f"),
+        "percentile": st.column_config.ProgressColumn(
+            "rareness percentile", min_value=0, max_value=100, format="%.1f"
+        ),
+        "min_distance": st.column_config.NumberColumn("closest (m)", format="%.0f"),
+        "length": st.column_config.NumberColumn("length (m)", format="%.1f"),
+        "noise": "label noise",
+    },
+)
+st.caption(f"{count(len(view), 'track')} of {count(len(table), 'track')}.")
+rows = picked.selection.rows if picked is not None else []
+track = view.iloc[rows[0] if rows else 0]
+segment_id, track_id = track["segment_id"], str(track["track_id"])
+
+# --- the selected track ----------------------------------------------------------------------
+boxes = track_boxes(str(run.path), source, det)
+mine = boxes[(boxes["segment_id"] == segment_id) & (boxes["track_id"].astype(str) == track_id)]
+frames = sorted(mine["frame_index"].astype(int).unique())
+best = int(mine.loc[mine["num_points"].idxmax(), "frame_index"])
+if state.get("_tracks_for") != (segment_id, track_id, source):
+    state["_tracks_for"] = (segment_id, track_id, source)
+    state["tracks_frame"] = best
+frame = st.select_slider("Frame", frames, key="tracks_frame") if len(frames) > 1 else frames[0]
+st.subheader(
+    f"Track {track_id} of {segment_id}: {track['subtype'] or 'vehicle'}, "
+    f"mean log p {track['mean_log_prob']:.1f} (rank {int(track['rank'])})"
+)
+points = data.points(segment_id, frame)
+frame_boxes = boxes[(boxes["segment_id"] == segment_id) & (boxes["frame_index"] == frame)]
+if source == "detected":
+    frame_boxes = frame_boxes.assign(track_id=frame_boxes["track_id"].astype(str))
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(
+        track_figure(points, frame_boxes, track_id, radius_m=max(15.0, 2.5 * track["length"])),
+        width="stretch",
+        key="tracks_3d",
+    )
+with right:
+    context = ds.frame_boxes(segment_id, frame) if source == "gt" else frame_boxes
+    st.plotly_chart(
+        bev_figure(points, context, highlight_track=track_id, height=520),
+        width="stretch",
+        key="tracks_bev",
+    )
+if st.button("Open this frame in the Scene explorer", key="tracks_open_scene"):
+    state["scene_segment"], state["scene_frame"] = segment_id, int(frame)
+    state["scene_track"] = track_id if source == "gt" else None
+    st.switch_page("pages/scene_explorer.py")
+
+# --- the gallery -----------------------------------------------------------------------------
+st.subheader("The rarest tracks at a glance")
+n = st.select_slider("Tracks", [4, 8, 12, 16], 8, key="tracks_gallery_n")
+top = view.head(n)
+grid = st.columns(4)
+for i, (_, t) in enumerate(top.iterrows()):
+    these = boxes[(boxes["segment_id"] == t["segment_id"]) & (boxes["track_id"] == t["track_id"])]
+    shot = these.loc[these["num_points"].idxmax()]
+    figure = track_thumbnail(
+        data.points(t["segment_id"], int(shot["frame_index"])),
+        shot,
+        title=f"#{int(t['rank'])} {t['subtype'] or 'vehicle'} · log p {t['mean_log_prob']:.1f}",
+    )
+    grid[i % 4].plotly_chart(figure, width="stretch", key=f"tracks_thumb_{i}")
