@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._pipeline import (
+    ANALYSIS_PAGES,
+    ESTIMATOR_LABELS,
+    ESTIMATOR_NAMES,
+    init_pipeline_state,
+)
 from pages._shared import PRESETS, SOURCES, count, init_state, open_data, selected_data
 
 st.set_page_config(layout="wide", page_title="REM Workbench", page_icon=":material/radar:")
 init_state()
+init_pipeline_state()
 # Only one of the two source widgets is drawn per run; re-setting both keeps the hidden one's
 # value, which Streamlit would otherwise drop at the end of the run.
-for key in ("app_preset", "app_folder"):
+for key in ("app_preset", "app_folder", "app_estimator"):
     st.session_state[key] = st.session_state[key]
 
 with st.sidebar:
@@ -48,11 +55,20 @@ with st.sidebar:
             f"{count(len(data.dataset.frames), 'frame')}"
         )
         st.caption(f":material/check_circle: {choice.label}: {counts}")
+    st.selectbox(
+        "Density model",
+        ESTIMATOR_NAMES,
+        format_func=ESTIMATOR_LABELS.get,
+        key="app_estimator",
+        help="The model of the detector features whose -log p is D-REM's rareness. FFJORD "
+        "is the paper's; the others are baselines (see docs/density.md).",
+    )
 
 page = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/scene_explorer.py", title="Scene explorer", icon=":material/view_in_ar:"),
+        *[st.Page(path, title=title, icon=icon) for path, title, icon in ANALYSIS_PAGES],
     ]
 )
 page.run()

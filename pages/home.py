@@ -6,6 +6,15 @@ import math
 
 import streamlit as st
 
+from pages._pipeline import (
+    ANALYSIS_PAGES,
+    ESTIMATOR_LABELS,
+    PipelineJob,
+    app_config,
+    pipeline_job,
+    start_pipeline,
+    status,
+)
 from pages._shared import build_world, default_preset, open_data, run_in_app, selected_data
 
 run_in_app()
@@ -88,3 +97,67 @@ with right:
     )
 
 st.page_link("pages/scene_explorer.py", label="Explore the scenes", icon=":material/view_in_ar:")
+
+# --- the pipeline: detectors, features, density, scores -------------------------------------
+st.subheader("Pipeline")
+config = app_config(data)
+estimator = ESTIMATOR_LABELS[config.rareness.estimator]
+state = status(data, config)
+job = pipeline_job(data, config)
+
+
+def show_stages(job: PipelineJob) -> None:
+    for stage, (done, total) in job.stages.items():
+        fraction = done / total if total else 1.0
+        st.progress(min(fraction, 1.0), text=f"{stage}: {done} / {total}")
+
+
+if state["rareness"]:
+    st.success(
+        f"Detections, tracks, auto-labels and rareness scores ({estimator}) are ready.",
+        icon=":material/check_circle:",
+    )
+    cols = st.columns(len(ANALYSIS_PAGES))
+    for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
+        col.page_link(path, label=label, icon=icon)
+else:
+    st.markdown(
+        f"The analyses need the detector ensemble ({config.detector.ensemble_size} detectors "
+        f"trained on the source pool), its detections and features on every segment, tracks "
+        f"and auto-labels, and a density model ({estimator}) of the features. Done so far: "
+        + ", ".join(
+            f"{name} {':material/check:' if state[name] else ':material/close:'}"
+            for name in ("detectors", "detections", "rareness")
+        )
+        + "."
+    )
+    first_start = (
+        choice.source == "world"
+        and choice.preset == default_preset()
+        and not st.session_state.get("home_pipeline_started")
+    )
+    if job is None and first_start:
+        # first start on the default world: compute in the background, once per session
+        st.session_state["home_pipeline_started"] = True
+        job = start_pipeline(data, config)
+    if job is not None and job.running:
+
+        @st.fragment(run_every=1.0)
+        def progress_view() -> None:
+            if not job.running:
+                st.rerun(scope="app")
+            minutes, seconds = divmod(int(job.elapsed), 60)
+            st.markdown(
+                f":material/hourglass_top: Running the pipeline ({job.label}), "
+                f"{minutes} min {seconds:02d} s so far. Other pages fill in as their inputs "
+                "are ready; you can browse meanwhile."
+            )
+            show_stages(job)
+
+        progress_view()
+    else:
+        if job is not None and job.error:
+            st.error(f"The pipeline failed: {job.error}", icon=":material/error:")
+        if st.button("Run the pipeline", key="home_pipeline", type="primary"):
+            start_pipeline(data, config)
+            st.rerun()

@@ -76,6 +76,14 @@ def track_boxes(rareness_path: str, source: str, _det) -> pd.DataFrame:
 
 
 table = track_table(str(run.path), source, det, run, ds)
+if table.empty:
+    st.info(
+        "The tracker formed no tracks on this data set (its detections score too low to start one)."
+        if source == "detected"
+        else "This data set holds no tracks.",
+        icon=":material/info:",
+    )
+    st.stop()
 if source == "gt":
     classes = sorted(table["class"].dropna().unique())
     cls = c3.selectbox(

@@ -432,3 +432,60 @@ def test_rare_vs_hard_decimates_regular_detections_only():
         rare_vs_hard_figure(difficulty_table(), "speed")
     with pytest.raises(ValueError, match="'subset'"):
         rare_vs_hard_figure(difficulty_table().drop(columns="subset"))
+
+
+# --- track figures -------------------------------------------------------------------------------
+
+
+def test_crop_around_keeps_points_within_the_radius():
+    from rem_core.viz import crop_around
+
+    pts = np.array([[0, 0, 0, 0], [3, 4, 1, 0], [6, 0, 0, 0], [10, 10, 0, 0]], np.float32)
+    kept = crop_around(pts, np.array([0.0, 0.0]), 5.0)
+    assert kept[:, 0].tolist() == [0, 3]
+    with pytest.raises(ValueError, match="points: expected"):
+        crop_around(np.zeros(4), np.zeros(2), 1.0)
+
+
+def test_track_figure_centres_the_object_and_dims_the_others():
+    from rem_core.viz import track_figure
+
+    boxes = make_boxes(
+        [dict(center_x=30.0, center_y=5.0), dict(center_x=34.0, center_y=8.0, subtype="bus"),
+         dict(center_x=-40.0, center_y=0.0),
+         dict(center_x=27.0, center_y=2.0, label_noise=True, noise_kind="partial")]
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    pts = np.column_stack([rng.uniform(-75, 75, (50_000, 2)), rng.uniform(0, 3, (50_000, 2))])
+    fig = track_figure(pts.astype(np.float32), boxes, "t0", radius_m=10, max_points=2_000)
+    names = [t.name for t in fig.data]
+    assert "ego" not in names and "track t0 (1)" in names
+    points = fig.data[0]
+    assert len(points.x) <= 2_000 and np.max(np.hypot(points.x, points.y)) <= 10 + 1e-3
+    highlight = next(t for t in fig.data if t.name == "track t0 (1)")
+    assert highlight.opacity is None  # the object stays bright
+    others = [t for t in fig.data if (t.meta or {}).get("kind") == "boxes" and t != highlight]
+    assert others and all(t.opacity == 0.35 for t in others)
+    drawn = sum((t.meta or {}).get("boxes", 0) for t in fig.data)
+    assert drawn == 3  # the box 70 m away is not in the view
+    assert any(t.line.dash == "dash" for t in others)  # label noise
+    with pytest.raises(ValueError, match="no box of this frame belongs to track 'nope'"):
+        track_figure(pts, boxes, "nope")
+
+
+def test_track_thumbnail_shows_the_box_in_its_own_frame():
+    from rem_core.viz import track_thumbnail
+
+    box = make_boxes([dict(center_x=10.0, center_y=10.0, heading=np.pi / 2, length=6.0)]).iloc[0]
+    # points along the box's length, which runs along y in the vehicle frame
+    pts = np.column_stack(
+        [np.full(100, 10.0), np.linspace(7.5, 12.5, 100), np.ones(100), np.zeros(100)]
+    ).astype(np.float32)
+    fig = track_thumbnail(pts, box, title="#1 bus")
+    local = fig.data[0]
+    assert np.ptp(local.x) > 4.5 and np.ptp(local.y) < 0.1  # now along x
+    assert fig.data[1].line.dash == "solid"
+    noisy = box.copy()
+    noisy["label_noise"] = True
+    assert track_thumbnail(pts, noisy).data[1].line.dash == "dash"
+    assert len(track_thumbnail(np.zeros((0, 4), np.float32), box).data[0].x) == 0

@@ -31,6 +31,16 @@ def app_world(app_cache: Path) -> Dataset:
     return ensure_world(RemConfig.tiny().world, root=app_cache)
 
 
+@pytest.fixture(scope="session")
+def app_pipeline(app_cache: Path, app_world: Dataset) -> Path:
+    """``app_cache`` with the tiny pipeline computed (detectors to FFJORD rareness), as the
+    app runs it for the tiny preset."""
+    from rem_core.pipeline import run_pipeline
+
+    run_pipeline(RemConfig.tiny(), app_world, root=app_cache)
+    return app_cache
+
+
 @pytest.fixture
 def app_env(app_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The app's environment: the tiny preset by default, the cache in ``app_cache``."""

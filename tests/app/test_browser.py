@@ -34,8 +34,33 @@ PAGES = {
         "Boxes of frame 3",
     ),
     "home": ("", ['[data-testid="stMetric"]', '[data-testid="stDataFrame"]'], "Segments by split"),
+    "rareness_recall": (
+        "rareness_recall",
+        ['[data-testid="stPlotlyChart"] .main-svg'],
+        "Rareness vs recall",
+    ),
+    "log_prob": ("log_prob", ['[data-testid="stPlotlyChart"] .main-svg'], "Log-probability"),
+    "rarest_tracks": (
+        "rarest_tracks",
+        ['[data-testid="stPlotlyChart"] .main-svg', '[data-testid="stDataFrame"]'],
+        "Rarest tracks",
+    ),
+    "mining": (
+        "mining",
+        ['[data-testid="stPlotlyChart"] .main-svg', '[data-testid="stDataFrame"]'],
+        "Mining simulation",
+    ),
+    "rare_vs_hard": ("rare_vs_hard", ['[data-testid="stPlotlyChart"] .main-svg'], "Rare vs hard"),
 }
-NAV_LINKS = ["Home", "Scene explorer"]
+NAV_LINKS = [
+    "Home",
+    "Scene explorer",
+    "Rareness vs recall",
+    "Log-probability histograms",
+    "Rarest tracks",
+    "Mining simulation",
+    "Rare vs hard",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -68,8 +93,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 @pytest.fixture(scope="module")
-def app_url(app_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running ``streamlit run app.py`` on the tiny world; stopped after the module."""
+def app_url(app_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running ``streamlit run app.py`` on the tiny world with its pipeline computed;
+    stopped after the module."""
+    app_cache = app_pipeline
     port = _free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = {

@@ -1,0 +1,248 @@
+"""Mining simulation (paper Tables 1-2): every method under one budget, side by side.
+
+Algorithm 1 runs on the unlabelled pool for each chosen method; the simulated labeller is the
+pool's kept-aside ground truth. Moving the budget re-mines at once: rankings are cached per
+method, and mining itself takes well under a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages._pipeline import app_config, require_pool
+from pages._shared import count, require_data, run_in_app
+from rem_core.config import MINING_METHODS, RemConfig
+from rem_core.mining import (
+    MiningPool,
+    composition_table,
+    describe_pool,
+    describe_selection,
+    merge_labels,
+    mined_boxes,
+    rank_detections,
+    resolve_budget,
+    select_tracks,
+    write_label_set,
+    write_mined,
+)
+from rem_core.viz import composition_figure
+
+LABELS = {
+    "random": "Random",
+    "predict_size": "Predict size",
+    "ensemble": "Ensemble variance",
+    "m_rem": "M-REM",
+    "d_rem": "D-REM",
+    "md_rem": "MD-REM",
+    "oracle_hard": "Oracle hard",
+    "oracle_size": "Oracle size",
+}
+DEFAULT_METHODS = ["random", "ensemble", "m_rem", "d_rem", "md_rem"]
+EXPORTS = {  # label -> suffix, MIME type
+    "CSV": (".csv", "text/csv"),
+    "Parquet": (".parquet", "application/vnd.apache.parquet"),
+    "JSON": (".json", "application/json"),
+}
+state = st.session_state
+
+run_in_app()
+st.title("Mining simulation")
+st.caption(
+    "Algorithm 1 of the paper on the unlabelled pool: pop the rarest detection, have the "
+    "labeller check it, label its whole track, drop the detections that touch that track, "
+    "repeat until the budget is spent. The pool's ground truth plays the labeller; the "
+    "auto-labeller fills in every other track."
+)
+
+# --- config ----------------------------------------------------------------------------------
+data = require_data()
+config = app_config(data)
+pool = require_pool(data, config)
+n_tracks = pool.num_tracks
+if n_tracks == 0 or len(pool.detections) == 0:
+    st.info(
+        "The unlabelled pool holds no ground-truth vehicle tracks or no detections: nothing "
+        "to mine.",
+        icon=":material/info:",
+    )
+    st.stop()
+
+left, middle, right = st.columns([3, 2, 2])
+methods = left.multiselect(
+    "Methods",
+    MINING_METHODS,
+    default=DEFAULT_METHODS,
+    format_func=LABELS.get,
+    key="mining_methods",
+    help="The oracles read the ground truth: upper bounds, not usable methods.",
+)
+unit = middle.radio(
+    "Budget in", ["% of the pool's tracks", "tracks"], horizontal=True, key="mining_unit"
+)
+if unit == "tracks":
+    budget = middle.slider(
+        "Budget (tracks)", 0, n_tracks, min(max(1, round(0.03 * n_tracks)), n_tracks),
+        key="mining_budget_tracks",
+    )  # fmt: skip
+else:
+    pct = middle.slider("Budget (%)", 0.0, 20.0, 3.0, 0.5, key="mining_budget_pct")
+    budget = resolve_budget(f"{pct}%", n_tracks)
+rank_by = right.radio(
+    "Rank detections by",
+    ["track", "detection"],
+    format_func={"track": "their track's mean", "detection": "their own value"}.get,
+    key="mining_rank_by",
+    help="Paper section 4.1: a detection ranks by the mean over its predicted track. "
+    "Random and the oracles always rank detection by detection.",
+)
+fp_costs = right.checkbox(
+    "A false positive costs budget", key="mining_fp_costs", help="A check that finds nothing."
+)
+mining = dataclasses.replace(config.mining, rank_by=rank_by, fp_costs_budget=fp_costs)
+st.caption(
+    f"Budget: **{count(budget, 'track')}** of {count(n_tracks, 'ground-truth vehicle track')} "
+    f"in the pool ({count(len(pool.detections), 'detection')} scoring at least "
+    f"{config.rareness.min_score})."
+)
+if not methods:
+    st.info("Pick at least one method.", icon=":material/info:")
+    st.stop()
+
+
+# --- load: rankings are cached per method, mining is fast -----------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def ranking(pool_key: str, method: str, rank_by: str, _pool: MiningPool, _config: RemConfig):
+    return rank_detections(_pool, method, score=_config.score, rank_by=rank_by, seed=0)
+
+
+pool_key = str(data.key) + str(config.rareness.estimator)
+results, rows = {}, [describe_pool(pool, config.score)]
+for method in methods:
+    values = ranking(pool_key, method, rank_by, pool, config)
+    result = select_tracks(
+        pool.detections,
+        values,
+        pool.gt,
+        budget,
+        check_iou=mining.check_iou,
+        fp_costs_budget=mining.fp_costs_budget,
+    )
+    results[method] = result
+    rows.append(describe_selection(result, pool, method, config.score))
+table = composition_table(rows)
+
+# --- figures ---------------------------------------------------------------------------------
+st.plotly_chart(composition_figure(table), width="stretch", key="mining_figure")
+shown = table.assign(method=table["method"].map(lambda m: LABELS.get(m, "the whole pool")))
+st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "method": "method",
+        "large_share": st.column_config.NumberColumn("Large", format="percent"),
+        "irregular_share": st.column_config.NumberColumn("irregular", format="percent"),
+        "label_noise_share": st.column_config.NumberColumn("label noise", format="percent"),
+        "hard_share": st.column_config.NumberColumn("hard boxes", format="percent"),
+        "mean_rareness": st.column_config.NumberColumn("mean rareness", format="%.2f"),
+        "false_positives": "false positives",
+    },
+)
+if budget > 0 and any(len(r.tracks) < budget for r in results.values()):
+    st.warning(
+        "Some methods ran out of detections before the budget was spent: the pool's "
+        "detections do not reach more tracks.",
+        icon=":material/warning:",
+    )
+
+st.subheader("The mined tracks")
+method = st.selectbox("Method", methods, format_func=LABELS.get, key="mining_show")
+result = results[method]
+boxes = mined_boxes(result, pool, method)
+per_track = (
+    boxes.groupby(["rank", "segment_id", "track_id"], sort=True)
+    .agg(
+        subtype=("subtype", "first"),
+        frames=("frame_index", "size"),
+        first_frame=("frame_index", "min"),
+        length=("length", "median"),
+        label_noise=("label_noise", "sum"),
+        rareness=("rareness", "first"),
+        track_rareness=("track_rareness", "first"),
+    )
+    .reset_index()
+)
+if per_track.empty:
+    st.info("No track mined at this budget.", icon=":material/info:")
+    st.stop()
+picked = st.dataframe(
+    per_track,
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key="mining_tracks",
+    column_config={
+        "length": st.column_config.NumberColumn("length (m)", format="%.1f"),
+        "label_noise": "label-noise boxes",
+        "rareness": st.column_config.NumberColumn("method value", format="%.3g"),
+        "track_rareness": st.column_config.NumberColumn("track -log p", format="%.2f"),
+    },
+)
+chosen = picked.selection.rows if picked is not None else []
+if chosen:
+    row = per_track.iloc[chosen[0]]
+    if st.button(
+        f"Open track {row['track_id']} of {row['segment_id']} in the Scene explorer",
+        key="mining_open_scene",
+    ):
+        state["scene_segment"] = row["segment_id"]
+        state["scene_frame"] = int(row["first_frame"])
+        state["scene_track"] = row["track_id"]
+        st.switch_page("pages/scene_explorer.py")
+
+
+# --- export ----------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=16)
+def export_bytes(table: pd.DataFrame, suffix: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_mined(table, Path(tmp) / f"mined{suffix}").read_bytes()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def label_set_bytes(key: tuple, _labels: pd.DataFrame, _frames: pd.DataFrame) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_label_set(_labels, _frames, Path(tmp) / "labels.bin").read_bytes()
+
+
+st.markdown("**Export** the mined list (one row per box; JSON nests boxes under tracks):")
+stem = f"mined-{method.replace('_', '-')}-{budget}"
+cols = st.columns(len(EXPORTS) + 1)
+for col, (label, (suffix, mime)) in zip(cols, EXPORTS.items(), strict=False):
+    col.download_button(
+        label,
+        export_bytes(boxes, suffix),
+        file_name=stem + suffix,
+        mime=mime,
+        key=f"mining_export_{suffix[1:]}",
+        icon=":material/download:",
+    )
+labels = merge_labels(result, pool.gt, pool.autolabels)
+human = int(np.count_nonzero(labels["source"] == "human"))
+cols[-1].download_button(
+    "Label set (Waymo .bin)",
+    label_set_bytes((pool_key, method, budget, rank_by, fp_costs), labels, data.dataset.frames),
+    file_name=f"labels-{method.replace('_', '-')}-{budget}.bin",
+    mime="application/octet-stream",
+    key="mining_export_bin",
+    icon=":material/download:",
+    help=f"The merged label set: {human:,} human-labelled boxes of the mined tracks and "
+    f"{len(labels) - human:,} auto-labelled boxes of the tracks that do not touch them, as "
+    "Waymo metrics_pb2.Objects.",
+)

@@ -1,0 +1,108 @@
+"""The analysis pages under AppTest, on the tiny world with its pipeline cached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rem_core.artifacts import ensure_world
+from rem_core.config import RemConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["home_pipeline_started"] = True
+    at.run()
+    return at.switch_page(f"pages/{name}.py").run()
+
+
+def specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+@pytest.fixture
+def ready(app_env: Path, app_pipeline: Path) -> Path:
+    return app_pipeline
+
+
+def test_rareness_recall_draws_bins_and_reacts_to_the_bin_width(ready: Path) -> None:
+    at = open_page("rareness_recall")
+    assert not at.exception
+    assert at.title[0].value == "Rareness vs recall"
+    (figure,) = specs(at)
+    assert figure["data"][0]["name"].startswith("FFJORD")
+    bins = len(at.dataframe[0].value)
+    assert bins == 50
+    at.select_slider(key="recall_bin_width").set_value(10).run()
+    assert not at.exception and len(at.dataframe[0].value) == 10
+    at.selectbox(key="recall_split").set_value("source").run()
+    assert not at.exception
+
+
+def test_log_prob_histograms_switch_groups(ready: Path) -> None:
+    at = open_page("log_prob")
+    assert not at.exception
+    names = [t["name"].split(" (")[0] for t in specs(at)[0]["data"]]
+    assert names[0] == "validation"
+    assert {m.label for m in at.metric} >= {"AUROC, Large vehicles", "AUROC, Pedestrians"}
+    at.radio(key="logp_by").set_value("size").run()
+    assert not at.exception
+    names = [t["name"].split(" (")[0] for t in specs(at)[0]["data"]]
+    assert names[0] == "regular"
+
+
+def test_rare_vs_hard_scatter_follows_the_axis(ready: Path) -> None:
+    at = open_page("rare_vs_hard")
+    assert not at.exception
+    (figure,) = specs(at)
+    assert figure["layout"]["xaxis"]["type"] == "log"
+    at.radio(key="hard_x").set_value("distance").run()
+    assert not at.exception
+    (figure,) = specs(at)
+    assert figure["layout"]["xaxis"]["type"] == "linear"
+    assert int(at.metric[0].value.replace(",", "")) > 0
+
+
+def test_rarest_tracks_table_viewer_and_link(ready: Path) -> None:
+    at = open_page("rarest_tracks")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["mean_log_prob"].is_monotonic_increasing  # rarest (lowest log p) first
+    assert table["rank"].tolist()[:3] == [1, 2, 3]
+    charts = specs(at)
+    assert charts[0]["data"][0]["type"] == "scatter3d" and charts[1]["data"][0]["type"] == "heatmap"
+    assert any(t["name"].startswith("track ") for t in charts[0]["data"])
+    first = charts[0]
+    frames = [int(f) for f in at.select_slider(key="tracks_frame").options]
+    current = int(at.select_slider(key="tracks_frame").value)
+    other = next(f for f in frames if f != current)
+    at.select_slider(key="tracks_frame").set_value(other).run()
+    assert not at.exception and specs(at)[0] != first
+    at.radio(key="tracks_source").set_value("detected").run()
+    assert not at.exception
+    assert not at.exception
+    # The tiny world's detector scores too low for the tracker: it says so.
+    assert "tracker formed no tracks" in at.info[0].value
+    at.radio(key="tracks_source").set_value("gt").run()
+    at.number_input(key="tracks_min_boxes").set_value(200).run()
+    assert not at.exception and "No track matches" in at.info[0].value
+    at.number_input(key="tracks_min_boxes").set_value(1).run()
+    at.button(key="tracks_open_scene").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Scene explorer"
+
+
+@pytest.mark.parametrize("page", ["rareness_recall", "log_prob", "rare_vs_hard", "rarest_tracks"])
+def test_pages_without_the_pipeline_say_so(
+    page: str, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
+    ensure_world(RemConfig.tiny().world, root=tmp_path)
+    at = open_page(page)
+    assert not at.exception
+    assert "Run the pipeline" in at.info[0].value or "run the pipeline" in at.info[0].value
