@@ -84,7 +84,7 @@ figure = log_prob_histogram(table, by, bins=bins, height=420)
 if not figure.data:
     st.info("No objects in these groups for this data set.", icon=":material/info:")
 else:
-    st.plotly_chart(figure, width="stretch", key="logp_figure")
+    st.plotly_chart(figure, width="stretch", theme=None, key="logp_figure")
 counts = (
     table.groupby(["class", "split", "size"], dropna=False)["log_prob"]
     .agg(objects="size", mean_log_p="mean", median_log_p="median")

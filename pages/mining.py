@@ -138,7 +138,7 @@ for method in methods:
 table = composition_table(rows)
 
 # --- figures ---------------------------------------------------------------------------------
-st.plotly_chart(composition_figure(table), width="stretch", key="mining_figure")
+st.plotly_chart(composition_figure(table), width="stretch", theme=None, key="mining_figure")
 shown = table.assign(method=table["method"].map(lambda m: LABELS.get(m, "the whole pool")))
 st.dataframe(
     shown,

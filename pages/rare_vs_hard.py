@@ -95,6 +95,7 @@ st.plotly_chart(
         max_points=max_points,
     ),
     width="stretch",
+    theme=None,
     key="hard_figure",
 )
 quadrants = pd.crosstab(

@@ -104,7 +104,7 @@ for col, (name, curve) in zip(cols[1:], curves.items(), strict=True):
         help="Rank correlation between a bin's rareness and its recall: negative when "
         "rarer objects are found less often.",
     )
-st.plotly_chart(recall_figure(curves), width="stretch", key="recall_figure")
+st.plotly_chart(recall_figure(curves), width="stretch", theme=None, key="recall_figure")
 if missing:
     st.caption(
         f"Not computed for this data set: {', '.join(missing)}. Pick one in the sidebar and "

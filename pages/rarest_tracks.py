@@ -159,6 +159,7 @@ with left:
     st.plotly_chart(
         track_figure(points, frame_boxes, track_id, radius_m=max(15.0, 2.5 * track["length"])),
         width="stretch",
+        theme=None,
         key="tracks_3d",
     )
 with right:
@@ -166,6 +167,7 @@ with right:
     st.plotly_chart(
         bev_figure(points, context, highlight_track=track_id, height=520),
         width="stretch",
+        theme=None,
         key="tracks_bev",
     )
 if st.button("Open this frame in the Scene explorer", key="tracks_open_scene"):
@@ -186,4 +188,4 @@ for i, (_, t) in enumerate(top.iterrows()):
         shot,
         title=f"#{int(t['rank'])} {t['subtype'] or 'vehicle'} · log p {t['mean_log_prob']:.1f}",
     )
-    grid[i % 4].plotly_chart(figure, width="stretch", key=f"tracks_thumb_{i}")
+    grid[i % 4].plotly_chart(figure, width="stretch", theme=None, key=f"tracks_thumb_{i}")

@@ -58,5 +58,5 @@ SET_COLORS: dict[str, str] = {
     "source": "#8e9be0",
     "large": "#ff4b4b",
     "other region": "#ffd23f",
-    "pedestrian": "#f5a623",
+    "pedestrian": "#3ddc97",
 }
