@@ -43,8 +43,15 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ''
 
+# The benchmarks print their figures (last line JSON). zuko is a bench-only dependency
+# (bench/density.py compares FFJORD's scoring speed with zuko's CNF). density, mine and app
+# read the demo pipeline from the cache: the first run computes it (about ten minutes).
 bench: setup
+	$(PY) -m pip install -q -c constraints.txt 'zuko==1.6.0'
 	$(PY) bench/world.py
+	$(PY) bench/mine.py
+	$(PY) bench/density.py
+	$(PY) bench/app.py --no-cold
 
 lint: setup
 	$(VENV)/bin/ruff check .
