@@ -10,7 +10,7 @@ import pytest
 
 from rem_core.io.files import publish_file
 from rem_core.io.waymo import read_objects, write_objects
-from rem_core.schema import BOX_COLUMNS, SchemaError
+from rem_core.schema import BOX_COLUMNS, DataError, SchemaError
 
 
 def test_publish_file_is_atomic_and_never_overwrites_silently(tmp_path: Path) -> None:
@@ -85,3 +85,52 @@ def test_waymo_objects_errors_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / "bad.bin").write_bytes(b"\xff\xff\xff")
     with pytest.raises(ValueError, match="bad.bin: not a metrics_pb2.Objects file"):
         read_objects(tmp_path / "bad.bin")
+
+
+WAYMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "waymo"
+needs_waymo = pytest.mark.skipif(not WAYMO.is_dir(), reason=f"no Waymo samples at {WAYMO}")
+
+
+@needs_waymo
+def test_waymo_frame_labels_become_boxes_with_persistent_ids():
+    from rem_core.io.waymo import frame_boxes, frame_row, read_frames
+
+    (frame,) = list(read_frames(WAYMO / "frames" / "pvps_data_one_frame.tfrecord"))
+    boxes = frame_boxes(frame, 0)
+    assert len(boxes) == 75
+    assert boxes["class"].value_counts().to_dict() == {
+        "vehicle": 37, "sign": 25, "pedestrian": 12, "cyclist": 1
+    }  # fmt: skip
+    assert boxes["track_id"].is_unique and boxes["track_id"].str.len().min() > 10
+    label = frame.laser_labels[0]
+    assert boxes["num_points"].iloc[0] == label.num_lidar_points_in_box
+    assert boxes["center_x"].iloc[0] == label.box.center_x
+    row = frame_row(frame, 0)
+    pose = np.asarray(frame.pose.transform).reshape(4, 4)
+    assert (row["pose_x"], row["pose_y"], row["pose_z"]) == tuple(pose[:3, 3])
+    assert row["segment_id"] == frame.context.name
+    # The quaternion gives back the pose's rotation.
+    from scipy.spatial.transform import Rotation
+
+    q = [row["pose_qx"], row["pose_qy"], row["pose_qz"], row["pose_qw"]]
+    np.testing.assert_allclose(Rotation.from_quat(q).as_matrix(), pose[:3, :3], atol=1e-9)
+
+
+@needs_waymo
+def test_waymo_reader_refuses_the_wrong_proto(tmp_path: Path):
+    from rem_core.io.tfrecord import write_records
+    from rem_core.io.waymo import read_frames
+
+    objects = (WAYMO / "objects" / "fake_ground_truths.bin").read_bytes()
+    path = write_records(tmp_path / "objects.tfrecord", [objects])
+    with pytest.raises(DataError, match=r"objects.tfrecord: record 0 is not a dataset_pb2.Frame"):
+        list(read_frames(path))
+
+
+@needs_waymo
+def test_waymo_objects_files_read_as_tracks():
+    gt = read_objects(WAYMO / "objects" / "fake_ground_truths.bin")
+    assert len(gt) == 1010 and gt["track_id"].nunique() == 104
+    assert gt.groupby("segment_id")["timestamp_micros"].nunique().tolist() == [10, 10]
+    preds = read_objects(WAYMO / "objects" / "fake_predictions.bin")
+    assert len(preds) == 2263 and preds["score"].between(0, 1).all()
