@@ -1,0 +1,106 @@
+"""Benchmark: reading real data, one core.
+
+- ``waymo_decode_frames_per_s``: Waymo v1 frames decoded to points per second: a frame
+  (the real one-frame sample, its TFRecord container and protos) whose top LiDAR carries a
+  first-return range image of a synthetic sweep laid out on the sample's own calibration
+  (64 x 2650, about 110k points before the layout), re-serialised and decoded end to end:
+  TFRecord, ``Frame`` proto, zlib, ``MatrixFloat``, range image to points;
+  ``..._full``: the same with every pixel returning (169,600 points a frame).
+- ``av2_import_s``: the Argoverse 2 sample's annotations (12,078 cuboids) and its sweep.
+- ``kitti_tracking_import_s``: the 21 KITTI tracking sequences' labels and calibrations.
+
+Prints a summary, then (last line) JSON. Usage: ``python bench/io.py``
+"""
+
+from __future__ import annotations
+
+import os
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+
+
+def waymo_frames_per_s(repeats: int = 20, full: bool = False) -> tuple[float, int]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_waymo_lidar import world_points
+
+    from rem_core.io.tfrecord import write_records
+    from rem_core.io.waymo import read_frames
+    from rem_core.io.waymo_lidar import encode_matrix, frame_points, points_to_range_image
+
+    (frame,) = list(read_frames(DATA / "waymo" / "frames" / "pvps_data_one_frame.tfrecord"))
+    top = next(c for c in frame.context.laser_calibrations if c.name == 1)
+    laser = frame.lasers[0]
+    laser.name = 1
+    image = points_to_range_image(world_points(), top, 64, 2650)
+    if full:  # every pixel returns: 169,600 points, denser than any real sweep
+        image[:, :, 0] = np.random.default_rng(0).uniform(2.0, 75.0, image.shape[:2])
+    laser.ri_return1.range_image_compressed = encode_matrix(image)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_records(Path(tmp) / "seg.tfrecord", [frame.SerializeToString()] * repeats)
+        start = time.perf_counter()
+        n = 0
+        for f in read_frames(path):
+            n = len(frame_points(f, lasers=(1,)))
+        seconds = time.perf_counter() - start
+    return repeats / seconds, n
+
+
+def av2_s() -> float:
+    from rem_core.io.av2 import read_annotations, read_sweep
+
+    log = DATA / "av2" / "adcf7d18"
+    start = time.perf_counter()
+    read_annotations(log / "annotations.feather")
+    read_sweep(next((log / "sensors" / "lidar").glob("*.feather")))
+    return time.perf_counter() - start
+
+
+def kitti_s() -> float:
+    from rem_core.io.kitti import read_labels
+
+    root = DATA / "kitti_tracking" / "training"
+    start = time.perf_counter()
+    for path in sorted((root / "label_02").glob("*.txt")):
+        read_labels(path, root / "calib" / path.name)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    rate, n = waymo_frames_per_s()
+    full_rate, full_n = waymo_frames_per_s(full=True)
+    result = {
+        "waymo_decode_frames_per_s": rate,
+        "waymo_points_per_frame": n,
+        "waymo_decode_frames_per_s_full": full_rate,
+        "waymo_points_per_frame_full": full_n,
+        "av2_import_s": av2_s(),
+        "kitti_tracking_import_s": kitti_s(),
+    }
+    print(
+        f"Waymo: {rate:.1f} frames/s decoded ({n:,} points each), {full_rate:.1f} frames/s "
+        f"with every pixel returning ({full_n:,} points; target >= 10)"
+    )
+    print(
+        f"AV2 sample {result['av2_import_s']:.2f} s; KITTI tracking labels of 21 sequences "
+        f"{result['kitti_tracking_import_s']:.2f} s"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
