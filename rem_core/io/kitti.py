@@ -26,6 +26,7 @@ __all__ = [
     "read_calib",
     "read_detections",
     "read_labels",
+    "sequence_length",
 ]
 
 #: KITTI types -> (class, subtype) of the project.
@@ -144,6 +145,13 @@ def read_labels(label_path: str | Path, calib_path: str | Path) -> pd.DataFrame:
     out["truncated"] = table["truncated"].to_numpy(np.float32)
     out["occluded"] = table["occluded"].to_numpy(np.int32)
     return out
+
+
+def sequence_length(label_path: str | Path) -> int:
+    """Frames of a sequence: one more than the last frame its labels name (``DontCare``
+    regions included)."""
+    table = _read_table(Path(label_path), _LABEL_COLUMNS, None)
+    return int(table["frame"].max()) + 1 if len(table) else 0
 
 
 def read_detections(path: str | Path, calib_path: str | Path) -> pd.DataFrame:

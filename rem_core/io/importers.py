@@ -1,0 +1,286 @@
+"""Imports: real data sets written as data sets in the project's format.
+
+Each importer reads one public format (see the readers of ``rem_core.io``) and writes a data
+set folder through ``DatasetWriter``: atomically, never over an existing folder unless
+``force``. Every imported segment gets the split given (default ``unlabelled``: what REM
+mines). Where the source has no poses (KITTI tracking without its OXTS files, Waymo
+``Objects`` files) frames get the identity pose, and the manifest says so; where it has no
+point cloud for a frame the frame has no points, and its boxes keep the point counts the
+source gives (or 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rem_core.dataset import Dataset, DatasetWriter
+from rem_core.schema import BOXES, DataError
+
+__all__ = [
+    "IMPORTERS",
+    "import_av2",
+    "import_kitti_tracking",
+    "import_waymo",
+    "import_waymo_objects",
+    "import_waymo_v2",
+]
+
+SPLITS = ("source", "unlabelled", "validation", "ood")
+_EMPTY = np.zeros((0, 4), np.float32)
+
+
+def _frames(
+    segment_id: str,
+    stamps: np.ndarray,
+    poses: np.ndarray | None = None,
+    counts: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """FRAMES rows: timestamps (micros), poses ``(F, 7)`` as ``x, y, z, qw, qx, qy, qz``."""
+    n = len(stamps)
+    poses = np.tile([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], (n, 1)) if poses is None else poses
+    return pd.DataFrame(
+        {
+            "segment_id": segment_id,
+            "frame_index": np.arange(n, dtype=np.int32),
+            "timestamp_micros": np.asarray(stamps, np.int64),
+            **{
+                name: poses[:, k]
+                for k, name in enumerate(
+                    ["pose_x", "pose_y", "pose_z", "pose_qw", "pose_qx", "pose_qy", "pose_qz"]
+                )
+            },
+            "num_points": np.zeros(n, np.int32) if counts is None else np.asarray(counts),
+        }
+    )
+
+
+def _boxes(table: pd.DataFrame) -> pd.DataFrame:
+    """Fill the ``BOXES`` columns a reader's table lacks with their neutral values."""
+    out = table.copy()
+    defaults = {
+        "subtype": out["class"] if "class" in out else "",
+        "speed_x": np.nan,
+        "speed_y": np.nan,
+        "num_points": 0,
+        "label_noise": False,
+        "noise_kind": "",
+    }
+    for column, value in defaults.items():
+        if column not in out:
+            out[column] = value
+    out["distance"] = np.hypot(out["center_x"], out["center_y"])
+    return out[BOXES.names]
+
+
+def _segment(segment_id: str, split: str, domain: str, n_frames: int, hz: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"segment_id": segment_id, "split": split, "domain": domain,
+          "num_frames": n_frames, "frame_rate_hz": hz}]
+    )  # fmt: skip
+
+
+def _write(
+    out: str | Path,
+    manifest: dict,
+    segments: Iterable[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Iterable[np.ndarray]]],
+    force: bool,
+) -> Dataset:
+    with DatasetWriter(out, manifest, overwrite=force) as writer:
+        for segment, frames, boxes, points in segments:
+            writer.add_segment(segment, frames, boxes, points)
+    return Dataset.open(out)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
+def import_kitti_tracking(
+    root: str | Path, out: str | Path, *, split: str = "unlabelled", force: bool = False
+) -> Dataset:
+    """KITTI tracking ``training/label_02`` + ``training/calib``: one segment per sequence,
+    boxes in the LiDAR frame, no points (the scans are not part of the labels), identity
+    poses; frames at 10 Hz, numbered as KITTI's, up to the last labelled one."""
+    from rem_core.io.kitti import read_labels, sequence_length
+
+    _check_split(split)
+    root = Path(root)
+    labels = root / "training" / "label_02" if (root / "training").is_dir() else root / "label_02"
+    calib = labels.parent / "calib"
+    paths = sorted(labels.glob("*.txt"))
+    if not paths:
+        raise DataError(f"{labels}: no label files (NNNN.txt)")
+
+    def segments() -> Iterator:
+        for path in paths:
+            boxes = read_labels(path, calib / path.name)
+            n = sequence_length(path)
+            frames = _frames(path.stem, np.arange(n) * 100_000)
+            yield (
+                _segment(path.stem, split, "kitti", n, 10.0),
+                frames,
+                _boxes(boxes),
+                [_EMPTY] * n,
+            )
+
+    manifest = {"source": "kitti tracking", "path": str(root), "poses": "unknown (identity)"}
+    return _write(out, manifest, segments(), force)
+
+
+def import_av2(
+    log: str | Path, out: str | Path, *, split: str = "unlabelled", force: bool = False
+) -> Dataset:
+    """An Argoverse 2 sensor log: one segment, a frame per annotated sweep, the sweeps that
+    are present as points, the log's poses (nearest in time) as frame poses."""
+    import pyarrow.feather as feather
+
+    from rem_core.io.av2 import read_annotations, read_sweep
+
+    _check_split(split)
+    log = Path(log)
+    boxes = read_annotations(log / "annotations.feather")
+    stamps = np.sort(boxes["timestamp_ns"].unique())
+    poses = None
+    pose_path = log / "city_SE3_egovehicle.feather"
+    if pose_path.is_file():
+        table = feather.read_table(pose_path).to_pandas().sort_values("timestamp_ns")
+        k = np.clip(np.searchsorted(table["timestamp_ns"], stamps), 0, len(table) - 1)
+        cols = ["tx_m", "ty_m", "tz_m", "qw", "qx", "qy", "qz"]
+        poses = table[cols].to_numpy(np.float64)[k]
+    sweeps = log / "sensors" / "lidar"
+    points = [
+        read_sweep(sweeps / f"{t}.feather") if (sweeps / f"{t}.feather").is_file() else _EMPTY
+        for t in stamps
+    ]
+    segment_id = log.name
+    frames = _frames(segment_id, stamps // 1000, poses, [len(p) for p in points])
+    segment = (_segment(segment_id, split, "av2", len(stamps), 10.0), frames, _boxes(boxes), points)
+    manifest = {"source": "argoverse 2", "path": str(log)}
+    return _write(out, manifest, [segment], force)
+
+
+def import_waymo_objects(
+    path: str | Path, out: str | Path, *, split: str = "unlabelled", force: bool = False
+) -> Dataset:
+    """A Waymo ``metrics_pb2.Objects`` file as ground truth: a segment per context name, a
+    frame per timestamp, the object ids as track ids; no points, identity poses."""
+    from rem_core.io.waymo import read_objects
+
+    _check_split(split)
+    objects = read_objects(path)
+
+    def segments() -> Iterator:
+        for segment_id, rows in objects.groupby("segment_id", sort=True):
+            stamps = np.sort(rows["timestamp_micros"].unique())
+            rows = rows.assign(
+                frame_index=np.searchsorted(stamps, rows["timestamp_micros"]).astype(np.int32)
+            )
+            yield (
+                _segment(segment_id, split, "waymo", len(stamps), 10.0),
+                _frames(segment_id, stamps),
+                _boxes(rows.sort_values("frame_index", kind="stable")),
+                [_EMPTY] * len(stamps),
+            )
+
+    manifest = {"source": "waymo objects", "path": str(path), "poses": "unknown (identity)"}
+    return _write(out, manifest, segments(), force)
+
+
+def import_waymo(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    split: str = "unlabelled",
+    force: bool = False,
+) -> Dataset:
+    """Waymo v1 segment files (TFRecords of ``Frame``): a segment per context name, the laser
+    labels as boxes, the frames' poses, and the lasers' first returns as points where the
+    frame carries range images. Frames are read one at a time."""
+    from rem_core.io.waymo import frame_boxes, frame_row, read_frames
+    from rem_core.io.waymo_lidar import frame_points
+
+    _check_split(split)
+
+    def segments() -> Iterator:
+        for path in paths:
+            rows, boxes, points = [], [], []
+            for index, frame in enumerate(read_frames(path)):
+                rows.append(frame_row(frame, index))
+                boxes.append(frame_boxes(frame, index))
+                has_images = any(laser.ri_return1.range_image_compressed for laser in frame.lasers)
+                points.append(frame_points(frame) if has_images else _EMPTY)
+            if not rows:
+                raise DataError(f"{path}: holds no frames")
+            segment_id = rows[0]["segment_id"]
+            frames = pd.DataFrame(rows).assign(num_points=[len(p) for p in points])
+            yield (
+                _segment(segment_id, split, "waymo", len(rows), 10.0),
+                frames,
+                pd.concat(boxes, ignore_index=True),
+                points,
+            )
+
+    manifest = {"source": "waymo v1", "paths": [str(p) for p in paths]}
+    return _write(out, manifest, segments(), force)
+
+
+def import_waymo_v2(
+    root: str | Path, out: str | Path, *, split: str = "unlabelled", force: bool = False
+) -> Dataset:
+    """A Waymo v2 folder (``lidar_box/``, and if present ``lidar/`` + ``lidar_calibration/``
+    [+ ``lidar_pose/`` + ``vehicle_pose/``], one ``<segment>.parquet`` per component): a
+    segment per ``lidar_box`` file, with points where the ``lidar`` component exists."""
+    from rem_core.io.waymo_v2 import read_lidar_box, read_lidar_points
+
+    _check_split(split)
+    root = Path(root)
+    files = sorted((root / "lidar_box").glob("*.parquet"))
+    if not files:
+        raise DataError(f"{root / 'lidar_box'}: no .parquet files")
+
+    def segments() -> Iterator:
+        for path in files:
+            boxes = read_lidar_box(path)
+            raw = pd.read_parquet(path, columns=["key.frame_timestamp_micros"])
+            stamps = np.sort(raw["key.frame_timestamp_micros"].unique())
+            segment_id = str(boxes["segment_id"].iloc[0]) if len(boxes) else path.stem
+            points = {int(t): [] for t in stamps}
+            lidar = root / "lidar" / path.name
+            if lidar.is_file():
+                pose = root / "lidar_pose" / path.name
+                vehicle = root / "vehicle_pose" / path.name
+                both = pose.is_file() and vehicle.is_file()
+                for _, stamp, _, pts in read_lidar_points(
+                    lidar,
+                    root / "lidar_calibration" / path.name,
+                    pose if both else None,
+                    vehicle if both else None,
+                ):
+                    points.setdefault(stamp, []).append(pts)
+            per_frame = [np.concatenate(points[int(t)]) if points[int(t)] else _EMPTY
+                         for t in stamps]  # fmt: skip
+            frames = _frames(segment_id, stamps, counts=[len(p) for p in per_frame])
+            yield (
+                _segment(segment_id, split, "waymo", len(stamps), 10.0),
+                frames,
+                boxes,
+                per_frame,
+            )
+
+    manifest = {"source": "waymo v2", "path": str(root)}
+    return _write(out, manifest, segments(), force)
+
+
+#: ``rem import`` sources and their importers.
+IMPORTERS: dict[str, Callable[..., Dataset]] = {
+    "kitti-tracking": import_kitti_tracking,
+    "av2": import_av2,
+    "waymo-objects": import_waymo_objects,
+    "waymo": import_waymo,
+    "waymo-v2": import_waymo_v2,
+}

@@ -1,0 +1,73 @@
+"""Imports of the real samples into data sets (rem_core.io.importers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rem_core.boxes import count_points_in_boxes
+from rem_core.io.importers import (
+    import_av2,
+    import_kitti_tracking,
+    import_waymo,
+    import_waymo_objects,
+)
+from rem_core.schema import BOX_COLUMNS
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"no real samples at {DATA}")
+
+
+def test_av2_log(tmp_path: Path):
+    ds = import_av2(DATA / "av2" / "adcf7d18", tmp_path / "av2")
+    assert len(ds.frames) == 156 and len(ds.tracks) == 146 and len(ds.boxes) == 12_078
+    assert ds.segments["split"].tolist() == ["unlabelled"]
+    points = ds.points("adcf7d18", 0)
+    assert len(points) == 100_660 and ds.frames["num_points"].iloc[0] == 100_660
+    assert (ds.frames["num_points"].iloc[1:] == 0).all()  # one sweep in the sample
+    boxes = ds.frame_boxes("adcf7d18", 0)
+    counts = count_points_in_boxes(points[:, :3].astype(np.float64), boxes[BOX_COLUMNS].to_numpy())
+    np.testing.assert_array_equal(counts, boxes["num_points"].to_numpy())
+    assert ds.frames["pose_qw"].abs().max() > 0 and ds.frames["pose_x"].std() > 0  # real poses
+    with pytest.raises(FileExistsError, match="pass --force"):
+        import_av2(DATA / "av2" / "adcf7d18", tmp_path / "av2")
+
+
+def test_waymo_objects_form_tracks(tmp_path: Path):
+    ds = import_waymo_objects(DATA / "waymo" / "objects" / "fake_ground_truths.bin", tmp_path / "w")
+    assert len(ds.segments) == 2 and len(ds.frames) == 20 and len(ds.boxes) == 1_010
+    assert ds.tracks["track_id"].nunique() == 104
+    # tracks run across the 10 frames of their segment
+    assert (ds.tracks["num_boxes"] == 10).mean() > 0.8
+    steps = ds.frames.groupby("segment_id")["timestamp_micros"].diff().dropna()
+    assert ((steps - 100_000).abs() < 1_000).all()  # 10 Hz
+
+
+def test_kitti_tracking_sequences(tmp_path: Path):
+    ds = import_kitti_tracking(DATA / "kitti_tracking", tmp_path / "k", split="source")
+    assert len(ds.segments) == 21 and len(ds.boxes) == 47_262
+    assert len(ds.frames) == 8_008  # up to each sequence's last label, DontCare included
+    assert (ds.segments["split"] == "source").all()
+    first = ds.tracks[ds.tracks["segment_id"] == "0000"]
+    assert len(first) == 15
+
+
+def test_waymo_frames_without_range_images(tmp_path: Path):
+    frames = DATA / "waymo" / "frames"
+    ds = import_waymo(
+        [frames / "pvps_data_one_frame.tfrecord", frames / "mmdet3d_val.tfrecord"], tmp_path / "w"
+    )
+    assert len(ds.segments) == 2 and len(ds.boxes) == 75 + 18
+    assert (ds.frames["num_points"] == 0).all()
+    assert set(ds.boxes["class"]) == {"vehicle", "sign", "pedestrian", "cyclist"}
+
+
+def test_a_bad_split_and_a_failed_import_leave_nothing(tmp_path: Path):
+    with pytest.raises(ValueError, match="split: must be one of"):
+        import_kitti_tracking(DATA / "kitti_tracking", tmp_path / "k", split="train")
+    with pytest.raises(Exception, match="no label files"):
+        import_kitti_tracking(tmp_path, tmp_path / "k")
+    assert not (tmp_path / "k").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
