@@ -371,6 +371,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from rem_core.io.importers import IMPORTERS
+
+    importer = IMPORTERS[args.source]
+    paths = args.path if args.source == "waymo" else args.path[0]
+    if args.source != "waymo" and len(args.path) != 1:
+        raise ValueError(f"rem import {args.source}: give one PATH, got {len(args.path)}")
+    ds = importer(paths, args.out, split=args.split, force=args.force)
+    print(describe(ds))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rem",
@@ -525,6 +537,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "import",
+        help="import real data (Waymo, Argoverse 2, KITTI tracking) as a data set",
+        description="Read a public format and write it as a data set folder in the REM data "
+        "format (atomically; an existing folder only with --force): waymo (v1 segment "
+        "TFRecords, one or more), waymo-objects (a metrics Objects .bin as ground truth), "
+        "waymo-v2 (a folder with lidar_box/ and optionally lidar/, lidar_calibration/, "
+        "lidar_pose/, vehicle_pose/), av2 (a sensor log folder), kitti-tracking (the folder "
+        "holding training/label_02 and training/calib).",
+    )
+    p.add_argument(
+        "source", choices=["waymo", "waymo-objects", "waymo-v2", "av2", "kitti-tracking"]
+    )
+    p.add_argument("path", type=Path, nargs="+", help="the file(s) or folder to read")
+    p.add_argument("--out", type=Path, required=True, help="data set folder to create")
+    p.add_argument(
+        "--split",
+        default="unlabelled",
+        choices=["source", "unlabelled", "validation", "ood"],
+        help="split of every imported segment (default: unlabelled, what REM mines)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=cmd_import)
 
     def mining_options(p: argparse.ArgumentParser) -> None:
         common(p)

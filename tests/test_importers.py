@@ -71,3 +71,17 @@ def test_a_bad_split_and_a_failed_import_leave_nothing(tmp_path: Path):
         import_kitti_tracking(tmp_path, tmp_path / "k")
     assert not (tmp_path / "k").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_rem_import_then_rem_info(tmp_path: Path, capsys: pytest.CaptureFixture):
+    from rem_core.cli import main
+
+    out = tmp_path / "av2"
+    assert main(["import", "av2", str(DATA / "av2" / "adcf7d18"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "segments   1" in text and "frames     156" in text
+    assert main(["import", "av2", str(DATA / "av2" / "adcf7d18"), "--out", str(out)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["info", str(out)]) == 0
+    assert main(["import", "av2", "a", "b", "--out", str(tmp_path / "x")]) == 2
+    assert "give one PATH" in capsys.readouterr().err

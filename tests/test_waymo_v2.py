@@ -105,3 +105,29 @@ def test_lidar_component_decodes_like_v1_a_row_group_at_a_time(tmp_path: Path):
         list(read_lidar_points(write(tmp_path / "bad.parquet", bad), cal))
     with pytest.raises(ValueError, match="give both or neither"):
         list(read_lidar_points(lidar, cal, tmp_path / "lidar_pose.parquet"))
+
+
+def test_a_v2_folder_imports_as_a_data_set(tmp_path: Path):
+    from rem_core.io.importers import import_waymo_v2
+
+    root = tmp_path / "v2"
+    for folder in ("lidar_box", "lidar", "lidar_calibration"):
+        (root / folder).mkdir(parents=True)
+    stamps = (1_000_000, 1_100_000)
+    write(root / "lidar_box" / f"{SEG}.parquet",
+          [box_row(t, "a", 9.0 + i) for i, t in enumerate(stamps)])  # fmt: skip
+    c = calibration(0.5)
+    image = points_to_range_image(world_points(), c, CONFIG.n_beams, CONFIG.n_columns)
+    write(root / "lidar" / f"{SEG}.parquet", [
+        {"key.segment_context_name": SEG, "key.frame_timestamp_micros": t, "key.laser_name": 1,
+         "[LiDARComponent].range_image_return1.values": image.ravel().tolist(),
+         "[LiDARComponent].range_image_return1.shape": list(image.shape)}
+        for t in stamps
+    ])  # fmt: skip
+    write(root / "lidar_calibration" / f"{SEG}.parquet", v2_calibration_rows(c))
+    ds = import_waymo_v2(root, tmp_path / "out")
+    assert ds.segments["segment_id"].tolist() == [SEG]
+    n = int(np.count_nonzero(image[:, :, 0] > 0))
+    assert ds.frames["num_points"].tolist() == [n, n]
+    assert len(ds.points(SEG, 1)) == n
+    assert ds.tracks["num_boxes"].tolist() == [2]
