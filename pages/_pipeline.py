@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from pages._shared import OpenData, selected_data
-from rem_core.config import RemConfig
+from rem_core.config import FeatureConfig, RemConfig
 from rem_core.density import ESTIMATORS
 from rem_core.mining import MiningPool
 from rem_core.pipeline import (
@@ -64,17 +64,22 @@ def app_config(data: OpenData, estimator: str | None = None) -> RemConfig:
     """The settings the app runs the pipeline with on ``data``.
 
     A built-in world uses its preset's settings; a data set folder uses the demo preset's
-    detector, tracker, density and scoring settings. ``estimator`` (default: the sidebar's
-    choice) picks the density model.
+    detector, tracker, density and scoring settings, and, when it holds no point cloud to
+    train a detector on (imported labels), geometric descriptors as features
+    (``features.source = "geometry"``). ``estimator`` (default: the sidebar's choice) picks
+    the density model.
     """
     init_pipeline_state()
     choice = selected_data()
     preset = choice.preset if choice.source == "world" and choice.preset else "demo"
     config = RemConfig.preset(preset)
     name = estimator or st.session_state["app_estimator"]
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config, rareness=dataclasses.replace(config.rareness, estimator=name)
     )
+    if choice.source == "folder" and not data.dataset.frames["num_points"].any():
+        config = dataclasses.replace(config, features=FeatureConfig(source="geometry"))
+    return config
 
 
 @dataclass

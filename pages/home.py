@@ -121,10 +121,16 @@ if state["rareness"]:
     for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
         col.page_link(path, label=label, icon=icon)
 else:
+    needs = (
+        "geometric descriptors of every box (this data set has no point cloud to train a "
+        "detector on: its ground-truth boxes stand in for detections)"
+        if config.features.source == "geometry"
+        else f"the detector ensemble ({config.detector.ensemble_size} detectors trained on "
+        "the source pool), its detections and features on every segment"
+    )
     st.markdown(
-        f"The analyses need the detector ensemble ({config.detector.ensemble_size} detectors "
-        f"trained on the source pool), its detections and features on every segment, tracks "
-        f"and auto-labels, and a density model ({estimator}) of the features. Done so far: "
+        f"The analyses need {needs}, tracks and auto-labels, and a density model "
+        f"({estimator}) of the features. Done so far: "
         + ", ".join(
             f"{name} {':material/check:' if state[name] else ':material/close:'}"
             for name in ("detectors", "detections", "rareness")

@@ -147,6 +147,18 @@ def _dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
         return ensure_world(config.world, progress=update)
 
 
+def _features_for(config: RemConfig, ds: Dataset) -> RemConfig:
+    """Geometric descriptors instead of detector features for a data set without points."""
+    from dataclasses import replace
+
+    from rem_core.config import FeatureConfig
+
+    if config.features.source == "detector" and not ds.frames["num_points"].any():
+        log.info("%s holds no point cloud: REM runs on geometric box descriptors", ds.root)
+        return replace(config, features=FeatureConfig(source="geometry"))
+    return config
+
+
 class _StageBars:
     """One tqdm bar per pipeline stage, driven by ``progress(stage, done, total)``."""
 
@@ -249,6 +261,7 @@ def cmd_flow_fit(args: argparse.Namespace) -> int:
 
     config = _rareness_config(args)
     ds = _dataset(args, config)
+    config = _features_for(config, ds)
     run = ensure_rareness(config, ds, progress=_StageBars())
     meta = run.meta
     print(
@@ -265,6 +278,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     config = _rareness_config(args)
     ds = _dataset(args, config)
+    config = _features_for(config, ds)
     det_run = ensure_detections(config, ds, progress=_StageBars())
     run = ensure_rareness(config, ds, progress=_StageBars())
     det = det_run.detections
@@ -326,6 +340,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
     config = _mining_config(args)
     ds = _dataset(args, config)
+    config = _features_for(config, ds)
     pool = ensure_mining_pool(config, ds, progress=_StageBars())
     mined = mine(pool, args.method, config)
     write_mined(mined.boxes, args.out, force=args.force)
@@ -352,6 +367,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     config = _mining_config(args)
     ds = _dataset(args, config)
+    config = _features_for(config, ds)
     pool = ensure_mining_pool(config, ds, progress=_StageBars())
     table = compare_methods(pool, config, methods=args.methods)
     shares = ["large_share", "irregular_share", "label_noise_share", "hard_share"]

@@ -24,6 +24,8 @@ __all__ = [
     "DensityConfig",
     "DetectorConfig",
     "DomainConfig",
+    "FEATURE_SOURCES",
+    "FeatureConfig",
     "LidarConfig",
     "MINING_METHODS",
     "MiningConfig",
@@ -869,6 +871,32 @@ class MiningConfig:
         _check(isinstance(self.seed, int), "mining.seed", f"must be an int, got {self.seed!r}")
 
 
+#: Where the features REM scores come from (``FeatureConfig.source``).
+FEATURE_SOURCES = ("detector", "geometry")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    """Where the features REM scores come from.
+
+    Attributes:
+        source: ``"detector"`` (the paper's: ROI-pooled features of our BEV detector
+            ensemble, trained on the source pool) or ``"geometry"`` (geometric box
+            descriptors, ``rem_core.descriptors``, for data without point clouds to train
+            a detector on, such as imported labels: the ground-truth boxes stand in for
+            detections, each with its own track and score 1).
+    """
+
+    source: str = "detector"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.source in FEATURE_SOURCES,
+            "features.source",
+            f"must be one of {', '.join(FEATURE_SOURCES)}, got {self.source!r}",
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class RemConfig:
     """Every stage's settings. Later stages add their own nested configs here."""
@@ -880,6 +908,7 @@ class RemConfig:
     rareness: RarenessConfig = field(default_factory=RarenessConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
 
     @classmethod
     def tiny(cls) -> RemConfig:

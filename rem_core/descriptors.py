@@ -10,7 +10,7 @@ are fed through the same PCA and standardisation as detector features. Per box:
   points per cubic metre (``log(1 + n / volume)``), and in the box's own frame
   (coordinates divided by the box's size, so in [-0.5, 0.5]) the mean and standard
   deviation along length, width and height, and the share of points in the upper half.
-  Without points these are 0, and ``has_points`` (the last column) is 0.
+  Without points these are all 0.
 
 All in one ``(N, 15)`` float32 array, columns named by ``DESCRIPTOR_NAMES``.
 """

@@ -42,7 +42,7 @@ from rem_core.detect import (
 )
 from rem_core.features import FeatureReducer
 from rem_core.mining import MiningPool
-from rem_core.schema import BOXES, DETECTIONS, conform, read_table
+from rem_core.schema import BOX_COLUMNS, BOXES, DETECTIONS, conform, read_table
 from rem_core.track import auto_label, track_detections
 
 __all__ = [
@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 #: Bumped when the detector's code changes what a trained model or its output would be.
 DETECTOR_VERSION = "bev-detector-2"
+
+#: Bumped when the geometric descriptors or the geometry stage change.
+GEOMETRY_VERSION = "geometry-1"
 
 #: ``progress(stage, done, total)``: what a long stage reports as it goes.
 Progress = Callable[[str, int, int], None]
@@ -151,6 +154,10 @@ class DetectionRun:
 
 def detections_key(config: RemConfig, dataset: Dataset) -> str:
     # Only the settings this stage reads: later stages' settings must not invalidate it.
+    if config.features.source == "geometry":
+        return config_hash(
+            config.features, GEOMETRY_VERSION, dataset_key(dataset), config_hash(config.auto_label)
+        )
     return config_hash(
         config.detector,
         dataset_key(dataset),
@@ -186,10 +193,19 @@ def ensure_detections(
     root: Path | None = None,
     progress: Progress | None = None,
 ) -> DetectionRun:
-    """Detections, features, ensemble scores, tracks and auto-labels, computed if not cached."""
+    """Detections, features, ensemble scores, tracks and auto-labels, computed if not cached.
+
+    With ``features.source == "geometry"`` no detector is trained: see
+    :func:`_geometry_detections`.
+    """
     root = root or cache_root()
     path = root / "detections" / detections_key(config, dataset)
     if (path / "meta.json").is_file():
+        return load_detections(path)
+    if config.features.source == "geometry":
+        _publish(
+            path, lambda tmp: _write_run(tmp, *_geometry_detections(config, dataset, progress))
+        )
         return load_detections(path)
     models = ensure_detectors(config, dataset, root, progress)
     segments = dataset.segments
@@ -231,16 +247,71 @@ def ensure_detections(
     }
 
     def write(tmp: Path) -> None:
-        _write_table(conform(tracked, DETECTIONS, "detections"), tmp / "detections.parquet")
-        np.save(tmp / "features.npy", main.features)
-        np.save(tmp / "scores.npy", scores)
-        _write_table(conform(main.gt, BOXES, "ground truth"), tmp / "gt_boxes.parquet")
-        np.save(tmp / "gt_features.npy", main.gt_features)
-        _write_table(labels, tmp / "autolabels.parquet")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        _write_run(tmp, tracked, main.features, scores, main.gt, main.gt_features, labels, meta)
 
     _publish(path, write)
     return load_detections(path)
+
+
+def _write_run(
+    tmp: Path,
+    tracked: pd.DataFrame,
+    features: np.ndarray,
+    scores: np.ndarray,
+    gt: pd.DataFrame,
+    gt_features: np.ndarray,
+    labels: pd.DataFrame,
+    meta: dict,
+) -> None:
+    _write_table(conform(tracked, DETECTIONS, "detections"), tmp / "detections.parquet")
+    np.save(tmp / "features.npy", features)
+    np.save(tmp / "scores.npy", scores)
+    _write_table(conform(gt, BOXES, "ground truth"), tmp / "gt_boxes.parquet")
+    np.save(tmp / "gt_features.npy", gt_features)
+    _write_table(labels, tmp / "autolabels.parquet")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+def _geometry_detections(config: RemConfig, dataset: Dataset, progress: Progress | None) -> tuple:
+    """The detection stage without a detector: ground-truth boxes stand in for detections.
+
+    Each ground-truth vehicle box becomes a detection (score 1, its own track), with the
+    geometric descriptors of ``rem_core.descriptors`` as features (the points inside it
+    where the frame has a point cloud); every ground-truth box, of any class, gets them too.
+    The "ensemble" is that one score, so the variance is 0.
+    Auto-labels smooth the tracks as for detections.
+    """
+    from rem_core.descriptors import box_descriptors
+
+    report = _stage(progress, "geometric descriptors and auto-labels")
+    report(0, 2)
+    gt = dataset.boxes.reset_index(drop=True)
+    gt_features = box_descriptors(
+        gt, dataset.points if dataset.frames["num_points"].any() else None
+    )
+    # Like the detector, the stand-in detections are vehicles; every box keeps its features.
+    vehicles = np.flatnonzero((gt["class"] == "vehicle").to_numpy())
+    boxes = gt.iloc[vehicles].reset_index(drop=True)
+    features = gt_features[vehicles]
+    tracked = boxes[["segment_id", "frame_index", "class", *BOX_COLUMNS, "num_points", "distance"]]
+    tracked = tracked.assign(
+        detection_id=np.arange(len(boxes), dtype=np.int64),
+        score=np.float32(1.0),
+        track_id=boxes["segment_id"].astype(str) + "/" + boxes["track_id"].astype(str),
+    )
+    splits = dataset.segments.set_index("segment_id")["split"]
+    pool = (tracked["segment_id"].map(splits) == "unlabelled").to_numpy()
+    scores = np.where(pool[:, None], 1.0, np.nan).astype(np.float32)
+    report(1, 2)
+    labels = auto_label(tracked, dataset.frames, config.auto_label)
+    report(2, 2)
+    meta = {
+        "features": "geometry",
+        "descriptors": len(features[0]) if len(features) else 0,
+        "dataset": str(dataset.root),
+        "dataset_key": dataset_key(dataset),
+    }
+    return tracked, features, scores, gt, gt_features, labels, meta
 
 
 def load_detections(path: str | Path) -> DetectionRun:
@@ -313,15 +384,19 @@ def ensure_rareness(
     fit_rows = det["segment_id"].map(splits).isin(cfg.fit_splits).to_numpy() & (
         det["score"].to_numpy() >= cfg.min_score
     )
-    if fit_rows.sum() < max(cfg.k, 10):
+    if fit_rows.sum() < 10:
         raise ValueError(
             f"rareness: only {fit_rows.sum()} detections in {cfg.fit_splits} score >= "
-            f"{cfg.min_score}; too few to fit {cfg.k} components"
+            f"{cfg.min_score}; too few to fit a density (10 at least)"
         )
     report = _stage(progress, f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
     report(0, 2)
     start = time.perf_counter()
-    reducer = FeatureReducer(k=cfg.k, seed=cfg.density.seed).fit(run.features[fit_rows])
+    # Fewer independent features than components (geometric descriptors without points):
+    # keep as many components as the features have dimensions of variation.
+    sample = run.features[fit_rows][:5000].astype(np.float64)
+    k = min(cfg.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
+    reducer = FeatureReducer(k=max(k, 1), seed=cfg.density.seed).fit(run.features[fit_rows])
     settings = (
         {"config": cfg.density}
         if cfg.estimator == "ffjord"
@@ -420,7 +495,8 @@ def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = Non
     rareness = root / "rareness" / rareness_key(config, dataset)
     members = range(config.detector.ensemble_size)
     return {
-        "detectors": all((det_folder / f"member-{m}" / "model.json").is_file() for m in members),
+        "detectors": config.features.source == "geometry"
+        or all((det_folder / f"member-{m}" / "model.json").is_file() for m in members),
         "detections": (detections / "meta.json").is_file(),
         "rareness": (rareness / "meta.json").is_file(),
         "detections_path": detections,

@@ -85,3 +85,18 @@ def test_rem_import_then_rem_info(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert main(["info", str(out)]) == 0
     assert main(["import", "av2", "a", "b", "--out", str(tmp_path / "x")]) == 2
     assert "give one PATH" in capsys.readouterr().err
+
+
+def test_rem_runs_on_imported_labels(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch):
+    from rem_core.cli import main
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "w"
+    objects = DATA / "waymo" / "objects" / "fake_ground_truths.bin"
+    assert main(["import", "waymo-objects", str(objects), "--out", str(out)]) == 0
+    args = ["--preset", "tiny", "--data", str(out)]
+    assert main(["score", *args]) == 0
+    assert "rarest tracks" in capsys.readouterr().out
+    assert main(["compare", *args, "--budget", "10%"]) == 0
+    text = capsys.readouterr().out
+    assert "d-rem" in text and "oracle-size" in text

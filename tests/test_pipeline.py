@@ -150,3 +150,35 @@ def test_mining_pool_and_the_mine_and_compare_commands(
         assert method in text
     table = pd.read_csv(tmp_path / "cmp.csv")
     assert table["method"].tolist()[0] == "pool" and len(table) == 9
+
+
+def test_geometry_features_run_rem_without_a_detector(tiny_world, tmp_path, monkeypatch):
+    """The geometry source: no detector trained, descriptors as features, and every later
+    stage (rareness, the mining pool, mining) runs as with detector features."""
+    from dataclasses import replace
+
+    from rem_core.config import FeatureConfig
+    from rem_core.mining import mine
+
+    config = replace(RemConfig.tiny(), features=FeatureConfig(source="geometry"))
+
+    def boom(*args, **kwargs):
+        raise AssertionError("no detector in the geometry source")
+
+    monkeypatch.setattr(pipeline, "train_detector", boom)
+    monkeypatch.setattr(pipeline, "detect", boom)
+    status = pipeline.pipeline_status(config, tiny_world, root=tmp_path)
+    assert status["detectors"] and not status["detections"]
+    run = pipeline.ensure_detections(config, tiny_world, root=tmp_path)
+    vehicles = (run.gt["class"] == "vehicle").to_numpy()
+    assert len(run.detections) == vehicles.sum() and len(run.gt) == len(tiny_world.boxes)
+    assert run.gt_features.shape == (len(run.gt), 15)
+    np.testing.assert_array_equal(run.features, run.gt_features[vehicles])
+    rare = pipeline.ensure_rareness(config, tiny_world, root=tmp_path)
+    assert np.isfinite(rare.gt_log_prob).all()
+    pool = pipeline.ensure_mining_pool(config, tiny_world, root=tmp_path)
+    assert (pool.variance == 0).all()
+    mined = mine(pool, "d_rem", config)
+    # every check finds its own ground-truth box: no false positives
+    assert mined.composition.false_positives == 0 and mined.composition.tracks > 0
+    assert pipeline.pipeline_status(config, tiny_world, root=tmp_path)["rareness"]

@@ -1,0 +1,41 @@
+"""The app on an imported data set without point clouds: REM through geometric descriptors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rem_core.dataset import Dataset
+from rem_core.io.importers import import_waymo_objects
+
+ROOT = Path(__file__).resolve().parents[2]
+OBJECTS = ROOT.parent / "shared" / "data" / "waymo" / "objects" / "fake_ground_truths.bin"
+
+
+@pytest.mark.skipif(not OBJECTS.is_file(), reason=f"no Waymo sample at {OBJECTS}")
+def test_imported_labels_run_the_pipeline_and_fill_the_pages(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    ds: Dataset = import_waymo_objects(OBJECTS, tmp_path / "waymo")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["home_pipeline_started"] = True
+    at.run()
+    at.radio(key="app_source").set_value("folder").run()
+    at.text_input(key="app_folder").input(str(ds.root)).run()
+    assert not at.exception
+    assert any("geometric descriptors" in m.value for m in at.markdown)
+    at.button(key="home_pipeline").click().run()
+    deadline = time.monotonic() + 300
+    while not any("are ready" in s.value for s in at.success):
+        assert time.monotonic() < deadline, "the pipeline did not finish in 5 minutes"
+        time.sleep(1)
+        at.run()
+    for page in ("rarest_tracks", "log_prob", "mining", "rare_vs_hard", "rareness_recall"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
+    at.switch_page("pages/rarest_tracks.py").run()
+    assert len(at.dataframe[0].value) > 0
