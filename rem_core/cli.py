@@ -390,12 +390,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from rem_core.io.importers import IMPORTERS
 
+    if args.source == "detections":
+        return _import_detections(args)
+    if args.out is None:
+        raise ValueError(f"rem import {args.source}: give --out, the data set folder to create")
     importer = IMPORTERS[args.source]
-    paths = args.path if args.source == "waymo" else args.path[0]
     if args.source != "waymo" and len(args.path) != 1:
         raise ValueError(f"rem import {args.source}: give one PATH, got {len(args.path)}")
+    paths = args.path if args.source == "waymo" else args.path[0]
     ds = importer(paths, args.out, split=args.split, force=args.force)
     print(describe(ds))
+    return 0
+
+
+def _import_detections(args: argparse.Namespace) -> int:
+    from rem_core.io.detections import read_detections
+    from rem_core.io.importers import (
+        attach_detections,
+        detections_from_kitti,
+        detections_from_waymo_objects,
+    )
+
+    if args.data is None:
+        raise ValueError("rem import detections: give --data, the data set they belong to")
+    if len(args.path) != 1:
+        raise ValueError(f"rem import detections: give one PATH, got {len(args.path)}")
+    path = args.path[0]
+    if args.format == "waymo-objects":
+        table = detections_from_waymo_objects(path, Dataset.open(args.data))
+    elif args.format == "kitti":
+        if args.calib is None:
+            raise ValueError("rem import detections --format kitti: give --calib, the folder "
+                             "of the sequences' calibration files")  # fmt: skip
+        table = detections_from_kitti(path, args.calib)
+    else:
+        table, _ = read_detections(path)
+    out = attach_detections(args.data, table, force=args.force)
+    print(
+        f"{len(out):,} detections over {out.groupby(['segment_id', 'frame_index']).ngroups:,} "
+        f"frames stored in {args.data}; REM mines them (geometric descriptors) from now on"
+    )
     return 0
 
 
@@ -562,13 +596,29 @@ def build_parser() -> argparse.ArgumentParser:
         "TFRecords, one or more), waymo-objects (a metrics Objects .bin as ground truth), "
         "waymo-v2 (a folder with lidar_box/ and optionally lidar/, lidar_calibration/, "
         "lidar_pose/, vehicle_pose/), av2 (a sensor log folder), kitti-tracking (the folder "
-        "holding training/label_02 and training/calib).",
+        "holding training/label_02 and training/calib); detections (a detector's output, "
+        "stored in the data set given by --data).",
     )
     p.add_argument(
-        "source", choices=["waymo", "waymo-objects", "waymo-v2", "av2", "kitti-tracking"]
+        "source",
+        choices=["waymo", "waymo-objects", "waymo-v2", "av2", "kitti-tracking", "detections"],
     )
     p.add_argument("path", type=Path, nargs="+", help="the file(s) or folder to read")
-    p.add_argument("--out", type=Path, required=True, help="data set folder to create")
+    p.add_argument("--out", type=Path, default=None, help="data set folder to create")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="detections: the data set folder they belong to (they are stored in it)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "waymo-objects", "kitti"],
+        default="table",
+        help="detections: a Parquet/CSV table (default), Waymo Objects predictions (.bin), "
+        "or a folder of KITTI AB3DMOT files",
+    )
+    p.add_argument("--calib", type=Path, default=None, help="detections, kitti: calib folder")
     p.add_argument(
         "--split",
         default="unlabelled",

@@ -41,6 +41,7 @@ from rem_core.detect import (
     train_detector,
 )
 from rem_core.features import FeatureReducer
+from rem_core.io.importers import DETECTIONS_FILE
 from rem_core.mining import MiningPool
 from rem_core.schema import BOX_COLUMNS, BOXES, DETECTIONS, conform, read_table
 from rem_core.track import auto_label, track_detections
@@ -155,8 +156,15 @@ class DetectionRun:
 def detections_key(config: RemConfig, dataset: Dataset) -> str:
     # Only the settings this stage reads: later stages' settings must not invalidate it.
     if config.features.source == "geometry":
+        own = Path(dataset.root) / DETECTIONS_FILE
+        stamp = f"{own.stat().st_size}-{own.stat().st_mtime_ns}" if own.is_file() else "gt"
         return config_hash(
-            config.features, GEOMETRY_VERSION, dataset_key(dataset), config_hash(config.auto_label)
+            config.features,
+            GEOMETRY_VERSION,
+            dataset_key(dataset),
+            config_hash(config.auto_label),
+            config_hash(config.tracker),
+            stamp,
         )
     return config_hash(
         config.detector,
@@ -273,35 +281,44 @@ def _write_run(
 
 
 def _geometry_detections(config: RemConfig, dataset: Dataset, progress: Progress | None) -> tuple:
-    """The detection stage without a detector: ground-truth boxes stand in for detections.
+    """The detection stage without our detector.
 
-    Each ground-truth vehicle box becomes a detection (score 1, its own track), with the
-    geometric descriptors of ``rem_core.descriptors`` as features (the points inside it
-    where the frame has a point cloud); every ground-truth box, of any class, gets them too.
-    The "ensemble" is that one score, so the variance is 0.
+    The detections are the data set's own (``detections.parquet``, written by ``rem import
+    detections``), tracked by our tracker; without them, each ground-truth vehicle box
+    stands in for a detection (score 1, its own track). Features are the geometric
+    descriptors of ``rem_core.descriptors`` (with the points inside each box where the
+    frame has a point cloud), for every detection and every ground-truth box. The
+    "ensemble" is the one score, so the variance is 0.
     Auto-labels smooth the tracks as for detections.
     """
     from rem_core.descriptors import box_descriptors
 
-    report = _stage(progress, "geometric descriptors and auto-labels")
+    report = _stage(progress, "geometric descriptors, tracks and auto-labels")
     report(0, 2)
     gt = dataset.boxes.reset_index(drop=True)
-    gt_features = box_descriptors(
-        gt, dataset.points if dataset.frames["num_points"].any() else None
-    )
-    # Like the detector, the stand-in detections are vehicles; every box keeps its features.
-    vehicles = np.flatnonzero((gt["class"] == "vehicle").to_numpy())
-    boxes = gt.iloc[vehicles].reset_index(drop=True)
-    features = gt_features[vehicles]
-    tracked = boxes[["segment_id", "frame_index", "class", *BOX_COLUMNS, "num_points", "distance"]]
-    tracked = tracked.assign(
-        detection_id=np.arange(len(boxes), dtype=np.int64),
-        score=np.float32(1.0),
-        track_id=boxes["segment_id"].astype(str) + "/" + boxes["track_id"].astype(str),
-    )
+    points = dataset.points if dataset.frames["num_points"].any() else None
+    gt_features = box_descriptors(gt, points)
+    own = Path(dataset.root) / DETECTIONS_FILE
+    if own.is_file():
+        # The data set's own detections (``rem import detections``), tracked like ours.
+        detections = read_table(own, DETECTIONS)
+        features = box_descriptors(detections, points)
+        tracked = track_detections(detections, dataset.frames, config.tracker)
+    else:
+        # Like the detector, the stand-in detections are vehicles.
+        vehicles = np.flatnonzero((gt["class"] == "vehicle").to_numpy())
+        boxes = gt.iloc[vehicles].reset_index(drop=True)
+        features = gt_features[vehicles]
+        columns = ["segment_id", "frame_index", "class", *BOX_COLUMNS, "num_points", "distance"]
+        tracked = boxes[columns].assign(
+            detection_id=np.arange(len(boxes), dtype=np.int64),
+            score=np.float32(1.0),
+            track_id=boxes["segment_id"].astype(str) + "/" + boxes["track_id"].astype(str),
+        )
     splits = dataset.segments.set_index("segment_id")["split"]
     pool = (tracked["segment_id"].map(splits) == "unlabelled").to_numpy()
-    scores = np.where(pool[:, None], 1.0, np.nan).astype(np.float32)
+    score = tracked["score"].to_numpy(np.float32)[:, None]
+    scores = np.where(pool[:, None], score, np.nan).astype(np.float32)
     report(1, 2)
     labels = auto_label(tracked, dataset.frames, config.auto_label)
     report(2, 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rem_core.boxes import count_points_in_boxes
@@ -100,3 +101,41 @@ def test_rem_runs_on_imported_labels(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["compare", *args, "--budget", "10%"]) == 0
     text = capsys.readouterr().out
     assert "d-rem" in text and "oracle-size" in text
+
+
+def test_detections_attach_to_an_imported_data_set(tmp_path: Path, capsys, monkeypatch):
+    from rem_core.cli import main
+    from rem_core.dataset import Dataset
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "w"
+    objects = DATA / "waymo" / "objects"
+    assert main(["import", "waymo-objects", str(objects / "fake_ground_truths.bin"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    args = ["import", "detections", str(objects / "fake_predictions.bin"), "--data", str(out)]
+    assert main([*args, "--format", "waymo-objects"]) == 0
+    assert "2,263 detections over 20 frames" in capsys.readouterr().out
+    assert main([*args, "--format", "waymo-objects"]) == 2  # stored already; --force replaces
+    stored = pd.read_parquet(out / "detections.parquet")
+    assert stored["score"].between(0, 1).all() and len(stored) == 2_263
+    # REM now mines the predictions: some checks find nothing
+    assert main(["compare", "--preset", "tiny", "--data", str(out), "--budget", "20%"]) == 0
+    assert "d-rem" in capsys.readouterr().out
+    assert len(Dataset.open(out).frames) == 20
+
+
+def test_kitti_detections_keep_their_scores(tmp_path: Path, capsys):
+    from rem_core.cli import main
+
+    out = tmp_path / "k"
+    assert main(["import", "kitti-tracking", str(DATA / "kitti_tracking"), "--out", str(out)]) == 0
+    folder = DATA / "kitti_tracking" / "detections"
+    calib = DATA / "kitti_tracking" / "training" / "calib"
+    assert main(["import", "detections", str(folder), "--data", str(out), "--format", "kitti"]) == 2
+    assert "give --calib" in capsys.readouterr().err
+    code = main(["import", "detections", str(folder), "--data", str(out), "--format", "kitti",
+                 "--calib", str(calib)])  # fmt: skip
+    assert code == 0
+    stored = pd.read_parquet(out / "detections.parquet")
+    assert len(stored) == 80_471 and stored["score"].min() < 0 < stored["score"].max()
+    assert set(stored["class"]) == {"vehicle", "pedestrian", "cyclist"}

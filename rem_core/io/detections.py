@@ -107,7 +107,14 @@ def _count_points(table: pd.DataFrame, dataset: Dataset, path: Path) -> np.ndarr
         )
     counts = np.zeros(len(table), np.int64)
     boxes = table[BOX_COLUMNS].to_numpy(np.float64)
+    with_points = set(
+        dataset.frames.loc[
+            dataset.frames["num_points"] > 0, ["segment_id", "frame_index"]
+        ].itertuples(index=False, name=None)
+    )
     for (seg, frame), rows in table.groupby(["segment_id", "frame_index"]).indices.items():
+        if (seg, frame) not in with_points:
+            continue  # the frame has no point cloud (imported labels)
         points = dataset.points(str(seg), int(frame))
         if len(points):
             counts[rows] = PointGrid(points).count_in_boxes(boxes[rows])

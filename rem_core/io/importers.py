@@ -21,7 +21,11 @@ from rem_core.dataset import Dataset, DatasetWriter
 from rem_core.schema import BOXES, DataError
 
 __all__ = [
+    "DETECTIONS_FILE",
     "IMPORTERS",
+    "attach_detections",
+    "detections_from_kitti",
+    "detections_from_waymo_objects",
     "import_av2",
     "import_kitti_tracking",
     "import_waymo",
@@ -30,6 +34,9 @@ __all__ = [
 ]
 
 SPLITS = ("source", "unlabelled", "validation", "ood")
+
+#: A data set's own detections (``rem import detections``), next to its tables.
+DETECTIONS_FILE = "detections.parquet"
 _EMPTY = np.zeros((0, 4), np.float32)
 
 
@@ -284,3 +291,59 @@ IMPORTERS: dict[str, Callable[..., Dataset]] = {
     "waymo": import_waymo,
     "waymo-v2": import_waymo_v2,
 }
+
+
+def detections_from_waymo_objects(path: str | Path, dataset: Dataset) -> pd.DataFrame:
+    """Predictions in a Waymo ``Objects`` file, placed on the data set's frames by segment
+    (context name) and timestamp; their scores kept."""
+    from rem_core.io.waymo import read_objects
+
+    preds = read_objects(path)
+    frames = dataset.frames.set_index(["segment_id", "timestamp_micros"])["frame_index"]
+    keys = pd.MultiIndex.from_frame(preds[["segment_id", "timestamp_micros"]])
+    found = keys.isin(frames.index)
+    if not found.all():
+        seg, stamp = keys[int(np.flatnonzero(~found)[0])]
+        raise DataError(f"{path}: no frame at {stamp} of segment {seg!r} in {dataset.root}")
+    preds["frame_index"] = frames.reindex(keys).to_numpy()
+    return preds.drop(columns=["timestamp_micros", "track_id"])
+
+
+def detections_from_kitti(folder: str | Path, calib: str | Path) -> pd.DataFrame:
+    """AB3DMOT detection files: ``folder`` holds one folder per class (or the files
+    themselves), ``NNNN.txt`` per sequence; ``calib`` the sequences' calibration files."""
+    from rem_core.io.kitti import read_detections
+
+    folder, calib = Path(folder), Path(calib)
+    files = sorted(folder.glob("*.txt")) or sorted(folder.glob("*/*.txt"))
+    if not files:
+        raise DataError(f"{folder}: no detection files (NNNN.txt)")
+    parts = [read_detections(p, calib / p.name) for p in files if p.stat().st_size]
+    return pd.concat(parts, ignore_index=True).drop(columns=["subtype"])
+
+
+def attach_detections(
+    root: str | Path, detections: pd.DataFrame, *, force: bool = False
+) -> pd.DataFrame:
+    """Store detections in a data set folder (``detections.parquet``), checked against its
+    frames and with their points counted; the geometry pipeline mines them.
+
+    Returns:
+        The stored ``DETECTIONS`` table.
+
+    Raises:
+        FileExistsError: the data set already has detections and ``force`` is false.
+    """
+    import tempfile
+
+    from rem_core.io.detections import read_detections
+    from rem_core.io.files import publish_file
+
+    dataset = Dataset.open(root)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "detections.parquet"
+        table = detections.drop(columns=["detection_id", "track_id"], errors="ignore")
+        table.to_parquet(staged)
+        out, _ = read_detections(staged, dataset=dataset)
+    publish_file(Path(root) / DETECTIONS_FILE, out.to_parquet, force=force)
+    return out
