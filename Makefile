@@ -50,6 +50,7 @@ bench: setup
 	$(PY) -m pip install -q -c constraints.txt 'zuko==1.6.0'
 	$(PY) bench/world.py
 	$(PY) bench/mine.py
+	$(PY) bench/io.py
 	$(PY) bench/density.py
 	$(PY) bench/app.py --no-cold
 

@@ -6,8 +6,10 @@
   (64 x 2650, about 110k points before the layout), re-serialised and decoded end to end:
   TFRecord, ``Frame`` proto, zlib, ``MatrixFloat``, range image to points;
   ``..._full``: the same with every pixel returning (169,600 points a frame).
-- ``av2_import_s``: the Argoverse 2 sample's annotations (12,078 cuboids) and its sweep.
-- ``kitti_tracking_import_s``: the 21 KITTI tracking sequences' labels and calibrations.
+- ``av2_import_s``: ``rem import av2`` of the sample log (12,078 cuboids, one sweep) into a
+  data set folder.
+- ``kitti_tracking_import_s``: ``rem import kitti-tracking`` of the 21 sequences (47,262
+  boxes) into a data set folder.
 
 Prints a summary, then (last line) JSON. Usage: ``python bench/io.py``
 """
@@ -60,23 +62,21 @@ def waymo_frames_per_s(repeats: int = 20, full: bool = False) -> tuple[float, in
 
 
 def av2_s() -> float:
-    from rem_core.io.av2 import read_annotations, read_sweep
+    from rem_core.io.importers import import_av2
 
-    log = DATA / "av2" / "adcf7d18"
-    start = time.perf_counter()
-    read_annotations(log / "annotations.feather")
-    read_sweep(next((log / "sensors" / "lidar").glob("*.feather")))
-    return time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        import_av2(DATA / "av2" / "adcf7d18", Path(tmp) / "av2")
+        return time.perf_counter() - start
 
 
 def kitti_s() -> float:
-    from rem_core.io.kitti import read_labels
+    from rem_core.io.importers import import_kitti_tracking
 
-    root = DATA / "kitti_tracking" / "training"
-    start = time.perf_counter()
-    for path in sorted((root / "label_02").glob("*.txt")):
-        read_labels(path, root / "calib" / path.name)
-    return time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        import_kitti_tracking(DATA / "kitti_tracking", Path(tmp) / "kitti")
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -95,7 +95,7 @@ def main() -> None:
         f"with every pixel returning ({full_n:,} points; target >= 10)"
     )
     print(
-        f"AV2 sample {result['av2_import_s']:.2f} s; KITTI tracking labels of 21 sequences "
+        f"imports: AV2 sample {result['av2_import_s']:.2f} s; KITTI tracking, 21 sequences, "
         f"{result['kitti_tracking_import_s']:.2f} s"
     )
     print(json.dumps(result))
