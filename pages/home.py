@@ -107,7 +107,8 @@ job = pipeline_job(data, config)
 
 
 def show_stages(job: PipelineJob) -> None:
-    for stage, (done, total) in job.stages.items():
+    # a copy: the pipeline thread adds stages while this runs
+    for stage, (done, total) in dict(job.stages).items():
         fraction = done / total if total else 1.0
         st.progress(min(fraction, 1.0), text=f"{stage}: {done} / {total}")
 
