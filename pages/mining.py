@@ -27,7 +27,7 @@ from rem_core.mining import (
     mined_boxes,
     rank_detections,
     resolve_budget,
-    select_tracks,
+    select_from_pool,
     write_label_set,
     write_mined,
 )
@@ -104,7 +104,9 @@ rank_by = right.radio(
 fp_costs = right.checkbox(
     "A false positive costs budget", key="mining_fp_costs", help="A check that finds nothing."
 )
-mining = dataclasses.replace(config.mining, rank_by=rank_by, fp_costs_budget=fp_costs)
+mining = dataclasses.replace(
+    config.mining, budget=budget, rank_by=rank_by, fp_costs_budget=fp_costs
+)
 st.caption(
     f"Budget: **{count(budget, 'track')}** of {count(n_tracks, 'ground-truth vehicle track')} "
     f"in the pool ({count(len(pool.detections), 'detection')} scoring at least "
@@ -118,21 +120,14 @@ if not methods:
 # --- load: rankings are cached per method, mining is fast -----------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
 def ranking(pool_key: str, method: str, rank_by: str, _pool: MiningPool, _config: RemConfig):
-    return rank_detections(_pool, method, score=_config.score, rank_by=rank_by, seed=0)
+    seed = _config.mining.seed
+    return rank_detections(_pool, method, score=_config.score, rank_by=rank_by, seed=seed)
 
 
 pool_key = str(data.key) + str(config.rareness.estimator)
 results, rows = {}, [describe_pool(pool, config.score)]
 for method in methods:
-    values = ranking(pool_key, method, rank_by, pool, config)
-    result = select_tracks(
-        pool.detections,
-        values,
-        pool.gt,
-        budget,
-        check_iou=mining.check_iou,
-        fp_costs_budget=mining.fp_costs_budget,
-    )
+    result = select_from_pool(pool, ranking(pool_key, method, rank_by, pool, config), mining)
     results[method] = result
     rows.append(describe_selection(result, pool, method, config.score))
 table = composition_table(rows)

@@ -25,7 +25,7 @@ from rem_core.mining.export import (
     write_mined,
 )
 from rem_core.mining.methods import MiningPool, best_overlap, rank_detections
-from rem_core.mining.run import Mined, compare_methods, mine
+from rem_core.mining.run import Mined, compare_methods, mine, select_from_pool
 
 __all__ = [
     "MINED_COLUMNS",
@@ -46,6 +46,7 @@ __all__ = [
     "rank_detections",
     "read_mined",
     "resolve_budget",
+    "select_from_pool",
     "select_tracks",
     "write_label_set",
     "write_mined",

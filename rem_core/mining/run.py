@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from rem_core.config import MINING_METHODS, RemConfig
+from rem_core.config import MINING_METHODS, MiningConfig, RemConfig
 from rem_core.mining.algorithm import MiningResult, merge_labels, resolve_budget, select_tracks
 from rem_core.mining.composition import (
     Composition,
@@ -18,7 +19,7 @@ from rem_core.mining.composition import (
 from rem_core.mining.export import mined_boxes
 from rem_core.mining.methods import MiningPool, rank_detections
 
-__all__ = ["Mined", "compare_methods", "mine"]
+__all__ = ["Mined", "compare_methods", "mine", "select_from_pool"]
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,25 @@ class Mined:
     composition: Composition
 
 
+def select_from_pool(pool: MiningPool, rareness: np.ndarray, mining: MiningConfig) -> MiningResult:
+    """Algorithm 1 on ``pool`` in the order of ``rareness``, under ``mining``'s budget,
+    labeller check and false-positive cost."""
+    return select_tracks(
+        pool.detections,
+        rareness,
+        pool.gt,
+        resolve_budget(mining.budget, pool.num_tracks),
+        check_iou=mining.check_iou,
+        fp_costs_budget=mining.fp_costs_budget,
+    )
+
+
 def mine(pool: MiningPool, method: str, config: RemConfig | None = None) -> Mined:
     """Rank ``pool`` by ``method`` and run Algorithm 1 under ``config.mining``'s budget."""
     config = config or RemConfig()
     m = config.mining
     rareness = rank_detections(pool, method, score=config.score, rank_by=m.rank_by, seed=m.seed)
-    budget = resolve_budget(m.budget, pool.num_tracks)
-    result = select_tracks(
-        pool.detections,
-        rareness,
-        pool.gt,
-        budget,
-        check_iou=m.check_iou,
-        fp_costs_budget=m.fp_costs_budget,
-    )
+    result = select_from_pool(pool, rareness, m)
     return Mined(
         method=method,
         result=result,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from rem_core.viz.theme import BACKGROUND, GRID, OTHER_COLOR, SET_COLORS, TEXT
+from rem_core.viz.theme import OTHER_COLOR, SET_COLORS, TEXT, chart_layout
 
 __all__ = ["DIFFICULTY_AXES", "SUBSET_COLORS", "rare_vs_hard_figure"]
 
@@ -91,17 +91,8 @@ def rare_vs_hard_figure(
                 hovertemplate="%{x:.3g}, -log p %{y:.1f}<extra>" + subset + "</extra>",
             )
         )  # fmt: skip
-    axis = dict(gridcolor=GRID, zerolinecolor=GRID, color=TEXT)
-    fig.update_layout(
-        height=height,
-        margin=dict(l=50, r=10, t=30, b=40),
-        paper_bgcolor=BACKGROUND,
-        plot_bgcolor=BACKGROUND,
-        font=dict(color=TEXT, size=12),
-        legend=dict(bgcolor="rgba(14, 17, 23, 0.7)"),
-        xaxis=dict(title=DIFFICULTY_AXES[x], type="log" if x == "num_points" else "linear", **axis),
-        yaxis=dict(title="rareness (−log p)", **axis),
-    )
+    chart_layout(fig, x_title=DIFFICULTY_AXES[x], y_title="rareness (−log p)", height=height)
+    fig.update_xaxes(type="log" if x == "num_points" else "linear")
     shade = dict(fillcolor="rgba(255, 255, 255, 0.06)", line_width=0, layer="below")
     line = dict(color="#ffd23f", width=2, dash="dash")
     if x == "num_points":

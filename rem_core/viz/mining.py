@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from rem_core.viz.theme import BACKGROUND, GRID, TEXT
+from rem_core.viz.theme import chart_layout
 
 __all__ = ["SHARES", "composition_figure"]
 
@@ -44,16 +44,6 @@ def composition_figure(table: pd.DataFrame, *, height: int = 380) -> go.Figure:
                 hovertemplate="%{x}: %{y:.1f}%<extra>" + label + "</extra>",
             )
         )
-    axis = dict(gridcolor=GRID, zerolinecolor=GRID, color=TEXT)
-    fig.update_layout(
-        barmode="group",
-        height=height,
-        margin=dict(l=50, r=10, t=30, b=40),
-        paper_bgcolor=BACKGROUND,
-        plot_bgcolor=BACKGROUND,
-        font=dict(color=TEXT, size=12),
-        legend=dict(orientation="h", y=1.1, bgcolor="rgba(14, 17, 23, 0.7)"),
-        xaxis=dict(title="method", **axis),
-        yaxis=dict(title="% of the selection", **axis),
-    )
+    chart_layout(fig, x_title="method", y_title="% of the selection", height=height)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.1))
     return fig

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from rem_core.analysis import RecallCurve, ood_aurocs
-from rem_core.viz.theme import BACKGROUND, GRID, OTHER_COLOR, SET_COLORS, TEXT
+from rem_core.viz.theme import OTHER_COLOR, SET_COLORS, chart_layout
 
 __all__ = ["HISTOGRAM_GROUPS", "log_prob_histogram", "recall_figure"]
 
@@ -23,23 +23,6 @@ HISTOGRAM_GROUPS: dict[str, tuple[str, ...]] = {
     "split": ("source", "validation"),
     "set": ("validation", "large", "other region", "pedestrian"),
 }
-
-
-def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> go.Figure:
-    axis = dict(gridcolor=GRID, zerolinecolor=GRID, color=TEXT)
-    fig.update_layout(
-        title=dict(text=title, font=dict(size=14)),
-        height=height,
-        margin=dict(l=50, r=10, t=40, b=40),
-        paper_bgcolor=BACKGROUND,
-        plot_bgcolor=BACKGROUND,
-        font=dict(color=TEXT, size=12),
-        legend=dict(bgcolor="rgba(14, 17, 23, 0.7)"),
-        hoverlabel=dict(bgcolor="#1f2430", font=dict(color=TEXT)),
-        xaxis=dict(title=x_title, **axis),
-        yaxis=dict(title=y_title, **axis),
-    )
-    return fig
 
 
 def _group_values(groups: pd.DataFrame, by: GroupBy) -> dict[str, np.ndarray]:
@@ -107,7 +90,10 @@ def log_prob_histogram(
             )
     fig.update_layout(barmode="overlay")
     titles = {"size": "by size", "split": "by split", "set": "out-of-distribution sets"}
-    return _layout(fig, f"Log-probability, {titles[by]}", "log p", "density", height)
+    return chart_layout(
+        fig, title=f"Log-probability, {titles[by]}", x_title="log p", y_title="density",
+        height=height,
+    )  # fmt: skip
 
 
 def recall_figure(curves: Mapping[str, RecallCurve], *, height: int = 360) -> go.Figure:
@@ -140,6 +126,9 @@ def recall_figure(curves: Mapping[str, RecallCurve], *, height: int = 360) -> go
                 ),
             )
         )
-    fig = _layout(fig, "Recall by rareness", "rareness percentile (rarest right)", "recall", height)
+    fig = chart_layout(
+        fig, title="Recall by rareness", x_title="rareness percentile (rarest right)",
+        y_title="recall", height=height,
+    )  # fmt: skip
     fig.update_yaxes(range=[0, 1.02])
     return fig

@@ -7,6 +7,8 @@ app's light and dark themes. Regular vehicles are drawn in cool blues; the rare 
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
+
 #: Background of every figure (the dark theme's page colour): LiDAR reads best on dark.
 BACKGROUND = "#0e1117"
 GRID = "#2a303c"
@@ -60,3 +62,23 @@ SET_COLORS: dict[str, str] = {
     "other region": "#ffd23f",
     "pedestrian": "#3ddc97",
 }
+
+
+def chart_layout(
+    fig: go.Figure, *, x_title: str, y_title: str, height: int, title: str | None = None
+) -> go.Figure:
+    """The dark theme of a 2D chart: background, grid, fonts, legend and axis titles."""
+    axis = dict(gridcolor=GRID, zerolinecolor=GRID, color=TEXT)
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=14)) if title else None,
+        height=height,
+        margin=dict(l=50, r=10, t=40 if title else 30, b=40),
+        paper_bgcolor=BACKGROUND,
+        plot_bgcolor=BACKGROUND,
+        font=dict(color=TEXT, size=12),
+        legend=dict(bgcolor="rgba(14, 17, 23, 0.7)"),
+        hoverlabel=dict(bgcolor="#1f2430", font=dict(color=TEXT)),
+        xaxis=dict(title=x_title, **axis),
+        yaxis=dict(title=y_title, **axis),
+    )
+    return fig
