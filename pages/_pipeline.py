@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from pages._shared import OpenData, selected_data
-from rem_core.config import FeatureConfig, RemConfig
+from rem_core.config import RemConfig
 from rem_core.density import ESTIMATORS
 from rem_core.mining import MiningPool
 from rem_core.pipeline import (
     DetectionRun,
     RarenessRun,
     ensure_mining_pool,
+    features_for,
     load_detections,
     load_rareness,
     pipeline_status,
@@ -66,8 +67,9 @@ def app_config(data: OpenData, estimator: str | None = None) -> RemConfig:
     A built-in world uses its preset's settings; a data set folder uses the demo preset's
     detector, tracker, density and scoring settings, and, when it holds no point cloud to
     train a detector on (imported labels), geometric descriptors as features
-    (``features.source = "geometry"``). ``estimator`` (default: the sidebar's choice) picks
-    the density model.
+    (``features.source = "geometry"``), and when it holds a detector's detections with their
+    features, those (``"imported"``; see ``rem_core.pipeline.features_for``). ``estimator``
+    (default: the sidebar's choice) picks the density model.
     """
     init_pipeline_state()
     choice = selected_data()
@@ -77,8 +79,8 @@ def app_config(data: OpenData, estimator: str | None = None) -> RemConfig:
     config = dataclasses.replace(
         config, rareness=dataclasses.replace(config.rareness, estimator=name)
     )
-    if choice.source == "folder" and not data.dataset.frames["num_points"].any():
-        config = dataclasses.replace(config, features=FeatureConfig(source="geometry"))
+    if choice.source == "folder":
+        config = features_for(config, data.dataset)
     return config
 
 

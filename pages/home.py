@@ -122,12 +122,15 @@ if state["rareness"]:
     for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
         col.page_link(path, label=label, icon=icon)
 else:
-    needs = (
-        "geometric descriptors of every box (this data set has no point cloud to train a "
-        "detector on: its ground-truth boxes stand in for detections)"
-        if config.features.source == "geometry"
-        else f"the detector ensemble ({config.detector.ensemble_size} detectors trained on "
-        "the source pool), its detections and features on every segment"
+    needs = {
+        "geometry": "geometric descriptors of every box (this data set has no point cloud "
+        "to train a detector on: its own detections, or else its ground-truth boxes, stand in)",
+        "imported": "the features your detector gave its detections (stored with `rem import "
+        "detections --features`)",
+    }.get(
+        config.features.source,
+        f"the detector ensemble ({config.detector.ensemble_size} detectors trained on "
+        "the source pool), its detections and features on every segment",
     )
     st.markdown(
         f"The analyses need {needs}, tracks and auto-labels, and a density model "

@@ -69,6 +69,14 @@ def groups(rareness_path: str, _det, _run, _splits: pd.Series) -> pd.DataFrame:
 
 
 table = groups(str(run.path), det, run, data.dataset.segments.set_index("segment_id")["split"])
+undescribed = int(table["log_prob"].isna().sum())
+if undescribed:
+    table = table.dropna(subset=["log_prob"])
+    st.caption(
+        f"{undescribed:,} of {undescribed + len(table):,} ground-truth objects have no log p: "
+        "your detector's features describe only what it detected, and a box takes the "
+        "features of the detection overlapping it best, so missed objects are left out."
+    )
 
 # --- figures ---------------------------------------------------------------------------------
 aurocs = ood_aurocs(table)

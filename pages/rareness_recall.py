@@ -38,6 +38,16 @@ st.caption(
 data = require_data()
 config = app_config(data)
 det = require_detections(data, config)
+if det.meta.get("gt_features") == "matched detections":
+    st.info(
+        "Recall by rareness needs the rareness of every object, found or missed. This data "
+        "set's features come from your detector (`rem import detections --features`), "
+        "which described only the objects it detected: a missed object has no features, "
+        "so recall against rareness would be 1 by construction. Import the detections "
+        "without `--features` (geometric descriptors describe every box) to see this curve.",
+        icon=":material/info:",
+    )
+    st.stop()
 available = [s for s in SPLITS if (data.dataset.segments["split"] == s).any()]
 c1, c2, c3, c4 = st.columns(4)
 split = c1.selectbox("Split", available, key="recall_split")

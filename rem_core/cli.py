@@ -148,15 +148,10 @@ def _dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
 
 
 def _features_for(config: RemConfig, ds: Dataset) -> RemConfig:
-    """Geometric descriptors instead of detector features for a data set without points."""
-    from dataclasses import replace
+    """The features REM scores on an opened data set (``features_for``)."""
+    from rem_core.pipeline import features_for
 
-    from rem_core.config import FeatureConfig
-
-    if config.features.source == "detector" and not ds.frames["num_points"].any():
-        log.info("%s holds no point cloud: REM runs on geometric box descriptors", ds.root)
-        return replace(config, features=FeatureConfig(source="geometry"))
-    return config
+    return features_for(config, ds)
 
 
 class _StageBars:
@@ -404,7 +399,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _import_detections(args: argparse.Namespace) -> int:
-    from rem_core.io.detections import read_detections
+    from rem_core.io.detections import check_features, read_detections
     from rem_core.io.importers import (
         attach_detections,
         detections_from_kitti,
@@ -425,10 +420,17 @@ def _import_detections(args: argparse.Namespace) -> int:
         table = detections_from_kitti(path, args.calib)
     else:
         table, _ = read_detections(path)
-    out = attach_detections(args.data, table, force=args.force)
+    features = None
+    if args.features is not None:
+        features = np.load(args.features, allow_pickle=False)
+        features = check_features(features, len(table), args.features)
+    out = attach_detections(args.data, table, features, force=args.force)
+    how = (
+        f"their {features.shape[1]}-D features" if features is not None else "geometric descriptors"
+    )
     print(
         f"{len(out):,} detections over {out.groupby(['segment_id', 'frame_index']).ngroups:,} "
-        f"frames stored in {args.data}; REM mines them (geometric descriptors) from now on"
+        f"frames stored in {args.data}; REM mines them ({how}) from now on"
     )
     return 0
 
@@ -619,6 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or a folder of KITTI AB3DMOT files",
     )
     p.add_argument("--calib", type=Path, default=None, help="detections, kitti: calib folder")
+    p.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help="detections: a .npy of (N, C) features, row i for detection i in the order "
+        "read; REM then scores these instead of geometric descriptors",
+    )
     p.add_argument(
         "--split",
         default="unlabelled",

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rem_core.artifacts import cache_root, dataset_key
-from rem_core.config import RemConfig, config_hash, config_to_dict
+from rem_core.config import FeatureConfig, RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
 from rem_core.density import DensityEstimator, load_estimator, make_estimator
 from rem_core.detect import (
@@ -41,7 +41,7 @@ from rem_core.detect import (
     train_detector,
 )
 from rem_core.features import FeatureReducer
-from rem_core.io.importers import DETECTIONS_FILE
+from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.mining import MiningPool
 from rem_core.schema import BOX_COLUMNS, BOXES, DETECTIONS, conform, read_table
 from rem_core.track import auto_label, track_detections
@@ -54,6 +54,7 @@ __all__ = [
     "ensure_detectors",
     "ensure_mining_pool",
     "ensure_rareness",
+    "features_for",
     "load_detections",
     "load_rareness",
     "pipeline_status",
@@ -79,6 +80,27 @@ def _quiet(stage: str, done: int, total: int) -> None:
 def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None]:
     report = progress or _quiet
     return lambda done, total: report(name, done, total)
+
+
+def features_for(config: RemConfig, dataset: Dataset) -> RemConfig:
+    """``config`` with the features REM can score on ``dataset`` when it asks for the
+    detector's.
+
+    A data set holding a researcher's detections with their features (``rem import
+    detections --features``) is scored on those (``"imported"``); one without point clouds
+    to train our detector on, on geometric descriptors (``"geometry"``). Otherwise, and
+    whenever another source was chosen, ``config`` is returned as it is.
+    """
+    if config.features.source != "detector":
+        return config
+    root = Path(dataset.root)
+    if (root / DETECTIONS_FILE).is_file() and (root / DETECTION_FEATURES_FILE).is_file():
+        log.info("%s holds detections with their features: REM scores those", root)
+        return replace(config, features=FeatureConfig(source="imported"))
+    if not dataset.frames["num_points"].any():
+        log.info("%s holds no point cloud: REM runs on geometric box descriptors", root)
+        return replace(config, features=FeatureConfig(source="geometry"))
+    return config
 
 
 def detector_key(config: RemConfig, dataset: Dataset) -> str:
@@ -155,9 +177,15 @@ class DetectionRun:
 
 def detections_key(config: RemConfig, dataset: Dataset) -> str:
     # Only the settings this stage reads: later stages' settings must not invalidate it.
-    if config.features.source == "geometry":
-        own = Path(dataset.root) / DETECTIONS_FILE
-        stamp = f"{own.stat().st_size}-{own.stat().st_mtime_ns}" if own.is_file() else "gt"
+    if config.features.source in ("geometry", "imported"):
+        names = [DETECTIONS_FILE]
+        if config.features.source == "imported":
+            names.append(DETECTION_FEATURES_FILE)
+        files = [Path(dataset.root) / name for name in names]
+        stamp = "-".join(
+            f"{own.stat().st_size}-{own.stat().st_mtime_ns}" if own.is_file() else "none"
+            for own in files
+        )
         return config_hash(
             config.features,
             GEOMETRY_VERSION,
@@ -203,14 +231,14 @@ def ensure_detections(
 ) -> DetectionRun:
     """Detections, features, ensemble scores, tracks and auto-labels, computed if not cached.
 
-    With ``features.source == "geometry"`` no detector is trained: see
+    With ``features.source`` "geometry" or "imported" no detector is trained: see
     :func:`_geometry_detections`.
     """
     root = root or cache_root()
     path = root / "detections" / detections_key(config, dataset)
     if (path / "meta.json").is_file():
         return load_detections(path)
-    if config.features.source == "geometry":
+    if config.features.source in ("geometry", "imported"):
         _publish(
             path, lambda tmp: _write_run(tmp, *_geometry_detections(config, dataset, progress))
         )
@@ -285,27 +313,41 @@ def _geometry_detections(config: RemConfig, dataset: Dataset, progress: Progress
 
     The detections are the data set's own (``detections.parquet``, written by ``rem import
     detections``), tracked by our tracker; without them, each ground-truth vehicle box
-    stands in for a detection (score 1, its own track). Features are the geometric
-    descriptors of ``rem_core.descriptors`` (with the points inside each box where the
-    frame has a point cloud), for every detection and every ground-truth box. The
-    "ensemble" is the one score, so the variance is 0.
+    stands in for a detection (score 1, its own track). With ``features.source ==
+    "geometry"`` features are the geometric descriptors of ``rem_core.descriptors`` (with
+    the points inside each box where the frame has a point cloud), for every detection and
+    every ground-truth box. With ``"imported"`` they are the researcher's detector's own
+    (``detection_features.npy``); a ground-truth box, which that detector never described,
+    takes the features of the detection overlapping it best (BEV IoU >= the detector's
+    ``match_iou``) and NaN features when it was missed (its log p is then NaN).
+    The "ensemble" is the one score, so the variance is 0.
     Auto-labels smooth the tracks as for detections.
     """
     from rem_core.descriptors import box_descriptors
+    from rem_core.mining.methods import best_overlap
 
-    report = _stage(progress, "geometric descriptors, tracks and auto-labels")
+    imported = config.features.source == "imported"
+    report = _stage(progress, "features, tracks and auto-labels")
     report(0, 2)
     gt = dataset.boxes.reset_index(drop=True)
     points = dataset.points if dataset.frames["num_points"].any() else None
-    gt_features = box_descriptors(gt, points)
     own = Path(dataset.root) / DETECTIONS_FILE
-    if own.is_file():
+    if imported:
+        detections, features = _imported_detections(dataset)
+        match, iou = best_overlap(gt, detections)
+        hit = (match >= 0) & (iou >= config.detector.match_iou)
+        gt_features = np.full((len(gt), features.shape[1]), np.nan, np.float32)
+        gt_features[hit] = features[match[hit]]
+        tracked = track_detections(detections, dataset.frames, config.tracker)
+    elif own.is_file():
         # The data set's own detections (``rem import detections``), tracked like ours.
+        gt_features = box_descriptors(gt, points)
         detections = read_table(own, DETECTIONS)
         features = box_descriptors(detections, points)
         tracked = track_detections(detections, dataset.frames, config.tracker)
     else:
         # Like the detector, the stand-in detections are vehicles.
+        gt_features = box_descriptors(gt, points)
         vehicles = np.flatnonzero((gt["class"] == "vehicle").to_numpy())
         boxes = gt.iloc[vehicles].reset_index(drop=True)
         features = gt_features[vehicles]
@@ -323,12 +365,30 @@ def _geometry_detections(config: RemConfig, dataset: Dataset, progress: Progress
     labels = auto_label(tracked, dataset.frames, config.auto_label)
     report(2, 2)
     meta = {
-        "features": "geometry",
+        "features": config.features.source,
         "descriptors": len(features[0]) if len(features) else 0,
+        "gt_features": "matched detections" if imported else "own",
         "dataset": str(dataset.root),
         "dataset_key": dataset_key(dataset),
     }
     return tracked, features, scores, gt, gt_features, labels, meta
+
+
+def _imported_detections(dataset: Dataset) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data set's detections and their features, checked to pair row for row."""
+    from rem_core.io.detections import check_features
+
+    root = Path(dataset.root)
+    det_file, feat_file = root / DETECTIONS_FILE, root / DETECTION_FEATURES_FILE
+    for path in (det_file, feat_file):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"features.source = 'imported' needs {path}; store detections with their "
+                "features by `rem import detections PATH --data DIR --features F.npy`"
+            )
+    detections = read_table(det_file, DETECTIONS)
+    features = check_features(np.load(feat_file, allow_pickle=False), len(detections), feat_file)
+    return detections, features
 
 
 def load_detections(path: str | Path) -> DetectionRun:
@@ -424,12 +484,21 @@ def ensure_rareness(
     fit_s = time.perf_counter() - start
     report(1, 2)
     log_prob = estimator.score_samples(reducer.transform(run.features))
-    gt_log_prob = estimator.score_samples(reducer.transform(run.gt_features))
+    # Ground truth without features of its own (imported features: a missed box) gets NaN.
+    described = np.isfinite(run.gt_features).all(axis=1)
+    gt_log_prob = np.full(len(run.gt_features), np.nan)
+    if described.any():
+        gt_log_prob[described] = estimator.score_samples(
+            reducer.transform(run.gt_features[described])
+        )
     report(2, 2)
     meta = {
         "config": config_to_dict(cfg),
         "detections": str(run.path),
         "fit_rows": int(fit_rows.sum()),
+        "features": run.meta.get("features", "detector"),
+        "gt_features": run.meta.get("gt_features", "own"),
+        "gt_described": int(described.sum()),
         "fit_s": fit_s,
         "explained_variance": float(reducer.explained_variance_ratio_.sum()),
     }
@@ -512,7 +581,7 @@ def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = Non
     rareness = root / "rareness" / rareness_key(config, dataset)
     members = range(config.detector.ensemble_size)
     return {
-        "detectors": config.features.source == "geometry"
+        "detectors": config.features.source != "detector"
         or all((det_folder / f"member-{m}" / "model.json").is_file() for m in members),
         "detections": (detections / "meta.json").is_file(),
         "rareness": (rareness / "meta.json").is_file(),

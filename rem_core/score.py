@@ -76,7 +76,8 @@ def aggregate_tracks(boxes: pd.DataFrame, log_prob: ArrayLike) -> pd.DataFrame:
     Args:
         boxes: rows with ``segment_id`` and ``track_id`` (detections after tracking, or
             ground truth); rows without a track id are left out.
-        log_prob: ``(N,)`` log-density of each row's features.
+        log_prob: ``(N,)`` log-density of each row's features; NaN rows (ground truth
+            without features of its own) are left out, and a track of only those with them.
 
     Returns:
         One row per track: ``segment_id, track_id, mean_log_prob, min_log_prob,
@@ -91,7 +92,7 @@ def aggregate_tracks(boxes: pd.DataFrame, log_prob: ArrayLike) -> pd.DataFrame:
             "track_id": boxes["track_id"].to_numpy(),
             "log_prob": lp,
         }
-    ).dropna(subset=["track_id"])
+    ).dropna(subset=["track_id", "log_prob"])
     out = (
         table.groupby(["segment_id", "track_id"], sort=False)["log_prob"]
         .agg(mean_log_prob="mean", min_log_prob="min", num_boxes="size")

@@ -139,3 +139,70 @@ def test_kitti_detections_keep_their_scores(tmp_path: Path, capsys):
     stored = pd.read_parquet(out / "detections.parquet")
     assert len(stored) == 80_471 and stored["score"].min() < 0 < stored["score"].max()
     assert set(stored["class"]) == {"vehicle", "pedestrian", "cyclist"}
+
+
+def test_imported_features_are_scored(tmp_path: Path, capsys, monkeypatch):
+    """A detector's own features drive D-REM; ground truth borrows its matched detection's."""
+    import dataclasses
+
+    from rem_core.cli import main
+    from rem_core.config import RemConfig
+    from rem_core.dataset import Dataset
+    from rem_core.io.importers import DETECTION_FEATURES_FILE
+    from rem_core.mining.methods import best_overlap
+    from rem_core.pipeline import ensure_detections, ensure_rareness, features_for
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "w"
+    objects = DATA / "waymo" / "objects"
+    assert main(["import", "waymo-objects", str(objects / "fake_ground_truths.bin"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2_263, 6)).astype(np.float32)
+    odd = rng.random(2_263) < 0.05
+    features[odd] += 6.0  # a cluster the density model must find rare
+    np.save(tmp_path / "short.npy", features[:100])
+    args = ["import", "detections", str(objects / "fake_predictions.bin"), "--data", str(out),
+            "--format", "waymo-objects"]  # fmt: skip
+    assert main([*args, "--features", str(tmp_path / "short.npy")]) == 2
+    assert "short.npy: features of shape (100, 6) for 2263 detections" in capsys.readouterr().err
+    assert not (out / "detections.parquet").exists()  # a refused import stores nothing
+    np.save(tmp_path / "f.npy", features)
+    assert main([*args, "--features", str(tmp_path / "f.npy")]) == 0
+    assert "their 6-D features" in capsys.readouterr().out
+
+    ds = Dataset.open(out)
+    base = RemConfig.preset("tiny")
+    gaussian = dataclasses.replace(base.rareness, estimator="gaussian")
+    config = features_for(dataclasses.replace(base, rareness=gaussian), ds)
+    assert config.features.source == "imported"
+    det = ensure_detections(config, ds)
+    np.testing.assert_array_equal(det.features, features)
+    run = ensure_rareness(config, ds)
+    rarest = np.argsort(run.log_prob)[: odd.sum()]
+    assert odd[rarest].mean() > 0.95
+    match, iou = best_overlap(det.gt, det.detections)
+    hit = (match >= 0) & (iou >= config.detector.match_iou)
+    assert 0 < hit.sum() < len(hit)
+    assert np.isnan(run.gt_log_prob[~hit]).all()
+    np.testing.assert_allclose(run.gt_log_prob[hit], run.log_prob[match[hit]], rtol=1e-6)
+    assert run.meta["gt_described"] == hit.sum()
+
+    # Detections stored again without features: the stale features go, geometry takes over.
+    assert main([*args, "--force"]) == 0
+    assert not (out / DETECTION_FEATURES_FILE).exists()
+    assert features_for(base, ds).features.source == "geometry"
+
+
+def test_bad_imported_features_are_named(tmp_path: Path):
+    from rem_core.io.detections import check_features
+    from rem_core.schema import DataError
+
+    bad = np.zeros((4, 3))
+    bad[2, 1] = np.inf
+    with pytest.raises(DataError, match=r"f.npy: row 2, column 1 holds a non-finite feature"):
+        check_features(bad, 4, "f.npy")
+    with pytest.raises(DataError, match=r"features of shape \(4,\) for 4 detections"):
+        check_features(np.zeros(4), 4, "f.npy")
+    with pytest.raises(DataError, match="features of type <U1"):
+        check_features(np.array([["a"]]), 1, "f.npy")

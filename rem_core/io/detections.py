@@ -25,7 +25,7 @@ from rem_core.boxes import PointGrid
 from rem_core.dataset import Dataset
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, DataError, SchemaError, conform
 
-__all__ = ["read_detections"]
+__all__ = ["check_features", "read_detections"]
 
 REQUIRED = ["segment_id", "frame_index", *BOX_COLUMNS, "score"]
 
@@ -80,17 +80,26 @@ def read_detections(
     out = conform(table, DETECTIONS, path)
     feats = None
     if features is not None:
-        feats = np.load(Path(features), allow_pickle=False)
-        if feats.ndim != 2 or len(feats) != len(out):
-            raise DataError(
-                f"{features}: features of shape {feats.shape} for {len(out)} detections; "
-                "expected (N, C), one row per detection"
-            )
-        if not np.isfinite(feats).all():
-            row = int(np.argwhere(~np.isfinite(feats))[0, 0])
-            raise DataError(f"{features}: row {row} holds a non-finite feature")
-        feats = feats.astype(np.float32)
+        feats = check_features(np.load(Path(features), allow_pickle=False), len(out), features)
     return out, feats
+
+
+def check_features(features: np.ndarray, rows: int, name: str | Path) -> np.ndarray:
+    """``features`` as ``(rows, C)`` float32, or a ``DataError`` naming ``name`` and the
+    first bad row."""
+    feats = np.asarray(features)
+    if feats.ndim != 2 or len(feats) != rows or feats.shape[1] == 0:
+        raise DataError(
+            f"{name}: features of shape {feats.shape} for {rows} detections; "
+            "expected (N, C), one row per detection"
+        )
+    if not np.issubdtype(feats.dtype, np.number):
+        raise DataError(f"{name}: features of type {feats.dtype}; expected numbers")
+    bad = ~np.isfinite(feats)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(f"{name}: row {row}, column {col} holds a non-finite feature")
+    return feats.astype(np.float32)
 
 
 def _count_points(table: pd.DataFrame, dataset: Dataset, path: Path) -> np.ndarray:

@@ -22,6 +22,7 @@ from rem_core.schema import BOXES, DataError
 
 __all__ = [
     "DETECTIONS_FILE",
+    "DETECTION_FEATURES_FILE",
     "IMPORTERS",
     "attach_detections",
     "detections_from_kitti",
@@ -37,6 +38,9 @@ SPLITS = ("source", "unlabelled", "validation", "ood")
 
 #: A data set's own detections (``rem import detections``), next to its tables.
 DETECTIONS_FILE = "detections.parquet"
+
+#: Their features (``rem import detections --features``), row ``i`` for detection ``i``.
+DETECTION_FEATURES_FILE = "detection_features.npy"
 _EMPTY = np.zeros((0, 4), np.float32)
 
 
@@ -323,27 +327,57 @@ def detections_from_kitti(folder: str | Path, calib: str | Path) -> pd.DataFrame
 
 
 def attach_detections(
-    root: str | Path, detections: pd.DataFrame, *, force: bool = False
+    root: str | Path,
+    detections: pd.DataFrame,
+    features: np.ndarray | None = None,
+    *,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Store detections in a data set folder (``detections.parquet``), checked against its
     frames and with their points counted; the geometry pipeline mines them.
+
+    Args:
+        root: the data set folder.
+        detections: ``DETECTIONS`` columns (``detection_id`` and ``track_id`` are redone).
+        features: ``(N, C)`` features of the detector, row ``i`` for row ``i`` of
+            ``detections`` (stored as ``detection_features.npy``; ``features.source =
+            "imported"`` scores them). Without them, stale features of earlier detections
+            are removed.
+        force: replace detections the data set already has.
 
     Returns:
         The stored ``DETECTIONS`` table.
 
     Raises:
         FileExistsError: the data set already has detections and ``force`` is false.
+        DataError: features that do not match the rows, or are not finite.
     """
     import tempfile
 
-    from rem_core.io.detections import read_detections
+    from rem_core.io.detections import check_features, read_detections
     from rem_core.io.files import publish_file
 
     dataset = Dataset.open(root)
+    target = Path(root) / DETECTIONS_FILE
+    if target.exists() and not force:
+        raise FileExistsError(f"{target}: exists; pass --force (force=True) to replace it")
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "detections.parquet"
         table = detections.drop(columns=["detection_id", "track_id"], errors="ignore")
         table.to_parquet(staged)
         out, _ = read_detections(staged, dataset=dataset)
-    publish_file(Path(root) / DETECTIONS_FILE, out.to_parquet, force=force)
+    feats = None if features is None else check_features(features, len(out), "features")
+    # Features first: a crash between the two writes leaves a row count the pipeline
+    # refuses (load checks it), never detections paired with another run's features.
+    feature_file = Path(root) / DETECTION_FEATURES_FILE
+    if feats is not None:
+        publish_file(feature_file, lambda tmp: _save_npy(tmp, feats), force=True)
+    publish_file(target, out.to_parquet, force=force)
+    if feats is None:
+        feature_file.unlink(missing_ok=True)
     return out
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # np.save(path) would append ".npy" to the temporary name
+        np.save(f, array)

@@ -39,3 +39,40 @@ def test_imported_labels_run_the_pipeline_and_fill_the_pages(
         assert not at.exception, page
     at.switch_page("pages/rarest_tracks.py").run()
     assert len(at.dataframe[0].value) > 0
+
+
+@pytest.mark.skipif(not OBJECTS.is_file(), reason=f"no Waymo sample at {OBJECTS}")
+def test_imported_features_fill_the_pages_that_can_use_them(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from rem_core.io.importers import attach_detections, detections_from_waymo_objects
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    ds: Dataset = import_waymo_objects(OBJECTS, tmp_path / "waymo")
+    predictions = detections_from_waymo_objects(OBJECTS.with_name("fake_predictions.bin"), ds)
+    features = np.random.default_rng(0).normal(size=(len(predictions), 6))
+    attach_detections(ds.root, predictions, features)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["home_pipeline_started"] = True
+    at.session_state["app_estimator"] = "gaussian"
+    at.run()
+    at.radio(key="app_source").set_value("folder").run()
+    at.text_input(key="app_folder").input(str(ds.root)).run()
+    assert any("features your detector gave" in m.value for m in at.markdown)
+    at.button(key="home_pipeline").click().run()
+    deadline = time.monotonic() + 120
+    while not any("are ready" in s.value for s in at.success):
+        assert time.monotonic() < deadline, "the pipeline did not finish in 2 minutes"
+        time.sleep(1)
+        at.run()
+    at.switch_page("pages/rareness_recall.py").run()
+    assert not at.exception
+    assert any("missed object has no features" in i.value for i in at.info)
+    at.switch_page("pages/log_prob.py").run()
+    assert not at.exception
+    assert any("have no log p" in c.value for c in at.caption)
+    for page in ("rarest_tracks", "mining", "rare_vs_hard"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
