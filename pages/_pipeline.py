@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -44,6 +45,7 @@ ANALYSIS_PAGES = (
     ("pages/rarest_tracks.py", "Rarest tracks", ":material/star:"),
     ("pages/mining.py", "Mining simulation", ":material/filter_alt:"),
     ("pages/rare_vs_hard.py", "Rare vs hard", ":material/scatter_plot:"),
+    ("pages/experiments.py", "Experiments", ":material/science:"),
 )
 
 ESTIMATOR_NAMES = tuple(ESTIMATORS)
@@ -139,24 +141,48 @@ def pipeline_job(data: OpenData, config: RemConfig) -> PipelineJob | None:
 
 def start_pipeline(data: OpenData, config: RemConfig) -> PipelineJob:
     """Start the pipeline in the background unless it already runs; return its job."""
-    key = _job_key(data, config)
+    label = f"{data.label}, {config.rareness.estimator}"
+    return _start(_job_key(data, config), label, lambda job: run_pipeline(
+        config, data.dataset, progress=job.report
+    ))  # fmt: skip
+
+
+def experiment_job(data: OpenData, config: RemConfig) -> PipelineJob | None:
+    """The background experiment for ``data`` and ``config``, running or ended, if any."""
+    return _jobs().get("experiment-" + _job_key(data, config))
+
+
+def start_experiment(data: OpenData, config: RemConfig) -> PipelineJob:
+    """Start the active-learning experiment (``rem_core.experiment.run_experiment``; it runs
+    the pipeline's missing stages first) in the background unless it already runs."""
+    from rem_core.experiment import run_experiment
+
+    label = f"experiment on {data.label}"
+    return _start(
+        "experiment-" + _job_key(data, config),
+        label,
+        lambda job: run_experiment(config, data.dataset, progress=job.report),
+    )
+
+
+def _start(key: str, label: str, work: Callable[[PipelineJob], object]) -> PipelineJob:
     with _jobs_lock():
         job = _jobs().get(key)
         if job is not None and job.running:
             return job
-        job = PipelineJob(label=f"{data.label}, {config.rareness.estimator}")
+        job = PipelineJob(label=label)
         _jobs()[key] = job
 
-    def work() -> None:
+    def run() -> None:
         try:
-            run_pipeline(config, data.dataset, progress=job.report)
+            work(job)
         except Exception as exc:  # noqa: BLE001 - reported on the page, never lost
-            log.exception("the pipeline failed on %s", data.label)
+            log.exception("%s failed", label)
             job.error = f"{type(exc).__name__}: {exc}"
         finally:
             job.finished = time.monotonic()
 
-    threading.Thread(target=work, name=f"rem-pipeline-{key[:8]}", daemon=True).start()
+    threading.Thread(target=run, name=f"rem-{key[:20]}", daemon=True).start()
     return job
 
 

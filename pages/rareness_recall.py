@@ -19,8 +19,9 @@ from pages._pipeline import (
 from pages._shared import count, require_data, run_in_app
 from rem_core.analysis import RecallCurve, recall_by_rareness
 from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
+from rem_core.experiment import EXPERIMENT_ROWS, read_experiment
 from rem_core.pipeline import load_rareness
-from rem_core.viz import recall_figure
+from rem_core.viz import mean_recall_curve, recall_figure
 
 SPLITS = ("validation", "source", "unlabelled", "ood")
 
@@ -127,3 +128,33 @@ st.dataframe(
     width="stretch",
     column_config={"recall": st.column_config.NumberColumn(format="%.3f")},
 )
+
+# --- retrained models (the Experiments page) -------------------------------------------------
+retrained = (
+    read_experiment(config, data.dataset, every_seed=True) if split == "validation" else None
+)
+if retrained is not None:
+    st.subheader("After mining and retraining")
+    exp = config.experiment
+    have = [r for r in EXPERIMENT_ROWS if r in retrained.curves]
+    picked = st.multiselect(
+        "Retrained models (Experiments page)",
+        have,
+        default=[r for r in ("partial", "full", "md-rem++") if r in have] or have[:2],
+        format_func=lambda r: EXPERIMENT_ROWS[r].label,
+        key="recall_retrained",
+    )
+    if picked:
+        shown = {
+            f"{EXPERIMENT_ROWS[r].label}, retrained": mean_recall_curve(retrained.curves[r])
+            for r in picked
+        }
+        st.plotly_chart(
+            recall_figure(shown), width="stretch", theme=None, key="recall_retrained_figure"
+        )
+        st.caption(
+            f"Validation vehicles by the rareness {ESTIMATOR_LABELS[config.rareness.estimator]} "
+            f"gives them; recall of each retrained detector at {exp.iou.upper()} IoU "
+            f"{exp.iou_threshold}, every score, {exp.curve_bin_width:g}-percentile bins, counts "
+            "pooled over its seeds. The controls above do not apply here."
+        )

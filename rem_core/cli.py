@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.boxes import size_subset
-from rem_core.config import RemConfig
+from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.schema import DataError
 
@@ -382,6 +382,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rem_core.experiment import run_experiment, write_experiment
+
+    config = _mining_config(args)
+    exp = config.experiment
+    if args.rows is not None:
+        exp = replace(exp, rows=tuple(r.strip() for r in args.rows.split(",") if r.strip()))
+    if args.seeds is not None:
+        exp = replace(exp, seeds=args.seeds)
+    if args.steps is not None:
+        exp = replace(exp, steps=args.steps)
+    config = replace(config, experiment=exp)
+    if args.out is not None and args.out.exists() and not args.force:
+        raise FileExistsError(f"--out {args.out}: exists; pass --force to replace its files")
+    ds = _dataset(args, config)
+    config = _features_for(config, ds)
+    result = run_experiment(config, ds, progress=_StageBars())
+    shown = result.table[
+        ["label", "human_labels", "seeds", "ap_all", "ap_regular", "ap_large", "ap_large_std",
+         "paper_ap_large", "gap_closed"]
+    ]  # fmt: skip
+    print(
+        f"AP at {exp.iou.upper()} IoU {exp.iou_threshold} on the validation split, mean over "
+        f"seeds (std: their standard deviation); gap_closed: share of the Large-AP gap "
+        f"between partial- and fully-supervised; runs cached in {result.path}"
+    )
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–"))
+    if args.out is not None:
+        written = write_experiment(result, args.out, force=args.force)
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from rem_core.io.importers import IMPORTERS
 
@@ -702,6 +737,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "experiment",
+        help="mine, label, retrain and evaluate (paper Tables 2 and 3)",
+        description="For each row (a selection method and how the rest of the pool is "
+        "labelled: self-labels or the auto-labeler), mine the pool, retrain the detector "
+        "from scratch on source + pool with the source recipe's number of steps, and "
+        "evaluate AP (All, Regular, Large) on the validation split, once per seed. Runs are "
+        "cached one by one: an interrupted experiment resumes where it stopped.",
+    )
+    mining_options(p)
+    p.add_argument(
+        "--rows",
+        default=None,
+        help="comma-separated rows (default: all): " + ", ".join(EXPERIMENT_ROW_NAMES),
+    )
+    p.add_argument("--seeds", type=int, default=None, help="runs per row (default 3)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps of each retraining (default: the source recipe's)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder to write experiment.csv, experiment.json, runs.csv and curves.csv to",
+    )
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 

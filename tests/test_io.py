@@ -32,6 +32,16 @@ def test_publish_file_is_atomic_and_never_overwrites_silently(tmp_path: Path) ->
     assert path.read_text() == "two"
 
 
+def test_a_published_file_is_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    import stat
+
+    from rem_core.io import files
+
+    path = publish_file(tmp_path / "mined.csv", lambda tmp: tmp.write_text("x"))
+    # not mkstemp's private 0600: what a plain open() would have made
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~files._UMASK
+
+
 def test_publish_file_validates_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         publish_file(tmp_path / "missing" / "x.csv", lambda tmp: tmp.write_text(""))

@@ -489,3 +489,32 @@ def test_track_thumbnail_shows_the_box_in_its_own_frame():
     noisy["label_noise"] = True
     assert track_thumbnail(pts, noisy).data[1].line.dash == "dash"
     assert len(track_thumbnail(np.zeros((0, 4), np.float32), box).data[0].x) == 0
+
+
+def test_experiment_figure_and_pooled_recall():
+    from rem_core.viz import experiment_ap_figure, mean_recall_curve
+
+    table = pd.DataFrame(
+        {
+            "label": ["Partial-supervised", "Random", "MD-REM++"],
+            "group": ["reference", "baseline", "ours"],
+            "seeds": [2, 2, 1],
+            "human_labels": ["10%", "10%;3%", "10%;3%"],
+            "ap_large": [0.1, 0.2, 0.3],
+            "ap_large_std": [0.01, 0.02, np.nan],
+            "paper_ap_large": [0.378, np.nan, 0.571],
+        }
+    )
+    fig = experiment_ap_figure(table)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.name for t in bars] == ["reference", "baseline", "ours"]
+    assert list(bars[2].error_y.array) == [0.0]  # one seed: no spread
+    paper = [t for t in fig.data if t.name == "paper"][0]
+    assert list(paper.x) == ["Partial-supervised", "MD-REM++"]
+    assert list(fig.layout.xaxis.categoryarray) == table["label"].tolist()
+
+    a = pd.DataFrame({"lower": [0, 50], "upper": [50, 100], "n_gt": [4, 2], "n_detected": [4, 0]})
+    b = pd.DataFrame({"lower": [0, 50], "upper": [50, 100], "n_gt": [4, 2], "n_detected": [2, 1]})
+    curve = mean_recall_curve({0: a, 1: b})
+    assert curve.bins["recall"].tolist() == [0.75, 0.25]
+    assert curve.bin_width == 50

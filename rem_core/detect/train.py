@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.nn import functional as F
 
@@ -148,8 +149,10 @@ def train_detector(
     segments: Sequence[str] | None = None,
     member: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    labels: pd.DataFrame | None = None,
+    steps: int | None = None,
 ) -> BevDetector:
-    """Train one detector on the labelled source pool.
+    """Train one detector on the labelled source pool (or any labels of any segments).
 
     Args:
         config: architecture and training recipe.
@@ -157,6 +160,14 @@ def train_detector(
         segments: segment ids to train on.
         member: ensemble member; the weights are initialised with seed ``config.seed + member``.
         progress: called with ``(steps done, steps in all)``.
+        labels: the vehicle boxes to learn, instead of the data set's ground truth: rows with
+            ``segment_id, frame_index``, the box columns and ``num_points`` (and optionally
+            ``label_noise``; ``class`` other than ``vehicle`` is left out), such as human
+            labels mixed with auto-labels. Objects of the frames that no row describes are
+            background, as for a real labelling.
+        steps: optimiser steps in all, whatever the number of frames (default:
+            ``config.epochs`` passes over the frames). A fixed count keeps the training
+            cost of a larger label set equal to the source recipe's.
 
     Returns:
         The trained model in eval mode, on the CPU.
@@ -168,8 +179,12 @@ def train_detector(
         ].tolist()
     if not segments:
         raise ValueError(f"{dataset.root}: no source segments to train a detector on")
-    boxes = dataset.boxes
-    vehicles = boxes[(boxes["class"] == "vehicle") & boxes["segment_id"].isin(segments)]
+    boxes = dataset.boxes if labels is None else labels
+    if "class" in boxes:
+        boxes = boxes[boxes["class"] == "vehicle"]
+    if "label_noise" not in boxes:
+        boxes = boxes.assign(label_noise=False)
+    vehicles = boxes[boxes["segment_id"].isin(segments)]
     frames = dataset.frames[dataset.frames["segment_id"].isin(segments)]
     samples = []  # (points, boxes to learn, boxes to ignore)
     by_frame = {k: g for k, g in vehicles.groupby(["segment_id", "frame_index"])}
@@ -178,7 +193,7 @@ def train_detector(
         seg_frames = frames.loc[frames["segment_id"] == segment_id, "frame_index"].sort_values()
         for row, f in enumerate(seg_frames):
             b = by_frame.get((segment_id, f), vehicles.iloc[:0])
-            learn = (b["num_points"] >= config.min_train_points) & ~b["label_noise"]
+            learn = (b["num_points"] >= config.min_train_points) & ~b["label_noise"].astype(bool)
             samples.append(
                 (
                     pts[offsets[row] : offsets[row + 1]],
@@ -193,19 +208,22 @@ def train_detector(
         model = BevDetector(config).to(device)
     data_rng = np.random.default_rng(config.data_seed)
     steps_per_epoch = int(np.ceil(len(samples) / config.batch_size))
-    total = max(steps_per_epoch * config.epochs, 1)
+    total = steps_per_epoch * config.epochs if steps is None else steps
+    epochs = -(-total // steps_per_epoch)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=total, pct_start=0.2
+        optimizer, max_lr=config.learning_rate, total_steps=max(total, 1), pct_start=0.2
     )
     model.train()
     step = 0
     start = time.perf_counter()
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         order = data_rng.permutation(len(samples))
         for k in range(0, len(order), config.batch_size):
+            if step == total:
+                break
             grids, targets = [], []
             for idx in order[k : k + config.batch_size]:
                 pts, learn, ignore = samples[idx]

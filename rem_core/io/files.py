@@ -41,7 +41,19 @@ def publish_file(path: str | Path, write: Callable[[Path], None], *, force: bool
     tmp = Path(name)
     try:
         write(tmp)
+        # mkstemp makes the file private (0600); a published file gets the usual mode.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _read_umask() -> int:
+    # Reading the umask means setting it: once, at import, before any thread writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()

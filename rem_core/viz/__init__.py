@@ -4,6 +4,7 @@
 * ``summary``: counts of a data set for its overview.
 * ``rareness``: log-probability histograms and recall by rareness.
 * ``mining``: what each selection method mined.
+* ``experiment``: AP after mining and retraining, beside the paper's.
 * ``difficulty``: detections by rareness against how hard they are to see.
 * ``tracks``: one track centred in 3D, and thumbnails.
 * ``theme``: the colours and dark theme all figures share.
@@ -12,6 +13,7 @@ The app and notebooks call them alike.
 """
 
 from rem_core.viz.difficulty import DIFFICULTY_AXES, SUBSET_COLORS, rare_vs_hard_figure
+from rem_core.viz.experiment import GROUP_COLORS, experiment_ap_figure, mean_recall_curve
 from rem_core.viz.mining import SHARES, composition_figure
 from rem_core.viz.rareness import HISTOGRAM_GROUPS, log_prob_histogram, recall_figure
 from rem_core.viz.scene import bev_figure, box_edges, decimate_points, scene_figure
@@ -33,8 +35,11 @@ __all__ = [
     "BACKGROUND",
     "CLASS_COLORS",
     "DIFFICULTY_AXES",
+    "GROUP_COLORS",
     "HIGHLIGHT_COLOR",
     "HISTOGRAM_GROUPS",
+    "experiment_ap_figure",
+    "mean_recall_curve",
     "NOISE_COLOR",
     "OTHER_COLOR",
     "RARE_VEHICLE_COLOR",

@@ -51,6 +51,7 @@ PAGES = {
         "Mining simulation",
     ),
     "rare_vs_hard": ("rare_vs_hard", ['[data-testid="stPlotlyChart"] .main-svg'], "Rare vs hard"),
+    "experiments": ("experiments", ['[data-testid="stMultiSelect"]'], "Experiments"),
 }
 NAV_LINKS = [
     "Home",
@@ -60,6 +61,7 @@ NAV_LINKS = [
     "Rarest tracks",
     "Mining simulation",
     "Rare vs hard",
+    "Experiments",
 ]
 
 pytestmark = [
