@@ -16,7 +16,7 @@ import streamlit as st
 from pages._pipeline import app_config, experiment_job, start_experiment
 from pages._shared import count, require_data, run_in_app
 from rem_core.config import EXPERIMENT_ROW_NAMES
-from rem_core.experiment import EXPERIMENT_ROWS, read_experiment
+from rem_core.experiment import EXPERIMENT_ROWS, experiment_config, read_experiment
 from rem_core.viz import experiment_ap_figure, mean_recall_curve, recall_figure
 
 METRICS = {"ap_large": "Large", "ap_regular": "Regular", "ap_all": "All"}
@@ -61,6 +61,7 @@ if not rows:
 
 # --- run -------------------------------------------------------------------------------------
 job = experiment_job(data, config)
+recipe = experiment_config(config).detector.epochs
 result = read_experiment(config, data.dataset)
 done = 0 if result is None else len(result.runs)
 wanted = len(rows) * int(seeds)
@@ -90,8 +91,10 @@ else:
     if left:
         st.markdown(
             f"{count(done, 'run')} of {wanted} are cached for these rows and seeds. The "
-            f"{count(left, 'run')} left take about a minute each on the demo world (the "
-            "pipeline's stages run first if they are missing)."
+            f"{count(left, 'run')} left take about two minutes each on the demo world. The "
+            f"experiment mines with its own detector recipe ({recipe} epochs); its ensemble, "
+            "detections and density model are computed first if they are missing (about 15 "
+            "minutes on the demo world)."
         )
     if left and st.button(f"Run {count(left, 'missing run')}", key="exp_run", type="primary"):
         start_experiment(data, config)

@@ -19,7 +19,7 @@ from pages._pipeline import (
 from pages._shared import count, require_data, run_in_app
 from rem_core.analysis import RecallCurve, recall_by_rareness
 from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
-from rem_core.experiment import EXPERIMENT_ROWS, read_experiment
+from rem_core.experiment import EXPERIMENT_ROWS, experiment_config, read_experiment
 from rem_core.pipeline import load_rareness
 from rem_core.viz import mean_recall_curve, recall_figure
 
@@ -152,9 +152,12 @@ if retrained is not None:
         st.plotly_chart(
             recall_figure(shown), width="stretch", theme=None, key="recall_retrained_figure"
         )
+        recipe = experiment_config(config).detector.epochs
         st.caption(
-            f"Validation vehicles by the rareness {ESTIMATOR_LABELS[config.rareness.estimator]} "
-            f"gives them; recall of each retrained detector at {exp.iou.upper()} IoU "
-            f"{exp.iou_threshold}, every score, {exp.curve_bin_width:g}-percentile bins, counts "
-            "pooled over its seeds. The controls above do not apply here."
+            "Validation vehicles by the rareness the experiment's density model "
+            f"({ESTIMATOR_LABELS[config.rareness.estimator]}, on the features of its "
+            f"{recipe}-epoch detector) gives them; recall of each retrained detector at "
+            f"{exp.iou.upper()} IoU {exp.iou_threshold}, every score, "
+            f"{exp.curve_bin_width:g}-percentile bins, counts pooled over its seeds. The "
+            "controls above do not apply here."
         )

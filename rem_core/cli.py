@@ -188,6 +188,7 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     ds = _dataset(args, config)
+    config = _features_for(config, ds)
     run = ensure_detections(config, ds, progress=_StageBars())
     det = run.detections
     n_frames = det[["segment_id", "frame_index"]].drop_duplicates().shape[0]
@@ -218,6 +219,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = _config(args)
     ds = _dataset(args, config)
+    config = _features_for(config, ds)  # a data set's own detections are evaluated as they are
     run = ensure_detections(config, ds, progress=_StageBars())
     segments = ds.segments.loc[ds.segments["split"] == args.split, "segment_id"]
     if segments.empty:

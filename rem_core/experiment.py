@@ -41,6 +41,7 @@ from rem_core.schema import BOX_COLUMNS
 
 __all__ = [
     "EXPERIMENT_ROWS",
+    "experiment_config",
     "ExperimentResult",
     "ExperimentRow",
     "label_set",
@@ -125,16 +126,24 @@ class ExperimentResult:
     curves: dict[str, dict[int, pd.DataFrame]]
 
 
+def experiment_config(config: RemConfig) -> RemConfig:
+    """``config`` with the experiment's detector recipe (``experiment.detector_epochs``):
+    the settings of the pipeline the experiment mines from."""
+    epochs = config.experiment.detector_epochs
+    if epochs is None or epochs == config.detector.epochs:
+        return config
+    return replace(config, detector=replace(config.detector, epochs=epochs))
+
+
 def training_steps(config: RemConfig, dataset: Dataset) -> int:
-    """Optimiser steps of every retraining: ``experiment.steps``, or ``source_epochs``
-    (default ``detector.epochs``) passes over the source pool's frames."""
-    exp = config.experiment
-    if exp.steps is not None:
-        return exp.steps
+    """Optimiser steps of every retraining: ``experiment.steps``, or the recipe's
+    (``experiment_config``): ``epochs`` passes over the source pool's frames."""
+    config = experiment_config(config)
+    if config.experiment.steps is not None:
+        return config.experiment.steps
     source = dataset.segments.loc[dataset.segments["split"] == "source", "segment_id"]
     frames = int(dataset.frames["segment_id"].isin(source).sum())
-    epochs = config.detector.epochs if exp.source_epochs is None else exp.source_epochs
-    return -(-frames // config.detector.batch_size) * epochs
+    return -(-frames // config.detector.batch_size) * config.detector.epochs
 
 
 def experiment_key(config: RemConfig, dataset: Dataset) -> str:
@@ -142,8 +151,9 @@ def experiment_key(config: RemConfig, dataset: Dataset) -> str:
     the seeds asked for (each run is a file of its own)."""
     from rem_core.pipeline import rareness_key
 
-    # The step count, not how it was asked for: 1,440 steps are 1,440 steps.
-    settings = replace(config.experiment, rows=(), seeds=1, source_epochs=None, steps=None)
+    config = experiment_config(config)
+    # The step count, not how it was asked for: 960 steps are 960 steps.
+    settings = replace(config.experiment, rows=(), seeds=1, detector_epochs=None, steps=None)
     return config_hash(
         settings,
         str(training_steps(config, dataset)),
@@ -273,12 +283,14 @@ def run_experiment(
 ) -> ExperimentResult:
     """Every (row, seed) of ``config.experiment`` not cached yet, then the summary table.
 
-    Runs the pipeline's stages first if they are not cached (the pool needs the ensemble
-    and the density model). ``progress(stage, done, total)`` reports each training's steps
+    Runs the stages of the experiment's pipeline (``experiment_config``: the ensemble with
+    the experiment's recipe, detections, tracks, auto-labels, the density model) first if
+    they are not cached. ``progress(stage, done, total)`` reports each training's steps
     and the runs done.
     """
     from rem_core.pipeline import ensure_detections, ensure_mining_pool, ensure_rareness
 
+    config = experiment_config(config)
     exp = config.experiment
     unknown = [r for r in exp.rows if r not in EXPERIMENT_ROWS]
     if unknown:
@@ -344,6 +356,7 @@ def read_experiment(
     """The runs of ``config.experiment``'s rows cached so far, computing nothing; ``None``
     when there are none. Rows keep the table's order; seeds are those below
     ``experiment.seeds``, or every cached one with ``every_seed``."""
+    config = experiment_config(config)
     folder = (root or cache_root()) / "experiment" / experiment_key(config, dataset)
     found: dict[tuple[str, int], Path] = {}
     for path in (folder / "runs").glob("*-seed*.json"):

@@ -216,8 +216,8 @@ def test_rem_experiment_writes_the_table(tiny_world, root, tmp_path, monkeypatch
     assert "unknown row 'nope'" in capsys.readouterr().err
 
 
-def test_the_demo_preset_retrains_longer_than_the_pipeline():
-    from rem_core.experiment import training_steps
+def test_the_demo_experiment_trains_its_own_longer_recipe():
+    from rem_core.experiment import experiment_config, training_steps
 
     class World:  # 6 source segments of 20 frames, as the demo world
         segments = pd.DataFrame(
@@ -226,12 +226,15 @@ def test_the_demo_preset_retrains_longer_than_the_pipeline():
         frames = pd.DataFrame({"segment_id": np.repeat(list("abcdefg"), 20)})
 
     demo = RemConfig.preset("demo")
-    assert training_steps(demo, World) == 30 * 48
-    pipeline = dataclasses.replace(
-        demo, experiment=dataclasses.replace(demo.experiment, source_epochs=None)
+    assert experiment_config(demo).detector.epochs == 32 != demo.detector.epochs
+    assert experiment_config(demo).detector.seed == demo.detector.seed
+    assert training_steps(demo, World) == 30 * 32
+    same = dataclasses.replace(
+        demo, experiment=dataclasses.replace(demo.experiment, detector_epochs=None)
     )
-    assert training_steps(pipeline, World) == 30 * demo.detector.epochs
+    assert experiment_config(same) is same
+    assert training_steps(same, World) == 30 * demo.detector.epochs
     fixed = dataclasses.replace(demo, experiment=dataclasses.replace(demo.experiment, steps=5))
     assert training_steps(fixed, World) == 5
-    with pytest.raises(ValueError, match="experiment.source_epochs"):
-        ExperimentConfig(source_epochs=0)
+    with pytest.raises(ValueError, match="experiment.detector_epochs"):
+        ExperimentConfig(detector_epochs=0)

@@ -122,6 +122,10 @@ def test_detections_attach_to_an_imported_data_set(tmp_path: Path, capsys, monke
     assert main(["compare", "--preset", "tiny", "--data", str(out), "--budget", "20%"]) == 0
     assert "d-rem" in capsys.readouterr().out
     assert len(Dataset.open(out).frames) == 20
+    # and `rem eval` scores those predictions themselves against the ground truth
+    assert main(["eval", "--preset", "tiny", "--data", str(out), "--split", "unlabelled"]) == 0
+    text = capsys.readouterr().out
+    assert "detections vehicle     all" in text and "659" in text  # the predictions' boxes
 
 
 def test_kitti_detections_keep_their_scores(tmp_path: Path, capsys):
