@@ -2,7 +2,7 @@
 
 Each row mines the unlabelled pool with a method, labels the rest of the pool with self-labels
 or the auto-labeler, retrains the detector from scratch and evaluates it on the validation
-split. Runs take about a minute each on the demo world, so they run in the background,
+split. Runs take minutes each on the demo world, so they run in the background,
 are cached one by one, and the page fills in as they finish.
 """
 
@@ -21,6 +21,11 @@ from rem_core.viz import experiment_ap_figure, mean_recall_curve, recall_figure
 
 METRICS = {"ap_large": "Large", "ap_regular": "Regular", "ap_all": "All"}
 DEFAULT_CURVES = ["partial", "full", "random", "md-rem++"]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
 
 run_in_app()
 st.title("Experiments")
@@ -89,12 +94,16 @@ else:
         st.error(f"The experiment failed: {job.error}", icon=":material/error:")
     left = wanted - done
     if left:
+        each = (
+            f"about {_duration(result.runs['seconds'].mean())} each, as the cached ones took"
+            if done
+            else "3 to 4 min each on the demo world on 2 cores"
+        )
         st.markdown(
             f"{count(done, 'run')} of {wanted} are cached for these rows and seeds. The "
-            f"{count(left, 'run')} left take about two minutes each on the demo world. The "
-            f"experiment mines with its own detector recipe ({recipe} epochs); its ensemble, "
-            "detections and density model are computed first if they are missing (about 15 "
-            "minutes on the demo world)."
+            f"{count(left, 'run')} left take {each}. The experiment mines with its own "
+            f"detector recipe ({recipe} epochs); its ensemble, detections and density model "
+            "are computed first if they are missing (15 to 30 min on the demo world)."
         )
     if left and st.button(f"Run {count(left, 'missing run')}", key="exp_run", type="primary"):
         start_experiment(data, config)

@@ -42,6 +42,7 @@ def test_experiments_page_runs_in_the_background_and_fills_in(
     assert not at.exception
     at.number_input(key="exp_seeds").set_value(2).run()
     assert at.button(key="exp_run").label == "Run 2 missing runs"
+    assert any("as the cached ones took" in m.value for m in at.markdown)  # measured time
     # the retrained models' curves feed the rareness-vs-recall page
     at.switch_page("pages/rareness_recall.py").run()
     at.selectbox(key="recall_split").set_value("validation").run()
