@@ -410,7 +410,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     print(
         f"AP at {exp.iou.upper()} IoU {exp.iou_threshold} on the validation split, mean over "
         f"seeds (std: their standard deviation); gap_closed: share of the Large-AP gap "
-        f"between partial- and fully-supervised; runs cached in {result.path}"
+        f"between partial- and fully-supervised on the seeds the row shares with both; "
+        f"runs cached in {result.path}"
     )
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–"))
     if args.out is not None:

@@ -64,7 +64,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bumped when the detector's code changes what a trained model or its output would be.
-DETECTOR_VERSION = "bev-detector-2"
+DETECTOR_VERSION = "bev-detector-3"
 
 #: Bumped when the geometric descriptors or the geometry stage change.
 GEOMETRY_VERSION = "geometry-1"

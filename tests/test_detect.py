@@ -39,7 +39,8 @@ from rem_core.detect import (
 )
 from rem_core.detect import train as detect_module
 from rem_core.detect.infer import _decode, _suppress
-from rem_core.detect.train import _augment, _targets
+from rem_core.detect.model import _train_in_bf16
+from rem_core.detect.train import _augment, _prefetch, _targets
 from rem_core.evaluate import evaluate_detections
 from rem_core.schema import BOX_COLUMNS, DETECTIONS
 
@@ -593,6 +594,73 @@ def test_training_is_deterministic_and_members_differ_by_init(
     assert runs[1][1] == smoke["seen"]
 
 
+def test_training_precision_is_what_the_config_asks() -> None:
+    cpu = torch.device("cpu")
+    assert DetectorConfig().precision == "fp32"  # bf16 costs Large AP: never by default
+    assert _train_in_bf16(small_config(precision="bf16"), cpu)
+    assert not _train_in_bf16(small_config(precision="fp32"), cpu)
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert _train_in_bf16(small_config(precision="auto"), cpu) == native
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_training_runs_the_network_in_its_precision(
+    precision: str, smoke: dict[str, object], tiny_world: Dataset
+) -> None:
+    config = dataclasses.replace(smoke["config"], precision=precision)
+    kinds: list[torch.dtype] = []
+    with pytest.MonkeyPatch.context() as mp:
+        forward = BevDetector.forward
+
+        def spy(self, grid):
+            heads, features = forward(self, grid)
+            kinds.append(heads.dtype)
+            return heads, features
+
+        mp.setattr(BevDetector, "forward", spy)
+        model = train_detector(config, tiny_world)
+    want = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert kinds == [want, want]  # two steps
+    # Weights stay fp32 (autocast computes in bf16, the optimiser updates fp32 masters), and
+    # the model comes back in the default memory layout whatever training used.
+    for name, p in model.state_dict().items():
+        assert p.dtype in (torch.float32, torch.int64), name
+        assert p.is_contiguous(), name
+
+
+def test_prefetch_keeps_the_order_and_raises_the_producers_error() -> None:
+    assert list(_prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise KeyError("frame 7")
+
+    got = []
+    with pytest.raises(KeyError, match="frame 7"):
+        for item in _prefetch(broken()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_prefetch_stops_its_producer_when_the_loop_ends_early() -> None:
+    import threading
+
+    produced: list[int] = []
+
+    def endless():
+        k = 0
+        while True:
+            produced.append(k)
+            yield k
+            k += 1
+
+    items = _prefetch(endless(), depth=2)
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert not any(t.name == "rem-batches" for t in threading.enumerate())
+    assert len(produced) <= 3 + 2 + 1  # taken, queued, and the one waiting to be queued
+
+
 def test_detect_returns_a_detection_set(smoke: dict[str, object], tiny_world: Dataset) -> None:
     model, config = smoke["model"], smoke["config"]
     done: list[tuple[int, int]] = []
@@ -812,6 +880,7 @@ def test_tiny_preset_is_small() -> None:
         ("match_iou", 1.0),
         ("device", "tpu"),
         ("num_threads", -1),
+        ("precision", "fp16"),
     ],
 )
 def test_detector_config_rejects_bad_values(field: str, value: object) -> None:

@@ -228,9 +228,15 @@ def test_the_demo_experiment_trains_its_own_longer_recipe():
     demo = RemConfig.preset("demo")
     assert experiment_config(demo).detector.epochs == 32 != demo.detector.epochs
     assert experiment_config(demo).detector.seed == demo.detector.seed
+    # The app's detector trains in fp32; the experiment's in bf16 where the CPU has it.
+    assert demo.detector.precision == "fp32"
+    assert experiment_config(demo).detector.precision == "auto"
     assert training_steps(demo, World) == 30 * 32
     same = dataclasses.replace(
-        demo, experiment=dataclasses.replace(demo.experiment, detector_epochs=None)
+        demo,
+        experiment=dataclasses.replace(
+            demo.experiment, detector_epochs=None, detector_precision=None
+        ),
     )
     assert experiment_config(same) is same
     assert training_steps(same, World) == 30 * demo.detector.epochs
@@ -238,3 +244,30 @@ def test_the_demo_experiment_trains_its_own_longer_recipe():
     assert training_steps(fixed, World) == 5
     with pytest.raises(ValueError, match="experiment.detector_epochs"):
         ExperimentConfig(detector_epochs=0)
+    with pytest.raises(ValueError, match="experiment.detector_precision: must be one of"):
+        ExperimentConfig(detector_precision="fp16")
+
+
+def test_gap_closed_compares_a_row_with_the_references_at_its_own_seeds(tiny_world):
+    large = {
+        ("partial", 0): 0.1, ("partial", 1): 0.1, ("partial", 2): 0.4,
+        ("full", 0): 0.3, ("full", 1): 0.3, ("full", 2): 0.4,
+        ("md-rem++", 0): 0.2,
+        ("random", 0): 0.1, ("random", 1): 0.3, ("random", 2): 0.4,
+    }  # fmt: skip
+    runs = pd.DataFrame(
+        [
+            {"row": r, "seed": s, "ap_all": 0.5, "ap_regular": 0.6, "ap_large": v,
+             "human_tracks": 1, "pseudo_boxes": 2, "seconds": 3.0}
+            for (r, s), v in large.items()
+        ]
+    )  # fmt: skip
+    table = experiment.results_table(runs, tiny(), tiny_world).set_index("row")
+    # At seed 0, MD-REM++ sits halfway between the references. The references' means over
+    # three seeds (0.2 and 0.333) would make that 0%.
+    assert table.loc["md-rem++", "gap_closed"] == pytest.approx(0.5)
+    assert table.loc["md-rem++", "ap_large"] == pytest.approx(0.2)
+    assert table.loc["random", "gap_closed"] == pytest.approx((0.8 / 3 - 0.2) / (1.0 / 3 - 0.2))
+    assert table.loc["partial", "gap_closed"] == 0 and table.loc["full", "gap_closed"] == 1
+    without_full = experiment.results_table(runs[runs["row"] != "full"], tiny(), tiny_world)
+    assert without_full["gap_closed"].isna().all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import pickle
@@ -38,36 +39,41 @@ def bev_grid(points: np.ndarray, config: DetectorConfig) -> torch.Tensor:
         mean and max intensity, the cell's distance from the sensor / range, and the mean
         x and y offsets of the cell's above-ground points from the cell centre / cell size.
     """
+    # numpy's bincount on contiguous columns: about 2.5 times faster than indexing the
+    # (N, 4) array and scattering with torch, and the voxelising of a training batch
+    # competes with the network for the cores.
     g, r, c = config.grid_size, config.range_m, config.cell_m
-    pts = np.asarray(points, dtype=np.float32)
-    ij = np.floor((pts[:, :2] + r) / c).astype(np.int64)
-    keep = np.all((ij >= 0) & (ij < g), axis=1)
-    pts, ij = pts[keep], ij[keep]
-    cell = torch.from_numpy(ij[:, 0] * g + ij[:, 1])
-    z = torch.from_numpy(pts[:, 2].copy())
-    inten = torch.from_numpy(pts[:, 3].copy())
-    zbin = torch.from_numpy(np.searchsorted(Z_EDGES, pts[:, 2], side="right"))
-    n_slices = len(Z_EDGES) + 1
-    out = torch.zeros(N_INPUT, g * g)
-    slices = torch.bincount(cell * n_slices + zbin, minlength=g * g * n_slices)
-    out[:n_slices] = torch.log1p(slices.view(g * g, n_slices).T.float())
-    count = torch.bincount(cell, minlength=g * g).float()
-    out[n_slices] = torch.log1p(count)
-    occupied = count > 0
-    zmax = torch.full((g * g,), -10.0).scatter_reduce(0, cell, z, "amax")
-    out[n_slices + 1] = torch.where(occupied, zmax / 4, 0.0)
-    zsum = torch.zeros(g * g).index_add_(0, cell, z)
-    out[n_slices + 2] = torch.where(occupied, zsum / count.clamp(min=1) / 4, 0.0)
-    isum = torch.zeros(g * g).index_add_(0, cell, inten)
-    out[n_slices + 3] = isum / count.clamp(min=1)
-    out[n_slices + 4] = torch.zeros(g * g).scatter_reduce(0, cell, inten, "amax")
-    out[n_slices + 5] = _range_channel(config)
+    cols = np.asarray(points, dtype=np.float32)[:, :4].T.copy()  # rows x, y, z, intensity
+    u = (cols[0] + np.float32(r)) / np.float32(c)  # position in cells
+    v = (cols[1] + np.float32(r)) / np.float32(c)
+    i, j = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    keep = (i.astype(np.uint64) < g) & (j.astype(np.uint64) < g)  # negatives wrap to huge
+    if not keep.all():
+        cols, u, v, i, j = cols[:, keep], u[keep], v[keep], i[keep], j[keep]
+    cell = i * g + j
+    zbin = np.searchsorted(Z_EDGES, cols[2], side="right")
+    n_slices, cells = len(Z_EDGES) + 1, g * g
+    out = np.zeros((N_INPUT, cells), np.float32)
+    slices = np.bincount(cell * n_slices + zbin, minlength=cells * n_slices)
+    out[:n_slices] = np.log1p(slices.reshape(cells, n_slices).T.astype(np.float32))
+    count = np.bincount(cell, minlength=cells).astype(np.float32)
+    out[n_slices] = np.log1p(count)
+    occupied, per_point = count > 0, 1 / np.maximum(count, 1)
+    cell_t = torch.from_numpy(cell)
+    zmax = torch.full((cells,), -10.0).scatter_reduce(0, cell_t, torch.from_numpy(cols[2]), "amax")
+    out[n_slices + 1] = np.where(occupied, zmax.numpy() / 4, 0.0)
+    zsum = np.bincount(cell, weights=cols[2], minlength=cells)
+    out[n_slices + 2] = np.where(occupied, zsum * per_point / 4, 0.0)
+    out[n_slices + 3] = np.bincount(cell, weights=cols[3], minlength=cells) * per_point
+    imax = torch.zeros(cells).scatter_reduce(0, cell_t, torch.from_numpy(cols[3]), "amax")
+    out[n_slices + 4] = imax.numpy()
+    out[n_slices + 5] = _range_channel(config).numpy()
     above = zbin > 0
-    n_above = torch.bincount(cell[above], minlength=g * g).float().clamp(min=1)
-    for k in range(2):
-        offset = torch.from_numpy(((pts[:, k] + r) / c - ij[:, k] - 0.5).astype(np.float32))
-        total = torch.zeros(g * g).index_add_(0, cell[above], offset[above])
-        out[n_slices + 6 + k] = total / n_above
+    n_above = np.maximum(np.bincount(cell[above], minlength=cells), 1)
+    for k, (position, index) in enumerate(((u, i), (v, j))):
+        offset = (position - index - 0.5)[above]
+        out[n_slices + 6 + k] = np.bincount(cell[above], weights=offset, minlength=cells) / n_above
+    out = torch.from_numpy(out)
     return out.view(N_INPUT, g, g)
 
 
@@ -147,7 +153,47 @@ def _heading(sin2: np.ndarray, cos2: np.ndarray, direction_logit: np.ndarray) ->
 def _torch_setup(config: DetectorConfig) -> torch.device:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    _keep_freed_memory()
     return torch.device(config.device)
+
+
+def _train_in_bf16(config: DetectorConfig, device: torch.device) -> bool:
+    """Whether training runs the network in bfloat16 autocast (``config.precision``)."""
+    if config.precision != "auto":
+        return config.precision == "bf16"
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return False
+
+
+_ALLOCATOR_TUNED = False
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc's allocator reuse the freed activations of one step in the next.
+
+    By default glibc serves large blocks from fresh pages (``mmap``, above a threshold that
+    adapts between 128 KiB and 32 MiB) and hands freed memory at the top of its heap back to
+    the kernel, so every training step pays page faults for its activations: a third of a
+    step's time went to the kernel on this machine. Thresholds of 256 MiB (mmap) and 512 MiB
+    (trim) keep that memory in the heap for the next step. PyTorch's own CPU advice is a
+    caching allocator such as jemalloc; this has the same effect without one. Process-wide,
+    set once; a no-op off glibc.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return
+    _ALLOCATOR_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 256 << 20)
+    mallopt(m_trim_threshold, 512 << 20)
 
 
 def save_detector(model: BevDetector, folder: str | Path, meta: dict | None = None) -> None:

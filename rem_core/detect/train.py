@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,14 @@ from torch.nn import functional as F
 from rem_core.boxes import expand_ranges, wrap_angle
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
-from rem_core.detect.model import STRIDE, BevDetector, _direction, _torch_setup, bev_grid
+from rem_core.detect.model import (
+    STRIDE,
+    BevDetector,
+    _direction,
+    _torch_setup,
+    _train_in_bf16,
+    bev_grid,
+)
 from rem_core.schema import BOX_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -143,6 +152,81 @@ def _augment(
     return pts, out
 
 
+def _batches(
+    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    config: DetectorConfig,
+    rng: np.random.Generator,
+    total: int,
+    steps_per_epoch: int,
+) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """``total`` training batches ``(grids, targets)``: epochs of shuffled, augmented frames."""
+    step = 0
+    for _ in range(-(-total // steps_per_epoch)):
+        order = rng.permutation(len(samples))
+        for k in range(0, len(order), config.batch_size):
+            if step == total:
+                return
+            grids, targets = [], []
+            for idx in order[k : k + config.batch_size]:
+                pts, learn, ignore = samples[idx]
+                if config.augment:
+                    pts, (learn, ignore) = _augment(pts, [learn, ignore], rng)
+                grids.append(bev_grid(pts, config))
+                targets.append(_targets(learn, ignore, config))
+            yield (
+                torch.stack(grids),
+                {key: torch.from_numpy(np.stack([t[key] for t in targets])) for key in targets[0]},
+            )
+            step += 1
+
+
+_DONE = object()
+
+
+def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """``items``, produced by a background thread up to ``depth`` ahead.
+
+    Building a batch (voxelising four frames, their targets) is numpy and torch work that
+    releases the GIL, so it overlaps the previous step's backward pass: a step takes about
+    a tenth less on 2 cores. The order is that of ``items``; an error in the producer is
+    raised here; leaving the loop early stops the producer.
+    """
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer
+            put((_DONE, exc))
+
+    worker = threading.Thread(target=produce, name="rem-batches", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = out.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def train_detector(
     config: DetectorConfig,
     dataset: Dataset,
@@ -205,50 +289,40 @@ def train_detector(
 
     with torch.random.fork_rng(devices=[]):  # seed the weights without touching global state
         torch.manual_seed(config.seed + member)
-        model = BevDetector(config).to(device)
+        # Channels-last convolutions run about a fifth faster on CPU (oneDNN's native layout).
+        model = BevDetector(config).to(device, memory_format=torch.channels_last)
     data_rng = np.random.default_rng(config.data_seed)
     steps_per_epoch = int(np.ceil(len(samples) / config.batch_size))
     total = steps_per_epoch * config.epochs if steps is None else steps
-    epochs = -(-total // steps_per_epoch)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.learning_rate, total_steps=max(total, 1), pct_start=0.2
     )
+    bf16 = _train_in_bf16(config, device)
+    log.info("training in %s", "bf16 autocast" if bf16 else "fp32")
     model.train()
-    step = 0
     start = time.perf_counter()
-    for epoch in range(epochs):
-        order = data_rng.permutation(len(samples))
-        for k in range(0, len(order), config.batch_size):
-            if step == total:
-                break
-            grids, targets = [], []
-            for idx in order[k : k + config.batch_size]:
-                pts, learn, ignore = samples[idx]
-                if config.augment:
-                    pts, (learn, ignore) = _augment(pts, [learn, ignore], data_rng)
-                grids.append(bev_grid(pts, config))
-                targets.append(_targets(learn, ignore, config))
-            batch = {
-                key: torch.from_numpy(np.stack([t[key] for t in targets])).to(device)
-                for key in targets[0]
-            }
-            heads, _ = model(torch.stack(grids).to(device))
-            loss, parts = _loss(heads, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            if progress is not None:
-                progress(step, total)
-        log.debug(
-            "epoch %d: loss %.4f %s (%.0f s)",
-            epoch,
-            float(loss.detach()),
-            parts,
-            time.perf_counter() - start,
-        )
-    return model.eval().cpu()
+    batches = _batches(samples, config, data_rng, total, steps_per_epoch)
+    for step, (grid, batch) in enumerate(_prefetch(batches), start=1):
+        grid = grid.to(device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            heads, _ = model(grid)
+        loss, parts = _loss(heads.float(), {key: t.to(device) for key, t in batch.items()})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if progress is not None:
+            progress(step, total)
+        if step % steps_per_epoch == 0 or step == total:
+            log.debug(
+                "step %d of %d: loss %.4f %s (%.0f s)",
+                step,
+                total,
+                float(loss.detach()),
+                parts,
+                time.perf_counter() - start,
+            )
+    return model.eval().to("cpu", memory_format=torch.contiguous_format)
