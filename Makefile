@@ -54,7 +54,7 @@ bench: setup
 	$(PY) bench/density.py
 	$(PY) bench/app.py --no-cold
 
-# The active-learning experiment's whole table on the demo world: about 90 min of training
+# The active-learning experiment's whole table on the demo world: about an hour of training
 # (runs are cached one by one; a second run only reads them).
 bench-experiment: setup
 	$(PY) bench/experiment.py
