@@ -162,7 +162,10 @@ def _train_in_bf16(config: DetectorConfig, device: torch.device) -> bool:
     if config.precision != "auto":
         return config.precision == "bf16"
     if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        try:  # oneDNN's own check: AVX512-BF16 or AMX
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return False
