@@ -422,15 +422,16 @@ def results_table(runs: pd.DataFrame, config: RemConfig, dataset: Dataset) -> pd
         entry["seconds"] = g["seconds"].sum()
         out.append(entry)
     table = pd.DataFrame(out)
-    table["gap_closed"] = [_gap_closed(runs, name) for name in table["row"]]
+    large = runs.pivot_table(index="seed", columns="row", values="ap_large", aggfunc="mean")
+    table["gap_closed"] = [_gap_closed(large, name) for name in table["row"]]
     return table
 
 
-def _gap_closed(runs: pd.DataFrame, name: str) -> float:
+def _gap_closed(large: pd.DataFrame, name: str) -> float:
     """The share of the Large-AP gap between partial- and fully-supervised that ``name``
-    closes, on the seeds all three ran: a row with one seed is compared with the references
-    at that seed, not with their mean over seeds it never ran."""
-    large = runs.pivot_table(index="seed", columns="row", values="ap_large", aggfunc="mean")
+    closes, on the seeds all three ran (``large``: Large AP by seed and row): a row with one
+    seed is compared with the references at that seed, not with their mean over seeds it
+    never ran."""
     if not {"partial", "full", name} <= set(large.columns):
         return float("nan")
     shared = large[list(dict.fromkeys(["partial", "full", name]))].dropna()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import pickle
@@ -171,9 +172,7 @@ def _train_in_bf16(config: DetectorConfig, device: torch.device) -> bool:
     return False
 
 
-_ALLOCATOR_TUNED = False
-
-
+@functools.cache
 def _keep_freed_memory() -> None:
     """Let glibc's allocator reuse the freed activations of one step in the next.
 
@@ -185,10 +184,6 @@ def _keep_freed_memory() -> None:
     caching allocator such as jemalloc; this has the same effect without one. Process-wide,
     set once; a no-op off glibc.
     """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return
-    _ALLOCATOR_TUNED = True
     try:
         libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt

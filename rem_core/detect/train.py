@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -156,16 +157,12 @@ def _batches(
     samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     config: DetectorConfig,
     rng: np.random.Generator,
-    total: int,
-    steps_per_epoch: int,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """``total`` training batches ``(grids, targets)``: epochs of shuffled, augmented frames."""
-    step = 0
-    for _ in range(-(-total // steps_per_epoch)):
+    """Training batches ``(grids, targets)`` without end: epochs of shuffled, augmented
+    frames (an epoch's order is drawn when its first batch is asked for)."""
+    while True:
         order = rng.permutation(len(samples))
         for k in range(0, len(order), config.batch_size):
-            if step == total:
-                return
             grids, targets = [], []
             for idx in order[k : k + config.batch_size]:
                 pts, learn, ignore = samples[idx]
@@ -177,7 +174,6 @@ def _batches(
                 torch.stack(grids),
                 {key: torch.from_numpy(np.stack([t[key] for t in targets])) for key in targets[0]},
             )
-            step += 1
 
 
 _DONE = object()
@@ -285,6 +281,8 @@ def train_detector(
                     b.loc[~learn, BOX_COLUMNS].to_numpy(),
                 )
             )
+    if not samples:
+        raise ValueError(f"{dataset.root}: the training segments hold no frames")
     log.info("training on %d frames of %d segments", len(samples), len(segments))
 
     with torch.random.fork_rng(devices=[]):  # seed the weights without touching global state
@@ -304,7 +302,7 @@ def train_detector(
     log.info("training in %s", "bf16 autocast" if bf16 else "fp32")
     model.train()
     start = time.perf_counter()
-    batches = _batches(samples, config, data_rng, total, steps_per_epoch)
+    batches = itertools.islice(_batches(samples, config, data_rng), total)
     for step, (grid, batch) in enumerate(_prefetch(batches), start=1):
         grid = grid.to(device).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
