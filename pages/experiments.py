@@ -66,7 +66,7 @@ if not rows:
 
 # --- run -------------------------------------------------------------------------------------
 job = experiment_job(data, config)
-recipe = experiment_config(config).detector.epochs
+own_recipe = experiment_config(config) != config
 result = read_experiment(config, data.dataset)
 done = 0 if result is None else len(result.runs)
 wanted = len(rows) * int(seeds)
@@ -97,13 +97,18 @@ else:
         each = (
             f"about {_duration(result.runs['seconds'].mean())} each, as the cached ones took"
             if done
-            else "about 3 min each on the demo world on 2 cores"
+            else "about 3.5 min each on the demo world on 2 cores"
+        )
+        pipeline = (
+            f"its own detector recipe ({experiment_config(config).detector.epochs} epochs)"
+            if own_recipe
+            else "the app's pipeline"
         )
         st.markdown(
             f"{count(done, 'run')} of {wanted} are cached for these rows and seeds. The "
-            f"{count(left, 'run')} left take {each}. The experiment mines with its own "
-            f"detector recipe ({recipe} epochs); its ensemble, detections and density model "
-            "are computed first if they are missing (about 18 min on the demo world)."
+            f"{count(left, 'run')} left take {each}. The experiment mines with {pipeline}; "
+            "its ensemble, detections and density model are computed first if they are "
+            "missing (about 10 min on the demo world)."
         )
     if left and st.button(f"Run {count(left, 'missing run')}", key="exp_run", type="primary"):
         start_experiment(data, config)

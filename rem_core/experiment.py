@@ -144,9 +144,11 @@ def training_steps(config: RemConfig, dataset: Dataset) -> int:
     config = experiment_config(config)
     if config.experiment.steps is not None:
         return config.experiment.steps
+    from rem_core.detect.train import default_steps
+
     source = dataset.segments.loc[dataset.segments["split"] == "source", "segment_id"]
     frames = int(dataset.frames["segment_id"].isin(source).sum())
-    return -(-frames // config.detector.batch_size) * config.detector.epochs
+    return default_steps(config.detector, frames)
 
 
 def experiment_key(config: RemConfig, dataset: Dataset) -> str:

@@ -38,7 +38,7 @@ from rem_core.detect import (
     ensemble_scores,
     load_detector,
     save_detector,
-    train_detector,
+    train_detectors,
 )
 from rem_core.features import FeatureReducer
 from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
@@ -64,7 +64,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bumped when the detector's code changes what a trained model or its output would be.
-DETECTOR_VERSION = "bev-detector-3"
+DETECTOR_VERSION = "bev-detector-4"
 
 #: Bumped when the geometric descriptors or the geometry stage change.
 GEOMETRY_VERSION = "geometry-1"
@@ -116,25 +116,29 @@ def ensure_detectors(
 ) -> list[BevDetector]:
     """The ensemble of ``config.detector.ensemble_size`` detectors, trained if not cached.
 
-    Member 0 is the main model; members differ only by their initialisation seed.
+    Member 0 is the main model; members differ only by their initialisation seed. The
+    members not cached are trained together (``train_detectors``) and each is published as
+    its own cache entry.
     """
     folder = (root or cache_root()) / "detector" / detector_key(config, dataset)
-    models = []
-    for member in range(config.detector.ensemble_size):
-        path = folder / f"member-{member}"
-        if not (path / "model.json").is_file():
-            model = train_detector(
-                config.detector,
-                dataset,
-                member=member,
-                progress=_stage(
-                    progress, f"training detector {member + 1} of {config.detector.ensemble_size}"
-                ),
-            )
+    size = config.detector.ensemble_size
+    missing = [m for m in range(size) if not (folder / f"member-{m}" / "model.json").is_file()]
+    if missing:
+        # Together, on the same batches: building a batch is most of a step on a CPU, and
+        # the members share their data order (docs/detector.md).
+        stage = (
+            f"training the ensemble's {size} detectors"
+            if len(missing) == size
+            else f"training {len(missing)} of the ensemble's {size} detectors"
+        )
+        trained = train_detectors(
+            config.detector, dataset, missing, progress=_stage(progress, stage)
+        )
+        for member, model in zip(missing, trained, strict=True):
             meta = {"member": member, "dataset": str(dataset.root)}
+            path = folder / f"member-{member}"
             _publish(path, lambda tmp, model=model, meta=meta: save_detector(model, tmp, meta))
-        models.append(load_detector(path))
-    return models
+    return [load_detector(folder / f"member-{m}") for m in range(size)]
 
 
 def _mkdir(path: Path) -> Path:

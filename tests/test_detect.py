@@ -38,9 +38,10 @@ from rem_core.detect import (
     train_detector,
 )
 from rem_core.detect import train as detect_module
+from rem_core.detect.augment import move_frame
 from rem_core.detect.infer import _decode, _suppress
 from rem_core.detect.model import _train_in_bf16
-from rem_core.detect.train import _augment, _prefetch, _targets
+from rem_core.detect.train import _prefetch, _targets
 from rem_core.evaluate import evaluate_detections
 from rem_core.schema import BOX_COLUMNS, DETECTIONS
 
@@ -56,7 +57,18 @@ def small_config(**overrides: object) -> DetectorConfig:
     torch's default of two threads runs them an order of magnitude slower.
     """
     settings: dict[str, object] = dict(
-        range_m=25.6, cell_m=0.8, epochs=1, channels=(8, 16), feature_channels=16, num_threads=1
+        range_m=25.6,
+        cell_m=0.8,
+        epochs=1,
+        channels=(8, 16),
+        feature_channels=16,
+        num_threads=1,
+        loader="thread",  # the spies below must see the batches being built
+        # The plain CenterPoint recipe: tests/test_detect_longtail.py tests what the defaults
+        # add for long vehicles (pasting, their weight and dense targets).
+        paste_large=0,
+        long_weight=1.0,
+        dense_long_targets=False,
     )
     return DetectorConfig(**(settings | overrides))
 
@@ -205,10 +217,10 @@ def perfect_heads(
     confident heatmap at ``peaks`` (default: the cells the target heatmap marks 1)."""
     t = _targets(boxes, np.zeros((0, 7)), config)
     heat = t["heat"] == 1 if peaks is None else peaks
-    heads = np.empty((10, *t["heat"].shape), np.float32)
+    heads = np.empty((len(t["reg"]) + 1, *t["heat"].shape), np.float32)
     heads[0] = np.where(heat, 8.0, -8.0)
     heads[1:9] = t["reg"][:8]
-    heads[9] = np.where(t["reg"][8] > 0.5, 6.0, -6.0)
+    heads[9:] = np.where(t["reg"][8:] > 0.5, 6.0, -6.0)  # direction (and long-vehicle) logits
     return torch.from_numpy(heads)
 
 
@@ -460,7 +472,7 @@ def test_augment_keeps_the_points_inside_their_boxes(tiny_world: Dataset) -> Non
         for seed in range(6):
             rng = np.random.default_rng(seed)
             flips.add(rng.random() < 0.5)  # the first draw decides the flip
-            moved, (learn2, ignore2) = _augment(
+            moved, (learn2, ignore2) = move_frame(
                 points, [learn, ignore], np.random.default_rng(seed)
             )
             np.testing.assert_array_equal(points, original)  # the input is not modified
@@ -502,9 +514,9 @@ def test_augment_turns_boxes_with_their_points() -> None:
     points = points.astype(np.float32)
     flips = set()
     for seed in range(8):
-        flip = np.random.default_rng(seed).random() < 0.5  # _augment's first draw
+        flip = np.random.default_rng(seed).random() < 0.5  # move_frame's first draw
         flips.add(flip)
-        moved, (moved_boxes,) = _augment(points, [boxes], np.random.default_rng(seed))
+        moved, (moved_boxes,) = move_frame(points, [boxes], np.random.default_rng(seed))
         scale = moved_boxes[0, 3] / boxes[0, 3]
         assert 0.95 <= scale <= 1.05
         np.testing.assert_allclose(moved_boxes[:, 2:6], boxes[:, 2:6] * scale)
@@ -549,9 +561,9 @@ def record_loss(mp: pytest.MonkeyPatch, losses: list[float]) -> None:
 def record_frames(mp: pytest.MonkeyPatch, seen: list[tuple[int, float]]) -> None:
     grid_fn = detect_module.bev_grid
 
-    def spy(points, config):
+    def spy(points, config, window=None):
         seen.append((len(points), float(np.asarray(points, np.float64)[:, :3].sum())))
-        return grid_fn(points, config)
+        return grid_fn(points, config, window)
 
     mp.setattr(detect_module, "bev_grid", spy)
 
@@ -861,7 +873,7 @@ def test_tiny_preset_is_small() -> None:
         ("cell_m", 0.7),  # 2 * 76.8 / 0.7 is not a whole number of cells
         ("cell_m", 1.024),  # 150 cells: not a multiple of 4
         ("channels", (8,)),
-        ("channels", (8, 16, 32)),
+        ("channels", (8, 16, 32, 64)),
         ("channels", (2, 16)),
         ("feature_channels", 2),
         ("epochs", -1),

@@ -63,7 +63,7 @@ def test_second_run_comes_from_the_cache(run, tiny_world, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(pipeline, "train_detector", boom)
+    monkeypatch.setattr(pipeline, "train_detectors", boom)
     monkeypatch.setattr(pipeline, "detect", boom)
     again = pipeline.ensure_detections(RemConfig.tiny(), tiny_world, root=root)
     pd.testing.assert_frame_equal(again.detections, result.detections)
@@ -165,7 +165,7 @@ def test_geometry_features_run_rem_without_a_detector(tiny_world, tmp_path, monk
     def boom(*args, **kwargs):
         raise AssertionError("no detector in the geometry source")
 
-    monkeypatch.setattr(pipeline, "train_detector", boom)
+    monkeypatch.setattr(pipeline, "train_detectors", boom)
     monkeypatch.setattr(pipeline, "detect", boom)
     status = pipeline.pipeline_status(config, tiny_world, root=tmp_path)
     assert status["detectors"] and not status["detections"]

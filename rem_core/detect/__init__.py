@@ -31,7 +31,7 @@ from rem_core.detect.model import (
     load_detector,
     save_detector,
 )
-from rem_core.detect.train import train_detector
+from rem_core.detect.train import train_detector, train_detectors
 
 __all__ = [
     "N_HEAD",
@@ -49,4 +49,5 @@ __all__ = [
     "pool_roi_features",
     "save_detector",
     "train_detector",
+    "train_detectors",
 ]

@@ -27,67 +27,92 @@ N_HEAD = 10  # heatmap, offset x/y, z, log l/w/h, sin 2h, cos 2h, direction logi
 STRIDE = 2
 
 
-def bev_grid(points: np.ndarray, config: DetectorConfig) -> torch.Tensor:
-    """The detector's input: a BEV voxel grid of one frame.
+def bev_grid(
+    points: np.ndarray, config: DetectorConfig, window: tuple[int, int, int] | None = None
+) -> torch.Tensor:
+    """The detector's input: a BEV voxel grid of one frame, or a square window of it.
 
     Args:
         points: ``(N, >=4)`` float32 ``x, y, z, intensity`` in the vehicle frame.
         config: grid extent and cell size.
+        window: ``(i0, j0, n)``: only cells ``i0 <= i < i0 + n``, ``j0 <= j < j0 + n`` of
+            the whole grid (a training crop); equal to slicing the whole grid, at the cost
+            of the window's cells and points alone.
 
     Returns:
-        ``(N_INPUT, G, G)`` float32 tensor, ``G = config.grid_size``: log counts per height
-        slice (the first is the ground, below 0.15 m), log total count, max z / 4, mean z / 4,
-        mean and max intensity, the cell's distance from the sensor / range, and the mean
-        x and y offsets of the cell's above-ground points from the cell centre / cell size.
+        ``(N_INPUT, G, G)`` float32 tensor, ``G = config.grid_size`` (or ``n``): log counts
+        per height slice (the first is the ground, below 0.15 m), log total count, max z / 4,
+        mean z / 4, mean and max intensity, the cell's distance from the sensor / range, and
+        the mean x and y offsets of the cell's above-ground points from the cell centre /
+        cell size.
     """
-    # numpy's bincount on contiguous columns: about 2.5 times faster than indexing the
-    # (N, 4) array and scattering with torch, and the voxelising of a training batch
-    # competes with the network for the cores.
+    # numpy's bincount on contiguous columns, and no copy of the points: points outside the
+    # grid (or the window) go to one spare cell that is dropped at the end. Voxelising a
+    # training batch competes with the network for the cores.
     g, r, c = config.grid_size, config.range_m, config.cell_m
+    i0, j0, n = (0, 0, g) if window is None else window
     cols = np.asarray(points, dtype=np.float32)[:, :4].T.copy()  # rows x, y, z, intensity
-    u = (cols[0] + np.float32(r)) / np.float32(c)  # position in cells
-    v = (cols[1] + np.float32(r)) / np.float32(c)
+    u = (cols[0] + np.float32(r)) / np.float32(c) - np.float32(i0)  # position in the window
+    v = (cols[1] + np.float32(r)) / np.float32(c) - np.float32(j0)
     i, j = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    keep = (i.astype(np.uint64) < g) & (j.astype(np.uint64) < g)  # negatives wrap to huge
-    if not keep.all():
-        cols, u, v, i, j = cols[:, keep], u[keep], v[keep], i[keep], j[keep]
-    cell = i * g + j
-    zbin = np.searchsorted(Z_EDGES, cols[2], side="right")
-    n_slices, cells = len(Z_EDGES) + 1, g * g
+    cells = n * n
+    outside = (i.astype(np.uint64) >= n) | (j.astype(np.uint64) >= n)  # negatives wrap to huge
+    cell = np.where(outside, cells, i * n + j)
+    zbin = _z_slice(cols[2])
+    n_slices = len(Z_EDGES) + 1
     out = np.zeros((N_INPUT, cells), np.float32)
-    slices = np.bincount(cell * n_slices + zbin, minlength=cells * n_slices)
-    out[:n_slices] = np.log1p(slices.reshape(cells, n_slices).T.astype(np.float32))
-    count = np.bincount(cell, minlength=cells).astype(np.float32)
+    slices = np.bincount(cell * n_slices + zbin, minlength=(cells + 1) * n_slices)
+    slices = slices[: cells * n_slices].reshape(cells, n_slices)
+    out[:n_slices] = np.log1p(slices.T.astype(np.float32))
+    count = slices.sum(1).astype(np.float32)
     out[n_slices] = np.log1p(count)
     occupied, per_point = count > 0, 1 / np.maximum(count, 1)
     cell_t = torch.from_numpy(cell)
-    zmax = torch.full((cells,), -10.0).scatter_reduce(0, cell_t, torch.from_numpy(cols[2]), "amax")
-    out[n_slices + 1] = np.where(occupied, zmax.numpy() / 4, 0.0)
-    zsum = np.bincount(cell, weights=cols[2], minlength=cells)
+    zmax = torch.full((cells + 1,), -10.0).scatter_reduce(
+        0, cell_t, torch.from_numpy(cols[2]), "amax"
+    )
+    out[n_slices + 1] = np.where(occupied, zmax[:cells].numpy() / 4, 0.0)
+    zsum = np.bincount(cell, weights=cols[2], minlength=cells + 1)[:cells]
     out[n_slices + 2] = np.where(occupied, zsum * per_point / 4, 0.0)
-    out[n_slices + 3] = np.bincount(cell, weights=cols[3], minlength=cells) * per_point
-    imax = torch.zeros(cells).scatter_reduce(0, cell_t, torch.from_numpy(cols[3]), "amax")
-    out[n_slices + 4] = imax.numpy()
-    out[n_slices + 5] = _range_channel(config).numpy()
-    above = zbin > 0
-    n_above = np.maximum(np.bincount(cell[above], minlength=cells), 1)
+    isum = np.bincount(cell, weights=cols[3], minlength=cells + 1)[:cells]
+    out[n_slices + 3] = isum * per_point
+    imax = torch.zeros(cells + 1).scatter_reduce(0, cell_t, torch.from_numpy(cols[3]), "amax")
+    out[n_slices + 4] = imax[:cells].numpy()
+    out[n_slices + 5] = _range_channel(config)[i0 : i0 + n, j0 : j0 + n].reshape(-1).numpy()
+    above = np.flatnonzero(zbin > 0)
+    n_above = np.maximum(count - slices[:, 0], 1)
+    above_cell = cell[above]
     for k, (position, index) in enumerate(((u, i), (v, j))):
-        offset = (position - index - 0.5)[above]
-        out[n_slices + 6 + k] = np.bincount(cell[above], weights=offset, minlength=cells) / n_above
+        offset = position[above] - index[above] - 0.5
+        total = np.bincount(above_cell, weights=offset, minlength=cells + 1)[:cells]
+        out[n_slices + 6 + k] = total / n_above
     out = torch.from_numpy(out)
-    return out.view(N_INPUT, g, g)
+    return out.view(N_INPUT, n, n)
+
+
+# Every edge of Z_EDGES is a multiple of 5 cm, so the slice of a height is a lookup of
+# floor(20 z): exact in float32 at the edges too (closed below), and three times faster than
+# a binary search over the edges.
+_Z_STEPS = 80
+_Z_LOOKUP = np.searchsorted(np.round(Z_EDGES * 20), np.arange(_Z_STEPS + 1), side="right")
+
+
+def _z_slice(z: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 height slice of float32 heights: ``searchsorted(Z_EDGES, z, "right")``."""
+    q = np.floor(z * np.float32(20)).astype(np.int64)
+    return _Z_LOOKUP[np.clip(q, 0, _Z_STEPS)]
 
 
 _RANGE_CACHE: dict[tuple[float, float], torch.Tensor] = {}
 
 
 def _range_channel(config: DetectorConfig) -> torch.Tensor:
+    """``(G, G)`` distance of each cell centre from the sensor / ``range_m``."""
     key = (config.range_m, config.cell_m)
     if key not in _RANGE_CACHE:
-        g = config.grid_size
-        centres = (np.arange(g) + 0.5) * config.cell_m - config.range_m
+        centres = (np.arange(config.grid_size) + 0.5) * config.cell_m - config.range_m
         dist = np.hypot(centres[:, None], centres[None, :]) / config.range_m
-        _RANGE_CACHE[key] = torch.from_numpy(dist.astype(np.float32).reshape(-1))
+        _RANGE_CACHE[key] = torch.from_numpy(dist.astype(np.float32))
     return _RANGE_CACHE[key]
 
 
@@ -214,6 +239,8 @@ def load_detector(folder: str | Path) -> BevDetector:
         info = json.loads((folder / "model.json").read_text())
         raw = dict(info["config"])
         raw["channels"] = tuple(raw["channels"])
+        if "paste_stretch" in raw:
+            raw["paste_stretch"] = tuple(raw["paste_stretch"])
         config = DetectorConfig(**raw)
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{folder}: not a saved detector ({exc})") from None
