@@ -62,12 +62,25 @@ def split_ids(ds: Dataset, split: str) -> list[str]:
     return seg.loc[seg["split"] == split, "segment_id"].tolist()
 
 
-def distinct_large(ds: Dataset, segments: list[str], min_points: int) -> int:
-    """Distinct vehicles at least 7 m long with ``min_points`` points in some frame."""
+def large_tracks(ds: Dataset, segments: list[str], min_points: int) -> pd.DataFrame:
+    """Boxes of vehicles at least 7 m long with ``min_points`` points."""
     b = ds.boxes
     b = b[(b["class"] == "vehicle") & b["segment_id"].isin(segments)]
-    b = b[(b["length"] >= LARGE_MIN_M) & (b["num_points"] >= min_points)]
-    return int(b.groupby(["segment_id", "track_id"]).ngroups)
+    return b[(b["length"] >= LARGE_MIN_M) & (b["num_points"] >= min_points)]
+
+
+def distinct_large(ds: Dataset, segments: list[str], min_points: int) -> int:
+    """Distinct vehicles at least 7 m long with ``min_points`` points in some frame."""
+    return int(large_tracks(ds, segments, min_points).groupby(["segment_id", "track_id"]).ngroups)
+
+
+def distinct_large_by_subtype(ds: Dataset, segments: list[str], min_points: int) -> dict:
+    """``distinct_large`` per subtype."""
+    b = large_tracks(ds, segments, min_points)
+    if "subtype" not in b:
+        return {}
+    tracks = b.drop_duplicates(["segment_id", "track_id"])
+    return {str(k): int(v) for k, v in tracks["subtype"].value_counts().sort_index().items()}
 
 
 def evaluate(model: BevDetector, ds: Dataset, segments: list[str]) -> dict:
@@ -244,6 +257,12 @@ def main() -> None:
         ),
         "detector_changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},
         "distinct_large_in_pool": distinct_large(ds, pool, config.detector.min_train_points),
+        "distinct_large_by_subtype_source": distinct_large_by_subtype(
+            ds, source, config.detector.min_train_points
+        ),
+        "distinct_large_by_subtype_pool": distinct_large_by_subtype(
+            ds, pool, config.detector.min_train_points
+        ),
         "n_gt_regular": partial[0]["val"]["n_gt_regular"],
         "n_gt_large": partial[0]["val"]["n_gt_large"],
         "train_s": mean_std([r["train_s"] for r in partial])[0],
@@ -269,6 +288,7 @@ def main() -> None:
         result["length_ratio_large_median_full"] = mean_std(
             [r["val"]["large"]["length_ratio"] for r in full]
         )[0]
+        result["length_ratio_by_subtype_full"] = subtype_lengths(full)
         result["train_s_full"] = mean_std([r["train_s"] for r in full])[0]
     result["diagnosis"] = {
         "validation": pd.DataFrame(large_val).drop(columns="by_subtype").to_dict("list"),

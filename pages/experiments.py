@@ -97,7 +97,7 @@ else:
         each = (
             f"about {_duration(result.runs['seconds'].mean())} each, as the cached ones took"
             if done
-            else "about 3.5 min each on the demo world on 2 cores"
+            else "about 3 min each on the demo world on 2 cores"
         )
         pipeline = (
             f"its own detector recipe ({experiment_config(config).detector.epochs} epochs)"

@@ -22,3 +22,14 @@ def tiny_config() -> WorldConfig:
 def tiny_world(tmp_path_factory: pytest.TempPathFactory, tiny_config: WorldConfig) -> Dataset:
     """The tiny world written as a data set folder (read-only for tests)."""
     return write_world(tiny_config, tmp_path_factory.mktemp("world") / "tiny")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_torch_threads():
+    """A detector's ``num_threads`` (and training, which leaves a core to its batch worker
+    while it runs) sets torch's process-wide thread count; give it back after each module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -73,14 +73,6 @@ def small_config(**overrides: object) -> DetectorConfig:
     return DetectorConfig(**(settings | overrides))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _restore_torch_threads():
-    """``num_threads`` sets torch's process-wide thread count; give it back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def cell_centre(i: float, j: float, config: DetectorConfig, cell: float | None = None):
     """Centre of input-grid cell ``(i, j)`` (or of a grid with ``cell`` metres cells)."""
     c = config.cell_m if cell is None else cell

@@ -51,13 +51,6 @@ def small_config(**overrides: object) -> DetectorConfig:
     return DetectorConfig(**(settings | overrides))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def solid_box_points(box: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``(n, 4)`` float32 points spread through a box (x, y, z, intensity)."""
     local = rng.uniform(-0.48, 0.48, (n, 3)) * box[3:6]

@@ -216,31 +216,32 @@ def test_rem_experiment_writes_the_table(tiny_world, root, tmp_path, monkeypatch
     assert "unknown row 'nope'" in capsys.readouterr().err
 
 
-def test_the_demo_experiment_trains_its_own_longer_recipe():
+def test_the_demo_experiment_mines_with_the_app_pipeline_and_retrains_longer():
     from rem_core.experiment import experiment_config, training_steps
 
-    class World:  # 6 source segments of 20 frames, as the demo world
+    class World:  # 6 source segments of 20 frames
         segments = pd.DataFrame(
             {"segment_id": list("abcdefg"), "split": ["source"] * 6 + ["unlabelled"]}
         )
         frames = pd.DataFrame({"segment_id": np.repeat(list("abcdefg"), 20)})
 
     demo = RemConfig.preset("demo")
-    assert experiment_config(demo).detector.epochs == 32 != demo.detector.epochs
-    assert experiment_config(demo).detector.seed == demo.detector.seed
-    # The app's detector trains in fp32; the experiment's in bf16 where the CPU has it.
+    # The demo experiment mines from the app's own pipeline (same detector, fp32) ...
+    assert experiment_config(demo) is demo
     assert demo.detector.precision == "fp32"
-    assert experiment_config(demo).detector.precision == "auto"
-    assert training_steps(demo, World) == 30 * 32
-    same = dataclasses.replace(
+    # ... and retrains every row for a fixed 4,800 steps, longer than the app's recipe.
+    assert training_steps(demo, World) == 4800 > 30 * demo.detector.epochs
+    # A recipe of its own: epochs and precision replace the pipeline's, the seed stays.
+    own = dataclasses.replace(
         demo,
-        experiment=dataclasses.replace(
-            demo.experiment, detector_epochs=None, detector_precision=None
-        ),
+        experiment=ExperimentConfig(detector_epochs=32, detector_precision="auto"),
     )
-    assert experiment_config(same) is same
-    assert training_steps(same, World) == 30 * demo.detector.epochs
-    fixed = dataclasses.replace(demo, experiment=dataclasses.replace(demo.experiment, steps=5))
+    recipe = experiment_config(own)
+    assert recipe.detector.epochs == 32 != demo.detector.epochs
+    assert recipe.detector.seed == demo.detector.seed
+    assert recipe.detector.precision == "auto"
+    assert training_steps(own, World) == 30 * 32
+    fixed = dataclasses.replace(own, experiment=dataclasses.replace(own.experiment, steps=5))
     assert training_steps(fixed, World) == 5
     with pytest.raises(ValueError, match="experiment.detector_epochs"):
         ExperimentConfig(detector_epochs=0)
