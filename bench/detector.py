@@ -26,7 +26,9 @@ Prints a summary, then (last line) JSON with ``ap_regular, ap_large, ap_large_st
 ap_regular_full, ap_large_full, ap_large_full_std, ap_large_bev, length_ratio_large_median,
 length_ratio_by_subtype, heading_err_large_deg_median, fragments_per_large_box,
 distinct_large_in_source, train_s, infer_frames_per_s`` (means over seeds; ``*_std`` the
-standard deviation), the per-seed figures and the diagnoses.
+standard deviation), the per-seed figures and the diagnoses; ``length_ratio_by_subtype_full``
+(the full model's) and ``distinct_large_by_subtype_source`` / ``_pool`` tell a subtype the
+model cannot box from one the source pool lacks.
 
 Usage: ``python bench/detector.py [--preset demo] [--seeds 3] [--no-full] [--curve STEPS]
 [--set NAME=VALUE ...] [--steps N] [--train-extra N]``
