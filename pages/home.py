@@ -152,7 +152,7 @@ else:
         job = start_pipeline(data, config)
     if job is not None and job.running:
 
-        @st.fragment(run_every=1.0)
+        @st.fragment(run_every=5.0)
         def progress_view() -> None:
             if not job.running:
                 st.rerun(scope="app")
