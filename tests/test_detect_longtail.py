@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_detect import small_config as plain_small_config
 
 from rem_core.boxes import bev_overlap, count_points_in_boxes, wrap_angle
 from rem_core.config import DetectorConfig
@@ -35,20 +36,9 @@ from rem_core.schema import BOX_COLUMNS
 
 
 def small_config(**overrides: object) -> DetectorConfig:
-    """A tiny detector on a 64-cell grid of 0.8 m cells (as tests/test_detect.py), with the
-    plain recipe: each test turns on what it tests."""
-    settings: dict[str, object] = dict(
-        range_m=25.6,
-        cell_m=0.8,
-        epochs=1,
-        channels=(8, 16),
-        feature_channels=16,
-        num_threads=1,
-        paste_large=0,
-        long_weight=1.0,
-        dense_long_targets=False,
-    )
-    return DetectorConfig(**(settings | overrides))
+    """The plain recipe on a 64-cell grid of tests/test_detect.py, with the default batch
+    loader (a worker process): each test turns on what it tests."""
+    return plain_small_config(**({"loader": DetectorConfig.loader} | overrides))
 
 
 def solid_box_points(box: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
