@@ -1,9 +1,11 @@
 """What the analysis pages share: the pipeline's settings, its background run, cached results.
 
 Not a page. The pipeline (detector ensemble, detections and features, tracks and
-auto-labels, PCA and density, scores) runs in a background thread of the server, one per
-data set and settings, so that a user can browse while it works and every page becomes
-usable as soon as its inputs are cached. :func:`pipeline_job` reports how far it got.
+auto-labels, PCA and density, scores) runs as a job in a process of its own
+(``rem_core.jobs``), one per data set and settings however many sessions ask for it, so that
+the server stays free to answer, a user can browse or close the tab while it works, it
+survives a restart of the server, and every page becomes usable as soon as its inputs are
+cached. :func:`pipeline_job` reports how far it got.
 
 Pages read results through :func:`require_detections`, :func:`require_rareness` and
 :func:`require_pool`: each returns the cached result, or explains what is missing (with a
@@ -14,16 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import streamlit as st
 
 from pages._shared import OpenData, selected_data
-from rem_core.config import RemConfig
+from rem_core.config import RemConfig, WorldConfig
 from rem_core.density import ESTIMATORS
+from rem_core.jobs import JobStatus, job_key, read_job, start_job
 from rem_core.mining import MiningPool
 from rem_core.pipeline import (
     DetectionRun,
@@ -33,7 +33,6 @@ from rem_core.pipeline import (
     load_detections,
     load_rareness,
     pipeline_status,
-    run_pipeline,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def init_pipeline_state() -> None:
     st.session_state.setdefault("app_estimator", "ffjord")
 
 
-def app_config(data: OpenData, estimator: str | None = None) -> RemConfig:
+def app_config(data: OpenData | None, estimator: str | None = None) -> RemConfig:
     """The settings the app runs the pipeline with on ``data``.
 
     A built-in world uses its preset's settings; a data set folder uses the demo preset's
@@ -71,7 +70,8 @@ def app_config(data: OpenData, estimator: str | None = None) -> RemConfig:
     train a detector on (imported labels), geometric descriptors as features
     (``features.source = "geometry"``), and when it holds a detector's detections with their
     features, those (``"imported"``; see ``rem_core.pipeline.features_for``). ``estimator``
-    (default: the sidebar's choice) picks the density model.
+    (default: the sidebar's choice) picks the density model. ``data`` may be ``None`` for a
+    built-in world not built yet.
     """
     init_pipeline_state()
     choice = selected_data()
@@ -81,109 +81,53 @@ def app_config(data: OpenData, estimator: str | None = None) -> RemConfig:
     config = dataclasses.replace(
         config, rareness=dataclasses.replace(config.rareness, estimator=name)
     )
-    if choice.source == "folder":
+    if choice.source == "folder" and data is not None:
         config = features_for(config, data.dataset)
     return config
 
 
-@dataclass
-class PipelineJob:
-    """A pipeline run in a background thread, and how far it got.
+def _root(data: OpenData | Path) -> Path:
+    return Path(data.dataset.root) if isinstance(data, OpenData) else Path(data)
 
-    Attributes:
-        label: what runs, for messages.
-        stages: ``stage -> (done, total)`` as reported, in the order they started.
-        started: ``time.monotonic()`` at the start.
-        finished: when it ended (``None`` while running).
-        error: why it failed, if it did.
+
+def pipeline_job(data: OpenData | Path, config: RemConfig) -> JobStatus | None:
+    """The pipeline job for the data set ``data`` (opened, or its folder: a world not built
+    yet) and ``config``, running or ended, if any (``rem_core.jobs.read_job``)."""
+    return read_job(job_key("pipeline", config, _root(data)))
+
+
+def start_pipeline(
+    data: OpenData | Path, config: RemConfig, world: WorldConfig | None = None
+) -> JobStatus:
+    """Start the pipeline in a process of its own unless it runs already; its status.
+
+    With ``world``, the job builds that world first (``data`` is then its folder).
     """
-
-    label: str
-    stages: dict[str, tuple[int, int]] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    error: str | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.finished is None
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the start (to the end, once ended)."""
-        return (self.finished or time.monotonic()) - self.started
-
-    def report(self, stage: str, done: int, total: int) -> None:
-        self.stages[stage] = (done, total)
+    root = _root(data)
+    label = f"{data.label if isinstance(data, OpenData) else root.name}, "
+    label += config.rareness.estimator
+    key = job_key("pipeline", config, root)
+    if world is not None:
+        return start_job(key, "pipeline", config, world=world, label=label)
+    return start_job(key, "pipeline", config, data=root, label=label)
 
 
-@st.cache_resource(show_spinner=False)
-def _jobs() -> dict[str, PipelineJob]:
-    # one registry per server process: every session sees the same background runs
-    return {}
+def experiment_job(data: OpenData, config: RemConfig) -> JobStatus | None:
+    """The experiment job for ``data`` and ``config``, running or ended, if any."""
+    return read_job(job_key("experiment", config, _root(data)))
 
 
-@st.cache_resource(show_spinner=False)
-def _jobs_lock() -> threading.Lock:
-    return threading.Lock()
-
-
-def _job_key(data: OpenData, config: RemConfig) -> str:
-    from rem_core.config import config_hash
-
-    return config_hash(config, data.key)
-
-
-def pipeline_job(data: OpenData, config: RemConfig) -> PipelineJob | None:
-    """The background run for ``data`` and ``config``, running or ended, if any."""
-    return _jobs().get(_job_key(data, config))
-
-
-def start_pipeline(data: OpenData, config: RemConfig) -> PipelineJob:
-    """Start the pipeline in the background unless it already runs; return its job."""
-    label = f"{data.label}, {config.rareness.estimator}"
-    return _start(_job_key(data, config), label, lambda job: run_pipeline(
-        config, data.dataset, progress=job.report
-    ))  # fmt: skip
-
-
-def experiment_job(data: OpenData, config: RemConfig) -> PipelineJob | None:
-    """The background experiment for ``data`` and ``config``, running or ended, if any."""
-    return _jobs().get("experiment-" + _job_key(data, config))
-
-
-def start_experiment(data: OpenData, config: RemConfig) -> PipelineJob:
+def start_experiment(data: OpenData, config: RemConfig) -> JobStatus:
     """Start the active-learning experiment (``rem_core.experiment.run_experiment``; it runs
-    the pipeline's missing stages first) in the background unless it already runs."""
-    from rem_core.experiment import run_experiment
-
-    label = f"experiment on {data.label}"
-    return _start(
-        "experiment-" + _job_key(data, config),
-        label,
-        lambda job: run_experiment(config, data.dataset, progress=job.report),
+    the pipeline's missing stages first) in a process of its own unless it runs already."""
+    root = _root(data)
+    return start_job(
+        job_key("experiment", config, root),
+        "experiment",
+        config,
+        data=root,
+        label=f"experiment on {data.label}",
     )
-
-
-def _start(key: str, label: str, work: Callable[[PipelineJob], object]) -> PipelineJob:
-    with _jobs_lock():
-        job = _jobs().get(key)
-        if job is not None and job.running:
-            return job
-        job = PipelineJob(label=label)
-        _jobs()[key] = job
-
-    def run() -> None:
-        try:
-            work(job)
-        except Exception as exc:  # noqa: BLE001 - reported on the page, never lost
-            log.exception("%s failed", label)
-            job.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            job.finished = time.monotonic()
-
-    threading.Thread(target=run, name=f"rem-{key[:20]}", daemon=True).start()
-    return job
 
 
 def status(data: OpenData, config: RemConfig) -> dict:
@@ -210,8 +154,8 @@ def _missing(what: str, data: OpenData, config: RemConfig) -> None:
     job = pipeline_job(data, config)
     if job is not None and job.running:
         st.info(
-            f"{what} are being computed on Home ({job.label}); this page fills in when they "
-            "are ready.",
+            f"{what} are being computed ({job.label}; progress on Home); this page fills in "
+            "when they are ready.",
             icon=":material/hourglass_top:",
         )
     else:

@@ -72,26 +72,29 @@ done = 0 if result is None else len(result.runs)
 wanted = len(rows) * int(seeds)
 if job is not None and job.running:
 
-    @st.fragment(run_every=2.0)
+    @st.fragment(run_every=5.0)
     def progress_view() -> None:
-        if not job.running:
+        job = experiment_job(data, config)  # read afresh: the job runs in its own process
+        if job is None or not job.running:
             st.rerun(scope="app")
         minutes, seconds = divmod(int(job.elapsed), 60)
         st.markdown(
-            f":material/hourglass_top: Running the {job.label}, {minutes} min {seconds:02d} s "
-            "so far; the table fills in as runs finish."
+            f":material/hourglass_top: Running the {job.label} in a process of its own, "
+            f"{minutes} min {seconds:02d} s so far; the table fills in as runs finish."
         )
-        stages = dict(job.stages)  # a copy: the worker thread adds stages
+        stages = job.stages
         for stage in [s for s in stages if s == "experiment runs"] + [
             s for s in stages if s != "experiment runs"
         ][-1:]:
-            d, t = stages[stage]
+            d, t = stages[stage].done, stages[stage].total
             st.progress(min(d / t if t else 1.0, 1.0), text=f"{stage}: {d} / {t}")
 
     progress_view()
 else:
-    if job is not None and job.error:
-        st.error(f"The experiment failed: {job.error}", icon=":material/error:")
+    if job is not None and job.state in ("failed", "stopped"):
+        st.error(
+            f"The experiment {job.state}: {job.error} (log: `{job.log}`)", icon=":material/error:"
+        )
     left = wanted - done
     if left:
         each = (

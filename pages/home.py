@@ -9,13 +9,22 @@ import streamlit as st
 from pages._pipeline import (
     ANALYSIS_PAGES,
     ESTIMATOR_LABELS,
-    PipelineJob,
     app_config,
     pipeline_job,
     start_pipeline,
     status,
 )
-from pages._shared import build_world, default_preset, open_data, run_in_app, selected_data
+from pages._shared import (
+    DataChoice,
+    OpenData,
+    build_world,
+    default_preset,
+    open_data,
+    run_in_app,
+    selected_data,
+)
+from rem_core.config import RemConfig
+from rem_core.jobs import JobStatus, stop_job
 
 run_in_app()
 
@@ -37,14 +46,66 @@ st.caption(
 choice = selected_data()
 if message := st.session_state.pop("built_message", None):
     st.success(message, icon=":material/check_circle:")
+
+
+def first_start() -> bool:
+    """Whether this session has not yet started the pipeline on the default world: the first
+    visit of Home then starts it (the world too), once per session."""
+    return (
+        choice.source == "world"
+        and choice.preset == default_preset()
+        and not st.session_state.get("home_pipeline_started")
+    )
+
+
+def show_job(job: JobStatus) -> None:
+    """A running job's time so far and its stages, with a button that stops it."""
+    minutes, seconds = divmod(int(job.elapsed), 60)
+    st.markdown(
+        f":material/hourglass_top: Running the pipeline ({job.label}) in a process of its "
+        f"own, {minutes} min {seconds:02d} s so far. Other pages fill in as their inputs "
+        "are ready; you can browse meanwhile, close this tab or restart the app."
+    )
+    for stage, entry in job.stages.items():
+        fraction = entry.done / entry.total if entry.total else 1.0
+        text = f"{stage}: {entry.done:,} / {entry.total:,}"
+        if entry.seconds is not None:
+            text += f" ({entry.seconds:.0f} s)"
+        st.progress(min(fraction, 1.0), text=text)
+    if st.button("Stop the pipeline", key="home_stop", icon=":material/stop_circle:"):
+        stop_job(job.key)
+        st.rerun(scope="app")
+
+
+def show_ended(job: JobStatus | None) -> None:
+    if job is not None and job.state in ("failed", "stopped"):
+        verb = "failed" if job.state == "failed" else "stopped"
+        st.error(f"The pipeline {verb}: {job.error} (log: `{job.log}`)", icon=":material/error:")
+
+
 if choice.source == "world" and not choice.exists:
-    first_start = choice.preset == default_preset() and not st.session_state.get("home_built")
-    if first_start:
-        # first start on the default world: build it now, with progress, once per session
-        st.session_state["home_built"] = True
-        if build_world(choice.preset):
-            st.rerun()
+    world_config = app_config(None)
+    job = pipeline_job(choice.path, world_config)
+    if job is None and first_start():
+        # first start on the default world: build it and run the pipeline in a job
+        st.session_state["home_pipeline_started"] = True
+        job = start_pipeline(choice.path, world_config, world=world_config.world)
+    if job is not None and job.running:
+        st.info(
+            f"Building the **{choice.preset}** world, then running the pipeline on it.",
+            icon=":material/hourglass_top:",
+        )
+
+        @st.fragment(run_every=2.0)
+        def world_progress(choice: DataChoice, config: RemConfig) -> None:
+            job = pipeline_job(choice.path, config)
+            if choice.exists or job is None or not job.running:
+                st.rerun(scope="app")
+            show_job(job)
+
+        world_progress(choice, world_config)
         st.stop()
+    show_ended(job)
     st.info(f"The **{choice.preset}** world is not built yet.", icon=":material/info:")
     if choice.preset == "full":
         st.warning(
@@ -102,72 +163,61 @@ st.page_link("pages/scene_explorer.py", label="Explore the scenes", icon=":mater
 st.subheader("Pipeline")
 config = app_config(data)
 estimator = ESTIMATOR_LABELS[config.rareness.estimator]
-state = status(data, config)
-job = pipeline_job(data, config)
+needs = {
+    "geometry": "geometric descriptors of every box (this data set has no point cloud "
+    "to train a detector on: its own detections, or else its ground-truth boxes, stand in)",
+    "imported": "the features your detector gave its detections (stored with `rem import "
+    "detections --features`)",
+}.get(
+    config.features.source,
+    f"the detector ensemble ({config.detector.ensemble_size} detectors trained on "
+    "the source pool), its detections and features on every segment",
+)
 
 
-def show_stages(job: PipelineJob) -> None:
-    # a copy: the pipeline thread adds stages while this runs
-    for stage, (done, total) in dict(job.stages).items():
-        fraction = done / total if total else 1.0
-        st.progress(min(fraction, 1.0), text=f"{stage}: {done} / {total}")
+def checklist(state: dict) -> str:
+    """What is cached, as the cache holds it now (a stage counts once it is published)."""
+    return ", ".join(
+        f"{name} {':material/check:' if state[name] else ':material/close:'}"
+        for name in ("detectors", "detections", "rareness")
+    )
 
 
-if state["rareness"]:
-    st.success(
-        f"Detections, tracks, auto-labels and rareness scores ({estimator}) are ready.",
-        icon=":material/check_circle:",
-    )
-    cols = st.columns(len(ANALYSIS_PAGES))
-    for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
-        col.page_link(path, label=label, icon=icon)
-else:
-    needs = {
-        "geometry": "geometric descriptors of every box (this data set has no point cloud "
-        "to train a detector on: its own detections, or else its ground-truth boxes, stand in)",
-        "imported": "the features your detector gave its detections (stored with `rem import "
-        "detections --features`)",
-    }.get(
-        config.features.source,
-        f"the detector ensemble ({config.detector.ensemble_size} detectors trained on "
-        "the source pool), its detections and features on every segment",
-    )
-    st.markdown(
-        f"The analyses need {needs}, tracks and auto-labels, and a density model "
-        f"({estimator}) of the features. Done so far: "
-        + ", ".join(
-            f"{name} {':material/check:' if state[name] else ':material/close:'}"
-            for name in ("detectors", "detections", "rareness")
-        )
-        + "."
-    )
-    first_start = (
-        choice.source == "world"
-        and choice.preset == default_preset()
-        and not st.session_state.get("home_pipeline_started")
-    )
-    if job is None and first_start:
-        # first start on the default world: compute in the background, once per session
+def pipeline_view(data: OpenData, config: RemConfig, live: bool) -> None:
+    """The pipeline's state, read afresh from the cache and the job's status file on every
+    run: every 5 s while a job runs (``live``; two small file reads, the server stays idle),
+    and once more when it ends."""
+    state = status(data, config)
+    job = pipeline_job(data, config)
+    if job is None and first_start():
+        # first start on the default world: compute in a job, once per session
         st.session_state["home_pipeline_started"] = True
         job = start_pipeline(data, config)
-    if job is not None and job.running:
+    running = job is not None and job.running
+    if live and not running:
+        st.rerun(scope="app")  # it ended: show the result, stop refreshing
+    if state["rareness"]:
+        st.success(
+            f"Detections, tracks, auto-labels and rareness scores ({estimator}) are ready.",
+            icon=":material/check_circle:",
+        )
+        cols = st.columns(len(ANALYSIS_PAGES))
+        for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
+            col.page_link(path, label=label, icon=icon)
+        return
+    st.markdown(
+        f"The analyses need {needs}, tracks and auto-labels, and a density model "
+        f"({estimator}) of the features. Done so far: {checklist(state)}."
+    )
+    if running:
+        show_job(job)
+        return
+    show_ended(job)
+    if st.button("Run the pipeline", key="home_pipeline", type="primary"):
+        start_pipeline(data, config)
+        st.rerun(scope="app")
 
-        @st.fragment(run_every=5.0)
-        def progress_view() -> None:
-            if not job.running:
-                st.rerun(scope="app")
-            minutes, seconds = divmod(int(job.elapsed), 60)
-            st.markdown(
-                f":material/hourglass_top: Running the pipeline ({job.label}), "
-                f"{minutes} min {seconds:02d} s so far. Other pages fill in as their inputs "
-                "are ready; you can browse meanwhile."
-            )
-            show_stages(job)
 
-        progress_view()
-    else:
-        if job is not None and job.error:
-            st.error(f"The pipeline failed: {job.error}", icon=":material/error:")
-        if st.button("Run the pipeline", key="home_pipeline", type="primary"):
-            start_pipeline(data, config)
-            st.rerun()
+job = pipeline_job(data, config)
+live = (job is not None and job.running) or (job is None and first_start())
+st.fragment(pipeline_view, run_every=5.0 if live else None)(data, config, live)

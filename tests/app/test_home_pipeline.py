@@ -1,7 +1,10 @@
-"""Home runs the pipeline in the background with progress; pages fill in when it is done."""
+"""Home runs the pipeline as a job in a process of its own, with progress; pages fill in when
+it is done. (The job surviving a restart of a real server, and two browser tabs sharing one
+job, are tested in ``test_server_jobs.py``.)"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from rem_core.artifacts import ensure_world
 from rem_core.config import RemConfig
+from rem_core.dataset import Dataset
+from rem_core.jobs import job_key, read_job
 from rem_core.pipeline import pipeline_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,14 +41,17 @@ def test_first_start_runs_the_pipeline_in_the_background(
     page.run()
     page = page.switch_page("pages/mining.py").run()
     assert not page.exception
-    assert "being computed on Home" in page.info[0].value or "Run the pipeline" in (
-        page.info[0].value
-    )
+    assert "being computed" in page.info[0].value or "Run the pipeline" in (page.info[0].value)
     deadline = time.monotonic() + 300
     while not pipeline_status(RemConfig.tiny(), world, root=tmp_path)["rareness"]:
         assert time.monotonic() < deadline, "the tiny pipeline did not finish in 5 minutes"
         time.sleep(1)
-    time.sleep(1)  # let the job record its end
+    job = pipeline_job(tmp_path, world)
+    while job.running:
+        assert time.monotonic() < deadline, "the job did not record its end"
+        time.sleep(0.2)
+        job = pipeline_job(tmp_path, world)
+    assert job.state == "done" and job.pid != os.getpid()
     at.run()
     assert not at.exception
     assert "are ready" in at.success[0].value
@@ -60,3 +68,53 @@ def test_the_pipeline_runs_only_behind_the_button_after_the_first_start(
     assert not at.exception
     assert at.button(key="home_pipeline").label == "Run the pipeline"
     assert not (tmp_path / "detector").exists()
+
+
+def pipeline_job(root: Path, world: Dataset):
+    """The status of the app's pipeline job for the tiny world in cache ``root``."""
+    return read_job(job_key("pipeline", RemConfig.tiny(), world.root), root)
+
+
+def test_two_sessions_on_a_cold_cache_start_one_job_that_builds_the_world(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
+    first = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    second = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    for at in (first, second):
+        assert not at.exception
+        assert "Building the **tiny** world" in at.info[0].value
+    (folder,) = (tmp_path / "jobs").iterdir()  # one job for both sessions
+    pid = int((folder / "pid").read_text())
+    deadline = time.monotonic() + 300
+    while (status := read_job(folder.name, tmp_path)).running:
+        assert time.monotonic() < deadline, "the tiny job did not finish in 5 minutes"
+        time.sleep(0.5)
+    assert status.state == "done", status.error
+    assert int((folder / "pid").read_text()) == pid
+    assert list(status.stages)[0] == "building the world"
+    for at in (first, second):
+        at.run()
+        assert not at.exception
+        assert "are ready" in at.success[-1].value
+    assert len(list((tmp_path / "jobs").iterdir())) == 1
+
+
+def test_home_says_why_the_pipeline_failed_and_offers_to_run_it_again(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from rem_core.jobs import job_folder
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
+    world = ensure_world(RemConfig.tiny().world, root=tmp_path)
+    folder = job_folder(job_key("pipeline", RemConfig.tiny(), world.root), tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(
+        '{"kind": "pipeline", "label": "tiny world, ffjord", "state": "failed", '
+        '"stages": [], "started": 0, "error": "ValueError: too few detections"}'
+    )
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "The pipeline failed: ValueError: too few detections" in at.error[0].value
+    assert at.button(key="home_pipeline").label == "Run the pipeline"
+    assert not (tmp_path / "detector").exists()  # a failed job is not restarted unasked

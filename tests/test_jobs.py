@@ -1,0 +1,150 @@
+"""Jobs: REM's pipeline in a process of its own, one per key, surviving whoever started it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rem_core.artifacts import world_path
+from rem_core.config import RemConfig
+from rem_core.jobs import job_folder, job_key, read_job, start_job, stop_job
+from rem_core.pipeline import pipeline_status
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait(key: str, root: Path, timeout: float = 300.0):
+    deadline = time.monotonic() + timeout
+    while (status := read_job(key, root)).running:
+        assert time.monotonic() < deadline, f"job {key} still running after {timeout} s"
+        time.sleep(0.2)
+    return status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (ended, not yet reaped) counts as ended
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+def _start_tiny(root: Path):
+    config = RemConfig.tiny()
+    data = world_path(config.world, root)
+    key = job_key("pipeline", config, data)
+    return key, config, start_job(key, "pipeline", config, world=config.world, root=root)
+
+
+def test_a_job_builds_the_world_runs_the_pipeline_and_records_each_stage(tmp_path: Path):
+    key, config, started = _start_tiny(tmp_path)
+    assert started.running and started.pid != os.getpid()
+    status = _wait(key, tmp_path)
+    assert status.state == "done", status.error
+    assert list(status.stages)[0] == "building the world"
+    assert any(name.startswith("fitting ffjord") for name in status.stages)
+    ends = [stage.ended for stage in status.stages.values()]
+    assert all(end is not None for end in ends) and ends == sorted(ends)
+    assert status.finished >= status.started
+    from rem_core.dataset import Dataset
+
+    world = Dataset.open(world_path(config.world, tmp_path))
+    assert pipeline_status(config, world, tmp_path)["rareness"]
+
+
+def test_a_second_start_while_it_runs_starts_nothing(tmp_path: Path):
+    key, config, first = _start_tiny(tmp_path)
+    second = start_job(key, "pipeline", config, world=config.world, root=tmp_path)
+    assert second.running
+    assert read_job(key, tmp_path).pid == first.pid
+    _wait(key, tmp_path)
+    assert len(list((tmp_path / "jobs").iterdir())) == 1
+
+
+def test_the_job_outlives_the_process_that_started_it(tmp_path: Path):
+    # A "server" starts the job, then dies by SIGKILL to its whole process group, as a
+    # terminal's Ctrl-C or a crash would take it; the job runs on to the end.
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from pathlib import Path
+        from test_jobs import _start_tiny
+        key, config, status = _start_tiny(Path({str(tmp_path)!r}))
+        print(status.pid, flush=True)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+        """
+    )
+    server = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, start_new_session=True
+    )
+    assert server.returncode == -signal.SIGKILL
+    pid = int(server.stdout.split()[0])
+    (folder,) = (tmp_path / "jobs").iterdir()
+    status = read_job(folder.name, tmp_path)
+    assert status.pid == pid
+    status = _wait(folder.name, tmp_path)
+    assert status.state == "done", status.error
+
+
+def test_a_killed_job_reads_as_stopped_and_can_start_again(tmp_path: Path):
+    key, config, started = _start_tiny(tmp_path)
+    os.killpg(started.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _alive(started.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = read_job(key, tmp_path)
+    assert status.state == "stopped"
+    assert "ended without a word" in status.error and "log.txt" in status.error
+    again = start_job(key, "pipeline", config, world=config.world, root=tmp_path)
+    assert again.pid != started.pid
+    assert _wait(key, tmp_path).state == "done"
+
+
+def test_stop_job_ends_it_and_says_so(tmp_path: Path):
+    key, config, started = _start_tiny(tmp_path)
+    time.sleep(1.0)  # let it install its signal handler
+    assert stop_job(key, tmp_path)
+    status = read_job(key, tmp_path)
+    assert status.state in ("stopped", "done")  # done: it beat the signal
+    if status.state == "stopped":
+        assert status.error == "stopped on request"
+    assert not stop_job(key, tmp_path)  # nothing runs now
+    assert not list(job_folder(key, tmp_path).parent.parent.glob("world/.*"))
+
+
+def test_a_failing_job_records_why(tmp_path: Path):
+    config = RemConfig.tiny()
+    missing = tmp_path / "no-such-data"
+    key = job_key("pipeline", config, missing)
+    start_job(key, "pipeline", config, data=missing, root=tmp_path)
+    status = _wait(key, tmp_path, timeout=60)
+    assert status.state == "failed"
+    assert str(missing) in status.error
+    assert "Traceback" in status.log.read_text()
+
+
+def test_start_job_checks_its_arguments(tmp_path: Path):
+    config = RemConfig.tiny()
+    with pytest.raises(ValueError, match="job kind: unknown 'train'"):
+        job_key("train", config, tmp_path)
+    with pytest.raises(ValueError, match="exactly one of data= and world="):
+        start_job("k", "pipeline", config, root=tmp_path)
+    assert read_job("never-started", tmp_path) is None
+
+
+def test_an_unreadable_status_is_an_error_that_names_the_file(tmp_path: Path):
+    folder = job_folder("k", tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text("{half")
+    with pytest.raises(RuntimeError, match=r"status\.json: unreadable job status"):
+        read_job("k", tmp_path)
