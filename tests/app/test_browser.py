@@ -137,38 +137,6 @@ def app_url(app_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Headless Debian Chromium driven by selenium, with a fresh profile."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-        # software WebGL, for plotly's 3D scene on a machine without a GPU
-        "--enable-unsafe-swiftshader",
-        "--window-size=1600,1500",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def _wait_until_drawn(driver: object, selectors: list[str], timeout: float = 60) -> None:
     """Wait for the script run to finish and every selector to match."""
     from selenium.webdriver.common.by import By
