@@ -97,19 +97,23 @@ def pipeline_job(data: OpenData | Path, config: RemConfig) -> JobStatus | None:
 
 
 def start_pipeline(
-    data: OpenData | Path, config: RemConfig, world: WorldConfig | None = None
+    data: OpenData | Path,
+    config: RemConfig,
+    world: WorldConfig | None = None,
+    retrain: bool = False,
 ) -> JobStatus:
     """Start the pipeline in a process of its own unless it runs already; its status.
 
-    With ``world``, the job builds that world first (``data`` is then its folder).
+    With ``world``, the job builds that world first (``data`` is then its folder); with
+    ``retrain``, it trains the detectors from scratch (see ``rem_core.jobs.start_job``).
     """
     root = _root(data)
     label = f"{data.label if isinstance(data, OpenData) else root.name}, "
-    label += config.rareness.estimator
+    label += config.rareness.estimator + (", retraining the detectors" if retrain else "")
     key = job_key("pipeline", config, root)
     if world is not None:
-        return start_job(key, "pipeline", config, world=world, label=label)
-    return start_job(key, "pipeline", config, data=root, label=label)
+        return start_job(key, "pipeline", config, world=world, label=label, retrain=retrain)
+    return start_job(key, "pipeline", config, data=root, label=label, retrain=retrain)
 
 
 def experiment_job(data: OpenData, config: RemConfig) -> JobStatus | None:

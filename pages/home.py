@@ -25,6 +25,7 @@ from pages._shared import (
 )
 from rem_core.config import RemConfig
 from rem_core.jobs import JobStatus, stop_job
+from rem_core.pipeline import detector_origin
 
 run_in_app()
 
@@ -221,3 +222,26 @@ def pipeline_view(data: OpenData, config: RemConfig, live: bool) -> None:
 job = pipeline_job(data, config)
 live = (job is not None and job.running) or (job is None and first_start())
 st.fragment(pipeline_view, run_every=5.0 if live else None)(data, config, live)
+
+origin = detector_origin(config, data.dataset) if config.features.source == "detector" else {}
+if origin:
+    with st.expander("Detectors", icon=":material/model_training:"):
+        if origin["origin"] == "shipped":
+            st.markdown(
+                f"The {config.detector.ensemble_size} detectors **ship with the app**: trained "
+                "with these very settings on this very world (checked against the world's "
+                f"fingerprint and the weights' hashes; shipped at commit `{origin['commit']}`), "
+                "they are what training here writes, byte for byte, on the reference machine "
+                "(docs/app.md). Retraining them takes about 4 minutes on 2 cores."
+            )
+        else:
+            st.markdown(f"The {config.detector.ensemble_size} detectors were trained here.")
+        if st.button(
+            "Retrain the detectors",
+            key="home_retrain",
+            disabled=live,
+            help="Trains the ensemble from scratch and recomputes the detections and rareness "
+            "scores from it, in a job of its own.",
+        ):
+            start_pipeline(data, config, retrain=True)
+            st.rerun()

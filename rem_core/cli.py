@@ -172,12 +172,56 @@ class _StageBars:
 
 
 def cmd_detect_train(args: argparse.Namespace) -> int:
-    from rem_core.pipeline import detector_key, ensure_detectors
+    from rem_core.pipeline import clear_pipeline, detector_key, detector_origin, ensure_detectors
 
     config = _config(args)
     ds = _dataset(args, config)
-    models = ensure_detectors(config, ds, progress=_StageBars())
-    print(f"{len(models)} detector(s) ready (cache key {detector_key(config, ds)})")
+    if args.retrain:
+        for path in clear_pipeline(config, ds):
+            print(f"removed {path}")
+    models = ensure_detectors(config, ds, progress=_StageBars(), shipped=not args.retrain)
+    origin = detector_origin(config, ds)
+    how = f"shipped, commit {origin['commit']}" if origin["origin"] == "shipped" else "trained"
+    print(f"{len(models)} detector(s) ready ({how}; cache key {detector_key(config, ds)})")
+    return 0
+
+
+def cmd_detect_ship(args: argparse.Namespace) -> int:
+    import time
+
+    from rem_core.artifacts import cache_root
+    from rem_core.config import config_to_dict
+    from rem_core.pipeline import (
+        DETECTOR_VERSION,
+        detector_key,
+        detector_origin,
+        ensure_detectors,
+    )
+    from rem_core.shipped import SHIPPED, ship_detectors
+
+    config = _config(args)
+    ds = _dataset(args, config)
+    key = detector_key(config, ds)
+    if detector_origin(config, ds).get("origin") == "shipped":
+        raise SystemExit(
+            f"rem detect ship: the cached ensemble {key} is itself a shipped copy; train it "
+            "first with `rem detect train --retrain`"
+        )
+    start = time.perf_counter()
+    ensure_detectors(config, ds, progress=_StageBars(), shipped=False)
+    trained_s = round(time.perf_counter() - start, 1)
+    out = args.out or SHIPPED / args.preset
+    settings = {"detector": config_to_dict(config.detector), "preset": args.preset}
+    ship_detectors(
+        cache_root() / "detector" / key,
+        ds,
+        key,
+        out,
+        settings,
+        trained_s if trained_s > 5 else None,  # None: it was cached, its time unknown
+        DETECTOR_VERSION,
+    )
+    print(f"shipped the ensemble {key} to {out}")
     return 0
 
 
@@ -547,7 +591,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the detector ensemble on the source split.",
     )
     common(q)
+    q.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train from scratch: remove the cached ensemble and what was computed from it, "
+        "and do not use the weights that ship with the package",
+    )
     q.set_defaults(func=cmd_detect_train)
+    q = dsub.add_parser(
+        "ship",
+        help="write the cached ensemble into the package, with its provenance",
+        description="Copy the trained ensemble (trained here if not cached) into "
+        "rem_core/weights/PRESET with provenance.json (cache key, world fingerprint, commit, "
+        "file hashes), to be used instead of training when both match (rem_core.shipped).",
+    )
+    common(q)
+    q.add_argument("--out", type=Path, default=None, help="default: rem_core/weights/PRESET")
+    q.set_defaults(func=cmd_detect_ship)
     q = dsub.add_parser(
         "run",
         help="detect, pool features, track and auto-label (cached)",

@@ -242,6 +242,7 @@ def start_job(
     world: WorldConfig | None = None,
     label: str = "",
     root: Path | None = None,
+    retrain: bool = False,
 ) -> JobStatus:
     """Start job ``key`` in a process of its own, unless it runs; return its status.
 
@@ -253,6 +254,8 @@ def start_job(
         world: a world to build (cached) and run on.
         label: what it runs, for messages.
         root: the cache root (default ``cache_root()``); the job process caches there too.
+        retrain: for a pipeline, train the detectors from scratch first
+            (``rem_core.pipeline.clear_pipeline``; no shipped weights).
 
     Returns:
         The status of the job that runs now: the one just started, or the one that was
@@ -280,6 +283,7 @@ def start_job(
             "data": None if data is None else str(Path(data).resolve()),
             "world": world,
             "root": str(root),
+            "retrain": retrain,
         }
         tmp = folder / f".spec.{os.getpid()}.tmp"
         tmp.write_bytes(pickle.dumps(spec))
@@ -377,9 +381,12 @@ def _run(spec: dict[str, Any], report: _Reporter) -> None:
     else:
         dataset = Dataset.open(spec["data"])
     if spec["kind"] == "pipeline":
-        from rem_core.pipeline import run_pipeline
+        from rem_core.pipeline import clear_pipeline, run_pipeline
 
-        run_pipeline(config, dataset, root=root, progress=report)
+        if spec.get("retrain"):
+            for path in clear_pipeline(config, dataset, root):
+                log.info("retrain: removed %s", path)
+        run_pipeline(config, dataset, root=root, progress=report, shipped=not spec.get("retrain"))
     else:
         from rem_core.experiment import run_experiment
 

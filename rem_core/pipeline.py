@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,14 @@ from rem_core.features import FeatureReducer
 from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.mining import MiningPool
 from rem_core.schema import BOX_COLUMNS, BOXES, DETECTIONS, conform, read_table
+from rem_core.shipped import find_shipped
 from rem_core.track import auto_label, track_detections
 
 __all__ = [
     "DetectionRun",
     "Progress",
+    "clear_pipeline",
+    "detector_origin",
     "RarenessRun",
     "ensure_detections",
     "ensure_detectors",
@@ -113,16 +117,31 @@ def ensure_detectors(
     dataset: Dataset,
     root: Path | None = None,
     progress: Progress | None = None,
+    shipped: bool = True,
 ) -> list[BevDetector]:
     """The ensemble of ``config.detector.ensemble_size`` detectors, trained if not cached.
 
     Member 0 is the main model; members differ only by their initialisation seed. The
     members not cached are trained together (``train_detectors``) and each is published as
-    its own cache entry.
+    its own cache entry. With ``shipped`` (the default), an ensemble that ships with the
+    package for this very recipe and world (``rem_core.shipped``: same cache key, same world
+    fingerprint) is copied into the cache instead of trained.
     """
-    folder = (root or cache_root()) / "detector" / detector_key(config, dataset)
+    key = detector_key(config, dataset)
+    folder = (root or cache_root()) / "detector" / key
     size = config.detector.ensemble_size
     missing = [m for m in range(size) if not (folder / f"member-{m}" / "model.json").is_file()]
+    found = find_shipped(key, dataset, size) if missing and shipped else None
+    if found is not None:
+        source, provenance = found
+        report = _stage(progress, "detectors shipped with the app")
+        report(0, len(missing))
+        for i, member in enumerate(missing):
+            meta = {"member": member, "origin": "shipped", "commit": provenance["commit"]}
+            _publish(folder / f"member-{member}", partial(_copy_member, source, member, meta))
+            report(i + 1, len(missing))
+        log.info("detectors: copied %d shipped member(s) from %s", len(missing), source)
+        missing = []
     if missing:
         # Together, on the same batches: building a batch is most of a step on a CPU, and
         # the members share their data order (docs/detector.md).
@@ -139,6 +158,44 @@ def ensure_detectors(
             path = folder / f"member-{member}"
             _publish(path, lambda tmp, model=model, meta=meta: save_detector(model, tmp, meta))
     return [load_detector(folder / f"member-{m}") for m in range(size)]
+
+
+def _copy_member(source: Path, member: int, meta: dict, tmp: Path) -> None:
+    shutil.copyfile(source / f"member-{member}" / "model.pt", tmp / "model.pt")
+    info = json.loads((source / f"member-{member}" / "model.json").read_text())
+    info.update(meta)
+    (tmp / "model.json").write_text(json.dumps(info, indent=2))
+
+
+def detector_origin(config: RemConfig, dataset: Dataset, root: Path | None = None) -> dict:
+    """Where the cached ensemble's main model came from: ``{"origin": "shipped", "commit":
+    ...}`` or ``{"origin": "trained"}``; ``{}`` when it is not cached."""
+    path = (root or cache_root()) / "detector" / detector_key(config, dataset) / "member-0"
+    try:
+        info = json.loads((path / "model.json").read_text())
+    except FileNotFoundError:
+        return {}
+    return {"origin": info.get("origin", "trained"), "commit": info.get("commit")}
+
+
+def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None) -> list[Path]:
+    """Remove the cached ensemble of ``config`` on ``dataset`` and every stage computed from
+    it (its detections, and the rareness of every density model on them); the removed
+    folders. The next run recomputes them (``rem detect train --retrain``, Home's
+    *Retrain the detectors*)."""
+    root = root or cache_root()
+    detections = root / "detections" / detections_key(config, dataset)
+    removed = [root / "detector" / detector_key(config, dataset), detections]
+    for meta in (root / "rareness").glob("*/meta.json"):
+        try:
+            if json.loads(meta.read_text()).get("detections") == str(detections):
+                removed.append(meta.parent)
+        except (OSError, json.JSONDecodeError):
+            continue
+    removed = [path for path in removed if path.exists()]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
 
 
 def _mkdir(path: Path) -> Path:
@@ -232,6 +289,7 @@ def ensure_detections(
     dataset: Dataset,
     root: Path | None = None,
     progress: Progress | None = None,
+    shipped: bool = True,
 ) -> DetectionRun:
     """Detections, features, ensemble scores, tracks and auto-labels, computed if not cached.
 
@@ -247,7 +305,7 @@ def ensure_detections(
             path, lambda tmp: _write_run(tmp, *_geometry_detections(config, dataset, progress))
         )
         return load_detections(path)
-    models = ensure_detectors(config, dataset, root, progress)
+    models = ensure_detectors(config, dataset, root, progress, shipped)
     segments = dataset.segments
     all_ids = segments["segment_id"].tolist()
     unlabelled = segments.loc[segments["split"] == "unlabelled", "segment_id"].tolist()
@@ -452,13 +510,14 @@ def ensure_rareness(
     dataset: Dataset,
     root: Path | None = None,
     progress: Progress | None = None,
+    shipped: bool = True,
 ) -> RarenessRun:
     """PCA features and a density model fitted on the pools, and log p of every object."""
     root = root or cache_root()
     path = root / "rareness" / rareness_key(config, dataset)
     if (path / "meta.json").is_file():
         return load_rareness(path)
-    run = ensure_detections(config, dataset, root, progress)
+    run = ensure_detections(config, dataset, root, progress, shipped)
     cfg = config.rareness
     splits = dataset.segments.set_index("segment_id")["split"]
     det = run.detections
@@ -599,6 +658,8 @@ def run_pipeline(
     dataset: Dataset,
     root: Path | None = None,
     progress: Progress | None = None,
+    shipped: bool = True,
 ) -> RarenessRun:
-    """Every stage up to the rareness of every object (cached stages are read, not redone)."""
-    return ensure_rareness(config, dataset, root, progress)
+    """Every stage up to the rareness of every object (cached stages are read, not redone;
+    ``shipped``: see :func:`ensure_detectors`)."""
+    return ensure_rareness(config, dataset, root, progress, shipped)

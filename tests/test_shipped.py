@@ -1,0 +1,172 @@
+"""Shipped detector weights: used only for their own recipe and world, intact; retrain."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rem_core import pipeline, shipped
+from rem_core.cli import main
+from rem_core.config import RemConfig, config_hash
+from rem_core.pipeline import (
+    DETECTOR_VERSION,
+    clear_pipeline,
+    detector_key,
+    detector_origin,
+    ensure_detectors,
+)
+from rem_core.shipped import ship_detectors, world_fingerprint
+from rem_core.world import write_world
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_world, tmp_path_factory) -> Path:
+    """A cache holding the tiny ensemble, trained."""
+    root = tmp_path_factory.mktemp("cache")
+    ensure_detectors(RemConfig.tiny(), tiny_world, root=root, shipped=False)
+    return root
+
+
+@pytest.fixture
+def weights(trained, tiny_world, tmp_path, monkeypatch) -> Path:
+    """The tiny ensemble shipped into a package weights folder of the test's own."""
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "weights")
+    key = detector_key(RemConfig.tiny(), tiny_world)
+    return ship_detectors(
+        trained / "detector" / key,
+        tiny_world,
+        key,
+        tmp_path / "weights" / "tiny",
+        {"preset": "tiny"},
+        None,
+        DETECTOR_VERSION,
+    )
+
+
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(pipeline, "train_detectors", boom)
+
+
+def test_the_fingerprint_is_the_worlds_content(tiny_world, tiny_config, tmp_path):
+    again = write_world(tiny_config, tmp_path / "again")
+    assert world_fingerprint(again) == world_fingerprint(tiny_world)
+    # one box moved by a millimetre is another world
+    boxes = tmp_path / "again" / "boxes.parquet"
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(boxes).to_pandas()
+    table.loc[0, "center_x"] += 0.001
+    table.to_parquet(boxes)
+    from rem_core.dataset import Dataset
+
+    assert world_fingerprint(Dataset.open(tmp_path / "again")) != world_fingerprint(tiny_world)
+
+
+def test_shipped_weights_are_copied_instead_of_training(
+    weights, trained, tiny_world, tmp_path, monkeypatch
+):
+    _no_training(monkeypatch)
+    root = tmp_path / "cache"
+    reported = []
+    ensure_detectors(
+        RemConfig.tiny(), tiny_world, root=root, progress=lambda *a: reported.append(a)
+    )
+    key = detector_key(RemConfig.tiny(), tiny_world)
+    for member in range(RemConfig.tiny().detector.ensemble_size):
+        name = f"member-{member}/model.pt"
+        assert (root / "detector" / key / name).read_bytes() == (
+            trained / "detector" / key / name
+        ).read_bytes()
+    origin = detector_origin(RemConfig.tiny(), tiny_world, root)
+    assert origin["origin"] == "shipped" and origin["commit"]
+    assert reported[-1] == ("detectors shipped with the app", 2, 2)
+    provenance = json.loads((weights / "provenance.json").read_text())
+    assert provenance["world_fingerprint"] == world_fingerprint(tiny_world)
+    assert provenance["detector_version"] == DETECTOR_VERSION
+
+
+@pytest.mark.parametrize("change", ["fingerprint", "altered", "settings"])
+def test_shipped_weights_for_anything_else_are_not_used(
+    change, weights, tiny_world, tmp_path, monkeypatch
+):
+    config = RemConfig.tiny()
+    if change == "fingerprint":
+        path = weights / "provenance.json"
+        provenance = json.loads(path.read_text())
+        provenance["world_fingerprint"] = "0" * 16
+        path.write_text(json.dumps(provenance))
+    elif change == "altered":
+        with open(weights / "member-1" / "model.pt", "ab") as f:
+            f.write(b"\0")
+    else:
+        config = replace(config, detector=replace(config.detector, learning_rate=0.02))
+    key = detector_key(config, tiny_world)
+    assert shipped.find_shipped(key, tiny_world, config.detector.ensemble_size) is None
+    trained_here = []
+    real = pipeline.train_detectors
+    monkeypatch.setattr(
+        pipeline, "train_detectors", lambda *a, **k: trained_here.append(1) or real(*a, **k)
+    )
+    ensure_detectors(config, tiny_world, root=tmp_path / "cache")
+    assert trained_here
+    assert detector_origin(config, tiny_world, tmp_path / "cache")["origin"] == "trained"
+
+
+def test_retrain_clears_the_ensemble_and_what_was_computed_from_it(
+    weights, tiny_world, tmp_path, monkeypatch, capsys
+):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("REM_CACHE_DIR", str(root))
+    config = RemConfig.tiny()
+    pipeline.run_pipeline(config, tiny_world, root=root)
+    assert detector_origin(config, tiny_world, root)["origin"] == "shipped"
+    gaussian = replace(config, rareness=replace(config.rareness, estimator="gaussian"))
+    other = pipeline.ensure_rareness(gaussian, tiny_world, root=root)
+    unrelated = root / "rareness" / "unrelated"
+    unrelated.mkdir()
+    (unrelated / "meta.json").write_text('{"detections": "elsewhere"}')
+    args = ["detect", "train", "--preset", "tiny", "--data", str(tiny_world.root), "--retrain"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("removed ") == 4  # ensemble, detections, two density models
+    assert str(other.path) in out
+    assert "(trained;" in out
+    assert unrelated.is_dir()
+    status = pipeline.pipeline_status(config, tiny_world, root)
+    assert status["detectors"] and not status["detections"] and not status["rareness"]
+    assert detector_origin(config, tiny_world, root)["origin"] == "trained"
+    assert clear_pipeline(config, tiny_world, root) == [
+        root / "detector" / detector_key(config, tiny_world)
+    ]
+
+
+def test_the_demo_weights_that_ship_match_the_demo_recipe():
+    # Changing the demo's detector settings or DETECTOR_VERSION without `make weights`
+    # would leave the shipped ensemble unused, and the app's first start 4 minutes longer.
+    demo = RemConfig.demo()
+    folder = shipped.SHIPPED / "demo"
+    provenance = json.loads((folder / "provenance.json").read_text())
+    key = config_hash(demo.detector, config_hash(demo.world), DETECTOR_VERSION)
+    assert provenance["detector_key"] == key
+    assert provenance["world_config_hash"] == config_hash(demo.world)
+    assert provenance["members"] == demo.detector.ensemble_size
+    for name, digest in provenance["sha256"].items():
+        assert shipped._sha256(folder / name) == digest, name
+
+
+def test_shipping_a_shipped_copy_is_refused(weights, tiny_world, tmp_path, monkeypatch):
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    ensure_detectors(RemConfig.tiny(), tiny_world, root=tmp_path / "cache")
+    args = ["detect", "ship", "--preset", "tiny", "--data", str(tiny_world.root)]
+    with pytest.raises(SystemExit, match="is itself a shipped copy"):
+        main([*args, "--out", str(tmp_path / "out")])
+    shutil.rmtree(tmp_path / "cache")
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "provenance.json").is_file()
