@@ -11,7 +11,7 @@ APT_PACKAGES := libusb-1.0-0 chromium chromium-driver
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: app test test-all bench bench-detector bench-experiment lint setup system clean-cache
+.PHONY: app test test-all bench bench-detector bench-experiment lint setup system clean-cache weights
 
 setup: system $(STAMP)
 
@@ -63,6 +63,12 @@ bench-detector: setup
 # after the app's pipeline (runs are cached one by one; a second run only reads them).
 bench-experiment: setup
 	$(PY) bench/experiment.py
+
+# Re-ship the demo ensemble (rem_core/weights/demo, with its provenance) after a change of
+# the detector or of the demo world: tests/test_shipped.py fails until then.
+weights: setup
+	$(VENV)/bin/rem detect train --preset demo --retrain
+	$(VENV)/bin/rem detect ship --preset demo
 
 lint: setup
 	$(VENV)/bin/ruff check .
