@@ -17,7 +17,8 @@ member as the cache holds it, and ``provenance.json`` saying what made them:
 both the key and the fingerprint match and the files' hashes are intact; otherwise it
 trains, as always. ``rem detect ship`` writes them (a maintainer's step, after a change of
 the detector or the world: ``make weights``), and ``rem detect train --retrain`` (or Home's
-*Retrain the detectors*) trains from scratch whatever ships.
+*Retrain the detectors*) trains from scratch whatever ships; so does any command run with
+``REM_SHIPPED_WEIGHTS=0`` in its environment.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,7 +70,11 @@ def _sha256(path: Path) -> str:
 def find_shipped(key: str, dataset: Dataset, members: int) -> tuple[Path, dict] | None:
     """The shipped ensemble for detector cache key ``key`` on ``dataset``, and its
     provenance; ``None`` unless the key, the world's fingerprint, the member count and every
-    file's hash match (a mismatch is logged, and the caller trains)."""
+    file's hash match (a mismatch is logged, and the caller trains), or when the environment
+    sets ``REM_SHIPPED_WEIGHTS=0`` (train everything here, e.g. ``REM_SHIPPED_WEIGHTS=0 make
+    app``)."""
+    if os.environ.get("REM_SHIPPED_WEIGHTS", "1").strip() == "0":
+        return None
     for path in sorted(SHIPPED.glob("*/provenance.json")):
         provenance = json.loads(path.read_text())
         if provenance.get("detector_key") != key:

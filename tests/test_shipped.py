@@ -92,7 +92,7 @@ def test_shipped_weights_are_copied_instead_of_training(
     assert provenance["detector_version"] == DETECTOR_VERSION
 
 
-@pytest.mark.parametrize("change", ["fingerprint", "altered", "settings"])
+@pytest.mark.parametrize("change", ["fingerprint", "altered", "settings", "environment"])
 def test_shipped_weights_for_anything_else_are_not_used(
     change, weights, tiny_world, tmp_path, monkeypatch
 ):
@@ -105,8 +105,10 @@ def test_shipped_weights_for_anything_else_are_not_used(
     elif change == "altered":
         with open(weights / "member-1" / "model.pt", "ab") as f:
             f.write(b"\0")
-    else:
+    elif change == "settings":
         config = replace(config, detector=replace(config.detector, learning_rate=0.02))
+    else:
+        monkeypatch.setenv("REM_SHIPPED_WEIGHTS", "0")
     key = detector_key(config, tiny_world)
     assert shipped.find_shipped(key, tiny_world, config.detector.ensemble_size) is None
     trained_here = []
