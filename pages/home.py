@@ -190,7 +190,7 @@ def pipeline_view(data: OpenData, config: RemConfig, live: bool) -> None:
     and once more when it ends."""
     state = status(data, config)
     job = pipeline_job(data, config)
-    if job is None and first_start():
+    if job is None and first_start() and not state["rareness"]:
         # first start on the default world: compute in a job, once per session
         st.session_state["home_pipeline_started"] = True
         job = start_pipeline(data, config)
@@ -220,7 +220,8 @@ def pipeline_view(data: OpenData, config: RemConfig, live: bool) -> None:
 
 
 job = pipeline_job(data, config)
-live = (job is not None and job.running) or (job is None and first_start())
+ready = status(data, config)["rareness"]
+live = (job is not None and job.running) or (job is None and first_start() and not ready)
 st.fragment(pipeline_view, run_every=5.0 if live else None)(data, config, live)
 
 origin = detector_origin(config, data.dataset) if config.features.source == "detector" else {}

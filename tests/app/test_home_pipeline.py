@@ -24,7 +24,8 @@ def test_home_with_the_pipeline_done_links_the_analyses(app_env: Path, app_pipel
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert "rareness scores (FFJORD (continuous flow)) are ready" in at.success[0].value
-    assert not at.button  # nothing to run
+    assert [b.key for b in at.button] == ["home_retrain"]  # nothing to run but a retrain
+    assert "trained here" in at.expander[0].markdown[0].value
 
 
 def test_first_start_runs_the_pipeline_in_the_background(
@@ -118,3 +119,28 @@ def test_home_says_why_the_pipeline_failed_and_offers_to_run_it_again(
     assert "The pipeline failed: ValueError: too few detections" in at.error[0].value
     assert at.button(key="home_pipeline").label == "Run the pipeline"
     assert not (tmp_path / "detector").exists()  # a failed job is not restarted unasked
+
+
+def test_retrain_trains_the_detectors_again_in_a_job(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from rem_core.pipeline import run_pipeline
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
+    world = ensure_world(RemConfig.tiny().world, root=tmp_path)
+    run_pipeline(RemConfig.tiny(), world, root=tmp_path)
+    model = next(tmp_path.glob("detector/*/member-0/model.pt"))
+    before = model.stat().st_mtime_ns
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.button(key="home_retrain").click().run()
+    assert not at.exception
+    job = pipeline_job(tmp_path, world)
+    assert job is not None and "retraining the detectors" in job.label
+    deadline = time.monotonic() + 300
+    while (job := pipeline_job(tmp_path, world)).running:
+        assert time.monotonic() < deadline, "the retrain did not finish in 5 minutes"
+        time.sleep(0.5)
+    assert job.state == "done", job.error
+    assert next(tmp_path.glob("detector/*/member-0/model.pt")).stat().st_mtime_ns > before
+    at.run()
+    assert "are ready" in at.success[-1].value

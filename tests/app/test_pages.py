@@ -68,17 +68,30 @@ def test_home_summarises_the_default_world(app: AppTest, app_world: Dataset) -> 
     assert set(at.dataframe[1].value["class"]) == set(app_world.tracks["class"])
 
 
-def test_home_builds_a_missing_world_with_progress(
+def test_home_builds_a_missing_world_in_the_pipeline_job_with_progress(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import time
+
+    from rem_core.jobs import read_job
+
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
     at = app.run()
     assert not at.exception
-    # the run after the build says so and shows the summary
-    assert "Built the tiny world" in at.success[0].value
-    assert str(tmp_path) in at.success[0].value
+    assert "Building the **tiny** world" in at.info[0].value
+    (folder,) = (tmp_path / "jobs").iterdir()
+    deadline = time.monotonic() + 300
+    while (job := read_job(folder.name, tmp_path)).running:
+        assert time.monotonic() < deadline, "the tiny job did not finish in 5 minutes"
+        time.sleep(0.5)
+    assert job.state == "done", job.error
+    assert "building the world" in job.stages
+    # the next run shows the summary, and the analyses ready
+    at.run()
+    assert not at.exception
     assert at.metric[0].label == "Segments"
     assert (tmp_path / "world").is_dir()
+    assert "are ready" in at.success[-1].value
 
 
 def test_other_preset_is_built_only_behind_a_button(
@@ -86,7 +99,7 @@ def test_other_preset_is_built_only_behind_a_button(
 ) -> None:
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("REM_PRESET", "demo")  # the default is demo: tiny is "another" preset
-    app.session_state["home_built"] = True  # not the first start
+    app.session_state["home_pipeline_started"] = True  # not the first start
     app.session_state["app_preset"] = "tiny"
     at = app.run()
     assert not at.exception
@@ -163,6 +176,38 @@ def test_scene_widgets_change_the_output(app: AppTest, app_world: Dataset) -> No
     assert not at.exception
     assert at.query_params["scene_segment"] == last
     assert chart_specs(at)[1] != after[1]
+
+
+def test_scene_figures_are_cached_per_frame(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second visit of a frame (or any rerun that keeps it) builds no figure."""
+    import streamlit as st
+
+    import rem_core.viz
+
+    st.cache_data.clear()  # the figures of earlier tests' frames
+    built = []
+    scene_figure = rem_core.viz.scene_figure
+
+    def counted(*args: object, **kwargs: object) -> object:
+        built.append(kwargs.get("max_points"))
+        return scene_figure(*args, **kwargs)
+
+    monkeypatch.setattr(rem_core.viz, "scene_figure", counted)
+    at = open_scene(app)
+    at.select_slider(key="scene_frame").set_value(6).run()
+    at.select_slider(key="scene_max_points").set_value(5_000).run()
+    assert not at.exception
+    first = chart_specs(at)
+    n = len(built)
+    at.run()
+    at.switch_page("pages/home.py").run()
+    at = at.switch_page("pages/scene_explorer.py").run()
+    assert not at.exception
+    assert len(built) == n  # drawn from the cache
+    assert chart_specs(at) == first
+    at.select_slider(key="scene_max_points").set_value(10_000).run()
+    assert len(built) == n + 1 and built[-1] == 10_000  # another setting: built once more
+    assert len(chart_specs(at)[0]["data"][0]["x"]["bdata"]) > len(first[0]["data"][0]["x"]["bdata"])
 
 
 def test_scene_explorer_follows_a_link(app: AppTest, app_world: Dataset) -> None:
