@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages._pipeline import app_config, require_detections, require_rareness
 from pages._shared import count, require_data, run_in_app
 from rem_core.score import aggregate_tracks, rareness_percentile
-from rem_core.viz import bev_figure, track_figure, track_thumbnail
+from rem_core.viz import bev_figure, track_figure, track_gallery
 
 SOURCES = {"gt": "Ground-truth tracks", "detected": "Detected tracks (tracker)"}
 SPLITS = ("unlabelled", "source", "validation", "ood", "all splits")
@@ -73,6 +74,32 @@ def track_table(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFram
 def track_boxes(rareness_path: str, source: str, _det) -> pd.DataFrame:
     boxes = _det.gt if source == "gt" else _det.detections
     return boxes.dropna(subset=["track_id"])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def viewer(
+    key: tuple, rareness_path: str, source: str, segment_id: str, track_id: str, frame: int,
+    radius_m: float, _points: np.ndarray, _boxes: pd.DataFrame,
+) -> go.Figure:  # fmt: skip
+    """The track's 3D view at one frame (``key``: the data set's)."""
+    return track_figure(_points, _boxes, track_id, radius_m=radius_m)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def gallery(
+    key: tuple, rareness_path: str, source: str, shots: tuple, _boxes: list, _data
+) -> go.Figure:
+    """One figure of the tracks' thumbnails (``key``: the data set's).
+
+    ``shots``: ``(segment, frame, track, title)`` per panel, the cache key; ``_boxes`` their
+    boxes (``BOXES`` rows).
+    """
+    return track_gallery(
+        [
+            (_data.points(segment, frame), box, title)
+            for (segment, frame, _, title), box in zip(shots, _boxes, strict=True)
+        ]
+    )
 
 
 table = track_table(str(run.path), source, det, run, ds)
@@ -156,8 +183,9 @@ if source == "detected":
     frame_boxes = frame_boxes.assign(track_id=frame_boxes["track_id"].astype(str))
 left, right = st.columns([3, 2])
 with left:
+    at = (segment_id, track_id, int(frame), float(max(15.0, 2.5 * track["length"])))
     st.plotly_chart(
-        track_figure(points, frame_boxes, track_id, radius_m=max(15.0, 2.5 * track["length"])),
+        viewer(data.key, str(run.path), source, *at, points, frame_boxes),
         width="stretch",
         theme=None,
         key="tracks_3d",
@@ -178,14 +206,22 @@ if st.button("Open this frame in the Scene explorer", key="tracks_open_scene"):
 # --- the gallery -----------------------------------------------------------------------------
 st.subheader("The rarest tracks at a glance")
 n = st.select_slider("Tracks", [4, 8, 12, 16], 8, key="tracks_gallery_n")
-top = view.head(n)
-grid = st.columns(4)
-for i, (_, t) in enumerate(top.iterrows()):
+shots = []
+for _, t in view.head(n).iterrows():
     these = boxes[(boxes["segment_id"] == t["segment_id"]) & (boxes["track_id"] == t["track_id"])]
     shot = these.loc[these["num_points"].idxmax()]
-    figure = track_thumbnail(
-        data.points(t["segment_id"], int(shot["frame_index"])),
-        shot,
-        title=f"#{int(t['rank'])} {t['subtype'] or 'vehicle'} · log p {t['mean_log_prob']:.1f}",
-    )
-    grid[i % 4].plotly_chart(figure, width="stretch", theme=None, key=f"tracks_thumb_{i}")
+    title = f"#{int(t['rank'])} {t['subtype'] or 'vehicle'} · log p {t['mean_log_prob']:.1f}"
+    shots.append(((t["segment_id"], int(shot["frame_index"]), str(t["track_id"]), title), shot))
+st.plotly_chart(
+    gallery(
+        data.key, str(run.path), source, tuple(k for k, _ in shots), [b for _, b in shots], data
+    ),
+    width="stretch",
+    theme=None,
+    key="tracks_gallery",
+    config={"displayModeBar": False},
+)
+st.caption(
+    "Each track from above in its own frame (its heading to the right), at the frame with "
+    "the most points in its box; white: its box, dashed magenta: label noise."
+)

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages._shared import require_data, run_in_app
 from rem_core.config import VEHICLE_SUBTYPES
 from rem_core.schema import DataError
-from rem_core.viz import bev_figure, scene_figure
+from rem_core.viz import DISPLAY_POINTS, bev_figure, scene_figure
 
 COLOR_BY = ("class", "subtype")
 POINT_COLOR = ("height", "intensity")
-MAX_POINTS = (10_000, 20_000, 40_000, 60_000, 100_000, 200_000)
+MAX_POINTS = (5_000, 10_000, 15_000, 20_000, 40_000, 60_000, 100_000, 200_000)
 WIDGETS = {  # widget key -> default
     "scene_color_by": "class",
     "scene_point_color": "height",
-    "scene_max_points": 60_000,
+    "scene_max_points": DISPLAY_POINTS,
     "scene_segment": None,
     "scene_frame": None,
     "scene_track": None,
@@ -120,6 +121,8 @@ max_points = row[2].select_slider(
     MAX_POINTS,
     key="scene_max_points",
     format_func=lambda n: f"{n // 1000}k",
+    help="A random subset of the frame's points: the more, the longer the browser takes to "
+    "draw the 3D view (about a second per 40k without a GPU). The view from above uses them all.",
 )
 track = row[3].selectbox(
     "Highlight track",
@@ -136,34 +139,45 @@ except (DataError, KeyError) as exc:
     st.error(f"Cannot read the points of {segment} frame {frame}: {exc}", icon=":material/error:")
     points = np.zeros((0, 4), np.float32)
 
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def figures(
+    key: tuple, segment: str, frame: int, color_by: str, point_color: str, max_points: int,
+    track: str | None, _points: np.ndarray, _boxes: pd.DataFrame,
+) -> tuple[go.Figure, go.Figure]:  # fmt: skip
+    """The 3D view and the view from above of one frame (``key``: the data set's)."""
+    scene = scene_figure(
+        _points, _boxes, color_by=color_by, max_points=max_points, point_color=point_color,
+        highlight_track=track,
+    )  # fmt: skip
+    return scene, bev_figure(_points, _boxes, color_by=color_by, highlight_track=track)
+
+
 # --- figures ---------------------------------------------------------------------------------
 n_noise = int(boxes["label_noise"].sum())
 st.caption(
     f"{split_of[segment]} split · {len(points):,} points ({min(len(points), max_points):,} "
-    f"drawn in 3D) · {len(boxes)} boxes · {n_noise} with label noise (dashed magenta) · "
+    f"of them drawn in 3D, a random subset) · {len(boxes)} boxes · {n_noise} with label noise "
+    "(dashed magenta) · "
     "thick lines: large or irregular vehicles · white: the highlighted track (blue row)"
 )
 if len(points) == 0:
     st.warning("This frame has no points; only its boxes are drawn.", icon=":material/warning:")
 
+scene, bev = figures(
+    data.key, segment, frame, color_by, point_color, max_points, track, points, boxes
+)
 left, right = st.columns([3, 2])
 with left:
     st.plotly_chart(
-        scene_figure(
-            points,
-            boxes,
-            color_by=color_by,
-            max_points=max_points,
-            point_color=point_color,
-            highlight_track=track,
-        ),
+        scene,
         theme=None,
         key="scene_3d",
         config={"displaylogo": False, "scrollZoom": True},
     )
 with right:
     st.plotly_chart(
-        bev_figure(points, boxes, color_by=color_by, highlight_track=track),
+        bev,
         theme=None,
         key="scene_bev",
         config={"displaylogo": False, "scrollZoom": True},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,12 +12,14 @@ import pytest
 
 from rem_core.schema import BOXES, conform
 from rem_core.viz import (
+    DISPLAY_POINTS,
     NOISE_COLOR,
     RARE_VEHICLE_COLOR,
     SUBTYPE_COLORS,
     bev_figure,
     box_edges,
     decimate_points,
+    display_columns,
     scene_figure,
     summarize_dataset,
 )
@@ -112,6 +115,34 @@ def test_scene_figure_draws_at_most_max_points(frame: tuple[np.ndarray, pd.DataF
     again = scene_figure(points, boxes, max_points=500).data[0]
     np.testing.assert_array_equal(np.asarray(cloud.x), np.asarray(again.x))
     assert len(scene_figure(points, boxes, max_points=10_000).data[0].x) == len(points)
+
+
+def test_display_columns_are_contiguous_float32() -> None:
+    points = np.arange(20, dtype=np.float64).reshape(5, 4)
+    x, y, z = display_columns(points)
+    for column, expected in zip((x, y, z), points[:, :3].T, strict=True):
+        assert column.dtype == np.float32 and column.flags["C_CONTIGUOUS"]
+        np.testing.assert_array_equal(column, expected)
+
+
+def test_scene_points_go_to_the_browser_as_float32_binary() -> None:
+    """Decimated to a bounded count, sent as base64 float32 typed arrays, not JSON lists."""
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-30, 30, (4 * DISPLAY_POINTS, 4))  # float64 in
+    fig = scene_figure(points, None)
+    cloud = fig.data[0]
+    assert len(cloud.x) == DISPLAY_POINTS  # the default cap
+    assert all(np.asarray(v).dtype == np.float32 for v in (cloud.x, cloud.y, cloud.z))
+    assert np.asarray(cloud.marker.color).dtype == np.float32
+    assert cloud.marker.symbol == "square"  # draws in half the time of circles
+    sent = json.loads(fig.to_json())["data"][0]
+    for axis in ("x", "y", "z"):
+        assert sent[axis]["dtype"] == "f4" and isinstance(sent[axis]["bdata"], str)
+    assert sent["marker"]["color"]["dtype"] == "f4"
+    # about 4 bytes a coordinate (base64), where JSON text would take some 18
+    assert len(fig.to_json()) < 4 * 4 * DISPLAY_POINTS * 4 / 3 + 50_000
+    intensity = scene_figure(points, None, point_color="intensity").data[0]
+    assert np.asarray(intensity.marker.color).dtype == np.float32
 
 
 # --- boxes -----------------------------------------------------------------------------------
@@ -251,6 +282,21 @@ def test_bev_puts_x_up_and_y_left() -> None:
     assert fig.layout.xaxis.range[0] > fig.layout.xaxis.range[1]
     assert tuple(fig.layout.yaxis.range) == (-20.0, 20.0)
     assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1
+
+
+def test_bev_sends_only_the_columns_in_view_as_float32() -> None:
+    # a narrow road: points within 12 m across, so the view is 20 m to either side
+    rng = np.random.default_rng(0)
+    points = np.column_stack(
+        [rng.uniform(-70, 70, 5000), rng.uniform(-12, 12, 5000), rng.uniform(0, 2, 5000)]
+    ).astype(np.float32)
+    fig = bev_figure(points, None, extent_m=75.0, cell_m=0.5)
+    image = fig.data[0]
+    z, across = np.asarray(image.z), np.asarray(image.x)
+    assert z.dtype == np.float32 and across.dtype == np.float32
+    assert z.shape == (300, len(across)) and len(across) < 300 / 2
+    assert abs(across).max() <= 20.0 + 0.5 and tuple(fig.layout.xaxis.range) == (20.0, -20.0)
+    assert np.count_nonzero(~np.isnan(z)) > 1000  # every point is still binned
 
 
 def test_bev_outlines_each_box_with_a_heading_tick() -> None:
@@ -489,6 +535,33 @@ def test_track_thumbnail_shows_the_box_in_its_own_frame():
     noisy["label_noise"] = True
     assert track_thumbnail(pts, noisy).data[1].line.dash == "dash"
     assert len(track_thumbnail(np.zeros((0, 4), np.float32), box).data[0].x) == 0
+
+
+def test_track_gallery_is_one_figure_of_small_panels():
+    from rem_core.viz import track_gallery
+
+    boxes = make_boxes(
+        [dict(center_x=10.0, center_y=10.0, heading=np.pi / 2, length=6.0),
+         dict(center_x=-5.0, center_y=2.0, label_noise=True, noise_kind="partial"),
+         dict(center_x=20.0, center_y=-4.0)]
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    pts = np.column_stack([rng.uniform(-25, 25, (40_000, 2)), rng.uniform(0, 2, (40_000, 2))])
+    shots = [(pts, box, f"#{i + 1}") for i, (_, box) in enumerate(boxes.iterrows())]
+    fig = track_gallery(shots, columns=2, max_points=300)
+    assert len(fig.data) == 2 * len(shots)  # points and outline per panel, one figure
+    assert [a.text for a in fig.layout.annotations] == ["#1", "#2", "#3"]
+    clouds, outlines = fig.data[::2], fig.data[1::2]
+    assert all(0 < len(c.x) <= 300 and np.asarray(c.x).dtype == np.float32 for c in clouds)
+    assert [o.line.dash for o in outlines] == ["solid", "dash", "solid"]
+    # the first box runs along y: in its panel the object lies along x
+    assert np.ptp(outlines[0].x) == pytest.approx(6.0) and np.ptp(outlines[0].y) < 6.0
+    # panels on axes of their own, at equal scale; two rows of two
+    assert {c.xaxis for c in clouds} == {"x", "x2", "x3"}
+    assert fig.layout.yaxis3.scaleanchor == "x3" and fig.layout.height == 2 * 200
+    assert track_gallery([]).data == ()
+    with pytest.raises(ValueError, match="columns"):
+        track_gallery(shots, columns=0)
 
 
 def test_experiment_figure_and_pooled_recall():

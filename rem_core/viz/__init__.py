@@ -16,7 +16,14 @@ from rem_core.viz.difficulty import DIFFICULTY_AXES, SUBSET_COLORS, rare_vs_hard
 from rem_core.viz.experiment import GROUP_COLORS, experiment_ap_figure, mean_recall_curve
 from rem_core.viz.mining import SHARES, composition_figure
 from rem_core.viz.rareness import HISTOGRAM_GROUPS, log_prob_histogram, recall_figure
-from rem_core.viz.scene import bev_figure, box_edges, decimate_points, scene_figure
+from rem_core.viz.scene import (
+    DISPLAY_POINTS,
+    bev_figure,
+    box_edges,
+    decimate_points,
+    display_columns,
+    scene_figure,
+)
 from rem_core.viz.summary import DatasetSummary, summarize_dataset
 from rem_core.viz.theme import (
     BACKGROUND,
@@ -29,12 +36,13 @@ from rem_core.viz.theme import (
     SPLIT_ORDER,
     SUBTYPE_COLORS,
 )
-from rem_core.viz.tracks import crop_around, track_figure, track_thumbnail
+from rem_core.viz.tracks import crop_around, track_figure, track_gallery, track_thumbnail
 
 __all__ = [
     "BACKGROUND",
     "CLASS_COLORS",
     "DIFFICULTY_AXES",
+    "DISPLAY_POINTS",
     "GROUP_COLORS",
     "HIGHLIGHT_COLOR",
     "HISTOGRAM_GROUPS",
@@ -54,11 +62,13 @@ __all__ = [
     "composition_figure",
     "crop_around",
     "decimate_points",
+    "display_columns",
     "log_prob_histogram",
     "rare_vs_hard_figure",
     "recall_figure",
     "scene_figure",
     "summarize_dataset",
     "track_figure",
+    "track_gallery",
     "track_thumbnail",
 ]

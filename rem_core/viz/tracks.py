@@ -8,13 +8,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from rem_core.boxes import bev_corners
 from rem_core.schema import BOX_COLUMNS
-from rem_core.viz.scene import ColorBy, decimate_points, scene_figure
+from rem_core.viz.scene import (
+    DISPLAY_POINTS,
+    ColorBy,
+    decimate_points,
+    display_columns,
+    scene_figure,
+)
 from rem_core.viz.theme import BACKGROUND, HIGHLIGHT_COLOR, NOISE_COLOR, TEXT
 
-__all__ = ["crop_around", "track_figure", "track_thumbnail"]
+__all__ = ["crop_around", "track_figure", "track_gallery", "track_thumbnail"]
 
 _POINT_SCALE = [[0.0, "#3a3f4b"], [0.5, "#8a909c"], [1.0, "#f2f2f2"]]
 
@@ -34,14 +41,15 @@ def track_figure(
     track_id: str,
     *,
     radius_m: float = 15.0,
-    max_points: int = 60_000,
+    max_points: int = DISPLAY_POINTS // 2,
     color_by: ColorBy = "subtype",
     height: int = 520,
 ) -> go.Figure:
     """The object of ``track_id`` in 3D, centred, with the points and boxes around it.
 
     The frame is shifted so that the object's centre is the origin; points within
-    ``radius_m`` of it (BEV) are kept and decimated to ``max_points``; the object's box is
+    ``radius_m`` of it (BEV) are kept and decimated to ``max_points`` (a small view: half
+    of a frame's ``DISPLAY_POINTS`` show it densely enough); the object's box is
     drawn thick and white, label-noise boxes dashed magenta, the other boxes dimmed.
 
     Args:
@@ -88,6 +96,50 @@ def track_figure(
     return fig
 
 
+def _in_box_frame(
+    points: np.ndarray, box: pd.Series, margin_m: float, max_points: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Points around ``box`` in its own frame (the object along x), its outline, half a side.
+
+    Returns:
+        ``(M, 3)`` float32 ``u, v, z`` of the points within the box's footprint plus
+        ``margin_m``, at most ``max_points``; the ``(5, 2)`` closed outline; the half side
+        of a square view holding both.
+    """
+    cx, cy, _, length, width, _, heading = (float(box[c]) for c in BOX_COLUMNS)
+    pts = crop_around(points, np.array([cx, cy]), np.hypot(length, width) / 2 + margin_m)
+    c, s = np.cos(heading), np.sin(heading)
+    dx, dy = pts[:, 0] - cx, pts[:, 1] - cy
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    keep = (np.abs(u) <= length / 2 + margin_m) & (np.abs(v) <= width / 2 + margin_m)
+    local = np.column_stack([u[keep], v[keep], pts[keep, 2]]).astype(np.float32)
+    local = decimate_points(local, max_points)
+    outline = bev_corners(np.array([[0, 0, 0, length, width, 0, 0.0]]))[0]
+    outline = np.vstack([outline, outline[:1]])
+    return local, outline, max(length, width) / 2 + margin_m
+
+
+def _thumbnail_traces(
+    local: np.ndarray, outline: np.ndarray, noisy: bool, gl: bool
+) -> list[go.Scattergl | go.Scatter]:
+    """The points coloured by height, then the outline (magenta dashed for label noise)."""
+    x, y, z = display_columns(local)
+    marker = dict(size=3, color=z, colorscale=_POINT_SCALE)
+    cloud = (go.Scattergl if gl else go.Scatter)(
+        x=x, y=y, mode="markers", marker=marker, hoverinfo="skip", showlegend=False
+    )
+    line = dict(
+        color=NOISE_COLOR if noisy else HIGHLIGHT_COLOR,
+        width=2,
+        dash="dash" if noisy else "solid",
+    )
+    box = go.Scatter(
+        x=outline[:, 0], y=outline[:, 1], mode="lines", hoverinfo="skip", line=line,
+        showlegend=False,
+    )  # fmt: skip
+    return [cloud, box]
+
+
 def track_thumbnail(
     points: np.ndarray,
     box: pd.Series,
@@ -111,32 +163,9 @@ def track_thumbnail(
         The points inside the box's footprint plus ``margin_m``, rotated into the box frame,
         coloured by height; the box outline white (magenta dashed for label noise).
     """
-    cx, cy, _, length, width, _, heading = (float(box[c]) for c in BOX_COLUMNS)
-    pts = crop_around(points, np.array([cx, cy]), np.hypot(length, width) / 2 + margin_m)
-    c, s = np.cos(heading), np.sin(heading)
-    dx, dy = pts[:, 0] - cx, pts[:, 1] - cy
-    u, v = c * dx + s * dy, -s * dx + c * dy
-    keep = (np.abs(u) <= length / 2 + margin_m) & (np.abs(v) <= width / 2 + margin_m)
-    local = decimate_points(np.column_stack([u[keep], v[keep], pts[keep, 2]]), max_points)
-    outline = bev_corners(np.array([[0, 0, 0, length, width, 0, 0.0]]))[0]
-    outline = np.vstack([outline, outline[:1]])
+    local, outline, half = _in_box_frame(points, box, margin_m, max_points)
     noisy = bool(box.get("label_noise", False))
-    fig = go.Figure(
-        [
-            go.Scattergl(
-                x=local[:, 0], y=local[:, 1], mode="markers",
-                marker=dict(size=3, color=local[:, 2], colorscale=_POINT_SCALE),
-                hoverinfo="skip", showlegend=False,
-            ),
-            go.Scatter(
-                x=outline[:, 0], y=outline[:, 1], mode="lines", hoverinfo="skip",
-                line=dict(color=NOISE_COLOR if noisy else HIGHLIGHT_COLOR, width=2,
-                          dash="dash" if noisy else "solid"),
-                showlegend=False,
-            ),
-        ]
-    )  # fmt: skip
-    half = max(length, width) / 2 + margin_m
+    fig = go.Figure(_thumbnail_traces(local, outline, noisy, gl=True))
     fig.update_layout(
         height=height,
         margin=dict(l=0, r=0, t=22 if title else 0, b=0),
@@ -146,5 +175,66 @@ def track_thumbnail(
         title=dict(text=title, font=dict(size=11), x=0.02, y=0.98) if title else None,
         xaxis=dict(visible=False, range=[-half, half]),
         yaxis=dict(visible=False, range=[-half, half], scaleanchor="x", scaleratio=1),
+    )
+    return fig
+
+
+def track_gallery(
+    shots: list[tuple[np.ndarray, pd.Series, str]],
+    *,
+    columns: int = 4,
+    margin_m: float = 1.0,
+    max_points: int = 800,
+    row_height: int = 200,
+    gl: bool = False,
+) -> go.Figure:
+    """Top-down views of several boxes in one figure, a panel each (as :func:`track_thumbnail`).
+
+    One figure rather than one per box: a browser builds one plot instead of a dozen (in
+    Chromium without a GPU, 8 panels drew in 0.2 s against 1 s for 8 WebGL thumbnails).
+
+    Args:
+        shots: ``(points, box, title)`` per panel, row by row: the ``(N, >=3)`` points of the
+            box's frame, one ``BOXES`` row, a caption.
+        columns: panels per row.
+        margin_m: metres shown around each box.
+        max_points: at most this many points per panel.
+        row_height: pixels per row of panels.
+        gl: draw the points with WebGL (``Scattergl``), else as SVG.
+
+    Returns:
+        A figure with two traces per panel (points coloured by height, outline white or
+        magenta dashed for label noise), each panel on axes of its own at equal scale.
+    """
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    rows = max(1, -(-len(shots) // columns))
+    fig = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[title for _, _, title in shots] or None,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.12 / rows,
+    )
+    for i, (points, box, _) in enumerate(shots):
+        row, col = i // columns + 1, i % columns + 1
+        local, outline, half = _in_box_frame(points, box, margin_m, max_points)
+        noisy = bool(box.get("label_noise", False))
+        for trace in _thumbnail_traces(local, outline, noisy, gl):
+            fig.add_trace(trace, row=row, col=col)
+        n = i + 1
+        fig.update_xaxes(visible=False, range=[-half, half], row=row, col=col)
+        fig.update_yaxes(
+            visible=False, range=[-half, half], scaleanchor=f"x{n if n > 1 else ''}",
+            scaleratio=1, row=row, col=col,
+        )  # fmt: skip
+    fig.update_annotations(font=dict(size=11, color=TEXT))
+    fig.update_layout(
+        height=rows * row_height,
+        margin=dict(l=0, r=0, t=24, b=0),
+        paper_bgcolor=BACKGROUND,
+        plot_bgcolor=BACKGROUND,
+        font=dict(color=TEXT, size=10),
+        showlegend=False,
     )
     return fig

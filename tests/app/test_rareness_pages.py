@@ -79,6 +79,11 @@ def test_rarest_tracks_table_viewer_and_link(ready: Path) -> None:
     charts = specs(at)
     assert charts[0]["data"][0]["type"] == "scatter3d" and charts[1]["data"][0]["type"] == "heatmap"
     assert any(t["name"].startswith("track ") for t in charts[0]["data"])
+    # the gallery: one figure of 8 panels (points and outline each), not a chart per track
+    assert len(charts) == 3
+    gallery = charts[2]
+    assert len(gallery["data"]) == 2 * min(8, len(table))
+    assert all(t["x"]["dtype"] == "f4" for t in gallery["data"][::2])
     first = charts[0]
     frames = [int(f) for f in at.select_slider(key="tracks_frame").options]
     current = int(at.select_slider(key="tracks_frame").value)
