@@ -1,18 +1,33 @@
-"""Benchmark: the app on the demo world: the cold pipeline, and each page's warm render.
+"""Benchmark: the app where its user is: `streamlit run`, and Home open in a real browser.
 
-``cold_pipeline_s``: the whole demo pipeline from an empty cache (world, detector ensemble,
-detections and features, tracks and auto-labels, PCA and FFJORD, scores), as Home runs it,
-in a temporary cache folder (``--cache`` to keep it); ``stage_s`` splits it by stage. Skip
-it with ``--no-cold`` (it takes about ten minutes and both cores).
+**Cold start** (skip with ``--no-cold``; about ten minutes and both cores): starts
+``streamlit run app.py`` on the demo world with an empty cache folder, as ``make app`` does
+after its set-up, opens Home in headless Chromium and leaves it open, as a user watching the
+progress would, and times:
 
-``page_s``: seconds for each page's second run under Streamlit's AppTest (the first warms the
-caches) on the demo world from the default cache, which must hold the demo pipeline (run
-``make app`` once, or this benchmark without ``--no-cold`` and with ``--cache cache``).
+- ``cold_ready_s``: from the start of ``streamlit run`` until Home shows "are ready." (the
+  analyses can be opened);
+- ``stage_s``: each stage of the pipeline job as the job recorded it (``status.json``,
+  ``rem_core.jobs``): the world, shipped or trained detectors, detection, the ensemble's
+  members, tracks, the density model; a stage's time runs from the previous one's end;
+- ``server_cpu_share``: the CPU time of the Streamlit server process itself (not of its
+  children: the job is one) from Home's first answer until ready, over that wall time, in
+  cores (0.1 = 10% of one core); ``job_cpu_share`` likewise for the job process.
 
-Prints a human-readable summary, then (last line) JSON:
-``{"cold_pipeline_s": ..., "stage_s": {...}, "page_s": {"<page>": ...}}``.
+``--retrain`` runs it with ``REM_SHIPPED_WEIGHTS=0``: the detectors are trained rather than
+copied from the package (``rem_core.shipped``).
 
-Usage: ``python bench/app.py [--no-cold] [--cache DIR]``
+**Pages** (``browser_page_s``): each page's time in Chromium from the click on its sidebar
+link until it has run and drawn its charts, the median of ``--repeats`` visits after a first
+(``bench/browser_pages.py``), on the demo world in the cold run's cache (or, with
+``--no-cold``, in ``--cache``, default the project's ``cache/``, which must hold the demo
+pipeline: run ``make app`` once).
+
+Prints a human-readable summary, then (last line) JSON: ``{"cold_ready_s": ..., "stage_s":
+{...}, "browser_page_s": {...}, "server_cpu_share": ..., ...}``.
+
+Usage: ``python bench/app.py [--no-cold] [--retrain] [--cache DIR] [--repeats N]
+[--preset tiny|demo]`` (``tiny``: a one-minute check of the benchmark itself).
 """
 
 from __future__ import annotations
@@ -20,95 +35,182 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = (
-    "pages/home.py",
-    "pages/scene_explorer.py",
-    "pages/rareness_recall.py",
-    "pages/log_prob.py",
-    "pages/rarest_tracks.py",
-    "pages/mining.py",
-    "pages/rare_vs_hard.py",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from browser_pages import PAGES, _driver, page_times  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cold_pipeline(cache: Path) -> dict:
-    """Time the demo pipeline from an empty cache at ``cache``."""
-    from rem_core.artifacts import ensure_world
-    from rem_core.config import RemConfig
-    from rem_core.pipeline import run_pipeline
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    config = RemConfig.demo()
-    marks: dict[str, float] = {}
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` itself, not of its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def serve(
+    cache: Path, port: int, log: Path, env: dict[str, str], preset: str = "demo"
+) -> subprocess.Popen:
+    """``streamlit run app.py`` on the ``preset`` world with ``cache``, answering on ``port``."""
+    env = {
+        **os.environ,
+        **env,
+        "REM_PRESET": preset,
+        "REM_CACHE_DIR": str(cache),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited ({proc.returncode}); see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"streamlit did not answer within 120 s; see {log}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def cold_start(
+    cache: Path, preset: str, retrain: bool, timeout: float = 3600
+) -> tuple[dict, str, subprocess.Popen]:
+    """Time a cold start in the server with Home open in Chromium; the result, the base URL
+    of the server and the server itself (left running, for the page times)."""
+    from selenium.webdriver.common.by import By
+
+    from rem_core.jobs import read_job
+
+    port = _free_port()
+    log = cache.parent / f"{cache.name}-streamlit.log"
     start = time.perf_counter()
-    ds = ensure_world(config.world, root=cache)
-    marks["world"] = time.perf_counter() - start
-
-    def progress(stage: str, done: int, total: int) -> None:
-        marks[stage.split(" on ")[0]] = time.perf_counter() - start
-        if done == 0:
-            print(f"  {time.perf_counter() - start:6.0f} s  {stage}", flush=True)
-
-    run_pipeline(config, ds, root=cache, progress=progress)
-    total = time.perf_counter() - start
-    ends = sorted(marks.items(), key=lambda kv: kv[1])
+    env = {"REM_SHIPPED_WEIGHTS": "0"} if retrain else {}
+    server = serve(cache, port, log, env, preset)
+    url = f"http://127.0.0.1:{port}"
+    driver = _driver()
+    try:
+        driver.get(url + "/")
+        cpu0, wall0 = _cpu_s(server.pid), time.perf_counter()
+        job_pid, job_cpu, seen = None, 0.0, ""
+        while True:
+            time.sleep(2.0)
+            body = driver.find_element(By.TAG_NAME, "body").text
+            if job_pid is None and list(cache.glob("jobs/*/pid")):
+                job_pid = int(next(cache.glob("jobs/*/pid")).read_text())
+            if job_pid is not None:
+                try:
+                    job_cpu = _cpu_s(job_pid)  # its last reading before it ended
+                except FileNotFoundError:
+                    pass
+            line = next((x for x in body.splitlines() if ": " in x and " / " in x), "")
+            if line and line != seen:
+                seen = line
+                print(f"  {time.perf_counter() - start:6.0f} s  {line}", flush=True)
+            if "are ready." in body:
+                break
+            if "pipeline failed" in body or "pipeline stopped" in body:
+                raise RuntimeError(f"the pipeline did not finish: {body[-600:]}")
+            if time.perf_counter() - start > timeout:
+                raise TimeoutError(f"not ready after {timeout} s")
+        ready = time.perf_counter()
+        wall = ready - wall0
+        server_cpu = _cpu_s(server.pid) - cpu0
+    finally:
+        driver.quit()
+    (folder,) = list(cache.glob("jobs/*/status.json"))
+    status = read_job(folder.parent.name, cache)
     stage_s, previous = {}, 0.0
-    for name, end in ends:
-        stage_s[name] = round(end - previous, 1)
+    for name, stage in status.stages.items():
+        end = stage.ended if stage.ended is not None else stage.started
+        short = name.split(" on ")[0].replace(" shipped with the app", " (shipped)")
+        stage_s[short] = round(end - previous, 1)
         previous = end
-    return {"cold_pipeline_s": total, "stage_s": stage_s}
-
-
-def page_times() -> dict[str, float]:
-    """Warm render time of each page on the demo world (AppTest, second run)."""
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import AppTest
-
-    sys.path.insert(0, str(ROOT))
-    init = PagesManager.__init__
-
-    def init_served(self: PagesManager, *args: object, **kwargs: object) -> None:
-        # as a served app runs after its first script (see tests/app/conftest.py)
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init_served
-    os.environ.pop("REM_PRESET", None)
-    out = {}
-    for page in PAGES:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
-        at.session_state["home_pipeline_started"] = True
-        at.run()
-        at.switch_page(page).run()
-        if at.exception:
-            raise RuntimeError(f"{page}: {at.exception[0].value}")
-        start = time.perf_counter()
-        at.run()
-        out[Path(page).stem] = round(time.perf_counter() - start, 3)
-    return out
+    return (
+        {
+            "cold_ready_s": round(ready - start, 1),
+            "stage_s": stage_s,
+            "job_s": round(status.elapsed, 1),
+            "server_cpu_share": round(server_cpu / wall, 3),
+            "job_cpu_share": round(job_cpu / wall, 2),
+            "shipped_weights": not retrain,
+        },
+        url,
+        server,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-cold", action="store_true", help="skip the cold pipeline")
-    parser.add_argument("--cache", type=Path, default=None, help="cache folder of the cold run")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold start")
+    parser.add_argument("--retrain", action="store_true", help="cold start training the detectors")
+    parser.add_argument("--cache", type=Path, default=None, help="cache folder to use/keep")
+    parser.add_argument("--repeats", type=int, default=3, help="timed visits of each page")
+    parser.add_argument(
+        "--preset", default="demo", choices=["tiny", "demo"], help="the world (default: demo)"
+    )
     args = parser.parse_args()
     result: dict = {}
-    if not args.no_cold:
-        with tempfile.TemporaryDirectory(prefix="rem-cold-") as tmp:
-            cache = args.cache or Path(tmp)
-            print(f"cold demo pipeline in {cache}:")
-            result.update(cold_pipeline(cache))
-        print(f"cold pipeline {result['cold_pipeline_s'] / 60:.1f} min (target <= 10 min)")
-    result["page_s"] = page_times()
+    tmp = None
+    if args.no_cold:
+        cache = (args.cache or ROOT / "cache").resolve()
+        log = Path(tempfile.mkdtemp(prefix="rem-bench-")) / "streamlit.log"
+        server = serve(cache, (port := _free_port()), log, {}, args.preset)
+        url = f"http://127.0.0.1:{port}"
+    else:
+        if args.cache is None:
+            tmp = Path(tempfile.mkdtemp(prefix="rem-cold-"))
+        cache = (args.cache or tmp / "cache").resolve()
+        if cache.exists() and any(cache.iterdir()):
+            raise SystemExit(f"{cache}: not empty; a cold start needs an empty cache folder")
+        print(f"cold start of the {args.preset} world in {cache} (Home open in Chromium):")
+        cold, url, server = cold_start(cache, args.preset, args.retrain)
+        result.update(cold)
+        print(
+            f"cold start to ready {result['cold_ready_s'] / 60:.1f} min (target <= 10 min), "
+            f"server {result['server_cpu_share']:.1%} of a core (target <= 10%)",
+            flush=True,
+        )
+    try:
+        times = page_times(url, PAGES, repeats=args.repeats)
+        result["browser_page_s"] = {page: round(s, 2) for page, s in times.items()}
+    finally:
+        stop(server)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(
-        "warm page renders: "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in result["page_s"].items())
+        "pages in Chromium (median of second visits): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in result["browser_page_s"].items())
         + " (target <= 2 s each)"
     )
     print(json.dumps(result))
