@@ -133,7 +133,8 @@ def cold_start(
                     job_cpu = _cpu_s(job_pid)  # its last reading before it ended
                 except FileNotFoundError:
                     pass
-            line = next((x for x in body.splitlines() if ": " in x and " / " in x), "")
+            lines = [x for x in body.splitlines() if ": " in x and " / " in x]
+            line = lines[-1] if lines else ""  # the stage running now
             if line and line != seen:
                 seen = line
                 print(f"  {time.perf_counter() - start:6.0f} s  {line}", flush=True)

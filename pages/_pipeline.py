@@ -101,14 +101,16 @@ def start_pipeline(
     config: RemConfig,
     world: WorldConfig | None = None,
     retrain: bool = False,
+    label: str | None = None,
 ) -> JobStatus:
     """Start the pipeline in a process of its own unless it runs already; its status.
 
     With ``world``, the job builds that world first (``data`` is then its folder); with
     ``retrain``, it trains the detectors from scratch (see ``rem_core.jobs.start_job``).
+    ``label`` names the data set in messages (default: its label, or its folder's name).
     """
     root = _root(data)
-    label = f"{data.label if isinstance(data, OpenData) else root.name}, "
+    label = f"{label or (data.label if isinstance(data, OpenData) else root.name)}, "
     label += config.rareness.estimator + (", retraining the detectors" if retrain else "")
     key = job_key("pipeline", config, root)
     if world is not None:

@@ -90,7 +90,9 @@ if choice.source == "world" and not choice.exists:
     if job is None and first_start():
         # first start on the default world: build it and run the pipeline in a job
         st.session_state["home_pipeline_started"] = True
-        job = start_pipeline(choice.path, world_config, world=world_config.world)
+        job = start_pipeline(
+            choice.path, world_config, world=world_config.world, label=choice.label
+        )
     if job is not None and job.running:
         st.info(
             f"Building the **{choice.preset}** world, then running the pipeline on it.",
