@@ -233,6 +233,20 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _spawn(folder: Path, fd: int, out: Any, env: dict[str, str]) -> subprocess.Popen:
+    """The job process: ``python -m rem_core.jobs FOLDER``, holding the lock ``fd``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rem_core.jobs", str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        pass_fds=(fd,),  # the lock, held from now on by the job process
+        start_new_session=True,  # not stopped with the server's process group
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
 def start_job(
     key: str,
     kind: str,
@@ -293,16 +307,12 @@ def start_job(
         _write_json(folder / "status.json", status)
         env = dict(os.environ, REM_CACHE_DIR=str(root), PYTHONUNBUFFERED="1")
         with open(folder / "log.txt", "wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "rem_core.jobs", str(folder)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                pass_fds=(fd,),  # the lock, held from now on by the job process
-                start_new_session=True,  # not stopped with the server's process group
-                env=env,
-                cwd=Path(__file__).resolve().parent.parent,
-            )
+            try:
+                process = _spawn(folder, fd, out, env)
+            except OSError as exc:
+                status.update(state="failed", error=f"cannot start the job: {exc}")
+                _write_json(folder / "status.json", status)
+                raise
         tmp = folder / f".pid.{os.getpid()}.tmp"
         tmp.write_text(str(process.pid))
         os.replace(tmp, folder / "pid")

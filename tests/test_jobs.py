@@ -148,3 +148,22 @@ def test_an_unreadable_status_is_an_error_that_names_the_file(tmp_path: Path):
     (folder / "status.json").write_text("{half")
     with pytest.raises(RuntimeError, match=r"status\.json: unreadable job status"):
         read_job("k", tmp_path)
+
+
+def test_a_job_that_cannot_start_says_why_and_frees_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from rem_core import jobs
+
+    def fail(*args, **kwargs):
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(jobs, "_spawn", fail)
+    config = RemConfig.tiny()
+    key = job_key("pipeline", config, tmp_path / "data")
+    with pytest.raises(OSError, match="no such interpreter"):
+        start_job(key, "pipeline", config, data=tmp_path / "data", root=tmp_path)
+    status = read_job(key, tmp_path)
+    assert status.state == "failed"
+    assert status.error == "cannot start the job: no such interpreter"
+    assert not jobs._holds_lock(job_folder(key, tmp_path))
