@@ -144,3 +144,45 @@ def test_retrain_trains_the_detectors_again_in_a_job(
     assert next(tmp_path.glob("detector/*/member-0/model.pt")).stat().st_mtime_ns > before
     at.run()
     assert "are ready" in at.success[-1].value
+
+
+def test_the_checklist_shows_each_stage_as_soon_as_it_is_published(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A job "runs" (its lock held here, as the job process would), and the stages are
+    # published one by one underneath Home, as the job publishes them.
+    import fcntl
+    import json
+
+    from rem_core.jobs import job_folder
+    from rem_core.pipeline import ensure_detections, ensure_detectors, ensure_rareness
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
+    config = RemConfig.tiny()
+    world = ensure_world(config.world, root=tmp_path)
+    folder = job_folder(job_key("pipeline", config, world.root), tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(
+        json.dumps(
+            {"kind": "pipeline", "label": "tiny world, ffjord", "state": "running",
+             "stages": [["detecting", [3, 48, 1.0, None]]], "started": time.time()}
+        )
+    )  # fmt: skip
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        checklist = next(m.value for m in at.markdown if "Done so far" in m.value)
+        assert "detectors :material/close:" in checklist
+        assert any("detecting: 3 / 48" in p.proto.text for p in at.get("progress"))
+        ensure_detectors(config, world, root=tmp_path)
+        at.run()
+        checklist = next(m.value for m in at.markdown if "Done so far" in m.value)
+        assert "detectors :material/check:, detections :material/close:" in checklist
+        ensure_detections(config, world, root=tmp_path)
+        at.run()
+        checklist = next(m.value for m in at.markdown if "Done so far" in m.value)
+        assert "detections :material/check:, rareness :material/close:" in checklist
+        ensure_rareness(config, world, root=tmp_path)
+        at.run()
+        assert "are ready" in at.success[-1].value
+    assert not at.exception
