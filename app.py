@@ -12,6 +12,7 @@ from pages._pipeline import (
     ANALYSIS_PAGES,
     ESTIMATOR_LABELS,
     ESTIMATOR_NAMES,
+    FEATURE_LABELS,
     init_pipeline_state,
 )
 from pages._shared import PRESETS, SOURCES, count, init_state, open_data, selected_data
@@ -21,7 +22,7 @@ init_state()
 init_pipeline_state()
 # Only one of the two source widgets is drawn per run; re-setting both keeps the hidden one's
 # value, which Streamlit would otherwise drop at the end of the run.
-for key in ("app_preset", "app_folder", "app_estimator"):
+for key in ("app_preset", "app_folder", "app_estimator", "app_features"):
     st.session_state[key] = st.session_state[key]
 
 with st.sidebar:
@@ -55,6 +56,16 @@ with st.sidebar:
             f"{count(len(data.dataset.frames), 'frame')}"
         )
         st.caption(f":material/check_circle: {choice.label}: {counts}")
+    st.selectbox(
+        "Features",
+        list(FEATURE_LABELS),
+        format_func=FEATURE_LABELS.get,
+        key="app_features",
+        help="What REM scores: our detector's ROI features (trained on the source split), "
+        "geometric descriptors of the boxes, or the features stored with your detections "
+        "(`rem import detections --features`). Automatic picks what the data set supports; "
+        "Home says what it picked and why.",
+    )
     st.selectbox(
         "Density model",
         ESTIMATOR_NAMES,

@@ -21,19 +21,21 @@ from pathlib import Path
 import streamlit as st
 
 from pages._shared import OpenData, selected_data
-from rem_core.config import RemConfig, WorldConfig
+from rem_core.config import FeatureConfig, RemConfig, WorldConfig
 from rem_core.density import ESTIMATORS
 from rem_core.jobs import JobStatus, job_key, read_job, start_job
 from rem_core.mining import MiningPool
 from rem_core.pipeline import (
     DetectionRun,
+    FeatureChoice,
     RarenessRun,
+    choose_features,
     ensure_mining_pool,
-    features_for,
     load_detections,
     load_rareness,
     pipeline_status,
 )
+from rem_core.schema import DataError
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +59,40 @@ ESTIMATOR_LABELS = {
 }
 
 
+FEATURE_LABELS = {
+    "auto": "Automatic (what the data supports)",
+    "detector": "Our detector's ROI features",
+    "geometry": "Geometric box descriptors",
+    "imported": "Your detector's stored features",
+}
+
+
 def init_pipeline_state() -> None:
-    """Default of the sidebar's density-model choice (key ``app_estimator``)."""
+    """Defaults of the sidebar's density-model and feature choices (keys ``app_estimator``,
+    ``app_features``)."""
     st.session_state.setdefault("app_estimator", "ffjord")
+    st.session_state.setdefault("app_features", "auto")
+
+
+def feature_choice(data: OpenData) -> FeatureChoice:
+    """The features the sidebar's choice scores on ``data``, and why; a choice the data
+    cannot support shows what is missing and stops the page."""
+    init_pipeline_state()
+    try:
+        return choose_features(data.dataset, st.session_state["app_features"])
+    except DataError as exc:
+        st.error(f"{exc}", icon=":material/error:")
+        st.stop()
 
 
 def app_config(data: OpenData | None, estimator: str | None = None) -> RemConfig:
     """The settings the app runs the pipeline with on ``data``.
 
-    A built-in world uses its preset's settings; a data set folder uses the demo preset's
-    detector, tracker, density and scoring settings, and, when it holds no point cloud to
-    train a detector on (imported labels), geometric descriptors as features
-    (``features.source = "geometry"``), and when it holds a detector's detections with their
-    features, those (``"imported"``; see ``rem_core.pipeline.features_for``). ``estimator``
-    (default: the sidebar's choice) picks the density model. ``data`` may be ``None`` for a
-    built-in world not built yet.
+    A built-in world uses its preset's settings, a data set folder the demo preset's
+    detector, tracker, density and scoring settings. The features are the sidebar's choice
+    (``app_features``; automatic by default: see ``rem_core.pipeline.choose_features``).
+    ``estimator`` (default: the sidebar's choice) picks the density model. ``data`` may be
+    ``None`` for a built-in world not built yet (its preset's features, our detector's).
     """
     init_pipeline_state()
     choice = selected_data()
@@ -81,8 +102,10 @@ def app_config(data: OpenData | None, estimator: str | None = None) -> RemConfig
     config = dataclasses.replace(
         config, rareness=dataclasses.replace(config.rareness, estimator=name)
     )
-    if choice.source == "folder" and data is not None:
-        config = features_for(config, data.dataset)
+    if data is not None:
+        source = feature_choice(data).source
+        if source != config.features.source:
+            config = dataclasses.replace(config, features=FeatureConfig(source=source))
     return config
 
 

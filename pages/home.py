@@ -10,6 +10,7 @@ from pages._pipeline import (
     ANALYSIS_PAGES,
     ESTIMATOR_LABELS,
     app_config,
+    feature_choice,
     pipeline_job,
     start_pipeline,
     status,
@@ -165,6 +166,8 @@ st.page_link("pages/scene_explorer.py", label="Explore the scenes", icon=":mater
 # --- the pipeline: detectors, features, density, scores -------------------------------------
 st.subheader("Pipeline")
 config = app_config(data)
+features = feature_choice(data)
+st.caption(f":material/tune: Features: **{features.source}**: {features.reason}.")
 estimator = ESTIMATOR_LABELS[config.rareness.estimator]
 needs = {
     "geometry": "geometric descriptors of every box (this data set has no point cloud "

@@ -147,11 +147,15 @@ def _dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
         return ensure_world(config.world, progress=update)
 
 
-def _features_for(config: RemConfig, ds: Dataset) -> RemConfig:
-    """The features REM scores on an opened data set (``features_for``)."""
-    from rem_core.pipeline import features_for
+def _features_for(config: RemConfig, ds: Dataset, args: argparse.Namespace) -> RemConfig:
+    """The features REM scores on an opened data set: ``--features`` (default ``auto``),
+    checked against the data, and one line on stderr saying which and why."""
+    from rem_core.pipeline import choose_features, features_for
 
-    return features_for(config, ds)
+    wanted = getattr(args, "features", None) or "auto"
+    choice = choose_features(ds, wanted)
+    print(f"rem: features: {choice.source} ({choice.reason})", file=sys.stderr)
+    return features_for(config, ds, wanted)
 
 
 class _StageBars:
@@ -232,7 +236,7 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     ds = _dataset(args, config)
-    config = _features_for(config, ds)
+    config = _features_for(config, ds, args)
     run = ensure_detections(config, ds, progress=_StageBars())
     det = run.detections
     n_frames = det[["segment_id", "frame_index"]].drop_duplicates().shape[0]
@@ -263,7 +267,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = _config(args)
     ds = _dataset(args, config)
-    config = _features_for(config, ds)  # a data set's own detections are evaluated as they are
+    # a data set's own detections are evaluated as they are
+    config = _features_for(config, ds, args)
     run = ensure_detections(config, ds, progress=_StageBars())
     segments = ds.segments.loc[ds.segments["split"] == args.split, "segment_id"]
     if segments.empty:
@@ -302,7 +307,7 @@ def cmd_flow_fit(args: argparse.Namespace) -> int:
 
     config = _rareness_config(args)
     ds = _dataset(args, config)
-    config = _features_for(config, ds)
+    config = _features_for(config, ds, args)
     run = ensure_rareness(config, ds, progress=_StageBars())
     meta = run.meta
     print(
@@ -319,7 +324,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     config = _rareness_config(args)
     ds = _dataset(args, config)
-    config = _features_for(config, ds)
+    config = _features_for(config, ds, args)
     det_run = ensure_detections(config, ds, progress=_StageBars())
     run = ensure_rareness(config, ds, progress=_StageBars())
     det = det_run.detections
@@ -381,7 +386,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
     config = _mining_config(args)
     ds = _dataset(args, config)
-    config = _features_for(config, ds)
+    config = _features_for(config, ds, args)
     pool = ensure_mining_pool(config, ds, progress=_StageBars())
     mined = mine(pool, args.method, config)
     write_mined(mined.boxes, args.out, force=args.force)
@@ -408,7 +413,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     config = _mining_config(args)
     ds = _dataset(args, config)
-    config = _features_for(config, ds)
+    config = _features_for(config, ds, args)
     pool = ensure_mining_pool(config, ds, progress=_StageBars())
     table = compare_methods(pool, config, methods=args.methods)
     shares = ["large_share", "irregular_share", "label_noise_share", "hard_share"]
@@ -445,7 +450,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists() and not args.force:
         raise FileExistsError(f"--out {args.out}: exists; pass --force to replace its files")
     ds = _dataset(args, config)
-    config = _features_for(config, ds)
+    config = _features_for(config, ds, args)
     result = run_experiment(config, ds, progress=_StageBars())
     shown = result.table[
         ["label", "human_labels", "seeds", "ap_all", "ap_regular", "ap_large", "ap_large_std",
@@ -578,6 +583,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--members", type=int, default=None, help="ensemble size")
         p.add_argument("--epochs", type=int, default=None, help="training epochs per detector")
 
+    def features_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--features",
+            choices=["auto", "detector", "geometry", "imported"],
+            default="auto",
+            help="what REM scores: our detector's ROI features (trained on the source split), "
+            "geometric box descriptors, or the features stored with your detections; auto "
+            "(default) picks what the data set supports and says why",
+        )
+
     p = sub.add_parser(
         "detect",
         help="train the detector ensemble and run it",
@@ -623,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also copy the results (Parquet tables and .npy features) to this folder",
     )
     q.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    features_arg(q)
     q.set_defaults(func=cmd_detect_run)
 
     p = sub.add_parser(
@@ -647,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=6,
         help="ground truth with fewer points is don't-care (default 6: Waymo LEVEL_1)",
     )
+    features_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -664,6 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="density model (default: ffjord)",
     )
+    features_arg(q)
     q.set_defaults(func=cmd_flow_fit)
 
     p = sub.add_parser(
@@ -686,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for detection_scores.parquet and track_scores.parquet",
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    features_arg(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
@@ -781,6 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--labels", type=Path, default=None, help="merged label set as Waymo Objects (.bin)"
     )
+    features_arg(p)
     p.set_defaults(func=cmd_mine)
 
     p = sub.add_parser(
@@ -799,6 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods to compare (default: all)",
     )
     p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+    features_arg(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -829,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder to write experiment.csv, experiment.json, runs.csv and curves.csv to",
     )
+    features_arg(p)
     p.set_defaults(func=cmd_experiment)
     return parser
 

@@ -76,3 +76,26 @@ def test_imported_features_fill_the_pages_that_can_use_them(
     for page in ("rarest_tracks", "mining", "rare_vs_hard"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, page
+
+
+@pytest.mark.skipif(not OBJECTS.is_file(), reason=f"no Waymo sample at {OBJECTS}")
+def test_the_sidebar_chooses_the_features_and_home_says_which_and_why(
+    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    ds: Dataset = import_waymo_objects(OBJECTS, tmp_path / "waymo")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["home_pipeline_started"] = True
+    at.run()
+    assert at.selectbox(key="app_features").value == "auto"
+    at.radio(key="app_source").set_value("folder").run()
+    at.text_input(key="app_folder").input(str(ds.root)).run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "Features:" in c.value)
+    assert "Features: **geometry**: geometric descriptors of its labelled boxes" in caption
+    at.selectbox(key="app_features").set_value("detector").run()
+    assert not at.exception
+    assert "--features detector: the source split" in at.error[0].value
+    assert not at.button  # nothing to run on features the data cannot give
+    at.selectbox(key="app_features").set_value("geometry").run()
+    assert "as asked" in next(c.value for c in at.caption if "Features:" in c.value)
