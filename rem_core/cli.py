@@ -470,19 +470,52 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rem_core.io.importers import IMPORTERS
+    from rem_core.io.importers import import_data
 
     if args.source == "detections":
         return _import_detections(args)
-    if args.out is None:
-        raise ValueError(f"rem import {args.source}: give --out, the data set folder to create")
-    importer = IMPORTERS[args.source]
-    if args.source != "waymo" and len(args.path) != 1:
-        raise ValueError(f"rem import {args.source}: give one PATH, got {len(args.path)}")
-    paths = args.path if args.source == "waymo" else args.path[0]
-    ds = importer(paths, args.out, split=args.split, force=args.force)
+    if (args.out is None) == (args.into is None):
+        raise ValueError(
+            f"rem import {args.source}: give --out (a data set folder to create) or --into "
+            "(a data set to add to)"
+        )
+    if args.into is not None and args.force:
+        raise ValueError("rem import: --force replaces an --out folder; --into adds to one")
+    share = None if args.source_share is None else _share(args.source_share, "--source-share")
+    ds = import_data(
+        args.source,
+        args.path,
+        args.out or args.into,
+        into=args.into is not None,
+        split=args.split,
+        source_share=share,
+        seed=args.seed,
+        force=args.force,
+    )
+    entry = ds.manifest["imports"][-1]
+    drawn = (
+        f"; {len(entry['source_segments'])} drawn into the source split (seed {args.seed})"
+        if share is not None
+        else ""
+    )
+    print(
+        f"imported {entry['segments']} segment{'s' if entry['segments'] != 1 else ''} from "
+        f"{len(entry['paths'])} input{'s' if len(entry['paths']) != 1 else ''} into "
+        f"{ds.root} as {args.split}{drawn}"
+    )
     print(describe(ds))
     return 0
+
+
+def _share(text: str, name: str) -> float:
+    """``"10%"`` or ``"0.1"`` as a share in (0, 1]."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected a share such as 10% or 0.1, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{name}: must be in (0, 100%], got {text!r}")
+    return value
 
 
 def _import_detections(args: argparse.Namespace) -> int:
@@ -497,7 +530,7 @@ def _import_detections(args: argparse.Namespace) -> int:
         raise ValueError("rem import detections: give --data, the data set they belong to")
     if len(args.path) != 1:
         raise ValueError(f"rem import detections: give one PATH, got {len(args.path)}")
-    path = args.path[0]
+    path = Path(args.path[0])
     if args.format == "waymo-objects":
         table = detections_from_waymo_objects(path, Dataset.open(args.data))
     elif args.format == "kitti":
@@ -711,19 +744,38 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="import real data (Waymo, Argoverse 2, KITTI tracking) as a data set",
         description="Read a public format and write it as a data set folder in the REM data "
-        "format (atomically; an existing folder only with --force): waymo (v1 segment "
-        "TFRecords, one or more), waymo-objects (a metrics Objects .bin as ground truth), "
-        "waymo-v2 (a folder with lidar_box/ and optionally lidar/, lidar_calibration/, "
-        "lidar_pose/, vehicle_pose/), av2 (a sensor log folder), kitti-tracking (the folder "
-        "holding training/label_02 and training/calib); detections (a detector's output, "
-        "stored in the data set given by --data).",
+        "format, or add it to one (--into; atomically; an existing --out folder only with "
+        "--force). Every source takes several inputs, folders of them or glob patterns: "
+        "waymo (v1 segment TFRecords), waymo-objects (metrics Objects .bin files as ground "
+        "truth), waymo-v2 (folders with lidar_box/ and optionally lidar/, "
+        "lidar_calibration/, lidar_pose/, vehicle_pose/), av2 (sensor log folders), "
+        "kitti-tracking (folders holding training/label_02 and training/calib); detections "
+        "(a detector's output, stored in the data set given by --data). A log already in "
+        "the data set is refused.",
     )
     p.add_argument(
         "source",
         choices=["waymo", "waymo-objects", "waymo-v2", "av2", "kitti-tracking", "detections"],
     )
-    p.add_argument("path", type=Path, nargs="+", help="the file(s) or folder to read")
+    p.add_argument(
+        "path",
+        nargs="+",
+        help="the inputs: files, folders (of logs, segment files, ...) or glob patterns",
+    )
     p.add_argument("--out", type=Path, default=None, help="data set folder to create")
+    p.add_argument(
+        "--into",
+        type=Path,
+        default=None,
+        help="a data set to add these inputs to (a log already in it is refused)",
+    )
+    p.add_argument(
+        "--source-share",
+        default=None,
+        help="draw this share of the imported segments (e.g. 10%%) into the source split, "
+        "the labelled pool, as the paper draws 10%% of segments; the rest get --split",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the --source-share draw")
     p.add_argument(
         "--data",
         type=Path,

@@ -252,6 +252,37 @@ class DatasetWriter:
         (self._tmp / "points").mkdir()
         return self
 
+    @property
+    def segment_ids(self) -> list[str]:
+        """Ids of the segments added so far, in order."""
+        return [str(s["segment_id"].iloc[0]) for s in self._segments]
+
+    def add_dataset(self, dataset: Dataset) -> None:
+        """Add every segment of ``dataset`` as it is (its points files linked, or copied
+        across file systems): the start of a data set that grows (``rem import --into``)."""
+        assert self._tmp is not None, "use DatasetWriter as a context manager"
+        for segment_id in dataset.segments["segment_id"].astype(str):
+            source = dataset.points_path(segment_id)
+            target = self._tmp / "points" / source.name
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        segments = dataset.segments
+        self._segments.extend(
+            segments.iloc[[i]].reset_index(drop=True) for i in range(len(segments))
+        )
+        self._frames.append(dataset.frames)
+        self._boxes.append(dataset.boxes)
+
+    def set_split(self, segment_id: str, split: str) -> None:
+        """Change the split of an added segment (before the folder is written)."""
+        for segment in self._segments:
+            if str(segment["segment_id"].iloc[0]) == segment_id:
+                segment["split"] = split
+                return
+        raise KeyError(f"segment {segment_id!r} was not added")
+
     def add_segment(
         self,
         segment: pd.DataFrame,
@@ -272,6 +303,8 @@ class DatasetWriter:
         segment_id = str(segment["segment_id"].iloc[0])
         if not segment_id or "/" in segment_id or segment_id.startswith("."):
             raise SchemaError(f"segment_id {segment_id!r} cannot name a file")
+        if segment_id in self.segment_ids:
+            raise SchemaError(f"segment_id {segment_id!r} is already in the data set")
         frames = conform(frames, FRAMES, f"frames of {segment_id}")
         boxes = conform(boxes, BOXES, f"boxes of {segment_id}")
         writer = None

@@ -68,7 +68,7 @@ def test_waymo_frames_without_range_images(tmp_path: Path):
 def test_a_bad_split_and_a_failed_import_leave_nothing(tmp_path: Path):
     with pytest.raises(ValueError, match="split: must be one of"):
         import_kitti_tracking(DATA / "kitti_tracking", tmp_path / "k", split="train")
-    with pytest.raises(Exception, match="no label files"):
+    with pytest.raises(Exception, match="not a kitti-tracking input, and holds none"):
         import_kitti_tracking(tmp_path, tmp_path / "k")
     assert not (tmp_path / "k").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
@@ -85,7 +85,7 @@ def test_rem_import_then_rem_info(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "pass --force" in capsys.readouterr().err
     assert main(["info", str(out)]) == 0
     assert main(["import", "av2", "a", "b", "--out", str(tmp_path / "x")]) == 2
-    assert "give one PATH" in capsys.readouterr().err
+    assert "a: no such file or folder" in capsys.readouterr().err
 
 
 def test_rem_runs_on_imported_labels(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch):

@@ -11,7 +11,7 @@ source gives (or 0).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "detections_from_kitti",
     "detections_from_waymo_objects",
     "import_av2",
+    "import_data",
     "import_kitti_tracking",
     "import_waymo",
     "import_waymo_objects",
@@ -94,18 +95,6 @@ def _segment(segment_id: str, split: str, domain: str, n_frames: int, hz: float)
     )  # fmt: skip
 
 
-def _write(
-    out: str | Path,
-    manifest: dict,
-    segments: Iterable[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Iterable[np.ndarray]]],
-    force: bool,
-) -> Dataset:
-    with DatasetWriter(out, manifest, overwrite=force) as writer:
-        for segment, frames, boxes, points in segments:
-            writer.add_segment(segment, frames, boxes, points)
-    return Dataset.open(out)
-
-
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -117,30 +106,22 @@ def import_kitti_tracking(
     """KITTI tracking ``training/label_02`` + ``training/calib``: one segment per sequence,
     boxes in the LiDAR frame, no points (the scans are not part of the labels), identity
     poses; frames at 10 Hz, numbered as KITTI's, up to the last labelled one."""
+    return import_data("kitti-tracking", [root], out, split=split, force=force)
+
+
+def _kitti_segments(root: Path, split: str) -> Iterator:
     from rem_core.io.kitti import read_labels, sequence_length
 
-    _check_split(split)
-    root = Path(root)
     labels = root / "training" / "label_02" if (root / "training").is_dir() else root / "label_02"
     calib = labels.parent / "calib"
     paths = sorted(labels.glob("*.txt"))
     if not paths:
         raise DataError(f"{labels}: no label files (NNNN.txt)")
-
-    def segments() -> Iterator:
-        for path in paths:
-            boxes = read_labels(path, calib / path.name)
-            n = sequence_length(path)
-            frames = _frames(path.stem, np.arange(n) * 100_000)
-            yield (
-                _segment(path.stem, split, "kitti", n, 10.0),
-                frames,
-                _boxes(boxes),
-                [_EMPTY] * n,
-            )
-
-    manifest = {"source": "kitti tracking", "path": str(root), "poses": "unknown (identity)"}
-    return _write(out, manifest, segments(), force)
+    for path in paths:
+        boxes = read_labels(path, calib / path.name)
+        n = sequence_length(path)
+        frames = _frames(path.stem, np.arange(n) * 100_000)
+        yield (_segment(path.stem, split, "kitti", n, 10.0), frames, _boxes(boxes), [_EMPTY] * n)
 
 
 def import_av2(
@@ -148,12 +129,14 @@ def import_av2(
 ) -> Dataset:
     """An Argoverse 2 sensor log: one segment, a frame per annotated sweep, the sweeps that
     are present as points, the log's poses (nearest in time) as frame poses."""
+    return import_data("av2", [log], out, split=split, force=force)
+
+
+def _av2_segments(log: Path, split: str) -> Iterator:
     import pyarrow.feather as feather
 
     from rem_core.io.av2 import read_annotations, read_sweep
 
-    _check_split(split)
-    log = Path(log)
     boxes = read_annotations(log / "annotations.feather")
     stamps = np.sort(boxes["timestamp_ns"].unique())
     poses = None
@@ -170,9 +153,7 @@ def import_av2(
     ]
     segment_id = log.name
     frames = _frames(segment_id, stamps // 1000, poses, [len(p) for p in points])
-    segment = (_segment(segment_id, split, "av2", len(stamps), 10.0), frames, _boxes(boxes), points)
-    manifest = {"source": "argoverse 2", "path": str(log)}
-    return _write(out, manifest, [segment], force)
+    yield (_segment(segment_id, split, "av2", len(stamps), 10.0), frames, _boxes(boxes), points)
 
 
 def import_waymo_objects(
@@ -180,26 +161,24 @@ def import_waymo_objects(
 ) -> Dataset:
     """A Waymo ``metrics_pb2.Objects`` file as ground truth: a segment per context name, a
     frame per timestamp, the object ids as track ids; no points, identity poses."""
+    return import_data("waymo-objects", [path], out, split=split, force=force)
+
+
+def _waymo_objects_segments(path: Path, split: str) -> Iterator:
     from rem_core.io.waymo import read_objects
 
-    _check_split(split)
     objects = read_objects(path)
-
-    def segments() -> Iterator:
-        for segment_id, rows in objects.groupby("segment_id", sort=True):
-            stamps = np.sort(rows["timestamp_micros"].unique())
-            rows = rows.assign(
-                frame_index=np.searchsorted(stamps, rows["timestamp_micros"]).astype(np.int32)
-            )
-            yield (
-                _segment(segment_id, split, "waymo", len(stamps), 10.0),
-                _frames(segment_id, stamps),
-                _boxes(rows.sort_values("frame_index", kind="stable")),
-                [_EMPTY] * len(stamps),
-            )
-
-    manifest = {"source": "waymo objects", "path": str(path), "poses": "unknown (identity)"}
-    return _write(out, manifest, segments(), force)
+    for segment_id, rows in objects.groupby("segment_id", sort=True):
+        stamps = np.sort(rows["timestamp_micros"].unique())
+        rows = rows.assign(
+            frame_index=np.searchsorted(stamps, rows["timestamp_micros"]).astype(np.int32)
+        )
+        yield (
+            _segment(segment_id, split, "waymo", len(stamps), 10.0),
+            _frames(segment_id, stamps),
+            _boxes(rows.sort_values("frame_index", kind="stable")),
+            [_EMPTY] * len(stamps),
+        )
 
 
 def import_waymo(
@@ -212,32 +191,29 @@ def import_waymo(
     """Waymo v1 segment files (TFRecords of ``Frame``): a segment per context name, the laser
     labels as boxes, the frames' poses, and the lasers' first returns as points where the
     frame carries range images. Frames are read one at a time."""
+    return import_data("waymo", list(paths), out, split=split, force=force)
+
+
+def _waymo_segments(path: Path, split: str) -> Iterator:
     from rem_core.io.waymo import frame_boxes, frame_row, read_frames
     from rem_core.io.waymo_lidar import frame_points
 
-    _check_split(split)
-
-    def segments() -> Iterator:
-        for path in paths:
-            rows, boxes, points = [], [], []
-            for index, frame in enumerate(read_frames(path)):
-                rows.append(frame_row(frame, index))
-                boxes.append(frame_boxes(frame, index))
-                has_images = any(laser.ri_return1.range_image_compressed for laser in frame.lasers)
-                points.append(frame_points(frame) if has_images else _EMPTY)
-            if not rows:
-                raise DataError(f"{path}: holds no frames")
-            segment_id = rows[0]["segment_id"]
-            frames = pd.DataFrame(rows).assign(num_points=[len(p) for p in points])
-            yield (
-                _segment(segment_id, split, "waymo", len(rows), 10.0),
-                frames,
-                pd.concat(boxes, ignore_index=True),
-                points,
-            )
-
-    manifest = {"source": "waymo v1", "paths": [str(p) for p in paths]}
-    return _write(out, manifest, segments(), force)
+    rows, boxes, points = [], [], []
+    for index, frame in enumerate(read_frames(path)):
+        rows.append(frame_row(frame, index))
+        boxes.append(frame_boxes(frame, index))
+        has_images = any(laser.ri_return1.range_image_compressed for laser in frame.lasers)
+        points.append(frame_points(frame) if has_images else _EMPTY)
+    if not rows:
+        raise DataError(f"{path}: holds no frames")
+    segment_id = rows[0]["segment_id"]
+    frames = pd.DataFrame(rows).assign(num_points=[len(p) for p in points])
+    yield (
+        _segment(segment_id, split, "waymo", len(rows), 10.0),
+        frames,
+        pd.concat(boxes, ignore_index=True),
+        points,
+    )
 
 
 def import_waymo_v2(
@@ -246,45 +222,201 @@ def import_waymo_v2(
     """A Waymo v2 folder (``lidar_box/``, and if present ``lidar/`` + ``lidar_calibration/``
     [+ ``lidar_pose/`` + ``vehicle_pose/``], one ``<segment>.parquet`` per component): a
     segment per ``lidar_box`` file, with points where the ``lidar`` component exists."""
+    return import_data("waymo-v2", [root], out, split=split, force=force)
+
+
+def _waymo_v2_segments(root: Path, split: str) -> Iterator:
     from rem_core.io.waymo_v2 import read_lidar_box, read_lidar_points
 
-    _check_split(split)
-    root = Path(root)
     files = sorted((root / "lidar_box").glob("*.parquet"))
     if not files:
         raise DataError(f"{root / 'lidar_box'}: no .parquet files")
+    for path in files:
+        boxes = read_lidar_box(path)
+        raw = pd.read_parquet(path, columns=["key.frame_timestamp_micros"])
+        stamps = np.sort(raw["key.frame_timestamp_micros"].unique())
+        segment_id = str(boxes["segment_id"].iloc[0]) if len(boxes) else path.stem
+        points = {int(t): [] for t in stamps}
+        lidar = root / "lidar" / path.name
+        if lidar.is_file():
+            pose = root / "lidar_pose" / path.name
+            vehicle = root / "vehicle_pose" / path.name
+            both = pose.is_file() and vehicle.is_file()
+            for _, stamp, _, pts in read_lidar_points(
+                lidar,
+                root / "lidar_calibration" / path.name,
+                pose if both else None,
+                vehicle if both else None,
+            ):
+                points.setdefault(stamp, []).append(pts)
+        per_frame = [np.concatenate(points[int(t)]) if points[int(t)] else _EMPTY
+                     for t in stamps]  # fmt: skip
+        frames = _frames(segment_id, stamps, counts=[len(p) for p in per_frame])
+        yield (_segment(segment_id, split, "waymo", len(stamps), 10.0), frames, boxes, per_frame)
 
-    def segments() -> Iterator:
-        for path in files:
-            boxes = read_lidar_box(path)
-            raw = pd.read_parquet(path, columns=["key.frame_timestamp_micros"])
-            stamps = np.sort(raw["key.frame_timestamp_micros"].unique())
-            segment_id = str(boxes["segment_id"].iloc[0]) if len(boxes) else path.stem
-            points = {int(t): [] for t in stamps}
-            lidar = root / "lidar" / path.name
-            if lidar.is_file():
-                pose = root / "lidar_pose" / path.name
-                vehicle = root / "vehicle_pose" / path.name
-                both = pose.is_file() and vehicle.is_file()
-                for _, stamp, _, pts in read_lidar_points(
-                    lidar,
-                    root / "lidar_calibration" / path.name,
-                    pose if both else None,
-                    vehicle if both else None,
-                ):
-                    points.setdefault(stamp, []).append(pts)
-            per_frame = [np.concatenate(points[int(t)]) if points[int(t)] else _EMPTY
-                         for t in stamps]  # fmt: skip
-            frames = _frames(segment_id, stamps, counts=[len(p) for p in per_frame])
-            yield (
-                _segment(segment_id, split, "waymo", len(stamps), 10.0),
-                frames,
-                boxes,
-                per_frame,
+
+#: Per format: what reads one input (a file or folder) as segments, its name for
+#: manifests, and how a folder given for it is searched for inputs (``_expand``).
+_FORMATS: dict[str, tuple[Callable[[Path, str], Iterator], str]] = {
+    "kitti-tracking": (_kitti_segments, "kitti tracking"),
+    "av2": (_av2_segments, "argoverse 2"),
+    "waymo-objects": (_waymo_objects_segments, "waymo objects"),
+    "waymo": (_waymo_segments, "waymo v1"),
+    "waymo-v2": (_waymo_v2_segments, "waymo v2"),
+}
+
+
+#: Names of the files a folder given for a file format is searched for.
+_FILE_PATTERNS = {"waymo": "*.tfrecord*", "waymo-objects": "*.bin"}
+
+
+def _is_input(fmt: str, path: Path, inside: bool = False) -> bool:
+    """Whether ``path`` is one input of ``fmt`` (``inside``: found in a folder given)."""
+    if fmt == "av2":
+        return (path / "annotations.feather").is_file()
+    if fmt == "waymo-v2":
+        return (path / "lidar_box").is_dir()
+    if fmt == "kitti-tracking":
+        return (path / "training" / "label_02").is_dir() or (path / "label_02").is_dir()
+    return path.is_file() and (not inside or path.match(_FILE_PATTERNS[fmt]))
+
+
+def _expand(fmt: str, paths: Sequence[str | Path]) -> list[Path]:
+    """The inputs named by ``paths``: each an input of ``fmt``, a folder holding inputs (one
+    level down: AV2 logs, Waymo v2 or KITTI roots; Waymo ``.tfrecord`` and ``.bin`` files),
+    or a glob pattern."""
+    import glob
+
+    found: list[Path] = []
+    for raw in paths:
+        text = str(raw)
+        pattern = any(c in text for c in "*?[")
+        matches = [Path(m) for m in sorted(glob.glob(text))] if pattern else [Path(raw)]
+        if not matches:
+            raise DataError(f"{text}: matches no file or folder")
+        for path in matches:
+            if not path.exists():
+                raise DataError(f"{path}: no such file or folder")
+            if _is_input(fmt, path):
+                found.append(path)
+                continue
+            inner = (
+                sorted(p for p in path.iterdir() if _is_input(fmt, p, inside=True))
+                if path.is_dir()
+                else []
             )
+            if not inner:
+                raise DataError(f"{path}: not a {fmt} input, and holds none")
+            found.extend(inner)
+    return found
 
-    manifest = {"source": "waymo v2", "path": str(root)}
-    return _write(out, manifest, segments(), force)
+
+def import_data(
+    fmt: str,
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    into: bool = False,
+    split: str = "unlabelled",
+    source_share: float | None = None,
+    seed: int = 0,
+    force: bool = False,
+) -> Dataset:
+    """Import any number of inputs of one format into a data set, new or growing.
+
+    Args:
+        fmt: a key of ``IMPORTERS``.
+        paths: files, folders or glob patterns (``_expand``); every input found is read.
+        out: the data set folder.
+        into: add to the data set at ``out`` (its segments are kept as they are) instead
+            of creating it. The folder is rewritten atomically: until the end, the old data
+            set is whole.
+        split: the split of the imported segments.
+        source_share: if given, this share of the imported segments (drawn at random by
+            segment with ``seed``, at least one) goes to the ``source`` split, the labelled
+            pool the detector trains on, as the paper draws 10% of segments; the others get
+            ``split``.
+        seed: the draw's seed.
+        force: replace an existing data set at ``out`` (not with ``into``).
+
+    Raises:
+        DataError: an input that is not one of ``fmt``, an input already imported into the
+            data set, or a segment id already in it (both named).
+        FileExistsError: ``out`` exists, without ``into`` or ``force``.
+    """
+    if fmt not in _FORMATS:
+        raise ValueError(f"import: unknown format {fmt!r}; choose one of {sorted(_FORMATS)}")
+    _check_split(split)
+    if source_share is not None and not 0 < source_share <= 1:
+        raise ValueError(f"source share: must be in (0, 1], got {source_share}")
+    read, name = _FORMATS[fmt]
+    inputs = _expand(fmt, paths)
+    seen = {}
+    for path in inputs:
+        key = str(path.resolve())
+        if key in seen:
+            raise DataError(f"{path}: given twice")
+        seen[key] = path
+    out = Path(out)
+    old = None
+    imports: list[dict] = []
+    manifest: dict = {"source": name, "paths": [str(p) for p in inputs]}
+    if into:
+        old = Dataset.open(out)
+        manifest = dict(old.manifest)
+        manifest.pop("counts", None)
+        imports = list(manifest.get("imports", []))
+        done = {p for entry in imports for p in entry["paths"]}
+        done.update(str(p) for p in manifest.get("paths", []))
+        if manifest.get("path"):
+            done.add(str(manifest["path"]))
+        for path in inputs:
+            if str(path) in done or str(path.resolve()) in done:
+                raise DataError(f"{path}: already imported into {out}")
+    with DatasetWriter(out, manifest, overwrite=force or into) as writer:
+        before = set()
+        if old is not None:
+            writer.add_dataset(old)
+            before = set(writer.segment_ids)
+        read_from: dict[str, Path] = {}
+        for path in inputs:
+            for segment, frames, boxes, points in read(path, split):
+                segment_id = str(segment["segment_id"].iloc[0])
+                if segment_id in before:
+                    raise DataError(
+                        f"{path}: segment {segment_id!r} is already in {out}; it was imported "
+                        "before (a log is imported once)"
+                    )
+                if segment_id in read_from:
+                    raise DataError(
+                        f"{path}: segment {segment_id!r} was read from {read_from[segment_id]} "
+                        "already (segment ids must be unique in a data set)"
+                    )
+                read_from[segment_id] = path
+                writer.add_segment(segment, frames, boxes, points)
+        new = [s for s in writer.segment_ids if s not in before]
+        drawn: list[str] = []
+        if source_share is not None and new:
+            k = max(1, round(source_share * len(new)))
+            picks = np.random.default_rng(seed).choice(len(new), size=k, replace=False)
+            drawn = sorted(new[i] for i in picks)
+            for segment_id in drawn:
+                writer.set_split(segment_id, "source")
+        imports.append(
+            {
+                "source": name,
+                "paths": [str(p.resolve()) for p in inputs],
+                "split": split,
+                "segments": len(new),
+                **(
+                    {"source_share": source_share, "seed": seed, "source_segments": drawn}
+                    if source_share is not None
+                    else {}
+                ),  # fmt: skip
+            }
+        )
+        writer.manifest["imports"] = imports
+    return Dataset.open(out)
 
 
 #: ``rem import`` sources and their importers.
