@@ -10,6 +10,11 @@
   data set folder.
 - ``kitti_tracking_import_s``: ``rem import kitti-tracking`` of the 21 sequences (47,262
   boxes) into a data set folder.
+- ``import_to_mined_s``: per sample, the commands a user types from the sample to a mined
+  list and a Waymo label set (``rem import ...``, then ``rem mine ... --out mined.csv
+  --labels labels.bin``, as ``tests/test_real_end_to_end.py`` runs them), each a fresh
+  ``rem`` process on both cores with an empty cache; KITTI with ``--source-share 10%`` and
+  ``--features geometry``, once with FFJORD and once with ``--estimator gaussian``.
 
 Prints a summary, then (last line) JSON. Usage: ``python bench/io.py``
 """
@@ -17,6 +22,11 @@ Prints a summary, then (last line) JSON. Usage: ``python bench/io.py``
 from __future__ import annotations
 
 import os
+
+# The import-to-mined-list runs are separate `rem` processes on every core, as a user runs
+# them: keep the environment and the cores before this process pins itself to one.
+USER_ENV = dict(os.environ)
+ALL_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
@@ -79,6 +89,81 @@ def kitti_s() -> float:
         return time.perf_counter() - start
 
 
+MINE = ["mine", "--data", "data", "--method", "d-rem", "--budget", "3%", "--out", "mined.csv",
+        "--labels", "labels.bin"]  # fmt: skip
+RUNS = {
+    "av2": [["import", "av2", "{DATA}/av2", "--out", "data"], MINE],
+    "waymo_frames": [["import", "waymo", "{DATA}/waymo/frames", "--out", "data"], MINE],
+    "waymo_objects_with_predictions": [
+        ["import", "waymo-objects", "{DATA}/waymo/objects/fake_ground_truths.bin", "--out", "data"],
+        [
+            "import",
+            "detections",
+            "{DATA}/waymo/objects/fake_predictions.bin",
+            "--data",
+            "data",
+            "--format",
+            "waymo-objects",
+        ],
+        MINE,
+    ],  # fmt: skip
+    "kitti_tracking": [
+        [
+            "import",
+            "kitti-tracking",
+            "{DATA}/kitti_tracking",
+            "--out",
+            "data",
+            "--source-share",
+            "10%",
+            "--seed",
+            "0",
+        ],
+        [*MINE, "--features", "geometry"],
+    ],  # fmt: skip
+    "kitti_tracking_gaussian": [
+        [
+            "import",
+            "kitti-tracking",
+            "{DATA}/kitti_tracking",
+            "--out",
+            "data",
+            "--source-share",
+            "10%",
+            "--seed",
+            "0",
+        ],
+        [*MINE, "--features", "geometry", "--estimator", "gaussian"],
+    ],  # fmt: skip
+}
+
+
+def import_to_mined_s() -> dict[str, float]:
+    """Seconds from each sample to its mined list, through ``rem`` as typed."""
+    import subprocess
+
+    rem = Path(sys.executable).with_name("rem")
+
+    def unpin() -> None:
+        if ALL_CORES is not None:
+            os.sched_setaffinity(0, ALL_CORES)
+
+    out = {}
+    for name, commands in RUNS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**USER_ENV, "REM_CACHE_DIR": str(Path(tmp) / "cache")}
+            start = time.perf_counter()
+            for command in commands:
+                argv = [str(rem), *(part.replace("{DATA}", str(DATA)) for part in command)]
+                done = subprocess.run(
+                    argv, cwd=tmp, env=env, preexec_fn=unpin, capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{' '.join(argv)}: {done.stderr[-800:]}")
+            out[name] = round(time.perf_counter() - start, 2)
+    return out
+
+
 def main() -> None:
     rate, n = waymo_frames_per_s()
     full_rate, full_n = waymo_frames_per_s(full=True)
@@ -89,6 +174,7 @@ def main() -> None:
         "waymo_points_per_frame_full": full_n,
         "av2_import_s": av2_s(),
         "kitti_tracking_import_s": kitti_s(),
+        "import_to_mined_s": import_to_mined_s(),
     }
     print(
         f"Waymo: {rate:.1f} frames/s decoded ({n:,} points each), {full_rate:.1f} frames/s "
@@ -97,6 +183,11 @@ def main() -> None:
     print(
         f"imports: AV2 sample {result['av2_import_s']:.2f} s; KITTI tracking, 21 sequences, "
         f"{result['kitti_tracking_import_s']:.2f} s"
+    )
+    print(
+        "sample to mined list through `rem`: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result["import_to_mined_s"].items())
+        + " (target for KITTI: 10 s)"
     )
     print(json.dumps(result))
 

@@ -99,3 +99,39 @@ def test_the_sidebar_chooses_the_features_and_home_says_which_and_why(
     assert not at.button  # nothing to run on features the data cannot give
     at.selectbox(key="app_features").set_value("geometry").run()
     assert "as asked" in next(c.value for c in at.caption if "Features:" in c.value)
+
+
+SAMPLES = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no real samples at {SAMPLES}")
+@pytest.mark.parametrize("fmt, inputs", [
+    ("av2", ["av2"]),
+    ("kitti-tracking", ["kitti_tracking"]),
+    ("waymo", ["waymo/frames/*.tfrecord"]),
+])  # fmt: skip
+def test_each_real_sample_runs_in_the_app_from_its_folder(
+    fmt: str, inputs: list[str], app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rem_core.io.importers import import_data
+
+    monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
+    ds = import_data(fmt, [str(SAMPLES / i) for i in inputs], tmp_path / "data")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["home_pipeline_started"] = True
+    at.session_state["app_estimator"] = "gaussian"
+    at.run()
+    at.radio(key="app_source").set_value("folder").run()
+    at.text_input(key="app_folder").input(str(ds.root)).run()
+    assert not at.exception
+    assert any("Features: **geometry**" in c.value for c in at.caption)
+    at.button(key="home_pipeline").click().run()
+    deadline = time.monotonic() + 300
+    while not any("are ready" in s.value for s in at.success):
+        assert time.monotonic() < deadline, "the pipeline did not finish in 5 minutes"
+        assert not at.error, at.error[0].value
+        time.sleep(1)
+        at.run()
+    for page in ("rarest_tracks", "log_prob", "mining", "rare_vs_hard", "scene_explorer"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
