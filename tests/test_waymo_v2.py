@@ -131,3 +131,24 @@ def test_a_v2_folder_imports_as_a_data_set(tmp_path: Path):
     assert ds.frames["num_points"].tolist() == [n, n]
     assert len(ds.points(SEG, 1)) == n
     assert ds.tracks["num_boxes"].tolist() == [2]
+
+
+def test_v2_folders_import_into_one_data_set_and_grow_it(tmp_path: Path):
+    from rem_core.io.importers import import_data
+
+    roots = []
+    for name in ("segment-a", "segment-b", "segment-c"):
+        root = tmp_path / name
+        (root / "lidar_box").mkdir(parents=True)
+        rows = [{**box_row(t, "a", 9.0), "key.segment_context_name": name}
+                for t in (1_000_000, 1_100_000)]  # fmt: skip
+        write(root / "lidar_box" / f"{name}.parquet", rows)
+        roots.append(root)
+    ds = import_data("waymo-v2", [str(tmp_path / "segment-[ab]")], tmp_path / "out")
+    assert ds.segments["segment_id"].tolist() == ["segment-a", "segment-b"]
+    ds = import_data("waymo-v2", [roots[2]], tmp_path / "out", into=True, source_share=1.0)
+    assert dict(zip(ds.segments["segment_id"], ds.segments["split"], strict=True)) == {
+        "segment-a": "unlabelled", "segment-b": "unlabelled", "segment-c": "source",
+    }  # fmt: skip
+    with pytest.raises(DataError, match="segment-a: already imported into"):
+        import_data("waymo-v2", [roots[0]], tmp_path / "out", into=True)
