@@ -91,50 +91,21 @@ def kitti_s() -> float:
 
 MINE = ["mine", "--data", "data", "--method", "d-rem", "--budget", "3%", "--out", "mined.csv",
         "--labels", "labels.bin"]  # fmt: skip
+KITTI_IMPORT = ["import", "kitti-tracking", "{DATA}/kitti_tracking", "--out", "data",
+                "--source-share", "10%", "--seed", "0"]  # fmt: skip
+WO_IMPORT = ["import", "waymo-objects", "{DATA}/waymo/objects/fake_ground_truths.bin", "--out",
+             "data"]  # fmt: skip
+WO_DETECTIONS = ["import", "detections", "{DATA}/waymo/objects/fake_predictions.bin", "--data",
+                 "data", "--format", "waymo-objects"]  # fmt: skip
 RUNS = {
     "av2": [["import", "av2", "{DATA}/av2", "--out", "data"], MINE],
     "waymo_frames": [["import", "waymo", "{DATA}/waymo/frames", "--out", "data"], MINE],
-    "waymo_objects_with_predictions": [
-        ["import", "waymo-objects", "{DATA}/waymo/objects/fake_ground_truths.bin", "--out", "data"],
-        [
-            "import",
-            "detections",
-            "{DATA}/waymo/objects/fake_predictions.bin",
-            "--data",
-            "data",
-            "--format",
-            "waymo-objects",
-        ],
-        MINE,
-    ],  # fmt: skip
-    "kitti_tracking": [
-        [
-            "import",
-            "kitti-tracking",
-            "{DATA}/kitti_tracking",
-            "--out",
-            "data",
-            "--source-share",
-            "10%",
-            "--seed",
-            "0",
-        ],
-        [*MINE, "--features", "geometry"],
-    ],  # fmt: skip
+    "waymo_objects_with_predictions": [WO_IMPORT, WO_DETECTIONS, MINE],
+    "kitti_tracking": [KITTI_IMPORT, [*MINE, "--features", "geometry"]],
     "kitti_tracking_gaussian": [
-        [
-            "import",
-            "kitti-tracking",
-            "{DATA}/kitti_tracking",
-            "--out",
-            "data",
-            "--source-share",
-            "10%",
-            "--seed",
-            "0",
-        ],
+        KITTI_IMPORT,
         [*MINE, "--features", "geometry", "--estimator", "gaussian"],
-    ],  # fmt: skip
+    ],
 }
 
 

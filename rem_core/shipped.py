@@ -127,11 +127,9 @@ def ship_detectors(
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    from rem_core.pipeline import _publish
+
+    def write(tmp: Path) -> None:
         hashes = {}
         for member in members:
             (tmp / member).mkdir()
@@ -152,10 +150,7 @@ def ship_detectors(
             "settings": settings,
         }
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    out = Path(out)
+    _publish(out, write)  # whole or absent: written beside it, then renamed
     return out
