@@ -363,6 +363,8 @@ class _Reporter:
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic() - self.t0
         entry = self.stages.setdefault(stage, [done, total, now, None])
+        if entry[3] is not None and done < total:  # the same stage again (an experiment's runs)
+            entry[2], entry[3] = now, None
         entry[0], entry[1] = int(done), int(total)
         first = entry[3] is None and done >= total
         if first:
@@ -427,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         report.write(state="stopped", error="stopped on request", finished=time.time())
         return 1
-    except BaseException as exc:  # noqa: BLE001 - recorded for the app, then re-raised
+    except BaseException as exc:  # noqa: BLE001 - recorded for the app, traceback in the log
         traceback.print_exc()
         report.write(state="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
         return 1

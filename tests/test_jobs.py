@@ -167,3 +167,22 @@ def test_a_job_that_cannot_start_says_why_and_frees_its_lock(
     assert status.state == "failed"
     assert status.error == "cannot start the job: no such interpreter"
     assert not jobs._holds_lock(job_folder(key, tmp_path))
+
+
+def test_a_stage_that_runs_again_is_timed_afresh(tmp_path: Path):
+    import json
+
+    from rem_core.jobs import _Reporter
+
+    (tmp_path / "status.json").write_text("{}")
+    report = _Reporter(tmp_path, {"state": "running"})
+    report("training", 0, 2)
+    report("training", 2, 2)
+    first_end = report.stages["training"][3]
+    assert first_end is not None
+    time.sleep(0.01)
+    report("training", 0, 2)  # the next run's training
+    assert report.stages["training"][3] is None
+    assert report.stages["training"][2] >= first_end
+    stages = dict(json.loads((tmp_path / "status.json").read_text())["stages"])
+    assert stages["training"][:2] == [0, 2]
