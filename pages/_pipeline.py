@@ -1,4 +1,4 @@
-"""What the analysis pages share: the pipeline's settings, its background run, cached results.
+"""What the analysis pages share: the pipeline's settings, its job, cached results.
 
 Not a page. The pipeline (detector ensemble, detections and features, tracks and
 auto-labels, PCA and density, scores) runs as a job in a process of its own
