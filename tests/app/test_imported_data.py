@@ -15,25 +15,40 @@ ROOT = Path(__file__).resolve().parents[2]
 OBJECTS = ROOT.parent / "shared" / "data" / "waymo" / "objects" / "fake_ground_truths.bin"
 
 
+def _open_folder(root: Path, estimator: str | None = None) -> AppTest:
+    """The app (not on its first start) with the data set folder ``root`` picked in the
+    sidebar, and the density model ``estimator`` if given."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["home_pipeline_started"] = True
+    if estimator is not None:
+        at.session_state["app_estimator"] = estimator
+    at.run()
+    at.radio(key="app_source").set_value("folder").run()
+    at.text_input(key="app_folder").input(str(root)).run()
+    return at
+
+
+def _run_pipeline(at: AppTest, timeout: float) -> None:
+    """Press Home's *Run the pipeline* and rerun until the analyses are ready."""
+    at.button(key="home_pipeline").click().run()
+    deadline = time.monotonic() + timeout
+    while not any("are ready" in s.value for s in at.success):
+        assert time.monotonic() < deadline, f"the pipeline did not finish in {timeout:.0f} s"
+        assert not at.error, at.error[0].value
+        time.sleep(1)
+        at.run()
+
+
 @pytest.mark.skipif(not OBJECTS.is_file(), reason=f"no Waymo sample at {OBJECTS}")
 def test_imported_labels_run_the_pipeline_and_fill_the_pages(
     app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
     ds: Dataset = import_waymo_objects(OBJECTS, tmp_path / "waymo")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["home_pipeline_started"] = True
-    at.run()
-    at.radio(key="app_source").set_value("folder").run()
-    at.text_input(key="app_folder").input(str(ds.root)).run()
+    at = _open_folder(ds.root)
     assert not at.exception
     assert any("geometric descriptors" in m.value for m in at.markdown)
-    at.button(key="home_pipeline").click().run()
-    deadline = time.monotonic() + 300
-    while not any("are ready" in s.value for s in at.success):
-        assert time.monotonic() < deadline, "the pipeline did not finish in 5 minutes"
-        time.sleep(1)
-        at.run()
+    _run_pipeline(at, 300)
     for page in ("rarest_tracks", "log_prob", "mining", "rare_vs_hard", "rareness_recall"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, page
@@ -54,19 +69,9 @@ def test_imported_features_fill_the_pages_that_can_use_them(
     predictions = detections_from_waymo_objects(OBJECTS.with_name("fake_predictions.bin"), ds)
     features = np.random.default_rng(0).normal(size=(len(predictions), 6))
     attach_detections(ds.root, predictions, features)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["home_pipeline_started"] = True
-    at.session_state["app_estimator"] = "gaussian"
-    at.run()
-    at.radio(key="app_source").set_value("folder").run()
-    at.text_input(key="app_folder").input(str(ds.root)).run()
+    at = _open_folder(ds.root, estimator="gaussian")
     assert any("features your detector gave" in m.value for m in at.markdown)
-    at.button(key="home_pipeline").click().run()
-    deadline = time.monotonic() + 120
-    while not any("are ready" in s.value for s in at.success):
-        assert time.monotonic() < deadline, "the pipeline did not finish in 2 minutes"
-        time.sleep(1)
-        at.run()
+    _run_pipeline(at, 120)
     at.switch_page("pages/rareness_recall.py").run()
     assert not at.exception
     assert any("missed object has no features" in i.value for i in at.info)
@@ -84,12 +89,8 @@ def test_the_sidebar_chooses_the_features_and_home_says_which_and_why(
 ) -> None:
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
     ds: Dataset = import_waymo_objects(OBJECTS, tmp_path / "waymo")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["home_pipeline_started"] = True
-    at.run()
+    at = _open_folder(ds.root)
     assert at.selectbox(key="app_features").value == "auto"
-    at.radio(key="app_source").set_value("folder").run()
-    at.text_input(key="app_folder").input(str(ds.root)).run()
     assert not at.exception
     caption = next(c.value for c in at.caption if "Features:" in c.value)
     assert "Features: **geometry**: geometric descriptors of its labelled boxes" in caption
@@ -117,21 +118,10 @@ def test_each_real_sample_runs_in_the_app_from_its_folder(
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
     ds = import_data(fmt, [str(SAMPLES / i) for i in inputs], tmp_path / "data")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["home_pipeline_started"] = True
-    at.session_state["app_estimator"] = "gaussian"
-    at.run()
-    at.radio(key="app_source").set_value("folder").run()
-    at.text_input(key="app_folder").input(str(ds.root)).run()
+    at = _open_folder(ds.root, estimator="gaussian")
     assert not at.exception
     assert any("Features: **geometry**" in c.value for c in at.caption)
-    at.button(key="home_pipeline").click().run()
-    deadline = time.monotonic() + 300
-    while not any("are ready" in s.value for s in at.success):
-        assert time.monotonic() < deadline, "the pipeline did not finish in 5 minutes"
-        assert not at.error, at.error[0].value
-        time.sleep(1)
-        at.run()
+    _run_pipeline(at, 300)
     for page in ("rarest_tracks", "log_prob", "mining", "rare_vs_hard", "scene_explorer"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, page
