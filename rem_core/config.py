@@ -40,7 +40,10 @@ __all__ = [
 ]
 
 #: Vehicle subtypes and the family each belongs to. "regular" and "large" name the usual
-#: size ranges of the subtype; "irregular" subtypes have an unusual shape at any size.
+#: size ranges of the subtype; "irregular" subtypes have an unusual shape or stand where
+#: vehicles do not, at any size: a roof box, a tall load in a pickup's bed, open doors and a
+#: car riding on a tow truck's bed keep a regular car's size, so only their shape or their
+#: surroundings tell them apart.
 VEHICLE_SUBTYPES: dict[str, str] = {
     "sedan": "regular",
     "hatchback": "regular",
@@ -51,29 +54,40 @@ VEHICLE_SUBTYPES: dict[str, str] = {
     "box_truck": "large",
     "tractor_trailer": "large",
     "car_carrier": "large",
+    "tow_truck": "large",
     "roof_load": "irregular",
     "flatbed_ramp": "irregular",
     "microcar": "irregular",
+    "roof_box": "irregular",
+    "tall_load": "irregular",
+    "open_door": "irregular",
+    "towed_car": "irregular",
 }
 
-#: Share of vehicle tracks per subtype: 95.4% regular, 3.7% large, 0.9% irregular. Large
+#: Share of vehicle tracks per subtype: 94.3% regular, 3.7% large, 2.0% irregular. Large
 #: vehicles are seen from further away, and a flatbed with a ramp is large too, so about
 #: 4.5-5% of the *labelled* vehicle tracks measure >= 7 m (the paper's Waymo: 3-5%). The
 #: large subtypes had 2.7% until the source pool of the demo world held too few distinct
-#: long vehicles for any detector to learn them from (docs/detector.md).
+#: long vehicles for any detector to learn them from (docs/detector.md). Every tow truck
+#: carries a ``towed_car`` (not drawn from the mix); ``open_door`` cars are only parked, so
+#: each rare subtype of regular size is 0.2-0.4% of the vehicle tracks.
 DEFAULT_VEHICLE_MIX: tuple[tuple[str, float], ...] = (
-    ("sedan", 0.36081),
-    ("hatchback", 0.11862),
-    ("suv", 0.24713),
-    ("pickup", 0.10874),
-    ("van", 0.11862),
+    ("sedan", 0.35542),
+    ("hatchback", 0.11750),
+    ("suv", 0.24480),
+    ("pickup", 0.10771),
+    ("van", 0.11750),
     ("bus", 0.01246),
-    ("box_truck", 0.01246),
+    ("box_truck", 0.00996),
     ("tractor_trailer", 0.0083),
     ("car_carrier", 0.00415),
+    ("tow_truck", 0.0025),
     ("roof_load", 0.00395),
     ("flatbed_ramp", 0.00277),
     ("microcar", 0.00198),
+    ("roof_box", 0.003),
+    ("tall_load", 0.003),
+    ("open_door", 0.005),
 )
 
 #: The "other region" (out-of-distribution) mix: more work vehicles, fewer small cars.
@@ -84,9 +98,10 @@ OTHER_REGION_VEHICLE_MIX: tuple[tuple[str, float], ...] = (
     ("pickup", 0.24),
     ("van", 0.15),
     ("bus", 0.02),
-    ("box_truck", 0.035),
+    ("box_truck", 0.03),
     ("tractor_trailer", 0.025),
     ("car_carrier", 0.005),
+    ("tow_truck", 0.005),
     ("roof_load", 0.01),
     ("flatbed_ramp", 0.01),
     ("microcar", 0.005),
@@ -177,14 +192,22 @@ class LidarConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DomainConfig:
-    """Conditions of a region: weather effects on the LiDAR and the local vehicle mix.
+    """Conditions of a region: its weather's effects on the LiDAR, its roadside and its
+    vehicle mix.
 
     ``vehicle_mix=None`` keeps the world's mix. Clutter is spurious returns from rain or
     spray between 1 and 10 m from the sensor. Rain also dims every return: water films make
     surfaces reflect less diffusely (``surface_reflectivity`` scales every surface's
     reflectivity) and drops scatter the beam on its way out and back (two-way Beer-Lambert
     extinction, intensity times ``exp(-2 * extinction_per_m * range)``; heavy rain at 905 nm
-    is of the order of 0.01 per metre).
+    is of the order of 0.01 per metre). A wet road mirrors the beam away: ground returns are
+    lost with probability ``ground_dropout * min(1, range / 30 m)`` and reflect
+    ``ground_reflectivity``. Moving vehicles throw up spray, a cloud behind and around their
+    rear wheels that returns a ray with probability ``1 - exp(-spray_per_m * path)``.
+
+    The roadside: each stretch of frontage holds a building (``building_share``), a wall
+    or fence (``wall_share``), a hedge (``hedge_share``) or nothing; a tree follows a lamp
+    post with probability ``tree_share``.
     """
 
     name: str = "clear"
@@ -193,6 +216,13 @@ class DomainConfig:
     clutter_fraction: float = 0.0
     surface_reflectivity: float = 1.0
     extinction_per_m: float = 0.0
+    ground_dropout: float = 0.0
+    ground_reflectivity: float = 0.08
+    spray_per_m: float = 0.0
+    building_share: float = 0.75
+    wall_share: float = 0.15
+    hedge_share: float = 0.0
+    tree_share: float = 0.4
     vehicle_mix: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
@@ -222,12 +252,38 @@ class DomainConfig:
             "domain.extinction_per_m",
             f"must be in [0, 0.1] per metre, got {self.extinction_per_m}",
         )
+        for name in (
+            "ground_dropout",
+            "ground_reflectivity",
+            "building_share",
+            "wall_share",
+            "hedge_share",
+            "tree_share",
+        ):
+            value = getattr(self, name)
+            _check(0 <= value <= 1, f"domain.{name}", f"must be in [0, 1], got {value}")
+        _check(
+            self.building_share + self.wall_share + self.hedge_share <= 1 + 1e-9,
+            "domain.building_share",
+            "building_share + wall_share + hedge_share must be <= 1, got "
+            f"{self.building_share + self.wall_share + self.hedge_share:g}",
+        )
+        _check(
+            0 <= self.spray_per_m <= 5,
+            "domain.spray_per_m",
+            f"must be in [0, 5] per metre, got {self.spray_per_m}",
+        )
         if self.vehicle_mix is not None:
             _check_mix(self.vehicle_mix, "domain.vehicle_mix")
 
     @classmethod
     def rain(cls) -> DomainConfig:
-        """Heavy rain in another region: the held-out out-of-distribution set."""
+        """Another region in heavy rain: the held-out out-of-distribution set.
+
+        Semi-rural streets (few buildings, hedges and trees along the road), a wet road
+        that returns few ground points, spray behind moving vehicles, dimmed and noisier
+        returns, and a mix with more work vehicles.
+        """
         return cls(
             name="rain",
             extra_dropout=0.25,
@@ -235,6 +291,13 @@ class DomainConfig:
             clutter_fraction=0.01,
             surface_reflectivity=0.6,
             extinction_per_m=0.01,
+            ground_dropout=0.7,
+            ground_reflectivity=0.03,
+            spray_per_m=0.6,
+            building_share=0.15,
+            wall_share=0.1,
+            hedge_share=0.55,
+            tree_share=0.85,
             vehicle_mix=OTHER_REGION_VEHICLE_MIX,
         )
 
@@ -757,6 +820,13 @@ class DensityConfig:
             far, scoring raises an error.
         seed: seed of initialisation, split, shuffling and Hutchinson noise.
         device: torch device, ``"cpu"`` by default.
+        kinetic_weight: RNODE weight ``lambda_K`` of the kinetic energy
+            ``integral_0^t1 ||f(t, z)||^2 dt`` added to the training loss (RNODE: Finlay et
+            al. 2020, "How to train your neural ODE"), summed over the ``D`` dimensions and
+            averaged over rows; 0 disables it. Training only: scoring is unchanged.
+        jacobian_weight: RNODE weight ``lambda_J`` of the Jacobian's squared Frobenius norm
+            ``integral_0^t1 ||eps^T df/dz||^2 dt`` (Hutchinson, the probe of the trace
+            estimate); 0 disables it.
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -777,6 +847,8 @@ class DensityConfig:
     max_nfe: int = 5000
     seed: int = 0
     device: str = "cpu"
+    kinetic_weight: float = 0.0
+    jacobian_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(
@@ -826,6 +898,13 @@ class DensityConfig:
             "density.device",
             f"unknown device {self.device!r}",
         )
+        for name in ("kinetic_weight", "jacobian_weight"):
+            value = getattr(self, name)
+            _check(
+                _is_number(value) and 0 <= value <= 100,
+                f"density.{name}",
+                f"must be a number in [0, 100], got {value!r}",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -989,6 +1068,8 @@ class ExperimentConfig:
         iou_threshold: IoU of a true positive in the evaluation (the paper's 0.5).
         iou: ``"3d"`` or ``"bev"`` IoU.
         curve_bin_width: percentile bins of the recall-by-rareness curves.
+        ema_decay: each retraining returns the exponential moving average of its weights
+            with this decay (0: the last step's weights; see ``train_detector``).
     """
 
     rows: tuple[str, ...] = EXPERIMENT_ROW_NAMES
@@ -1001,6 +1082,7 @@ class ExperimentConfig:
     iou_threshold: float = 0.5
     iou: str = "3d"
     curve_bin_width: float = 5.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         for row in self.rows:
@@ -1044,6 +1126,11 @@ class ExperimentConfig:
             0 < self.curve_bin_width <= 100 and (100 / self.curve_bin_width) % 1 == 0,
             "experiment.curve_bin_width",
             f"must divide 100, got {self.curve_bin_width}",
+        )
+        _check(
+            0 <= self.ema_decay < 1,
+            "experiment.ema_decay",
+            f"must be in [0, 1), got {self.ema_decay}",
         )
 
 

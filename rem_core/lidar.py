@@ -147,13 +147,12 @@ class Lidar:
         column = (c0[box] + local % np.maximum(ncb, 1)) % n_cols
         return box, beam, column
 
-    def _slab(
-        self, solids: Solids, box: np.ndarray, ray: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _slab(self, solids: Solids, box: np.ndarray, ray: np.ndarray, far: bool = False) -> tuple:
         """Entry distance of each (box, ray) pair by the slab test, in float32 for speed.
 
         Returns:
-            ``(t, hit)``: ``(K,)`` float64 distance along the ray and ``(K,)`` bool.
+            ``(t, hit)``: ``(K,)`` float64 distance along the ray and ``(K,)`` bool; with
+            ``far``, also the ``(K,)`` exit distance.
         """
         # Per box: the ray origin and the box axes, then one 1-D gather per pair and axis.
         rot = solids.rotation.astype(np.float32)  # (P, 3, 3) vehicle-from-box
@@ -175,6 +174,8 @@ class Lidar:
                 np.maximum(t_near, np.minimum(ta, tb), out=t_near)
                 np.minimum(t_far, np.maximum(ta, tb), out=t_far)
         hit = (t_near <= t_far) & (t_near > 0)
+        if far:
+            return t_near.astype(np.float64), hit, t_far.astype(np.float64)
         return t_near.astype(np.float64), hit
 
     def cast(
@@ -182,6 +183,7 @@ class Lidar:
         solids: Solids,
         rng: np.random.Generator,
         domain: DomainConfig | None = None,
+        spray: Solids | None = None,
     ) -> Sweep:
         """Cast every ray of one sweep.
 
@@ -189,6 +191,9 @@ class Lidar:
             solids: boxes in the vehicle frame (objects and static structures).
             rng: randomness for noise, dropout and clutter.
             domain: weather effects added to the sensor's own noise and dropout.
+            spray: clouds of spray (``owner`` is the vehicle throwing it): a ray crossing
+                one returns from a random depth in it with probability
+                ``1 - exp(-domain.spray_per_m * path)``, path ending at the first surface.
 
         Returns:
             The sweep's range image, with ranges beyond ``max_range_m`` and dropped rays
@@ -211,13 +216,18 @@ class Lidar:
             first = t == best[ray]
             owner[ray[first]] = solids.owner[box[first]]
             reflect[ray[first]] = solids.reflectivity[box[first]]
+        if spray is not None and len(spray) and domain.spray_per_m > 0:
+            self._spray(spray, domain.spray_per_m, rng, best, owner, reflect)
 
         ground = owner == HIT_GROUND
-        reflect[ground] = 0.08
+        reflect[ground] = domain.ground_reflectivity
         dropout = cfg.dropout + domain.extra_dropout
         noise = cfg.range_noise_m + domain.extra_range_noise_m
         rng_range = best + noise * rng.standard_normal(n_rays, dtype=np.float32)
         valid = (best <= cfg.max_range_m) & (rng.random(n_rays, dtype=np.float32) >= dropout)
+        if domain.ground_dropout > 0:  # a wet road mirrors grazing beams away
+            lost = domain.ground_dropout * np.minimum(1.0, best / 30.0)
+            valid &= ~(ground & (rng.random(n_rays) < lost))
         if domain.clutter_fraction > 0:
             clutter = rng.random(n_rays) < domain.clutter_fraction
             rng_range = np.where(clutter, rng.uniform(1.0, 10.0, n_rays), rng_range)
@@ -240,6 +250,30 @@ class Lidar:
             owner=owner.astype(np.int32).reshape(n_beams, n_cols),
             intensity=np.where(valid, intensity, 0.0).astype(np.float32).reshape(n_beams, n_cols),
         )
+
+    def _spray(
+        self,
+        spray: Solids,
+        per_m: float,
+        rng: np.random.Generator,
+        best: np.ndarray,
+        owner: np.ndarray,
+        reflect: np.ndarray,
+    ) -> None:
+        """Returns from clouds of spray, in place: nearer than the first surface, faint."""
+        box, beam, column = self.ray_windows(spray.corners())
+        ray = beam * self.shape[1] + column
+        t0, hit, t1 = self._slab(spray, box, ray, far=True)
+        ray, t0, t1 = ray[hit], t0[hit], np.minimum(t1[hit], best[ray[hit]])
+        path = t1 - t0
+        inside = path > 0
+        ray, t0, path = ray[inside], t0[inside], path[inside]
+        returns = rng.random(len(ray)) < -np.expm1(-per_m * path)
+        ray, t = ray[returns], t0[returns] + rng.random(int(returns.sum())) * path[returns]
+        np.minimum.at(best, ray, t)
+        first = t == best[ray]
+        owner[ray[first]] = HIT_CLUTTER
+        reflect[ray[first]] = 0.02
 
     def points(self, sweep: Sweep) -> tuple[np.ndarray, np.ndarray]:
         """The returns of a sweep as points.

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Shape", "make_shape"]
+__all__ = ["TOW_BED_Z", "Shape", "make_shape"]
+
+#: Height of a tow truck's bed above the road: the car it carries stands on it.
+TOW_BED_Z = 1.05
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,51 @@ def _vehicle(subtype: str, rng: np.random.Generator, parked: bool) -> _Builder:
         c, h, r, refl = b.parts[-1]
         b.parts[-1] = (np.array([cx, 0.0, cz]), h, _rot(0.0, -angle), refl)
         _axles(b, L, W, (L / 2 - 1.2, bed_rear + 1.2), r=0.45)
+    elif subtype == "roof_box":
+        base = rng.choice(["sedan", "hatchback", "suv"])
+        L, W, H = _passenger(str(base), rng, b, paint)
+        box_l = u(1.4, 2.0)  # a closed cargo box on roof bars, within the car's length
+        shift = u(-0.35, 0.05) * L
+        b.box(
+            shift - box_l / 2,
+            shift + box_l / 2,
+            H + 0.06,
+            H + u(0.38, 0.48),
+            u(0.75, 0.9),
+            u(0.3, 0.6),
+        )
+    elif subtype == "tall_load":
+        L, W, H = _passenger("pickup", rng, b, paint)
+        top = u(2.2, 2.55)  # furniture or crates stacked in the bed, above the cab
+        b.box(-L / 2 + 0.15, -0.14 * L, 0.55 * H, top, u(1.3, 1.65), u(0.15, 0.6))
+    elif subtype == "open_door":
+        base = rng.choice(["sedan", "suv", "hatchback"])
+        L, W, H = _passenger(str(base), rng, b, paint)
+        # One or two doors of one side stand open, turned about their front hinges.
+        side = rng.choice([-1.0, 1.0])
+        hinges = [0.12 * L] if rng.random() < 0.6 else [0.12 * L, -0.12 * L]
+        for hinge in hinges:
+            door, angle = u(0.95, 1.1), u(0.6, 1.1)
+            dx, dy = -np.cos(angle) * door / 2, side * (W / 2 + np.sin(angle) * door / 2)
+            b.box(
+                hinge + dx - door / 2,
+                hinge + dx + door / 2,
+                0.3,
+                0.85 * H,
+                0.06,
+                paint,
+                y=dy,
+                yaw=-side * angle,
+            )
+    elif subtype == "tow_truck":
+        # A flatbed tow truck; the car it carries is an object of its own ("towed_car").
+        L, W = u(7.0, 8.0), u(2.3, 2.45)
+        b.box(L / 2 - 2.3, L / 2, 0.5, u(2.4, 2.7), W - 0.1, paint)  # cab
+        b.box(-L / 2, L / 2 - 2.4, TOW_BED_Z - 0.12, TOW_BED_Z, W, u(0.2, 0.4))  # tilt bed
+        b.box(-L / 2 + 0.6, L / 2 - 2.3, 0.5, TOW_BED_Z - 0.12, 1.0, 0.05)  # chassis
+        _axles(b, L, W, (L / 2 - 1.2, -L / 2 + 1.4), r=0.45)
+    elif subtype == "towed_car":
+        _passenger(str(rng.choice(["sedan", "hatchback", "suv"])), rng, b, paint)
     elif subtype == "microcar":
         L, W, H = u(2.0, 2.6), u(1.0, 1.4), u(1.35, 1.55)
         _car(b, L, W, H, 0.55 * H, (-0.45, 0.25), paint)

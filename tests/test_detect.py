@@ -598,6 +598,32 @@ def test_training_is_deterministic_and_members_differ_by_init(
     assert runs[1][1] == smoke["seen"]
 
 
+def test_weight_averaging_returns_the_mean_of_the_steps(
+    smoke: dict[str, object], tiny_world: Dataset
+) -> None:
+    config = smoke["config"]  # 2 steps: the average is (w1 + w2) / 2 at decay 0.5
+    snapshots: list[dict[str, torch.Tensor]] = []
+    step_fn = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        out = step_fn(self, *args, **kwargs)
+        snapshots.append([p.detach().clone() for g in self.param_groups for p in g["params"]])
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.AdamW, "step", spy)
+        averaged = train_detector(config, tiny_world, ema_decay=0.5)
+    last = smoke["model"]
+    # the same training (same seed, same batches), averaged over its two steps
+    for p, w1, w2, q in zip(
+        averaged.parameters(), snapshots[0], snapshots[1], last.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p, (w1 + w2) / 2)
+        torch.testing.assert_close(q, w2)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_detector(config, tiny_world, ema_decay=1.0)
+
+
 def test_training_precision_is_what_the_config_asks() -> None:
     cpu = torch.device("cpu")
     assert DetectorConfig().precision == "fp32"  # bf16 costs Large AP: never by default

@@ -13,6 +13,7 @@ from rem_core.config import DEFAULT_VEHICLE_MIX, DomainConfig, WorldConfig
 from rem_core.schema import BOX_COLUMNS, BOXES, FRAMES, conform
 from rem_core.world import plan_segments, simulate_segment, simulate_world
 from rem_core.world.scene import _SceneBuilder
+from rem_core.world.simulate import NOISE_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -145,20 +146,87 @@ def test_label_noise_is_flagged_and_wrong(tiny_config):
     share = noisy.boxes.loc[vehicles, "label_noise"].mean()
     assert 0.2 < share < 0.4
     assert not noisy.boxes.loc[~vehicles, "label_noise"].any()
-    assert set(noisy.boxes.loc[noisy.boxes["label_noise"], "noise_kind"]) == {
-        "partial",
-        "wrong_size",
-    }
+    kinds = set(noisy.boxes.loc[noisy.boxes["label_noise"], "noise_kind"])
+    assert kinds <= set(NOISE_KINDS) and len(kinds) >= 4, kinds
     merged = noisy.boxes.merge(clean.boxes, on=["frame_index", "track_id"], suffixes=("", "_t"))
     wrong = merged[merged["label_noise"]]
-    differs = (
-        (np.abs(wrong["length"] - wrong["length_t"]) > 1e-6)
-        | (np.abs(wrong["width"] - wrong["width_t"]) > 1e-6)
-        | (np.abs(wrong["height"] - wrong["height_t"]) > 1e-6)
-    )
-    assert differs.all()
+    size = ["length", "width", "height"]
+    resized = (
+        np.abs(wrong[size].to_numpy() - wrong[[c + "_t" for c in size]].to_numpy()) > 1e-6
+    ).any(1)
+    moved = np.hypot(
+        wrong["center_x"] - wrong["center_x_t"], wrong["center_y"] - wrong["center_y_t"]
+    ).to_numpy()
+    turned = np.abs(np.sin(wrong["heading"] - wrong["heading_t"])).to_numpy()
+    kind = wrong["noise_kind"].to_numpy()
+    assert resized[np.isin(kind, ["partial", "wrong_size", "merged"])].all()
+    # the kinds that keep a plausible size keep the box's size exactly
+    assert not resized[np.isin(kind, ["shifted", "heading_90"])].any()
+    assert (moved[kind == "shifted"] > 0.5).all()
+    assert (turned[kind == "heading_90"] > 0.99).all()
+    # a box merged over two cars swallows the second car's box in that frame
+    n_merged = int((noisy.boxes["noise_kind"] == "merged").sum())
+    assert len(noisy.boxes) == len(clean.boxes) - n_merged
     # Label noise does not change the scene or the sensor.
     assert np.array_equal(noisy.points, clean.points)
+
+
+def test_rare_subtypes_of_regular_size(tiny_config):
+    config = dataclasses.replace(
+        tiny_config,
+        vehicle_mix=(("sedan", 0.4), ("tow_truck", 0.2), ("open_door", 0.2), ("roof_box", 0.2)),
+    )
+    boxes = pd.concat([simulate_segment(config, i).boxes for i in range(2)])
+    v = boxes[(boxes["class"] == "vehicle") & ~boxes["label_noise"]]
+    towed, trucks = v[v["subtype"] == "towed_car"], v[v["subtype"] == "tow_truck"]
+    assert len(towed) and len(trucks)
+    # a towed car rides on its truck's bed: a regular car's box, a metre above the road
+    assert (size_subset(towed["length"], towed["width"], towed["height"]) == "regular").all()
+    assert (towed["center_z"] - towed["height"] / 2 > 0.9).all()
+    assert (trucks["center_z"] - trucks["height"] / 2 < 0.1).all()
+    # cars with open doors are only parked; the others drive too
+    assert (
+        np.hypot(
+            v.loc[v["subtype"] == "open_door", "speed_x"],
+            v.loc[v["subtype"] == "open_door", "speed_y"],
+        )
+        < 0.1
+    ).all()
+    roof = v[v["subtype"] == "roof_box"]
+    assert (
+        len(roof)
+        and (size_subset(roof["length"], roof["width"], roof["height"]) == "regular").all()
+    )
+
+
+def test_rain_region_has_spray_and_a_wet_road(tiny_config):
+    from rem_core.config import DomainConfig
+    from rem_core.lidar import HIT_CLUTTER, Lidar, Solids
+
+    lidar = Lidar(tiny_config.lidar)
+    car = Solids(
+        center=np.array([[12.0, 0.0, 0.8]]),
+        half=np.array([[2.3, 0.9, 0.75]]),
+        rotation=np.eye(3)[None],
+        owner=np.array([0]),
+        reflectivity=np.array([0.3]),
+    )
+    cloud = Solids(
+        center=np.array([[8.5, 0.0, 0.65]]),
+        half=np.array([[1.5, 1.1, 0.65]]),
+        rotation=np.eye(3)[None],
+        owner=np.array([0]),
+        reflectivity=np.array([0.02]),
+    )
+    rain, clear = DomainConfig.rain(), DomainConfig()
+    wet = lidar.cast(car, np.random.default_rng(0), rain, cloud)
+    dry = lidar.cast(car, np.random.default_rng(0), clear, cloud)
+    in_cloud = np.isfinite(wet.range) & (wet.range > 6.5) & (wet.range < 10.5)
+    assert (wet.owner[in_cloud] == HIT_CLUTTER).sum() > 20  # spray returns in front of the car
+    assert not (dry.owner == HIT_CLUTTER).any()  # no spray without rain
+    ground_wet = (wet.owner == -2).sum()
+    ground_dry = (dry.owner == -2).sum()
+    assert ground_wet < 0.6 * ground_dry
 
 
 def test_rain_domain_is_out_of_distribution(tiny_world):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rem_core.boxes import LARGE_MIN_M, bev_corners, expand_ranges
 from rem_core.config import DetectorConfig
@@ -370,6 +371,7 @@ def train_detector(
     progress: Callable[[int, int], None] | None = None,
     labels: pd.DataFrame | None = None,
     steps: int | None = None,
+    ema_decay: float = 0.0,
 ) -> BevDetector:
     """Train one detector on the labelled source pool (or any labels of any segments).
 
@@ -389,11 +391,16 @@ def train_detector(
         steps: optimiser steps in all, whatever the number of frames (default:
             ``config.epochs`` passes over the frames). A fixed count keeps the training
             cost of a larger label set equal to the source recipe's.
+        ema_decay: with a value in (0, 1), return the exponential moving average of the
+            weights (and batch-norm statistics) over the steps, ``w <- d * w + (1 - d) *
+            w_step`` (about the last ``1 / (1 - d)`` steps), instead of the last step's.
 
     Returns:
         The trained model in eval mode, on the CPU.
     """
-    (model,) = train_detectors(config, dataset, [member], segments, progress, labels, steps)
+    (model,) = train_detectors(
+        config, dataset, [member], segments, progress, labels, steps, ema_decay
+    )
     return model
 
 
@@ -405,6 +412,7 @@ def train_detectors(
     progress: Callable[[int, int], None] | None = None,
     labels: pd.DataFrame | None = None,
     steps: int | None = None,
+    ema_decay: float = 0.0,
 ) -> list[BevDetector]:
     """Train several ensemble members at once, step by step on the same batches.
 
@@ -423,6 +431,8 @@ def train_detectors(
     Returns:
         The trained models in ``members``' order, in eval mode, on the CPU.
     """
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay: must be in [0, 1), got {ema_decay}")
     device = _torch_setup(config)
     if segments is None:
         segments = dataset.segments.loc[
@@ -486,6 +496,10 @@ def train_detectors(
         models.append(model.train())
         optimizers.append(optimizer)
         schedules.append(schedule)
+    averages = [
+        AveragedModel(m, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+        for m in (models if ema_decay > 0 else [])
+    ]
     steps_per_epoch = max(default_steps(replace(config, epochs=1), len(samples)), 1)
     bf16 = _train_in_bf16(config, device)
     log.info("training %d member(s) in %s", len(members), "bf16 autocast" if bf16 else "fp32")
@@ -511,6 +525,9 @@ def train_detectors(
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+            if averages:
+                for model, average in zip(models, averages, strict=True):
+                    average.update_parameters(model)
             if progress is not None:
                 progress(step, total)
             if step % steps_per_epoch == 0 or step == total:
@@ -524,4 +541,6 @@ def train_detectors(
                 )
     finally:
         torch.set_num_threads(threads)
+    if averages:
+        models = [average.module for average in averages]
     return [m.eval().to("cpu", memory_format=torch.contiguous_format) for m in models]

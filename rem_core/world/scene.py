@@ -15,12 +15,14 @@ import numpy as np
 
 from rem_core.boxes import bev_overlap
 from rem_core.config import DomainConfig, WorldConfig
-from rem_core.shapes import Shape, make_shape
+from rem_core.shapes import TOW_BED_Z, Shape, make_shape
 
 LANE_WIDTH = 3.5
 BIKE_LANE = 1.5
 PARKING_LANE = 2.5
 SIDEWALK = 3.5
+#: Subtypes seen only parked.
+PARKED_ONLY = frozenset({"open_door"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class _Agent:
     start: np.ndarray  # (2,) world xy at t = 0
     velocity: np.ndarray  # (2,) m/s
     yaw: float
+    z0: float = 0.0  # height of the surface it stands on (a towed car stands on a bed)
 
 
 class _Occupancy:
@@ -117,6 +120,7 @@ class _SceneBuilder:
 
     def __init__(self, config: WorldConfig, domain: DomainConfig, rng: np.random.Generator) -> None:
         self.config = config
+        self.domain = domain
         self.rng = rng
         mix = domain.vehicle_mix or config.vehicle_mix
         self.subtypes = [s for s, _ in mix]
@@ -164,8 +168,12 @@ class _SceneBuilder:
             if other.axis != road.axis
         ]
 
-    def sample_subtype(self) -> str:
-        return str(self.rng.choice(self.subtypes, p=self.weights))
+    def sample_subtype(self, moving: bool = False) -> str:
+        """A vehicle subtype of the mix; a moving vehicle never has its doors open."""
+        while True:
+            subtype = str(self.rng.choice(self.subtypes, p=self.weights))
+            if not (moving and subtype in PARKED_ONLY):
+                return subtype
 
     def add_agent(
         self,
@@ -180,6 +188,22 @@ class _SceneBuilder:
         if not self.occupancy.try_add(start, velocity, length, width, yaw):
             return False
         self.agents.append(_Agent(cls, subtype, shape, start, velocity, yaw))
+        if subtype == "tow_truck":
+            # The car it carries rides on the bed, behind the cab, as an object of its own.
+            car = make_shape("vehicle", "towed_car", self.rng)
+            bed_center = -shape.dims[0] / 2 + (shape.dims[0] - 2.4) / 2
+            along = np.array([np.cos(yaw), np.sin(yaw)])
+            self.agents.append(
+                _Agent(
+                    "vehicle",
+                    "towed_car",
+                    car,
+                    start + bed_center * along,
+                    velocity,
+                    yaw,
+                    z0=TOW_BED_Z,
+                )
+            )
         return True
 
     def add_static(
@@ -196,7 +220,7 @@ class _SceneBuilder:
         self.static.append((center, np.array(size), road.yaw(True), refl))
 
     def build_structures(self) -> None:
-        u, rng = self.rng.uniform, self.rng
+        u, rng, d = self.rng.uniform, self.rng, self.domain
         for road in self.roads:
             lo, hi = self.extent(road)
             for side in (-1.0, 1.0):
@@ -207,7 +231,7 @@ class _SceneBuilder:
                     while s < b - 2.0:
                         length = min(u(8.0, 40.0), b - s)
                         roll = rng.random()
-                        if roll < 0.75:
+                        if roll < d.building_share:
                             depth = u(6.0, 12.0)
                             self.add_static(
                                 road,
@@ -216,7 +240,7 @@ class _SceneBuilder:
                                 (length, depth, u(4.0, 18.0)),
                                 u(0.15, 0.45),
                             )
-                        elif roll < 0.9:
+                        elif roll < d.building_share + d.wall_share:
                             self.add_static(
                                 road,
                                 s + length / 2,
@@ -224,12 +248,22 @@ class _SceneBuilder:
                                 (length, 0.15, u(1.0, 2.0)),
                                 u(0.2, 0.5),
                             )
+                        elif roll < d.building_share + d.wall_share + d.hedge_share:
+                            # a hedge right behind the sidewalk: dark, deep and uneven
+                            z = u(1.2, 2.2)
+                            self.add_static(
+                                road,
+                                s + length / 2,
+                                side * (road.half_width + SIDEWALK + 0.2 + 0.6),
+                                (length, u(0.9, 1.6), z),
+                                u(0.04, 0.12),
+                            )
                         s += length + (u(1.0, 8.0) if rng.random() < 0.4 else 0.0)
                     s = a + u(2.0, 20.0)
                     while s < b - 1.0:
                         lateral = side * (road.half_width + SIDEWALK - 0.3)
                         self.add_static(road, s, lateral, (0.25, 0.25, u(6.0, 9.0)), 0.4)
-                        if rng.random() < 0.4 and s + 12.0 < b:
+                        if rng.random() < d.tree_share and s + 12.0 < b:
                             tree = s + u(8.0, 12.0)
                             self.add_static(road, tree, lateral, (0.35, 0.35, 2.6), 0.1)
                             crown = u(2.5, 4.5)
@@ -303,7 +337,7 @@ class _SceneBuilder:
         u, rng, cfg = self.rng.uniform, self.rng, self.config
 
         def vehicle() -> tuple[str, str, Shape]:
-            subtype = self.sample_subtype()
+            subtype = self.sample_subtype(moving=True)
             return "vehicle", subtype, make_shape("vehicle", subtype, rng)
 
         for r, road in enumerate(self.roads):

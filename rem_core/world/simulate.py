@@ -105,34 +105,109 @@ def _rz(yaw: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Kinds of label error and their shares among the erroneous boxes. ``partial`` and
+#: ``wrong_size`` change the box's size; the others keep a plausible size: a box ``shifted``
+#: off its vehicle, a heading off by 90 degrees, one box ``merged`` over two parked cars
+#: (the second car then has no box in that frame).
+NOISE_KINDS: dict[str, float] = {
+    "partial": 0.2,
+    "wrong_size": 0.2,
+    "shifted": 0.2,
+    "heading_90": 0.2,
+    "merged": 0.2,
+}
+
+
+def _merge_partner(boxes: np.ndarray, i: int, candidates: np.ndarray) -> int:
+    """The parked vehicle in line with box ``i`` whose end is nearest to it, or -1."""
+    if len(candidates) == 0:
+        return -1
+    heading = boxes[i, 6]
+    axis = np.array([np.cos(heading), np.sin(heading)])
+    rel = boxes[candidates, :2] - boxes[i, :2]
+    along = rel @ axis
+    lateral = rel @ np.array([-axis[1], axis[0]])
+    turn = np.abs(wrap_angle(2 * (boxes[candidates, 6] - heading))) / 2  # either direction
+    gap = np.abs(along) - (boxes[i, 3] + boxes[candidates, 3]) / 2
+    ok = (np.abs(lateral) < 0.8) & (turn < 0.15) & (gap > -0.3) & (gap < 2.5)
+    if not ok.any():
+        return -1
+    return int(candidates[ok][np.argmin(gap[ok])])
+
+
 def _noisy_labels(
-    boxes: np.ndarray, is_vehicle: np.ndarray, fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Realistic label errors: a box on part of a vehicle, or a wrong size.
+    boxes: np.ndarray,
+    is_vehicle: np.ndarray,
+    parked: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Realistic label errors on a share of the vehicle boxes of one frame (in place).
+
+    Args:
+        boxes: ``(N, 7)`` label boxes of one frame, changed in place.
+        is_vehicle: ``(N,)`` bool.
+        parked: ``(N,)`` bool, vehicles standing still (a ``merged`` box covers two of them).
+        fraction: share of vehicle boxes with an error.
+        rng: the labeller's randomness.
 
     Returns:
-        ``(N,)`` object array of the error kind: ``""``, ``"partial"`` or ``"wrong_size"``.
+        ``(kind, keep)``: ``(N,)`` object array of the error kind (``""`` or a key of
+        ``NOISE_KINDS``) and ``(N,)`` bool, false for a box swallowed by a merged one.
     """
     kind = np.full(len(boxes), "", dtype=object)
+    keep = np.ones(len(boxes), dtype=bool)
     hit = is_vehicle & (rng.random(len(boxes)) < fraction)
+    names = list(NOISE_KINDS)
+    shares = np.array(list(NOISE_KINDS.values()))
     for i in np.flatnonzero(hit):
+        if not keep[i]:
+            continue
         cx, cy, cz, length, width, height, heading = boxes[i]
-        if rng.random() < 0.5:
-            keep = rng.uniform(0.4, 0.7) * length
-            shift = (length - keep) / 2 * rng.choice([-1.0, 1.0])
+        choice = str(rng.choice(names, p=shares / shares.sum()))
+        if choice == "merged":
+            free = np.flatnonzero(parked & keep & (kind == "") & ~hit)
+            j = _merge_partner(boxes, i, free[free != i]) if parked[i] else -1
+            if j < 0:
+                choice = "shifted"  # no second car in line: the box slips off instead
+            else:
+                axis = np.array([np.cos(heading), np.sin(heading)])
+                along = float((boxes[j, :2] - boxes[i, :2]) @ axis)
+                lo = min(-length / 2, along - boxes[j, 3] / 2)
+                hi = max(length / 2, along + boxes[j, 3] / 2)
+                boxes[i, :2] += (lo + hi) / 2 * axis
+                boxes[i, 3] = hi - lo
+                boxes[i, 4] = max(width, boxes[j, 4])
+                boxes[i, 5] = max(height, boxes[j, 5])
+                boxes[i, 2] = max(cz + height / 2, boxes[j, 2] + boxes[j, 5] / 2) - boxes[i, 5] / 2
+                keep[j] = False
+        if choice == "partial":
+            part = rng.uniform(0.4, 0.7) * length
+            shift = (length - part) / 2 * rng.choice([-1.0, 1.0])
             boxes[i, 0] += shift * np.cos(heading)
             boxes[i, 1] += shift * np.sin(heading)
-            boxes[i, 3] = keep
-            kind[i] = "partial"
-        else:
+            boxes[i, 3] = part
+        elif choice == "wrong_size":
             scale = rng.choice([rng.uniform(0.65, 0.85), rng.uniform(1.15, 1.4)], size=3)
-            keep = rng.random(3) < 0.4
-            keep[rng.integers(3)] = False  # at least one dimension is wrong
-            scale[keep] = 1.0
+            same = rng.random(3) < 0.4
+            same[rng.integers(3)] = False  # at least one dimension is wrong
+            scale[same] = 1.0
             boxes[i, 3:6] *= scale
-            boxes[i, 2] = LABEL_CLEARANCE_M + boxes[i, 5] / 2  # still on the ground
-            kind[i] = "wrong_size"
-    return kind
+            boxes[i, 2] = cz - height / 2 + boxes[i, 5] / 2  # still on what it stands on
+        elif choice == "shifted":
+            if rng.random() < 0.5:  # along the vehicle, half its length or more
+                offset = (
+                    rng.uniform(0.45, 0.8) * length * np.array([np.cos(heading), np.sin(heading)])
+                )
+            else:  # sideways, most of its width
+                offset = (
+                    rng.uniform(0.6, 1.0) * width * np.array([-np.sin(heading), np.cos(heading)])
+                )
+            boxes[i, :2] += offset * rng.choice([-1.0, 1.0])
+        elif choice == "heading_90":
+            boxes[i, 6] = heading + np.pi / 2 * rng.choice([-1.0, 1.0])
+        kind[i] = choice
+    return kind, keep
 
 
 def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None) -> Segment:
@@ -166,7 +241,9 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
     # Agent parts, stacked; centres get their height above ground.
     n_parts = np.array([len(a.shape.half) for a in agents], dtype=np.int64)
     part_owner = np.repeat(np.arange(len(agents)), n_parts)
-    part_center = np.concatenate([a.shape.center + [0, 0, a.shape.dims[2] / 2] for a in agents])
+    part_center = np.concatenate(
+        [a.shape.center + [0, 0, a.z0 + a.shape.dims[2] / 2] for a in agents]
+    )
     part_half = np.concatenate([a.shape.half for a in agents])
     part_rot = np.concatenate([a.shape.rotation for a in agents])
     part_refl = np.concatenate([a.shape.reflectivity for a in agents])
@@ -174,6 +251,20 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
     agent_yaw = np.array([a.yaw for a in agents])
     agent_start = np.stack([a.start for a in agents])
     agent_velocity = np.stack([a.velocity for a in agents])
+    agent_moving = np.hypot(agent_velocity[:, 0], agent_velocity[:, 1]) > 0.1
+    agent_z0 = np.array([a.z0 for a in agents])
+    # Spray thrown up by a moving vehicle in the wet: from its rear wheels to a plume
+    # behind it, longer at speed (object frame, label box centre at the origin).
+    speed_ms = np.hypot(agent_velocity[:, 0], agent_velocity[:, 1])
+    sprays = agent_moving & (agent_z0 == 0) & (np.array([a.cls for a in agents]) == "vehicle")
+    plume = np.clip(0.3 * speed_ms, 1.5, 4.5)
+    rear = -agent_dims[:, 0] / 2
+    spray_center_obj = np.column_stack(
+        [rear + (1.2 - plume) / 2, np.zeros(len(agents)), np.full(len(agents), 0.65)]
+    )
+    spray_half = np.column_stack(
+        [(plume + 1.2) / 2, agent_dims[:, 1] / 2 + 0.2, np.full(len(agents), 0.65)]
+    )
     agent_radius = np.hypot(agent_dims[:, 0], agent_dims[:, 1]) / 2
     agent_cls = np.array([a.cls for a in agents], dtype=object)
     prefix = {"vehicle": "v", "pedestrian": "p", "cyclist": "c"}
@@ -212,7 +303,20 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
             owner=np.concatenate([owner, np.full(len(near), HIT_STATIC)]),
             reflectivity=np.concatenate([part_refl[parts], static_refl[near]]),
         )
-        sweep = lidar.cast(solids, sensor_rng, domain)
+        spray = None
+        if domain.spray_per_m > 0:
+            throw = seen[sprays[seen]]
+            rot_s = _rz(agent_yaw[throw] - scene.ego_yaw)
+            spray_center = np.einsum("pij,pj->pi", rot_s, spray_center_obj[throw])
+            spray_center[:, :2] += rel[throw]
+            spray = Solids(
+                center=spray_center,
+                half=spray_half[throw],
+                rotation=rot_s,
+                owner=throw,
+                reflectivity=np.full(len(throw), 0.02),
+            )
+        sweep = lidar.cast(solids, sensor_rng, domain, spray)
         points, ray = lidar.points(sweep)
 
         # As labellers do, an object gets a box when the LiDAR sees it: in range, with points.
@@ -220,7 +324,7 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         boxes = np.column_stack(
             [
                 rel[in_range],
-                (agent_dims[in_range, 2] + LABEL_CLEARANCE_M) / 2,
+                agent_z0[in_range] + (agent_dims[in_range, 2] + LABEL_CLEARANCE_M) / 2,
                 agent_dims[in_range, :2],
                 agent_dims[in_range, 2] - LABEL_CLEARANCE_M,
                 wrap_angle(agent_yaw[in_range] - scene.ego_yaw),
@@ -229,9 +333,14 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         counts = lidar.count_in_boxes(points, ray, boxes)
         visible = counts >= config.min_label_points
         labelled, boxes, counts = in_range[visible], boxes[visible], counts[visible]
-        noise = _noisy_labels(
-            boxes, agent_cls[labelled] == "vehicle", config.label_noise_fraction, label_rng
+        noise, keep = _noisy_labels(
+            boxes,
+            agent_cls[labelled] == "vehicle",
+            ~agent_moving[labelled],
+            config.label_noise_fraction,
+            label_rng,
         )
+        labelled, boxes, counts, noise = labelled[keep], boxes[keep], counts[keep], noise[keep]
         boxes[:, 6] = wrap_angle(boxes[:, 6])
         wrong = noise != ""
         counts[wrong] = lidar.count_in_boxes(points, ray, boxes[wrong])
