@@ -11,7 +11,8 @@ APT_PACKAGES := libusb-1.0-0 chromium chromium-driver
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: app test test-all bench bench-detector bench-experiment lint setup system clean-cache weights
+.PHONY: app test test-all bench bench-detector bench-experiment lint setup system clean-cache weights \
+	reference
 
 setup: system $(STAMP)
 
@@ -69,6 +70,12 @@ bench-experiment: setup
 weights: setup
 	$(VENV)/bin/rem detect train --preset demo --retrain
 	$(VENV)/bin/rem detect ship --preset demo
+
+# Re-ship the experiment's reference tables (rem_core/reference_results/demo, with their
+# provenance), which the Experiments page opens on, from the demo experiment's cached runs
+# (`make bench-experiment` computes them). It trains nothing; it replaces the shipped folder.
+reference: setup
+	$(VENV)/bin/rem experiment --preset demo --ship-reference --force
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -10,13 +10,23 @@ same rows, untrained, as a throughput reference.
 Prints a human-readable summary, then (last line) JSON:
 ``{"nll_gap_per_dim", "score_per_s", "fit_s", "epochs", "score_nfe", ...}``.
 
-Usage: ``python bench/density.py [--n N] [--max-epochs E] [--seed S] [--world demo|none]``
+Usage: ``python bench/density.py [--n N] [--max-epochs E] [--seed S] [--world demo|none]
+[--world-seed S] [--skip-toy]``
 
 With ``--world`` (default ``demo``) it also fits every estimator on the world's detector
 features (cached pipeline) and reports ``auroc_large``, ``auroc_ood_region``,
 ``auroc_pedestrian`` and ``auroc_*_by_estimator`` (paper Fig. 6), and the main detector's
 recall against FFJORD rareness on the validation split (paper Fig. 2):
-``recall_rareness_spearman``, ``recall_rarest_10pct``, ``recall_other_90pct``.
+``recall_rareness_spearman``, ``recall_rarest_10pct``, ``recall_other_90pct``. Rare beyond
+size (paper Fig. 5, ``rem_core.rare_groups``, FFJORD): ``auroc_rare_groups`` (group ->
+``{"d_rem", "size_only", "n", "regular_size"}``, on the validation split and the unlabelled
+pool), ``label_noise_in_rarest_5pct`` (share of label-noise vehicle boxes among the rarest
+5%; target >= 0.5), ``rarest_5pct_label_noise_share`` (share of the rarest 5% that is label
+noise) and ``ks_train_val`` (KS statistic between the training pool's and validation's log p).
+
+``--world-seed S`` runs on the preset's world with ``world.seed = S`` (a new world: its
+pipeline is built from scratch unless cached). ``--skip-toy`` skips the 16-D mixture
+benchmark and reports the world's measurements alone.
 """
 
 from __future__ import annotations
@@ -36,7 +46,19 @@ from rem_core.density import FFJORD, GaussianDensity, GaussianMixtureDensity
 ESTIMATOR_NAMES = ("ffjord", "gaussian", "gmm", "knn", "realnvp")
 
 
-def world_aurocs(preset: str) -> dict[str, object]:
+def world_config(preset: str, world_seed: int | None = None):
+    """The preset's ``RemConfig``, with ``world.seed = world_seed`` when given."""
+    from dataclasses import replace
+
+    from rem_core.config import RemConfig
+
+    config = RemConfig.preset(preset)
+    if world_seed is not None:
+        config = replace(config, world=replace(config.world, seed=world_seed))
+    return config
+
+
+def world_aurocs(config) -> dict[str, object]:
     """AUROC of -log p on the world's ground truth (paper Fig. 6), for every estimator.
 
     Uses the cached pipeline (world, detectors, detections): building it from an empty
@@ -46,10 +68,8 @@ def world_aurocs(preset: str) -> dict[str, object]:
 
     from rem_core.analysis import log_prob_groups, ood_aurocs
     from rem_core.artifacts import ensure_world
-    from rem_core.config import RemConfig
     from rem_core.pipeline import ensure_detections, ensure_rareness
 
-    config = RemConfig.preset(preset)
     ds = ensure_world(config.world)
     det = ensure_detections(config, ds)
     splits = ds.segments.set_index("segment_id")["split"]
@@ -62,6 +82,7 @@ def world_aurocs(preset: str) -> dict[str, object]:
     ffjord = by_estimator["ffjord"]
     return {
         **world_recall(config, ds, det),
+        **world_rare_groups(config, ds, det),
         "auroc_large": ffjord["large"],
         "auroc_ood_region": ffjord["other region"],
         "auroc_pedestrian": ffjord["pedestrian"],
@@ -101,6 +122,58 @@ def world_recall(config, ds, det) -> dict[str, float]:
         "recall_rarest_10pct": float(found[rare].mean()),
         "recall_other_90pct": float(found[~rare].mean()),
     }
+
+
+def world_rare_groups(config, ds, det) -> dict[str, object]:
+    """Rare beyond size (paper Fig. 5) with FFJORD rareness: see ``rem_core.rare_groups``.
+
+    The size-only density is fitted on the training pool's regular, non-noisy ground-truth
+    vehicle boxes (of ``rareness.fit_splits``); groups are measured on the validation split
+    and the unlabelled pool together.
+    """
+    from rem_core.pipeline import ensure_rareness
+    from rem_core.rare_groups import (
+        ks_train_val,
+        label_noise_in_rarest,
+        rare_group_aurocs,
+        size_log_prob,
+        size_train_boxes,
+    )
+
+    run = ensure_rareness(config, ds)
+    splits = ds.segments.set_index("segment_id")["split"]
+    size_lp = size_log_prob(size_train_boxes(det.gt, splits, config.rareness.fit_splits), det.gt)
+    groups = rare_group_aurocs(det.gt, run.gt_log_prob, size_lp, splits)
+    noise = label_noise_in_rarest(det.gt, run.gt_log_prob, 0.05, splits)
+    return {
+        "ks_train_val": ks_train_val(det.gt, run.gt_log_prob, splits).statistic,
+        "auroc_rare_groups": groups.as_dict(),
+        "rare_groups_splits": list(groups.eval_splits),
+        "rare_groups_reference_n": groups.n_reference,
+        "label_noise_in_rarest_5pct": noise.noise_in_rarest,
+        "rarest_5pct_label_noise_share": noise.rarest_that_are_noise,
+        "label_noise_base_rate": noise.base_rate,
+    }
+
+
+def print_rare_groups(result: dict) -> None:
+    """The rare-groups lines of the human-readable summary."""
+    print(
+        f"rare beyond size ({' + '.join(result['rare_groups_splits'])}, against "
+        f"{result['rare_groups_reference_n']:,} regular vehicle boxes): AUROC D-REM / size-only"
+    )
+    for name, g in result["auroc_rare_groups"].items():
+        print(
+            f"  {name:<20} {g['n']:>6,} boxes  {g['d_rem']:.3f} / {g['size_only']:.3f}"
+            f"{'  (regular size)' if g['regular_size'] else ''}"
+        )
+    print(
+        f"label-noise vehicle boxes among the rarest 5%: "
+        f"{result['label_noise_in_rarest_5pct']:.1%} (target >= 50%); label noise makes up "
+        f"{result['rarest_5pct_label_noise_share']:.1%} of the rarest 5% (base rate "
+        f"{result['label_noise_base_rate']:.1%}); KS train vs validation log p "
+        f"{result['ks_train_val']:.3f}"
+    )
 
 
 D, K = 16, 4
@@ -160,9 +233,40 @@ def main() -> None:
         choices=["none", "tiny", "demo", "full"],
         help="also report AUROCs on this preset's cached pipeline (default: demo)",
     )
+    parser.add_argument(
+        "--world-seed", type=int, default=None, help="the world's seed (default: the preset's)"
+    )
+    parser.add_argument(
+        "--skip-toy", action="store_true", help="skip the 16-D mixture; the world's part alone"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if args.skip_toy and args.world == "none":
+        parser.error("--skip-toy with --world none leaves nothing to measure")
+    result = {} if args.skip_toy else toy_benchmark(args)
+    if args.world != "none":
+        config = world_config(args.world, args.world_seed)
+        result.update(world_aurocs(config))
+        result["world"], result["world_seed"] = args.world, config.world.seed
+        print(
+            f"{args.world} world (seed {result['world_seed']}), AUROC of -log p against "
+            f"validation vehicles: large "
+            f"{result['auroc_large']:.3f}, other region {result['auroc_ood_region']:.3f}, "
+            f"pedestrians {result['auroc_pedestrian']:.3f} (targets >= 0.9, 0.8, 0.8)"
+        )
+        print(
+            f"recall of validation vehicles: rarest 10% {result['recall_rarest_10pct']:.3f}, "
+            f"the rest {result['recall_other_90pct']:.3f}; Spearman of recall with rareness "
+            f"over 2% bins {result['recall_rareness_spearman']:+.3f}"
+        )
+        print_rare_groups(result)
+    if not args.skip_toy:
+        print_toy(result)
+    print(json.dumps(result))
 
+
+def toy_benchmark(args: argparse.Namespace) -> dict:
+    """FFJORD and the baselines on the 16-D Gaussian mixture."""
     mix = mixture(0)
     X, X_test = sample(mix, args.n, 1), sample(mix, 10000, 2)
     entropy = float(-logpdf(mix, X_test).mean())
@@ -199,25 +303,22 @@ def main() -> None:
     }
     if zuko_rate is not None:
         result["zuko_score_per_s"] = zuko_rate
-    if args.world != "none":
-        result.update(world_aurocs(args.world))
-        print(
-            f"{args.world} world, AUROC of -log p against validation vehicles: large "
-            f"{result['auroc_large']:.3f}, other region {result['auroc_ood_region']:.3f}, "
-            f"pedestrians {result['auroc_pedestrian']:.3f} (targets >= 0.9, 0.8, 0.8)"
-        )
-        print(
-            f"recall of validation vehicles: rarest 10% {result['recall_rarest_10pct']:.3f}, "
-            f"the rest {result['recall_other_90pct']:.3f}; Spearman of recall with rareness "
-            f"over 2% bins {result['recall_rareness_spearman']:+.3f}"
-        )
+    result["nll_per_dim"] = nll / D
+    return result
+
+
+def print_toy(result: dict) -> None:
+    """The mixture benchmark's lines of the human-readable summary."""
+    entropy, nll = result["entropy_per_dim"] * D, result["nll_per_dim"] * D
     print(f"true entropy {entropy:.3f} nats ({entropy / D:.4f}/dim), FFJORD NLL {nll:.3f}")
     print(f"gap {result['nll_gap_per_dim']:.4f} nats/dim (target <= 0.05)")
-    print(f"scoring {score_per_s:,.0f} rows/s at NFE {est.last_nfe_} (target >= 20,000)")
-    print(f"fit {fit_s:.1f} s over {len(est.history_)} epochs")
-    if zuko_rate is None:
+    print(
+        f"scoring {result['score_per_s']:,.0f} rows/s at NFE {result['score_nfe']} "
+        "(target >= 20,000)"
+    )
+    print(f"fit {result['fit_s']:.1f} s over {result['epochs']} epochs")
+    if "zuko_score_per_s" not in result:
         print("zuko not installed: no zuko_score_per_s")
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

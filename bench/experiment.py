@@ -8,11 +8,16 @@ mean. Both cores are used (torch's threads), as a user's run would.
 
 Prints the table, then (last line) JSON:
 ``{"ap_large": {"<row>": ...}, "ap_regular": {...}, "ap_all": {...}, "ap_large_std": {...},
-"gap_closed": {...}, "seeds": {...}, "steps": ..., "runs_computed": ..., "seconds": ...,
-"seconds_per_run": ...}``.
+"gap_closed": {...}, "gap_closed_ci": {"<row>": [low, high]}, "paired_diff_ci":
+{"<row>-vs-<other>": [low, high]}, "seeds": {...}, "steps": ..., "runs_computed": ...,
+"seconds": ..., "seconds_per_run": ..., "bootstrap_seconds": ...}``. AP and ``gap_closed``
+are means over seeds; ``gap_closed_ci`` is the 95% interval of the share of the Large gap
+closed, and ``paired_diff_ci`` that of the Large-AP difference of each row minus
+``partial``, ``random`` and ``ensemble`` at the same seeds (``rem_core.experiment_stats``:
+a bootstrap over seeds and validation segments; ``null`` without an interval).
 
 Usage: ``python bench/experiment.py [--preset demo] [--rows a,b,...] [--seeds 3]
-[--steps N] [--fresh]``
+[--steps N] [--ema-decay D] [--fresh]``
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from rem_core.artifacts import cache_root, ensure_world
 from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
 from rem_core.experiment import experiment_key, run_experiment
+from rem_core.experiment_stats import REFERENCES, experiment_intervals
 
 
 def main() -> None:
@@ -35,6 +41,7 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(EXPERIMENT_ROW_NAMES))
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--ema-decay", type=float, default=None, help="weight averaging")
     parser.add_argument("--fresh", action="store_true", help="drop cached runs first")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -46,6 +53,8 @@ def main() -> None:
         exp = dataclasses.replace(exp, seeds=args.seeds)
     if args.steps is not None:
         exp = dataclasses.replace(exp, steps=args.steps)
+    if args.ema_decay is not None:
+        exp = dataclasses.replace(exp, ema_decay=args.ema_decay)
     config = dataclasses.replace(config, experiment=exp)
     dataset = ensure_world(config.world)
     folder = cache_root() / "experiment" / experiment_key(config, dataset)
@@ -68,6 +77,25 @@ def main() -> None:
         return {r: (None if v != v else round(float(v), 4)) for r, v in table[name].items()}
 
     steps = int(result.runs["train_steps"].iloc[0]) if len(result.runs) else None
+    boot_start = time.perf_counter()
+    intervals = experiment_intervals(result)
+    bootstrap_seconds = time.perf_counter() - boot_start
+
+    def span(low: float, high: float) -> list | None:
+        return None if low != low else [round(float(low), 4), round(float(high), 4)]
+
+    rows = intervals.rows.set_index("row")
+    gap_ci = {r: span(v["gap_closed_low"], v["gap_closed_high"]) for r, v in rows.iterrows()}
+    large = intervals.comparisons[
+        (intervals.comparisons["metric"] == "ap_large")
+        & intervals.comparisons["other"].isin(REFERENCES)
+    ]
+    diff_ci = {f"{c.row}-vs-{c.other}": span(c.low, c.high) for c in large.itertuples()}
+    print(
+        large.drop(columns=["metric", "holds"]).to_string(
+            index=False, float_format=lambda v: f"{v:+.3f}", na_rep="–"
+        )
+    )
     print(
         json.dumps(
             {
@@ -76,11 +104,14 @@ def main() -> None:
                 "ap_all": column("ap_all"),
                 "ap_large_std": column("ap_large_std"),
                 "gap_closed": column("gap_closed"),
+                "gap_closed_ci": gap_ci,
+                "paired_diff_ci": diff_ci,
                 "seeds": {r: int(v) for r, v in table["seeds"].items()},
                 "steps": steps,
                 "runs_computed": computed,
                 "seconds": round(seconds, 1),
                 "seconds_per_run": round(seconds / computed, 1) if computed else None,
+                "bootstrap_seconds": round(bootstrap_seconds, 1),
             }
         )
     )

@@ -18,7 +18,11 @@ Prints a human-readable summary, then (last line) JSON:
 ``{"mine_1m_s", "reference_1m_s", "detections", "tracks", "budget", "large_share": {...},
 "large_share_random_std", ...}``.
 
-Usage: ``python bench/mine.py [--detections N] [--tracks T] [--budget K] [--world demo|none]``
+Usage: ``python bench/mine.py [--detections N] [--tracks T] [--budget K] [--world demo|none]
+[--world-seed S]``
+
+``--world-seed S`` mines the preset's world with ``world.seed = S`` (a new world: its
+pipeline is built from scratch unless cached); the JSON then also holds ``world_seed``.
 """
 
 from __future__ import annotations
@@ -132,8 +136,9 @@ def time_synthetic(n_detections: int, n_tracks: int, budget: int, repeats: int =
     }
 
 
-def world_shares(preset: str, random_seeds: int) -> dict:
-    """Share of Large vehicles among the tracks each method mines at a 3% budget."""
+def world_shares(preset: str, random_seeds: int, world_seed: int | None = None) -> dict:
+    """Share of Large vehicles among the tracks each method mines at a 3% budget, on the
+    preset's world (with ``world.seed = world_seed`` when given)."""
     from dataclasses import replace
 
     from rem_core.artifacts import ensure_world
@@ -142,6 +147,8 @@ def world_shares(preset: str, random_seeds: int) -> dict:
     from rem_core.pipeline import ensure_mining_pool
 
     config = RemConfig.preset(preset)
+    if world_seed is not None:
+        config = replace(config, world=replace(config.world, seed=world_seed))
     pool = ensure_mining_pool(config, ensure_world(config.world))
     table = compare_methods(pool, config).set_index("method")
     shares = {m: float(table.loc[m, "large_share"]) for m in MINING_METHODS}
@@ -161,6 +168,7 @@ def world_shares(preset: str, random_seeds: int) -> dict:
             m: mine(other, m, cfg).composition.large_share for m in ("d_rem", "md_rem")
         }
     return {
+        "world_seed": config.world.seed,
         "large_share_by_estimator": by_estimator,
         "large_share": shares,
         "large_share_random_std": float(np.std(randoms)),
@@ -178,6 +186,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1_500)
     parser.add_argument("--world", default="demo", help="preset, or 'none' to skip")
     parser.add_argument("--random-seeds", type=int, default=50)
+    parser.add_argument(
+        "--world-seed", type=int, default=None, help="the world's seed (default: the preset's)"
+    )
     args = parser.parse_args()
 
     result = time_synthetic(args.detections, args.tracks, args.budget)
@@ -187,10 +198,11 @@ def main() -> None:
         f"would take about {result['reference_1m_s']:.0f} s"
     )
     if args.world != "none":
-        result.update(world_shares(args.world, args.random_seeds))
+        result.update(world_shares(args.world, args.random_seeds, args.world_seed))
         s = result["large_share"]
         print(
-            f"{args.world} world at a 3% budget ({result['world_budget']} of "
+            f"{args.world} world (seed {result['world_seed']}) at a 3% budget "
+            f"({result['world_budget']} of "
             f"{result['world_tracks']} tracks), share of Large among mined tracks: "
             + ", ".join(f"{k} {v:.1%}" for k, v in s.items())
             + f" (random: mean of {args.random_seeds} seeds, std "

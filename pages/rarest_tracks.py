@@ -3,7 +3,9 @@
 Tracks ranked by their mean log-probability over their frames (paper section 4.1), with
 filters; the selected track in 3D, frame by frame, among its surroundings, with a
 bird's-eye-view context and a gallery of the top tracks. Label-noise boxes are flagged in
-the table and dashed magenta in the views.
+the table (with their kinds) and dashed magenta in the views; a line gives the share of
+label-noise boxes among the rarest 5% of vehicle boxes (``rem_core.rare_groups``), and the
+table filters by rare group (a subtype family other than regular, or a kind of label noise).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import streamlit as st
 
 from pages._pipeline import app_config, require_detections, require_rareness
 from pages._shared import count, require_data, run_in_app
+from rem_core.config import VEHICLE_SUBTYPES
+from rem_core.rare_groups import RarestNoise, label_noise_in_rarest
 from rem_core.score import aggregate_tracks, rareness_percentile
 from rem_core.viz import bev_figure, track_figure, track_gallery
 
@@ -54,6 +58,11 @@ def track_table(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFram
             ["class", "subtype", "length", "max_points", "min_distance", "label_noise_boxes"]
         ]
         table = table.join(info, on=["segment_id", "track_id"])
+        noisy = _det.gt[_det.gt["label_noise"].to_numpy(bool)]
+        kinds = noisy.groupby(["segment_id", "track_id"])["noise_kind"].agg(
+            lambda k: ", ".join(sorted(set(k) - {""})) or "label noise"
+        )
+        table = table.join(kinds.rename("noise_kinds"), on=["segment_id", "track_id"])
     else:
         rows = _det.detections
         table = aggregate_tracks(rows, _run.log_prob)
@@ -65,9 +74,21 @@ def track_table(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFram
         )  # fmt: skip
         table = table.join(extra, on=["segment_id", "track_id"])
         table["class"], table["subtype"], table["label_noise_boxes"] = "vehicle", "", 0
+        table["noise_kinds"] = ""
+    table["noise_kinds"] = table["noise_kinds"].fillna("")
+    table["family"] = table["subtype"].map(VEHICLE_SUBTYPES).fillna("")
     table["split"] = table["segment_id"].map(splits).to_numpy()
     table["percentile"] = rareness_percentile(table["rareness"])
     return table
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def noise_in_rarest(rareness_path: str, split: str, _det, _run, _ds) -> RarestNoise:
+    """Label noise among the rarest 5% of the split's vehicle boxes (all splits together)."""
+    if split == "all splits":
+        return label_noise_in_rarest(_det.gt, _run.gt_log_prob, 0.05)
+    splits = _ds.segments.set_index("segment_id")["split"]
+    return label_noise_in_rarest(_det.gt, _run.gt_log_prob, 0.05, splits, (split,))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -119,14 +140,30 @@ if source == "gt":
     )  # fmt: skip
     table = table[table["class"] == cls]
 subtypes = sorted(s for s in table["subtype"].dropna().unique() if s)
-f1, f2 = st.columns([4, 1])
+# Rare groups, from the data: families other than regular, and every kind of label noise.
+families = sorted(set(table["family"]) - {"", "regular"})
+kinds = sorted({k for ks in table["noise_kinds"] for k in ks.split(", ") if k})
+f1, f2, f3 = st.columns([3, 2, 1])
 picked_subtypes = f1.multiselect("Subtypes", subtypes, key="tracks_subtypes") if subtypes else []
-noisy_only = f2.checkbox("Label noise only", key="tracks_noisy") if source == "gt" else False
+picked_groups = (
+    f2.multiselect(
+        "Rare groups",
+        families + kinds,
+        key="tracks_groups",
+        help="Tracks of a rare subtype family, or with boxes of a kind of label noise.",
+    )
+    if families or kinds
+    else []
+)
+noisy_only = f3.checkbox("Label noise only", key="tracks_noisy") if source == "gt" else False
 view = table[table["num_boxes"] >= min_boxes]
 if split != "all splits":
     view = view[view["split"] == split]
 if picked_subtypes:
     view = view[view["subtype"].isin(picked_subtypes)]
+if picked_groups:
+    has_kind = view["noise_kinds"].map(lambda ks: bool(set(ks.split(", ")) & set(picked_groups)))
+    view = view[view["family"].isin(picked_groups) | has_kind]
 if noisy_only:
     view = view[view["label_noise_boxes"] > 0]
 if view.empty:
@@ -135,10 +172,20 @@ if view.empty:
 view = view.assign(rank=np.arange(1, len(view) + 1))  # rank among the tracks shown
 
 # --- the table -------------------------------------------------------------------------------
-shown = view.assign(noise=np.where(view["label_noise_boxes"] > 0, "⚠ label noise", ""))
+noise = noise_in_rarest(str(run.path), split, det, run, ds)
+if noise.n_noise:
+    where = "all splits" if split == "all splits" else f"the {split} split"
+    st.caption(
+        f"Label noise among the rarest 5% of vehicle boxes of {where}: "
+        f"{noise.noise_in_rarest:.0%} of its {noise.n_noise:,} label-noise boxes (paper: at "
+        f"least half; 5% at chance), {noise.rarest_that_are_noise:.1%} of the rarest 5% "
+        f"({noise.base_rate:.1%} of all)."
+    )
+flag = np.where(view["label_noise_boxes"] > 0, "⚠ " + view["noise_kinds"], "")
+shown = view.assign(noise=flag)
 columns = [
-    "rank", "segment_id", "track_id", "subtype", "num_boxes", "mean_log_prob", "min_log_prob",
-    "percentile", "max_points", "min_distance", "length", "noise",
+    "rank", "segment_id", "track_id", "subtype", "family", "num_boxes", "mean_log_prob",
+    "min_log_prob", "percentile", "max_points", "min_distance", "length", "noise",
 ]  # fmt: skip
 picked = st.dataframe(
     shown[columns],

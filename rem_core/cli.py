@@ -437,6 +437,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from rem_core.experiment import run_experiment, write_experiment
+    from rem_core.experiment_claims import paper_claims
+    from rem_core.experiment_stats import experiment_intervals
 
     config = _mining_config(args)
     exp = config.experiment
@@ -446,7 +448,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         exp = replace(exp, seeds=args.seeds)
     if args.steps is not None:
         exp = replace(exp, steps=args.steps)
+    if args.ema_decay is not None:
+        exp = replace(exp, ema_decay=args.ema_decay)
     config = replace(config, experiment=exp)
+    if args.ship_reference:
+        return _ship_reference(args, config)
     if args.out is not None and args.out.exists() and not args.force:
         raise FileExistsError(f"--out {args.out}: exists; pass --force to replace its files")
     ds = _dataset(args, config)
@@ -463,9 +469,63 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         f"runs cached in {result.path}"
     )
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–"))
+    intervals = experiment_intervals(result)
+    large = intervals.comparisons[intervals.comparisons["metric"] == "ap_large"]
+    if not large.empty:
+        print(
+            f"\nLarge AP, paired by seed: row minus other, {intervals.level:.0%} interval from "
+            f"{intervals.resamples} resamples of the seeds and the validation segments"
+        )
+        print(
+            large.drop(columns=["metric", "holds"]).to_string(
+                index=False, float_format=lambda v: f"{v:+.3f}", na_rep="–"
+            )
+        )
+    print()
+    for claim in paper_claims(intervals):
+        print(f"- {claim.sentence}")
     if args.out is not None:
-        written = write_experiment(result, args.out, force=args.force)
+        written = write_experiment(result, args.out, force=args.force, intervals=intervals)
         print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _ship_reference(args: argparse.Namespace, config: RemConfig) -> int:
+    """``rem experiment --ship-reference``: the cached runs, computing nothing, as the
+    reference the Experiments page opens on (``rem_core.reference``)."""
+    import shlex
+
+    from rem_core.experiment import experiment_key, read_experiment
+    from rem_core.experiment_stats import experiment_intervals
+    from rem_core.reference import REFERENCE_RESULTS, ship_reference
+
+    ds = _dataset(args, config)
+    config = _features_for(config, ds, args)
+    exp = config.experiment
+    result = read_experiment(config, ds)
+    if result is None:
+        raise FileNotFoundError(
+            f"rem experiment --ship-reference: no cached run of {', '.join(exp.rows)} for "
+            f"these settings (experiment key {experiment_key(config, ds)}); run them first "
+            "with the same command without --ship-reference"
+        )
+    have = set(zip(result.runs["row"], result.runs["seed"], strict=True))
+    missing = [f"{r} seed {s}" for r in exp.rows for s in range(exp.seeds) if (r, s) not in have]
+    if missing:
+        print(f"rem: not cached, left out: {', '.join(missing)}", file=sys.stderr)
+    # The command that computes these runs: this one, less what only ships them.
+    argv, kept = list(getattr(args, "argv", [])), []
+    while argv:
+        token = argv.pop(0)
+        if token == "--out":
+            argv = argv[1:]
+        elif token not in ("--ship-reference", "--force") and not token.startswith("--out="):
+            kept.append(token)
+    out = args.out or REFERENCE_RESULTS / args.preset
+    intervals = experiment_intervals(result)
+    ship_reference(result, intervals, out, shlex.join(["rem", *kept]), config=config,
+                   dataset=ds, force=args.force)  # fmt: skip
+    print(f"shipped {len(result.runs)} runs of {len(result.table)} rows to {out}")
     return 0
 
 
@@ -887,7 +947,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rows",
         default=None,
-        help="comma-separated rows (default: all): " + ", ".join(EXPERIMENT_ROW_NAMES),
+        # argparse formats help with %: the 6% and 9% rows' names need escaping
+        help="comma-separated rows (default: all): "
+        + ", ".join(EXPERIMENT_ROW_NAMES).replace("%", "%%"),
     )
     p.add_argument("--seeds", type=int, default=None, help="runs per row (default 3)")
     p.add_argument(
@@ -897,10 +959,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimiser steps of each retraining (default: the source recipe's)",
     )
     p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="return each retraining's exponential moving average of the weights with "
+        "this decay, e.g. 0.999 (default: the preset's; 0 keeps the last step's weights)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="folder to write experiment.csv, experiment.json, runs.csv and curves.csv to",
+        help="folder to write experiment.csv, experiment.json, runs.csv, curves.csv and "
+        "comparisons.csv to (with --ship-reference: the reference folder, default "
+        "rem_core/reference_results/PRESET)",
+    )
+    p.add_argument(
+        "--ship-reference",
+        action="store_true",
+        help="run nothing: write the cached runs of --rows and --seeds, with their intervals "
+        "and provenance, as the reference the Experiments page opens on (rem_core.reference; "
+        "refuses to replace one without --force)",
     )
     features_arg(p)
     p.set_defaults(func=cmd_experiment)
@@ -911,6 +989,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rem`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for provenance
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )

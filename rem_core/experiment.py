@@ -15,7 +15,10 @@ Each row of the table is a way to label the unlabelled pool for a second trainin
 
 A row is run once per seed (the weights' initialisation, the data order, and Random's
 draw). Every (row, seed) is cached as it finishes under ``<cache>/experiment/<key>/``, so
-an interrupted run resumes where it stopped and adding rows or seeds reuses the rest.
+an interrupted run resumes where it stopped and adding rows or seeds reuses the rest. Each
+run keeps its AP in ``runs/<row>-seed<k>.json`` and, beside it in ``.npz``, the
+per-segment results that recompute that AP (``rem_core.experiment_frames``), from which
+``rem_core.experiment_stats`` bootstraps 95% intervals.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from rem_core.artifacts import cache_root, dataset_key
 from rem_core.config import RemConfig, config_hash
 from rem_core.dataset import Dataset
 from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
+from rem_core.experiment_frames import FrameResults, frame_results, write_frame_results
+from rem_core.experiment_stats import ExperimentIntervals, experiment_intervals, with_intervals
 from rem_core.io.files import publish_file
 from rem_core.mining import MiningPool, merge_labels, mine
 from rem_core.schema import BOX_COLUMNS
@@ -112,7 +117,7 @@ class ExperimentResult:
     """The experiment's runs and their summary.
 
     Attributes:
-        path: the cache folder (``runs/<row>-seed<k>.json``, ``results.csv``,
+        path: the cache folder (``runs/<row>-seed<k>.json`` and ``.npz``, ``results.csv``,
             ``results.json``).
         runs: one row per (row, seed): ``row, seed, ap_all, ap_regular, ap_large,
             human_tracks, human_boxes, pseudo_boxes, seconds``.
@@ -250,7 +255,8 @@ def _run_one(
     validation: tuple[list[str], pd.DataFrame, np.ndarray],
     steps: int,
     progress: Callable[[int, int], None] | None,
-) -> dict:
+) -> tuple[dict, FrameResults]:
+    """Train and evaluate one (row, seed): its JSON record, and its per-segment results."""
     from rem_core.detect import detect, train_detector
 
     start = time.perf_counter()
@@ -261,7 +267,13 @@ def _run_one(
         data_seed=config.detector.data_seed + seed,
     )
     model = train_detector(
-        detector, dataset, segments, progress=progress, labels=labels, steps=steps
+        detector,
+        dataset,
+        segments,
+        progress=progress,
+        labels=labels,
+        steps=steps,
+        ema_decay=config.experiment.ema_decay,
     )
     val_ids, val_gt, val_rareness = validation
     preds = detect(model, dataset, val_ids, with_features=False).detections
@@ -273,7 +285,7 @@ def _run_one(
     vehicle = summary[summary["class"] == "vehicle"].set_index("subset")["ap"]
     rareness = val_rareness[result.gt["gt_index"].to_numpy()]
     curve = recall_by_rareness(result, rareness, bin_width=exp.curve_bin_width)
-    return {
+    record = {
         "row": row.name,
         "seed": seed,
         "ap_all": float(vehicle.get("all", np.nan)),
@@ -285,6 +297,7 @@ def _run_one(
         "spearman": curve.spearman,
         "curve": curve.bins.to_dict(orient="list"),
     }
+    return record, frame_results(result, val_ids)
 
 
 def run_experiment(
@@ -333,7 +346,7 @@ def run_experiment(
         report("experiment runs", done, len(jobs))
         if not path.is_file():
             label = f"training {row.label}, seed {seed} ({done + 1} of {len(jobs)})"
-            record = _run_one(
+            record, frames = _run_one(
                 row,
                 seed,
                 config,
@@ -344,6 +357,8 @@ def run_experiment(
                 lambda d, t, label=label: report(label, d, t),
             )
             text = json.dumps(record, indent=1, default=float)
+            # The JSON last: a run whose JSON exists is complete.
+            write_frame_results(path.with_suffix(".npz"), frames)
             publish_file(path, lambda tmp, text=text: tmp.write_text(text), force=True)
             log.info("%s seed %d: Large AP %.3f", row.name, seed, record["ap_large"])
         records.append(json.loads(path.read_text()))
@@ -451,18 +466,27 @@ def _write_results(folder: Path, table: pd.DataFrame) -> None:
 
 
 def write_experiment(
-    result: ExperimentResult, folder: str | Path, *, force: bool = False
+    result: ExperimentResult,
+    folder: str | Path,
+    *,
+    force: bool = False,
+    intervals: ExperimentIntervals | None = None,
 ) -> list[Path]:
     """Write the results to ``folder`` (created if missing), each file atomically.
 
-    Files: ``experiment.csv`` and ``experiment.json`` (the table), ``runs.csv`` (one row per
-    row and seed) and ``curves.csv`` (``row, seed`` and each recall-by-rareness bin).
+    Files: ``experiment.csv`` and ``experiment.json`` (the table, with the 95% intervals of
+    ``rem_core.experiment_stats.with_intervals`` as extra columns), ``runs.csv`` (one row
+    per row and seed), ``curves.csv`` (``row, seed`` and each recall-by-rareness bin) and
+    ``comparisons.csv`` (``ExperimentIntervals.comparisons``: paired differences).
+
+    Args:
+        intervals: the bootstrap of ``result`` (default: ``experiment_intervals(result)``).
 
     Raises:
         FileExistsError: a file exists and ``force`` is false (nothing is written then).
     """
     folder = Path(folder)
-    names = ["experiment.csv", "experiment.json", "runs.csv", "curves.csv"]
+    names = ["experiment.csv", "experiment.json", "runs.csv", "curves.csv", "comparisons.csv"]
     if not force:
         for name in names:
             if (folder / name).exists():
@@ -477,12 +501,15 @@ def write_experiment(
         ignore_index=True,
     )
     curves = curves[["row", "seed", *[c for c in curves.columns if c not in ("row", "seed")]]]
-    document = json.dumps(json.loads(result.table.to_json(orient="records")), indent=1)
+    intervals = intervals or experiment_intervals(result)
+    table = with_intervals(result.table, intervals)
+    document = json.dumps(json.loads(table.to_json(orient="records")), indent=1)
     writers = [
-        lambda tmp: result.table.to_csv(tmp, index=False),
+        lambda tmp: table.to_csv(tmp, index=False),
         lambda tmp: tmp.write_text(document),
         lambda tmp: result.runs.to_csv(tmp, index=False),
         lambda tmp: curves.to_csv(tmp, index=False),
+        lambda tmp: intervals.comparisons.to_csv(tmp, index=False),
     ]
     return [
         publish_file(folder / name, write, force=True)

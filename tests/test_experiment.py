@@ -12,6 +12,7 @@ import pytest
 from rem_core import experiment
 from rem_core.config import EXPERIMENT_ROW_NAMES, ExperimentConfig, RemConfig
 from rem_core.experiment import EXPERIMENT_ROWS, label_set, run_experiment
+from rem_core.experiment_frames import read_frame_results
 from rem_core.iou import bev_iou_within_keys
 from rem_core.mining import mine
 from rem_core.mining.algorithm import _frame_keys
@@ -174,6 +175,16 @@ def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
     assert [r["row"] for r in saved] == ["partial", "full", "md-rem++"]
     curve = result.curves["full"][0]
     assert {"lower", "upper", "n_gt", "recall"} <= set(curve.columns)
+    # beside each run's JSON, the per-segment results that give back its AP bit for bit
+    val = tiny_world.segments.loc[tiny_world.segments["split"] == "validation", "segment_id"]
+    for run in runs.itertuples():
+        frames = read_frame_results(result.path / "runs" / f"{run.row}-seed{run.seed}.npz")
+        assert frames.segments.tolist() == val.tolist()
+        assert frames.gt_count[:, 0].sum() > 0
+        ap = frames.ap()
+        np.testing.assert_array_equal(
+            [ap["all"], ap["regular"], ap["large"]], [run.ap_all, run.ap_regular, run.ap_large]
+        )
 
     # every run cached: nothing retrains, and fewer seeds reuse them
     monkeypatch.setattr(experiment, "_run_one", lambda *a: pytest.fail("retrained"))
@@ -209,6 +220,17 @@ def test_rem_experiment_writes_the_table(tiny_world, root, tmp_path, monkeypatch
     assert len(pd.read_csv(out / "runs.csv")) == 2
     curves = pd.read_csv(out / "curves.csv")
     assert set(curves["row"]) == {"partial", "random"} and "recall" in curves
+    assert {"ap_large_low", "ap_large_high", "gap_closed_low"} <= set(table.columns)
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert comparisons[["row", "other"]].drop_duplicates().values.tolist() == [
+        ["random", "partial"]
+    ]
+    assert list(comparisons.columns) == [
+        "row", "other", "metric", "seeds", "segments", "diff", "low", "high", "holds", "verdict"
+    ]  # fmt: skip
+    # one seed and one validation segment in the tiny world: no interval to give
+    assert (comparisons["verdict"] == "not enough runs").all()
+    assert "MD-REM++ beats Random on Large AP: not enough runs" in text
     assert main([*args, "--out", str(out)]) == 2  # exists: --force replaces
     assert "exists; pass --force" in capsys.readouterr().err
     assert main([*args, "--out", str(out), "--force"]) == 0

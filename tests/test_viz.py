@@ -586,6 +586,14 @@ def test_experiment_figure_and_pooled_recall():
     assert list(paper.x) == ["Partial-supervised", "MD-REM++"]
     assert list(fig.layout.xaxis.categoryarray) == table["label"].tolist()
 
+    # with the bootstrap's intervals (rem_core.experiment_stats), whiskers span them
+    ranged = table.assign(ap_large_low=[0.05, 0.15, np.nan], ap_large_high=[0.2, 0.22, np.nan])
+    bars = [t for t in experiment_ap_figure(ranged).data if t.type == "bar"]
+    np.testing.assert_allclose(bars[0].error_y.array, [0.1])
+    np.testing.assert_allclose(bars[0].error_y.arrayminus, [0.05])
+    assert not bars[0].error_y.symmetric and list(bars[2].error_y.array) == [0.0]
+    assert "95% interval" in bars[1].hovertemplate and bars[1].customdata[0][1] == "0.150 to 0.220"
+
     a = pd.DataFrame({"lower": [0, 50], "upper": [50, 100], "n_gt": [4, 2], "n_detected": [4, 0]})
     b = pd.DataFrame({"lower": [0, 50], "upper": [50, 100], "n_gt": [4, 2], "n_detected": [2, 1]})
     curve = mean_recall_curve({0: a, 1: b})

@@ -25,34 +25,53 @@ GROUP_COLORS = {
 
 
 def experiment_ap_figure(table: pd.DataFrame, metric: str = "ap_large", *, height: int = 380):
-    """AP of each row (mean over seeds, whiskers one standard deviation), coloured by kind,
-    with the paper's value as a marker where it is known.
+    """AP of each row (mean over seeds), coloured by kind, with the paper's value as a
+    marker where it is known.
+
+    Whiskers show the 95% interval when ``table`` has ``<metric>_low`` and
+    ``<metric>_high`` (``rem_core.experiment_stats.with_intervals``), else one standard
+    deviation over seeds.
 
     Args:
-        table: ``rem_core.experiment.results_table`` output.
+        table: ``rem_core.experiment.results_table`` output, with or without intervals.
         metric: ``ap_large``, ``ap_regular`` or ``ap_all``.
         height: figure height in pixels.
     """
     fig = go.Figure()
+    intervals = {f"{metric}_low", f"{metric}_high"} <= set(table.columns)
     for group, color in GROUP_COLORS.items():
         rows = table[table["group"] == group]
         if rows.empty:
             continue
-        std = rows[f"{metric}_std"].fillna(0.0)
+        mean = rows[metric]
+        if intervals:
+            above = (rows[f"{metric}_high"] - mean).fillna(0.0)
+            below = (mean - rows[f"{metric}_low"]).fillna(0.0)
+            spread = (
+                rows[f"{metric}_low"].map(_number) + " to " + rows[f"{metric}_high"].map(_number)
+            )
+            what = "95% interval %{customdata[1]}"
+        else:
+            above = below = rows[f"{metric}_std"].fillna(0.0)
+            spread = above.map(_number)
+            what = "± %{customdata[1]}"
         fig.add_trace(
             go.Bar(
                 x=rows["label"],
-                y=rows[metric],
-                error_y=dict(type="data", array=std, visible=True, color="#d0d4dc"),
+                y=mean,
+                error_y=dict(
+                    type="data", symmetric=False, array=above, arrayminus=below, visible=True,
+                    color="#d0d4dc",
+                ),
                 name=group,
                 marker_color=color,
-                customdata=np.c_[rows["seeds"], std, rows["human_labels"]],
+                customdata=np.c_[rows["seeds"], spread, rows["human_labels"]],
                 hovertemplate=(
-                    "%{x}<br>%{y:.3f} ± %{customdata[1]:.3f} over %{customdata[0]} seeds"
+                    f"%{{x}}<br>%{{y:.3f}}, {what} over %{{customdata[0]}} seeds"
                     "<br>human labels %{customdata[2]}<extra></extra>"
                 ),
             )
-        )
+        )  # fmt: skip
     if metric == "ap_large" and "paper_ap_large" in table:
         known = table[table["paper_ap_large"].notna()]
         if not known.empty:
@@ -74,6 +93,10 @@ def experiment_ap_figure(table: pd.DataFrame, metric: str = "ap_large", *, heigh
     fig.update_layout(barmode="group", bargap=0.25)
     fig.update_xaxes(categoryorder="array", categoryarray=table["label"].tolist())
     return fig
+
+
+def _number(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"
 
 
 def mean_recall_curve(by_seed: Mapping[int, pd.DataFrame]) -> RecallCurve:

@@ -113,3 +113,57 @@ def test_pages_without_the_pipeline_say_so(
     at = open_page(page)
     assert not at.exception
     assert "Run the pipeline" in at.info[0].value or "run the pipeline" in at.info[0].value
+
+
+def test_log_prob_rare_beyond_size_table(ready: Path, app_world) -> None:
+    from rem_core.config import VEHICLE_SUBTYPES
+    from rem_core.rare_groups import NOISE_ALL
+
+    at = open_page("log_prob")
+    assert not at.exception
+    assert "Rare beyond size" in [h.value for h in at.subheader]
+    (table,) = [d.value for d in at.dataframe if "d_rem" in d.value.columns]
+    assert list(table.columns) == ["group", "family", "n", "d_rem", "size_only", "regular_size"]
+    # the groups are the world's own: rare subtypes and kinds of label noise, with their counts
+    boxes = app_world.boxes
+    split = boxes["segment_id"].map(app_world.segments.set_index("segment_id")["split"])
+    measured = boxes[(boxes["class"] == "vehicle") & split.isin(["validation", "unlabelled"])]
+    clean, noisy = measured[~measured["label_noise"]], measured[measured["label_noise"]]
+    family = clean["subtype"].map(VEHICLE_SUBTYPES)
+    expected = clean[family.isin(["large", "irregular"])]["subtype"].value_counts().to_dict()
+    expected |= noisy["noise_kind"].value_counts().to_dict()
+    if len(noisy):
+        expected[NOISE_ALL] = len(noisy)
+    shown = dict(zip(table["group"], table["n"], strict=True))
+    assert {g: n for g, n in shown.items() if n} == expected
+    # AUROCs only for groups of 20 boxes or more, within [0, 1]
+    assert table.loc[table["n"] < 20, ["d_rem", "size_only"]].isna().all().all()
+    big = table[table["n"] >= 20]
+    assert big[["d_rem", "size_only"]].apply(lambda c: c.between(0, 1)).all().all()
+    text = " ".join(m.value for m in at.markdown)
+    assert "size rule" in text or "enough boxes" in text
+    if len(noisy):
+        assert f"Of the {len(noisy):,} label-noise vehicle boxes" in text
+
+
+def test_rarest_tracks_label_noise_line_and_group_filter(ready: Path, app_world) -> None:
+    at = open_page("rarest_tracks")
+    assert not at.exception
+    assert at.selectbox(key="tracks_split").value == "unlabelled"
+    boxes = app_world.boxes
+    pool = boxes["segment_id"].isin(
+        app_world.segments.loc[app_world.segments["split"] == "unlabelled", "segment_id"]
+    )
+    noisy = int((pool & (boxes["class"] == "vehicle") & boxes["label_noise"]).sum())
+    line = [c.value for c in at.caption if c.value.startswith("Label noise among the rarest 5%")]
+    assert line == [] if noisy == 0 else (len(line) == 1 and f"its {noisy:,} label" in line[0])
+    assert "family" in at.dataframe[0].value.columns
+    at.selectbox(key="tracks_split").set_value("all splits").run()
+    at.number_input(key="tracks_min_boxes").set_value(1).run()
+    groups = at.multiselect(key="tracks_groups")
+    picked = groups.options[0]
+    groups.set_value([picked]).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) > 0
+    assert ((table["family"] == picked) | table["noise"].str.contains(picked)).all()
