@@ -207,7 +207,11 @@ class DomainConfig:
 
     The roadside: each stretch of frontage holds a building (``building_share``), a wall
     or fence (``wall_share``), a hedge (``hedge_share``) or nothing; a tree follows a lamp
-    post with probability ``tree_share``.
+    post with probability ``tree_share``. Hills: the ground rises and falls as the sum of
+    two waves, along and across the main road, of ``hill_amplitude_m`` each and
+    ``hill_wavelength_m`` long with random phases (0: flat ground). The sensor stays level
+    (the vehicle frame does not pitch with the road), so the ground and everything on it
+    rise ahead on an uphill stretch.
     """
 
     name: str = "clear"
@@ -223,6 +227,8 @@ class DomainConfig:
     wall_share: float = 0.15
     hedge_share: float = 0.0
     tree_share: float = 0.4
+    hill_amplitude_m: float = 0.0
+    hill_wavelength_m: float = 200.0
     vehicle_mix: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
@@ -269,6 +275,16 @@ class DomainConfig:
             f"{self.building_share + self.wall_share + self.hedge_share:g}",
         )
         _check(
+            0 <= self.hill_amplitude_m <= 10,
+            "domain.hill_amplitude_m",
+            f"must be in [0, 10] m, got {self.hill_amplitude_m}",
+        )
+        _check(
+            50 <= self.hill_wavelength_m <= 5000,
+            "domain.hill_wavelength_m",
+            f"must be in [50, 5000] m, got {self.hill_wavelength_m}",
+        )
+        _check(
             0 <= self.spray_per_m <= 5,
             "domain.spray_per_m",
             f"must be in [0, 5] per metre, got {self.spray_per_m}",
@@ -280,8 +296,8 @@ class DomainConfig:
     def rain(cls) -> DomainConfig:
         """Another region in heavy rain: the held-out out-of-distribution set.
 
-        Semi-rural streets (few buildings, hedges and trees along the road), a wet road
-        that returns few ground points, spray behind moving vehicles, dimmed and noisier
+        Hilly, semi-rural streets (few buildings, hedges and trees along the road), a wet
+        road that returns few ground points, spray behind moving vehicles, dimmed and noisier
         returns, and a mix with more work vehicles.
         """
         return cls(
@@ -298,6 +314,8 @@ class DomainConfig:
             wall_share=0.1,
             hedge_share=0.55,
             tree_share=0.85,
+            hill_amplitude_m=2.5,
+            hill_wavelength_m=220.0,
             vehicle_mix=OTHER_REGION_VEHICLE_MIX,
         )
 
@@ -826,7 +844,8 @@ class DensityConfig:
             averaged over rows; 0 disables it. Training only: scoring is unchanged.
         jacobian_weight: RNODE weight ``lambda_J`` of the Jacobian's squared Frobenius norm
             ``integral_0^t1 ||eps^T df/dz||^2 dt`` (Hutchinson, the probe of the trace
-            estimate); 0 disables it.
+            estimate); 0 disables it. Both default to 0.1, chosen by held-out NLL on the
+            demo worlds (docs/density.md, "What was tried").
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -847,8 +866,8 @@ class DensityConfig:
     max_nfe: int = 5000
     seed: int = 0
     device: str = "cpu"
-    kinetic_weight: float = 0.0
-    jacobian_weight: float = 0.0
+    kinetic_weight: float = 0.1
+    jacobian_weight: float = 0.1
 
     def __post_init__(self) -> None:
         _check(
@@ -914,9 +933,11 @@ class RarenessConfig:
     Features of the main detector's detections scoring at least ``min_score`` in the
     ``fit_splits`` are reduced to ``k`` standardised components and the ``estimator``
     (``ffjord`` or a baseline: ``gaussian``, ``gmm``, ``knn``, ``realnvp``) is fitted on them.
+    ``k = 32`` components: chosen with the flow's regularisation by held-out NLL
+    (docs/density.md, "What was tried").
     """
 
-    k: int = 16
+    k: int = 32
     estimator: str = "ffjord"
     min_score: float = 0.3
     fit_splits: tuple[str, ...] = ("source", "unlabelled")

@@ -10,6 +10,7 @@ columns its corners span, and all (box, ray) pairs of a sweep are tested at once
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,6 +185,7 @@ class Lidar:
         rng: np.random.Generator,
         domain: DomainConfig | None = None,
         spray: Solids | None = None,
+        terrain: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> Sweep:
         """Cast every ray of one sweep.
 
@@ -194,6 +196,8 @@ class Lidar:
             spray: clouds of spray (``owner`` is the vehicle throwing it): a ray crossing
                 one returns from a random depth in it with probability
                 ``1 - exp(-domain.spray_per_m * path)``, path ending at the first surface.
+            terrain: the ground's height in the vehicle frame at ``(x, y)`` (arrays of the
+                same shape); ``None``: the flat plane ``z = 0``.
 
         Returns:
             The sweep's range image, with ranges beyond ``max_range_m`` and dropped rays
@@ -203,7 +207,10 @@ class Lidar:
         domain = domain or DomainConfig()
         n_beams, n_cols = self.shape
         n_rays = n_beams * n_cols
-        best = np.repeat(self.ground_range, n_cols)  # flat, beam-major
+        if terrain is None:
+            best = np.repeat(self.ground_range, n_cols)  # flat, beam-major
+        else:
+            best = self._terrain_range(terrain)
         owner = np.where(np.isfinite(best), HIT_GROUND, HIT_NONE).astype(np.int32)
         reflect = np.full(n_rays, 0.1)
 
@@ -250,6 +257,30 @@ class Lidar:
             owner=owner.astype(np.int32).reshape(n_beams, n_cols),
             intensity=np.where(valid, intensity, 0.0).astype(np.float32).reshape(n_beams, n_cols),
         )
+
+    def _terrain_range(
+        self, terrain: Callable[[np.ndarray, np.ndarray], np.ndarray], step: float = 1.0
+    ) -> np.ndarray:
+        """Distance along each ray to uneven ground (``inf`` if it meets none in range):
+        the first of ``step``-metre samples below the ground, refined by linear
+        interpolation between it and the sample before."""
+        d = self.directions.reshape(-1, 3)
+        t = np.arange(step, self.config.max_range_m + step, step)
+        best = np.full(len(d), np.inf)
+        # rays rising faster than any hill never meet the ground
+        maybe = np.flatnonzero(d[:, 2] < 0.15)
+        for chunk in np.array_split(maybe, max(1, len(maybe) // 8192)):
+            x, y = d[chunk, 0, None] * t, d[chunk, 1, None] * t
+            above = self.origin[2] + d[chunk, 2, None] * t - terrain(x, y)  # (R, T)
+            below = above < 0
+            hit = below.any(axis=1)
+            k = np.argmax(below, axis=1)[hit]
+            rows = np.flatnonzero(hit)
+            a1 = above[rows, k]
+            a0 = np.where(k > 0, above[rows, np.maximum(k - 1, 0)], self.origin[2])
+            t0 = np.where(k > 0, t[np.maximum(k - 1, 0)], 0.0)
+            best[chunk[rows]] = t0 + step * a0 / np.maximum(a0 - a1, 1e-9)
+        return best
 
     def _spray(
         self,

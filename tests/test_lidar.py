@@ -164,3 +164,34 @@ def test_sweep_size_matches_the_configuration(step):
     lidar = Lidar(LidarConfig(azimuth_step_deg=step))
     assert lidar.shape == (64, round(360 / step))
     assert box_corners(np.zeros((1, 7))).shape == (1, 8, 3)
+
+
+def test_terrain_flat_matches_the_plane_and_a_hill_rises_the_ground():
+    lidar = Lidar(LidarConfig())
+    empty = Solids(
+        center=np.zeros((0, 3)),
+        half=np.zeros((0, 3)),
+        rotation=np.zeros((0, 3, 3)),
+        owner=np.zeros(0, np.int64),
+        reflectivity=np.zeros(0),
+    )
+    plane = lidar.cast(empty, np.random.default_rng(0), DomainConfig())
+    flat = lidar.cast(
+        empty, np.random.default_rng(0), DomainConfig(), terrain=lambda x, y: np.zeros_like(x)
+    )
+    both = np.isfinite(plane.range) & np.isfinite(flat.range)
+    assert (np.isfinite(plane.range) == np.isfinite(flat.range)).mean() > 0.999
+    np.testing.assert_allclose(flat.range[both], plane.range[both], atol=0.1)
+
+    def slope(x, y):
+        return 0.1 * x  # 10% uphill ahead, downhill behind
+
+    hill = lidar.cast(empty, np.random.default_rng(0), DomainConfig(), terrain=slope)
+    points = lidar.points(hill)[0]
+    ground = points[np.abs(points[:, 1]) < 2]
+    # every ground return lies on the slope, and the slope ahead is seen nearer than flat
+    np.testing.assert_allclose(ground[:, 2], 0.1 * ground[:, 0], atol=0.12)
+    ahead = lidar.azimuth < 0.01
+    assert np.nanmax(np.where(np.isfinite(hill.range[:, ahead]), hill.range[:, ahead], np.nan)) < (
+        np.nanmax(np.where(np.isfinite(plane.range[:, ahead]), plane.range[:, ahead], np.nan))
+    )

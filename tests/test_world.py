@@ -244,3 +244,15 @@ def test_worlds_written_by_several_processes_are_identical(tiny_config, tmp_path
     pd.testing.assert_frame_equal(one.frames, two.frames)
     for seg in one.segments["segment_id"]:
         np.testing.assert_array_equal(one.segment_points(seg)[0], two.segment_points(seg)[0])
+
+
+def test_other_region_is_hilly_and_objects_stand_on_its_ground(tiny_config):
+    plan = plan_segments(tiny_config)
+    ood = simulate_segment(tiny_config, int(plan.index[plan["split"] == "ood"][0]))
+    clear = simulate_segment(tiny_config, 0)
+    on_ground = lambda b: (b["center_z"] - b["height"] / 2).to_numpy()  # noqa: E731
+    flat = clear.boxes[clear.boxes["subtype"] != "towed_car"]
+    assert np.allclose(on_ground(flat), 0.05, atol=1e-3)
+    hilly = on_ground(ood.boxes[ood.boxes["subtype"] != "towed_car"])
+    assert hilly.std() > 0.3  # the ground rises and falls around the ego
+    assert (ood.boxes["num_points"] >= tiny_config.min_label_points).all()

@@ -14,7 +14,9 @@ flow whose log-density is, with ``z(0) = x`` and ``dz/dt = f(t, z)``,
     log p(x) = log N(z(t1); 0, I) + integral_0^t1 tr(df/dz(t, z(t))) dt.
 
 Baselines: :class:`GaussianDensity`, :class:`GaussianMixtureDensity`, :class:`KNNDensity`
-(an unnormalised score) and the discrete flow :class:`RealNVP`.
+(an unnormalised score) and the discrete flow :class:`RealNVP`. FFJORD trains with the RNODE
+penalties (Finlay et al. 2020) when ``kinetic_weight``/``jacobian_weight`` are set, and
+:func:`select_density` picks the PCA dimension and estimator on held-out likelihood.
 
 Example:
     >>> import numpy as np
@@ -31,6 +33,7 @@ from typing import Any
 
 from rem_core.config import DensityConfig
 from rem_core.density.base import (
+    BatchLoss,
     DensityEstimator,
     EpochRecord,
     SolverStalled,
@@ -42,30 +45,40 @@ from rem_core.density.baselines import GaussianDensity, GaussianMixtureDensity, 
 from rem_core.density.ffjord import (
     FFJORD,
     MLPDynamics,
+    RegularisedTerms,
     cnf_log_prob,
+    cnf_regularised_terms,
     exact_divergence,
     hutchinson_divergence,
 )
 from rem_core.density.realnvp import RealNVP
+from rem_core.density.selection import Candidate, CandidateFit, DensitySelection, select_density
 
 __all__ = [
+    "BatchLoss",
+    "Candidate",
+    "CandidateFit",
     "ESTIMATORS",
     "FFJORD",
     "DensityConfig",
     "DensityEstimator",
+    "DensitySelection",
     "EpochRecord",
     "GaussianDensity",
     "GaussianMixtureDensity",
     "KNNDensity",
     "MLPDynamics",
     "RealNVP",
+    "RegularisedTerms",
     "SolverStalled",
     "cnf_log_prob",
+    "cnf_regularised_terms",
     "exact_divergence",
     "hutchinson_divergence",
     "load_estimator",
     "make_estimator",
     "rareness",
+    "select_density",
     "standard_normal_log_prob",
 ]
 

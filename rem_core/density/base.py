@@ -128,12 +128,17 @@ class EpochRecord:
 
     Attributes:
         epoch: 1-based epoch number.
-        train_nll: mean training loss (nats per row; Hutchinson estimate for FFJORD).
+        train_nll: mean training NLL (nats per row; Hutchinson estimate for FFJORD), without
+            any regularisation penalty.
         val_nll: mean held-out NLL (nats per row), NaN without a held-out split.
         nfe: mean function evaluations per training batch (forward solve; 0 for RealNVP).
         seconds: wall time of the epoch.
         stalled: the epoch was cut short because an ODE solve raised :class:`SolverStalled`;
             its NLLs are NaN and training stopped there.
+        kinetic: mean RNODE kinetic energy ``integral ||f||^2 dt`` per training row, NaN when
+            not computed (FFJORD without regularisation, other estimators).
+        jacobian: mean RNODE Jacobian penalty ``integral ||eps^T df/dz||^2 dt`` per row, NaN
+            when not computed.
     """
 
     epoch: int
@@ -142,6 +147,27 @@ class EpochRecord:
     nfe: float
     seconds: float
     stalled: bool = False
+    kinetic: float = math.nan
+    jacobian: float = math.nan
+
+
+@dataclass(frozen=True)
+class BatchLoss:
+    """What a flow's ``batch_loss`` returns for one mini-batch.
+
+    Attributes:
+        loss: the scalar to minimise (NLL plus any penalty), with its graph.
+        nfe: function evaluations of the batch's forward solve (0 for discrete flows).
+        nll: the batch's mean NLL without penalties; ``None`` means ``loss`` is the NLL.
+        kinetic: mean kinetic energy per row (NaN when not computed).
+        jacobian: mean Jacobian penalty per row (NaN when not computed).
+    """
+
+    loss: Tensor
+    nfe: int
+    nll: float | None = None
+    kinetic: float = math.nan
+    jacobian: float = math.nan
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -164,7 +190,7 @@ def _train_flow(
     module: nn.Module,
     X: np.ndarray,
     *,
-    batch_loss: Callable[[Tensor, torch.Generator], tuple[Tensor, int]],
+    batch_loss: Callable[[Tensor, torch.Generator], BatchLoss | tuple[Tensor, int]],
     eval_nll: Callable[[Tensor], float],
     lr: float,
     weight_decay: float,
@@ -178,7 +204,8 @@ def _train_flow(
 ) -> list[EpochRecord]:
     """Adam on the mean NLL with early stopping on a held-out split; restores the best weights.
 
-    A :class:`SolverStalled` raised by ``batch_loss`` or ``eval_nll`` ends training there,
+    ``batch_loss`` returns a :class:`BatchLoss` or a ``(loss, nfe)`` pair (the loss is then the
+    NLL). A :class:`SolverStalled` raised by ``batch_loss`` or ``eval_nll`` ends training there,
     keeping the best weights so far (the last complete epoch's without a held-out split); in
     the first epoch it propagates.
     """
@@ -198,16 +225,21 @@ def _train_flow(
         before = copy.deepcopy(module.state_dict())
         module.train()
         perm = torch.randperm(len(x_train), generator=gen, device=device)
-        total, nfe_sum, batches = 0.0, 0, 0
+        total, kinetic, jacobian, nfe_sum, batches = 0.0, 0.0, 0.0, 0, 0
         try:
             for i in range(0, len(x_train), batch_size):
                 xb = x_train[perm[i : i + batch_size]]
-                loss, nfe = batch_loss(xb, gen)
+                out = batch_loss(xb, gen)
+                if not isinstance(out, BatchLoss):
+                    out = BatchLoss(*out)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                out.loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(xb)
-                nfe_sum += nfe
+                nll = float(out.loss.detach()) if out.nll is None else out.nll
+                total += nll * len(xb)
+                kinetic += out.kinetic * len(xb)
+                jacobian += out.jacobian * len(xb)
+                nfe_sum += out.nfe
                 batches += 1
             module.eval()
             val = eval_nll(x_val) if n_val else math.nan
@@ -237,16 +269,21 @@ def _train_flow(
             val_nll=val,
             nfe=nfe_sum / batches,
             seconds=time.perf_counter() - start,
+            kinetic=kinetic / len(x_train),
+            jacobian=jacobian / len(x_train),
         )
         history.append(record)
         logger.info(
-            "%s epoch %d: train nll %.4f, val nll %.4f, nfe/batch %.1f, %.1f s",
+            "%s epoch %d: train nll %.4f, val nll %.4f, nfe/batch %.1f, %.1f s%s",
             name,
             epoch,
             record.train_nll,
             record.val_nll,
             record.nfe,
             record.seconds,
+            ""
+            if math.isnan(record.kinetic)
+            else f", kinetic {record.kinetic:.4g}, jacobian {record.jacobian:.4g}",
         )
         if not math.isfinite(record.train_nll):
             raise ValueError(f"{name}: training diverged at epoch {epoch}; lower lr")

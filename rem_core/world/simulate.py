@@ -210,6 +210,23 @@ def _noisy_labels(
     return kind, keep
 
 
+def _hills(domain: DomainConfig, rng: np.random.Generator) -> Callable:
+    """The ground's height ``h(x, y)`` in the world frame: two waves of random phase, along
+    and across the main road (flat, and no randomness drawn, without hills)."""
+    amplitude, wavelength = domain.hill_amplitude_m, domain.hill_wavelength_m
+    if amplitude <= 0:
+        return lambda x, y: np.zeros(np.broadcast(x, y).shape)
+    phase = rng.uniform(0.0, 2 * np.pi, 2)
+    k = 2 * np.pi / wavelength
+
+    def height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return amplitude * (
+            np.sin(k * np.asarray(x) + phase[0]) + np.sin(k * np.asarray(y) + phase[1])
+        )
+
+    return height
+
+
 def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None) -> Segment:
     """Build and sweep one segment.
 
@@ -277,6 +294,9 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
     static_refl = np.array([r for _, _, _, r in scene.static])
     static_radius = np.linalg.norm(static_half[:, :2], axis=1)
 
+    ground = _hills(domain, np.random.default_rng([config.seed, index, 3]))
+    static_ground = ground(static_center[:, 0], static_center[:, 1])
+
     max_range = config.lidar.max_range_m
     base_micros = EPOCH_MICROS + index * 3_600_000_000
     frame_rows, box_tables, point_chunks = [], [], []
@@ -285,7 +305,14 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         c, s = np.cos(scene.ego_yaw), np.sin(scene.ego_yaw)
         to_vehicle = np.array([[c, s], [-s, c]])
 
-        rel = (agent_start + agent_velocity * t - ego_xy) @ to_vehicle.T
+        ego_z = float(ground(ego_xy[:1], ego_xy[1:])[0])
+        agent_xy = agent_start + agent_velocity * t
+        rel = (agent_xy - ego_xy) @ to_vehicle.T
+        lift = ground(agent_xy[:, 0], agent_xy[:, 1]) - ego_z  # (A,) 0 on flat ground
+
+        def terrain(x: np.ndarray, y: np.ndarray, c=c, s=s, ego_xy=ego_xy, ego_z=ego_z):
+            return ground(ego_xy[0] + c * x - s * y, ego_xy[1] + s * x + c * y) - ego_z
+
         dist = np.hypot(rel[:, 0], rel[:, 1])
         seen = np.flatnonzero(dist - agent_radius <= max_range)
         parts = np.flatnonzero(np.isin(part_owner, seen))
@@ -293,11 +320,19 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         rot = _rz(agent_yaw[owner] - scene.ego_yaw)
         center = np.einsum("pij,pj->pi", rot, part_center[parts])
         center[:, :2] += rel[owner]
+        center[:, 2] += lift[owner]
 
         s_rel = (static_center[:, :2] - ego_xy) @ to_vehicle.T
         near = np.flatnonzero(np.hypot(s_rel[:, 0], s_rel[:, 1]) - static_radius <= max_range)
         solids = Solids(
-            center=np.concatenate([center, np.column_stack([s_rel[near], static_center[near, 2]])]),
+            center=np.concatenate(
+                [
+                    center,
+                    np.column_stack(
+                        [s_rel[near], static_center[near, 2] + static_ground[near] - ego_z]
+                    ),
+                ]
+            ),
             half=np.concatenate([part_half[parts], static_half[near]]),
             rotation=np.concatenate([rot @ part_rot[parts], _rz(static_yaw[near] - scene.ego_yaw)]),
             owner=np.concatenate([owner, np.full(len(near), HIT_STATIC)]),
@@ -309,6 +344,7 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
             rot_s = _rz(agent_yaw[throw] - scene.ego_yaw)
             spray_center = np.einsum("pij,pj->pi", rot_s, spray_center_obj[throw])
             spray_center[:, :2] += rel[throw]
+            spray_center[:, 2] += lift[throw]
             spray = Solids(
                 center=spray_center,
                 half=spray_half[throw],
@@ -316,7 +352,9 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
                 owner=throw,
                 reflectivity=np.full(len(throw), 0.02),
             )
-        sweep = lidar.cast(solids, sensor_rng, domain, spray)
+        sweep = lidar.cast(
+            solids, sensor_rng, domain, spray, terrain if domain.hill_amplitude_m > 0 else None
+        )
         points, ray = lidar.points(sweep)
 
         # As labellers do, an object gets a box when the LiDAR sees it: in range, with points.
@@ -324,7 +362,9 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
         boxes = np.column_stack(
             [
                 rel[in_range],
-                agent_z0[in_range] + (agent_dims[in_range, 2] + LABEL_CLEARANCE_M) / 2,
+                lift[in_range]
+                + agent_z0[in_range]
+                + (agent_dims[in_range, 2] + LABEL_CLEARANCE_M) / 2,
                 agent_dims[in_range, :2],
                 agent_dims[in_range, 2] - LABEL_CLEARANCE_M,
                 wrap_angle(agent_yaw[in_range] - scene.ego_yaw),
