@@ -2,8 +2,9 @@
 
 Fits a grid of candidates (``rem_core.density.select_density``) on the detector features that
 ``ensure_rareness`` fits on (detections in ``rareness.fit_splits`` scoring at least
-``rareness.min_score``), holding out whole segments: a single Gaussian and FFJORD with the
-pipeline's settings at every PCA dimension of ``--dims``, and FFJORD with the RNODE penalties
+``rareness.min_score``), holding out whole segments: a single Gaussian and the plain FFJORD
+(the pipeline's settings without RNODE) at every PCA dimension of ``--dims``, and FFJORD with
+the RNODE penalties
 (``kinetic_weight = jacobian_weight = w`` for each ``w`` of ``--weights``) at the same dims.
 For each candidate it reports the held-out NLL (own space, per dimension, and the common
 space of ``max(dims)`` components with a standard normal on the discarded ones: the one that
@@ -140,7 +141,8 @@ def candidates(
     epochs: int | None,
     density_seed: int | None,
 ) -> list[Candidate]:
-    """Gaussian, FFJORD (pipeline settings) and FFJORD + RNODE at every dim; cheap ones first."""
+    """Gaussian, plain FFJORD (the pipeline's settings without RNODE) and FFJORD + RNODE at
+    every dim; cheap ones first."""
     base = config.rareness.density
     if epochs is not None:
         base = dataclasses.replace(base, max_epochs=epochs)
@@ -149,7 +151,8 @@ def candidates(
     out = [Candidate(k=k, estimator="gaussian") for k in dims]
     for k in dims:
         for h in hidden:
-            density = dataclasses.replace(base, hidden=h)
+            # the plain flow of the paper, whatever the pipeline's default regularisation
+            density = dataclasses.replace(base, hidden=h, kinetic_weight=0.0, jacobian_weight=0.0)
             out.append(Candidate(k=k, density=density))
             for w in weights:
                 out.append(

@@ -76,7 +76,9 @@ def test_selection_keeps_the_dimension_that_holds_the_structure() -> None:
 
 def test_ffjord_candidates_report_nfe_and_rnode_weights() -> None:
     X = structured(800, seed=3, informative=2, noise=1)
-    small = DensityConfig(max_epochs=2, hidden=(8, 8), batch_size=256)
+    small = DensityConfig(
+        max_epochs=2, hidden=(8, 8), batch_size=256, kinetic_weight=0.0, jacobian_weight=0.0
+    )
     reg = DensityConfig(
         max_epochs=2, hidden=(8, 8), batch_size=256, kinetic_weight=0.1, jacobian_weight=0.2
     )

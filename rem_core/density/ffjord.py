@@ -455,6 +455,9 @@ class FFJORD:
         info, state = _read(folder, cls.kind)
         raw = dict(info["settings"])
         raw["hidden"] = tuple(raw["hidden"])
+        # Saved before the RNODE settings existed: trained without them, whatever the defaults.
+        raw.setdefault("kinetic_weight", 0.0)
+        raw.setdefault("jacobian_weight", 0.0)
         try:
             est = cls(DensityConfig(**raw))
         except TypeError as exc:
