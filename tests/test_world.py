@@ -256,3 +256,9 @@ def test_other_region_is_hilly_and_objects_stand_on_its_ground(tiny_config):
     hilly = on_ground(ood.boxes[ood.boxes["subtype"] != "towed_car"])
     assert hilly.std() > 0.3  # the ground rises and falls around the ego
     assert (ood.boxes["num_points"] >= tiny_config.min_label_points).all()
+
+
+def test_a_mix_of_parked_only_subtypes_is_refused(tiny_config):
+    config = dataclasses.replace(tiny_config, vehicle_mix=(("open_door", 1.0),))
+    with pytest.raises(ValueError, match="vehicle_mix: only subtypes seen parked"):
+        simulate_segment(config, 0)

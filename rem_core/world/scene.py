@@ -170,6 +170,12 @@ class _SceneBuilder:
 
     def sample_subtype(self, moving: bool = False) -> str:
         """A vehicle subtype of the mix; a moving vehicle never has its doors open."""
+        drawn = [s for s, w in zip(self.subtypes, self.weights, strict=True) if w > 0]
+        if moving and all(s in PARKED_ONLY for s in drawn):
+            raise ValueError(
+                f"vehicle_mix: only subtypes seen parked ({', '.join(sorted(PARKED_ONLY))}); "
+                "moving traffic needs at least one other subtype"
+            )
         while True:
             subtype = str(self.rng.choice(self.subtypes, p=self.weights))
             if not (moving and subtype in PARKED_ONLY):
