@@ -126,6 +126,9 @@ class _SceneBuilder:
         self.subtypes = [s for s, _ in mix]
         weights = np.array([w for _, w in mix], dtype=float)
         self.weights = weights / weights.sum()
+        self.parked_only_mix = all(
+            s in PARKED_ONLY for s, w in zip(self.subtypes, self.weights, strict=True) if w > 0
+        )
         n = config.frames_per_segment
         self.times = np.arange(n) / config.frame_rate_hz
         self.occupancy = _Occupancy(self.times)
@@ -170,8 +173,7 @@ class _SceneBuilder:
 
     def sample_subtype(self, moving: bool = False) -> str:
         """A vehicle subtype of the mix; a moving vehicle never has its doors open."""
-        drawn = [s for s, w in zip(self.subtypes, self.weights, strict=True) if w > 0]
-        if moving and all(s in PARKED_ONLY for s in drawn):
+        if moving and self.parked_only_mix:
             raise ValueError(
                 f"vehicle_mix: only subtypes seen parked ({', '.join(sorted(PARKED_ONLY))}); "
                 "moving traffic needs at least one other subtype"

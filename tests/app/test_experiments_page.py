@@ -85,7 +85,6 @@ def test_experiments_page_says_whether_the_paper_claims_hold(
     app_env: Path, app_pipeline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rem_core import experiment
-    from rem_core.experiment_frames import write_frame_results
 
     keys: list[str] = []
     real_key = experiment.experiment_key
@@ -103,22 +102,7 @@ def test_experiments_page_says_whether_the_paper_claims_hold(
     assert any("No run is cached yet" in i.value for i in at.info)
 
     # cached runs, as the experiment leaves them: MD-REM++ and Full find most Large boxes
-    runs = app_env / "experiment" / keys[-1] / "runs"
-    runs.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    curve = {"lower": [0.0, 50.0], "upper": [50.0, 100.0], "n_gt": [4, 4],
-             "n_detected": [3, 1], "recall": [0.75, 0.25]}  # fmt: skip
-    for row in rows:
-        for seed in range(3):
-            frames, ap = _fake_run(rng, 0.95 if row in ("full", "md-rem++") else 0.3)
-            write_frame_results(runs / f"{row}-seed{seed}.npz", frames)
-            record = {
-                "row": row, "seed": seed, "ap_all": ap["all"], "ap_regular": ap["regular"],
-                "ap_large": ap["large"], "human_tracks": 3, "human_boxes": 30,
-                "pseudo_boxes": 100, "train_steps": 10, "seconds": 2.0, "spearman": 0.0,
-                "curve": curve,
-            }  # fmt: skip
-            (runs / f"{row}-seed{seed}.json").write_text(json.dumps(record))
+    _cache_runs(app_env / "experiment" / keys[-1] / "runs", rows, 3, np.random.default_rng(0))
     at.run()
     assert not at.exception and not at.error, at.error
     text = [m.value for m in at.markdown]
