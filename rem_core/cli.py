@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.boxes import size_subset
-from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
+from rem_core.config import ESTIMATORS, EXPERIMENT_ROW_NAMES, PRESETS, SPLITS, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.schema import DataError
 
@@ -249,14 +249,12 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
         f"cached in {run.path}"
     )
     if args.out is not None:
-        if args.out.exists() and any(args.out.iterdir()) and not args.force:
-            raise FileExistsError(f"{args.out}: folder exists and is not empty (pass --force)")
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(run.path, tmp)
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        tmp.rename(args.out)
+        from rem_core.io.files import publish_folder
+
+        def write(tmp: Path) -> None:
+            shutil.copytree(run.path, tmp, dirs_exist_ok=True)
+
+        publish_folder(args.out, write, force=args.force)
         print(f"wrote {args.out}")
     return 0
 
@@ -270,8 +268,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # a data set's own detections are evaluated as they are
     config = _features_for(config, ds, args)
     run = ensure_detections(config, ds, progress=_StageBars())
-    segments = ds.segments.loc[ds.segments["split"] == args.split, "segment_id"]
-    if segments.empty:
+    segments = ds.split_ids(args.split)
+    if not segments:
         raise ValueError(f"split: {ds.root} has no {args.split!r} segments")
     gt = ds.boxes[ds.boxes["segment_id"].isin(segments)]
     rows = []
@@ -633,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default="demo",
-        choices=["tiny", "demo", "full"],
+        choices=PRESETS,
         help="size of the world (default: demo)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -664,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--preset",
             default="demo",
-            choices=["tiny", "demo", "full"],
+            choices=PRESETS,
             help="settings preset, and the built-in world used without --data (default: demo)",
         )
         p.add_argument(
@@ -745,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split",
         default="validation",
-        choices=["source", "unlabelled", "validation", "ood"],
+        choices=SPLITS,
         help="segments to evaluate on (default: validation)",
     )
     p.add_argument("--iou", default="3d", choices=["3d", "bev"], help="IoU kind (default: 3d)")
@@ -770,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument(
         "--estimator",
-        choices=["ffjord", "gaussian", "gmm", "knn", "realnvp"],
+        choices=ESTIMATORS,
         default=None,
         help="density model (default: ffjord)",
     )
@@ -786,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument(
         "--estimator",
-        choices=["ffjord", "gaussian", "gmm", "knn", "realnvp"],
+        choices=ESTIMATORS,
         default=None,
         help="density model (default: ffjord)",
     )
@@ -860,7 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split",
         default="unlabelled",
-        choices=["source", "unlabelled", "validation", "ood"],
+        choices=SPLITS,
         help="split of every imported segment (default: unlabelled, what REM mines)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
@@ -870,7 +868,7 @@ def build_parser() -> argparse.ArgumentParser:
         common(p)
         p.add_argument(
             "--estimator",
-            choices=["ffjord", "gaussian", "gmm", "knn", "realnvp"],
+            choices=ESTIMATORS,
             default=None,
             help="density model of D-REM and MD-REM (default: ffjord)",
         )

@@ -18,7 +18,6 @@ segment can be rebuilt alone and the world is identical for a seed.
 
 from rem_core.world.simulate import (
     LABEL_CLEARANCE_M,
-    SPLITS,
     Segment,
     plan_segments,
     simulate_segment,
@@ -28,7 +27,6 @@ from rem_core.world.simulate import (
 
 __all__ = [
     "LABEL_CLEARANCE_M",
-    "SPLITS",
     "Segment",
     "plan_segments",
     "simulate_segment",
