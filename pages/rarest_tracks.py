@@ -135,8 +135,9 @@ if split != "all splits":
 if picked_subtypes:
     view = view[view["subtype"].isin(picked_subtypes)]
 if picked_groups:
+    # bool even when no track is left (map() of an empty column is not)
     has_kind = view["noise_kinds"].map(lambda ks: bool(set(ks.split(", ")) & set(picked_groups)))
-    view = view[view["family"].isin(picked_groups) | has_kind]
+    view = view[view["family"].isin(picked_groups).to_numpy() | has_kind.to_numpy(bool)]
 if noisy_only:
     view = view[view["label_noise_boxes"] > 0]
 if view.empty:
