@@ -10,7 +10,6 @@ computed waits for it and reads it, instead of computing it again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import time
@@ -24,6 +23,30 @@ from rem_core.world import write_world
 __all__ = ["cache_entry", "cache_root", "dataset_key", "ensure_world", "world_path"]
 
 log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: entries are published whole, but not locked
+    fcntl = None
+
+#: Lock files this process holds (``cache_entry``).
+_HELD: set[int] = set()
+
+
+def _drop_held_locks() -> None:
+    # A forked child (the training's batch worker, the world's simulating processes) must
+    # not keep its parent's locks: if the parent is killed and the child lingers, the entry
+    # would stay locked. Point the child's copies of the lock descriptors at /dev/null.
+    if _HELD:
+        null = os.open(os.devnull, os.O_RDONLY)
+        for fd in _HELD:
+            os.dup2(null, fd)
+        os.close(null)
+        _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_held_locks)
 
 
 def cache_root() -> Path:
@@ -52,6 +75,9 @@ def cache_entry(path: Path, done: str | Callable[[], bool]) -> Iterator[bool]:
     if is_done():
         yield False
         return
+    if fcntl is None:
+        yield True
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f".{path.name}.lock", "a") as lock:
         try:
@@ -61,9 +87,11 @@ def cache_entry(path: Path, done: str | Callable[[], bool]) -> Iterator[bool]:
             start = time.perf_counter()
             fcntl.flock(lock, fcntl.LOCK_EX)
             log.info("%s: waited %.0f s", path, time.perf_counter() - start)
+        _HELD.add(lock.fileno())
         try:
             yield not is_done()
         finally:
+            _HELD.discard(lock.fileno())
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 

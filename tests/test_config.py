@@ -150,3 +150,11 @@ def test_shared_names_are_one_vocabulary():
     from rem_core.experiment import EXPERIMENT_ROWS
 
     assert tuple(EXPERIMENT_ROWS) == names.EXPERIMENT_ROW_NAMES
+
+
+def test_numpy_numbers_are_kept_as_python_numbers():
+    np = pytest.importorskip("numpy")
+    a = DetectorConfig(epochs=np.int64(12), learning_rate=np.float64(0.02))
+    b = DetectorConfig(epochs=12, learning_rate=0.02)
+    assert type(a.epochs) is int and type(a.learning_rate) is float
+    assert config_hash(a) == config_hash(b)

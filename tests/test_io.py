@@ -54,6 +54,30 @@ def test_publish_folder_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     assert (tmp_path / "new" / "x").read_text() == "1"
 
 
+def test_a_copy_left_aside_by_a_killed_swap_goes_back(tmp_path: Path) -> None:
+    from rem_core.io import files
+
+    # a writer killed between its two renames: the old copy aside, the new one not in place
+    dead = 2**22 + 7  # above Linux's largest pid_max: no process has it
+    aside = tmp_path / f".entry.old-{files._host()}-{dead}-ab"
+    aside.mkdir()
+    (aside / "a").write_text("old")
+    half = tmp_path / f".entry.tmp-{files._host()}-{dead}-cd"
+    half.mkdir()
+    assert clean_stale(tmp_path / "entry") == [half]
+    assert (tmp_path / "entry" / "a").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
+
+
+def test_publishing_over_a_symlink_replaces_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    publish_folder(tmp_path / "link", lambda tmp: (tmp / "x").write_text("1"))
+    assert not (tmp_path / "link").is_symlink() and (tmp_path / "link" / "x").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
 def test_a_killed_writer_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
     import os
     import signal

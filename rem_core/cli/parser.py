@@ -397,9 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
         "its cache is the project's cache/ unless REM_CACHE_DIR says otherwise, and "
         "REM_PRESET=tiny starts it on the tiny world.",
     )
-    p.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
     p.add_argument(
-        "--address", default="localhost", help="address to serve on (default: localhost)"
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or 8501),
+        help="port to serve on (default: $PORT or 8501, as make app)",
     )
+    p.add_argument("--address", default=None, help="address to serve on (default: streamlit's)")
     p.set_defaults(func=cmd_app)
     return parser

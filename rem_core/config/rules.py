@@ -193,8 +193,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if type(value).__module__ == "numpy" and hasattr(value, "item"):
+                # a numpy scalar is kept as the Python number it holds: JSON, and so the
+                # cache key, know only those (np.int64(3) would hash apart from 3)
+                value = value.item()
+                object.__setattr__(self, f.name, value)
             rule = f.metadata.get("rule")
-            problem = rule.problem(getattr(self, f.name)) if rule is not None else None
+            problem = rule.problem(value) if rule is not None else None
             if problem is not None:
                 raise ValueError(f"{self.section}.{f.name}: {problem}")
         self._validate()

@@ -5,7 +5,9 @@ file, ``publish_folder`` (or the ``publishing`` context) for a folder. Both writ
 temporary sibling and rename it into place, so a reader sees the old entry or the new one,
 never half of one. A folder's temporary sibling is named after the host and the process that
 writes it (``.<name>.tmp-<host>-<pid>-<random>``), so that ``clean_stale`` can remove what a
-killed process left behind without touching a folder another live process is writing.
+killed process left behind without touching a folder another live process is writing. (Two
+containers that share a host name and a volume but not their process ids tell each other's
+folders apart only by the process id: give them distinct host names.)
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ def clean_stale(path: str | Path) -> list[Path]:
     """Remove the temporary siblings of ``path`` that a killed process left behind.
 
     Only those written on this host by a process that no longer runs: another live writer's
-    folder, or one of another machine sharing the cache, is kept.
+    folder, or one of another machine sharing the cache, is kept. A previous copy that a
+    writer killed between its two renames left aside goes back in place when ``path`` is
+    missing.
 
     Returns:
         The folders removed.
@@ -97,15 +101,27 @@ def clean_stale(path: str | Path) -> list[Path]:
     path = Path(path)
     removed = []
     host = _host()
-    for kind in ("tmp", "old"):
+    for kind in ("old", "tmp"):
         for stale in path.parent.glob(f".{glob.escape(path.name)}.{kind}-*"):
             parts = stale.name[len(path.name) + len(kind) + 3 :].split("-")
             if len(parts) < 2 or parts[0] != host or not parts[1].isdigit():
                 continue
-            if not _pid_alive(int(parts[1])):
-                shutil.rmtree(stale, ignore_errors=True)
-                removed.append(stale)
+            if _pid_alive(int(parts[1])):
+                continue
+            if kind == "old" and not (path.exists() or path.is_symlink()):
+                # killed between its two renames: the previous copy goes back in place
+                stale.rename(path)
+                continue
+            _remove(stale)
+            removed.append(stale)
     return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _sibling(path: Path, kind: str) -> str:
@@ -143,7 +159,7 @@ def publishing(path: str | Path, *, force: bool = True) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        _remove(old)
 
 
 def _swap_in(tmp: Path, path: Path) -> Path | None:

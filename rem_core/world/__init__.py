@@ -16,6 +16,7 @@ Every segment draws from its own generators seeded by ``(seed, segment index)``,
 segment can be rebuilt alone and the world is identical for a seed.
 """
 
+from rem_core.config.names import SPLITS
 from rem_core.world.simulate import (
     LABEL_CLEARANCE_M,
     Segment,
@@ -27,6 +28,7 @@ from rem_core.world.simulate import (
 
 __all__ = [
     "LABEL_CLEARANCE_M",
+    "SPLITS",
     "Segment",
     "plan_segments",
     "simulate_segment",
