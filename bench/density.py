@@ -41,9 +41,10 @@ import torch
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
+from rem_core.config import ESTIMATORS, PRESETS
 from rem_core.density import FFJORD, GaussianDensity, GaussianMixtureDensity
 
-ESTIMATOR_NAMES = ("ffjord", "gaussian", "gmm", "knn", "realnvp")
+ESTIMATOR_NAMES = ESTIMATORS
 
 
 def world_config(preset: str, world_seed: int | None = None):
@@ -105,7 +106,7 @@ def world_recall(config, ds, det) -> dict[str, float]:
     from rem_core.pipeline import ensure_rareness
 
     run = ensure_rareness(config, ds)
-    val = set(ds.segments.loc[ds.segments["split"] == "validation", "segment_id"])
+    val = set(ds.split_ids("validation"))
     gt_rows = np.flatnonzero(det.gt["segment_id"].isin(val).to_numpy())
     preds = det.detections[det.detections["segment_id"].isin(val)].reset_index(drop=True)
     result = evaluate_detections(
@@ -230,7 +231,7 @@ def main() -> None:
     parser.add_argument(
         "--world",
         default="demo",
-        choices=["none", "tiny", "demo", "full"],
+        choices=["none", *PRESETS],
         help="also report AUROCs on this preset's cached pipeline (default: demo)",
     )
     parser.add_argument(

@@ -48,7 +48,7 @@ import torch
 
 from rem_core.analysis import log_prob_groups, ood_aurocs
 from rem_core.artifacts import cache_root, world_path
-from rem_core.config import RemConfig
+from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.density import Candidate, select_density
 from rem_core.pipeline import DetectionRun, detections_key, load_detections
@@ -181,7 +181,7 @@ def aurocs(run: DetectionRun, ds: Dataset, selection, fit) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="demo", choices=["tiny", "demo", "full"])
+    parser.add_argument("--preset", default="demo", choices=PRESETS)
     parser.add_argument("--world-seed", type=int, default=None, help="the preset's world seed")
     parser.add_argument("--detections", default=None, help="a cached detection run folder")
     parser.add_argument("--dims", default="8,16,32", help="PCA dimensions, comma-separated")

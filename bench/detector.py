@@ -50,18 +50,13 @@ import torch
 
 from rem_core.artifacts import ensure_world
 from rem_core.boxes import LARGE_MIN_M
-from rem_core.config import RemConfig
+from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.detect import BevDetector, detect, train_detector
 from rem_core.detect.diagnose import box_errors, summarize_box_errors
 from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
 from rem_core.experiment import training_steps
 from rem_core.track import auto_label, track_detections, tracking_metrics
-
-
-def split_ids(ds: Dataset, split: str) -> list[str]:
-    seg = ds.segments
-    return seg.loc[seg["split"] == split, "segment_id"].tolist()
 
 
 def large_tracks(ds: Dataset, segments: list[str], min_points: int) -> pd.DataFrame:
@@ -135,8 +130,8 @@ def subtype_lengths(runs: list[dict]) -> dict[str, float]:
 
 
 def curve(config: RemConfig, ds: Dataset, steps: list[int], seed: int) -> None:
-    segments = split_ids(ds, "source") + split_ids(ds, "unlabelled")
-    val = split_ids(ds, "validation")
+    segments = ds.split_ids("source") + ds.split_ids("unlabelled")
+    val = ds.split_ids("validation")
     points = []
     for n in steps:
         model, seconds = train(config, ds, segments, n, seed)
@@ -161,7 +156,7 @@ def curve(config: RemConfig, ds: Dataset, steps: list[int], seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="demo", choices=["tiny", "demo", "full"])
+    parser.add_argument("--preset", default="demo", choices=PRESETS)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-full", action="store_true", help="skip full supervision")
     parser.add_argument("--curve", default="", help="comma-separated step counts")
@@ -186,8 +181,8 @@ def main() -> None:
     if args.curve:
         curve(config, ds, [int(s) for s in args.curve.split(",")], seed=0)
         return
-    source, pool = split_ids(ds, "source"), split_ids(ds, "unlabelled")
-    val = split_ids(ds, "validation")
+    source, pool = ds.split_ids("source"), ds.split_ids("unlabelled")
+    val = ds.split_ids("validation")
     full_steps = training_steps(config, ds)
     partial_segments = source + pool[: args.train_extra]
 

@@ -142,7 +142,7 @@ def world_shares(preset: str, random_seeds: int, world_seed: int | None = None) 
     from dataclasses import replace
 
     from rem_core.artifacts import ensure_world
-    from rem_core.config import MINING_METHODS, RemConfig
+    from rem_core.config import ESTIMATORS, MINING_METHODS, RemConfig
     from rem_core.mining import compare_methods, mine
     from rem_core.pipeline import ensure_mining_pool
 
@@ -161,7 +161,7 @@ def world_shares(preset: str, random_seeds: int, world_seed: int | None = None) 
     shares["random"] = float(np.mean(randoms))
     # D-REM and MD-REM with every density model (fitted and cached as `bench/density.py` does).
     by_estimator = {}
-    for name in ("ffjord", "gaussian", "gmm", "knn", "realnvp"):
+    for name in ESTIMATORS:
         cfg = replace(config, rareness=replace(config.rareness, estimator=name))
         other = ensure_mining_pool(cfg, ensure_world(config.world))
         by_estimator[name] = {

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rem_core.boxes import size_subset  # noqa: E402
-from rem_core.config import RemConfig  # noqa: E402
+from rem_core.config import PRESETS, RemConfig  # noqa: E402
 from rem_core.dataset import DatasetWriter, summarize_tracks  # noqa: E402
 from rem_core.lidar import Lidar  # noqa: E402
 from rem_core.world import simulate_segment  # noqa: E402
@@ -37,7 +37,7 @@ from rem_core.world import simulate_segment  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="demo", choices=["tiny", "demo", "full"])
+    parser.add_argument("--preset", default="demo", choices=PRESETS)
     parser.add_argument(
         "--segments",
         type=int,

@@ -19,14 +19,13 @@ import numpy as np
 import streamlit as st
 
 from rem_core.artifacts import ensure_world, world_path
-from rem_core.config import RemConfig
+from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.schema import DataError, SchemaError
 from rem_core.viz import DatasetSummary, summarize_dataset
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("tiny", "demo", "full")
 SOURCES = {"world": "Built-in world", "folder": "Data set folder"}
 MANIFEST = "dataset.json"
 

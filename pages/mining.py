@@ -25,6 +25,7 @@ from rem_core.mining import (
     describe_selection,
     merge_labels,
     mined_boxes,
+    mined_tracks,
     rank_detections,
     resolve_budget,
     select_from_pool,
@@ -160,19 +161,7 @@ st.subheader("The mined tracks")
 method = st.selectbox("Method", methods, format_func=LABELS.get, key="mining_show")
 result = results[method]
 boxes = mined_boxes(result, pool, method)
-per_track = (
-    boxes.groupby(["rank", "segment_id", "track_id"], sort=True)
-    .agg(
-        subtype=("subtype", "first"),
-        frames=("frame_index", "size"),
-        first_frame=("frame_index", "min"),
-        length=("length", "median"),
-        label_noise=("label_noise", "sum"),
-        rareness=("rareness", "first"),
-        track_rareness=("track_rareness", "first"),
-    )
-    .reset_index()
-)
+per_track = mined_tracks(boxes)
 if per_track.empty:
     st.info("No track mined at this budget.", icon=":material/info:")
     st.stop()

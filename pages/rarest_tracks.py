@@ -17,9 +17,8 @@ import streamlit as st
 
 from pages._pipeline import app_config, require_detections, require_rareness
 from pages._shared import count, require_data, run_in_app
-from rem_core.config import VEHICLE_SUBTYPES
+from rem_core.analysis import track_table
 from rem_core.rare_groups import RarestNoise, label_noise_in_rarest
-from rem_core.score import aggregate_tracks, rareness_percentile
 from rem_core.viz import bev_figure, track_figure, track_gallery
 
 SOURCES = {"gt": "Ground-truth tracks", "detected": "Detected tracks (tracker)"}
@@ -49,37 +48,11 @@ min_boxes = c4.number_input("Boxes at least", 1, 200, 3, key="tracks_min_boxes")
 
 # --- load ------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
-def track_table(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFrame:
-    """One row per track, rarest first, with its description and rareness percentile."""
-    splits = _ds.segments.set_index("segment_id")["split"]
+def tracks_of(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFrame:
+    """One row per track, rarest first (``rem_core.analysis.track_table``)."""
     if source == "gt":
-        table = aggregate_tracks(_det.gt, _run.gt_log_prob)
-        info = _ds.tracks.set_index(["segment_id", "track_id"])[
-            ["class", "subtype", "length", "max_points", "min_distance", "label_noise_boxes"]
-        ]
-        table = table.join(info, on=["segment_id", "track_id"])
-        noisy = _det.gt[_det.gt["label_noise"].to_numpy(bool)]
-        kinds = noisy.groupby(["segment_id", "track_id"])["noise_kind"].agg(
-            lambda k: ", ".join(sorted(set(k) - {""})) or "label noise"
-        )
-        table = table.join(kinds.rename("noise_kinds"), on=["segment_id", "track_id"])
-    else:
-        rows = _det.detections
-        table = aggregate_tracks(rows, _run.log_prob)
-        extra = (
-            rows.assign(track_id=rows["track_id"])
-            .groupby(["segment_id", "track_id"])
-            .agg(max_points=("num_points", "max"), min_distance=("distance", "min"),
-                 length=("length", "median"))
-        )  # fmt: skip
-        table = table.join(extra, on=["segment_id", "track_id"])
-        table["class"], table["subtype"], table["label_noise_boxes"] = "vehicle", "", 0
-        table["noise_kinds"] = ""
-    table["noise_kinds"] = table["noise_kinds"].fillna("")
-    table["family"] = table["subtype"].map(VEHICLE_SUBTYPES).fillna("")
-    table["split"] = table["segment_id"].map(splits).to_numpy()
-    table["percentile"] = rareness_percentile(table["rareness"])
-    return table
+        return track_table(_ds, _det.gt, _run.gt_log_prob, gt=_det.gt)
+    return track_table(_ds, _det.detections, _run.log_prob)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -123,7 +96,7 @@ def gallery(
     )
 
 
-table = track_table(str(run.path), source, det, run, ds)
+table = tracks_of(str(run.path), source, det, run, ds)
 if table.empty:
     st.info(
         "The tracker formed no tracks on this data set (its detections score too low to start one)."
@@ -162,8 +135,9 @@ if split != "all splits":
 if picked_subtypes:
     view = view[view["subtype"].isin(picked_subtypes)]
 if picked_groups:
+    # bool even when no track is left (map() of an empty column is not)
     has_kind = view["noise_kinds"].map(lambda ks: bool(set(ks.split(", ")) & set(picked_groups)))
-    view = view[view["family"].isin(picked_groups) | has_kind]
+    view = view[view["family"].isin(picked_groups).to_numpy() | has_kind.to_numpy(bool)]
 if noisy_only:
     view = view[view["label_noise_boxes"] > 0]
 if view.empty:

@@ -2,27 +2,97 @@
 
 The root is ``$REM_CACHE_DIR`` if set, else ``./cache``. A stage's key hashes its config
 and the keys of the stages it reads, so a changed setting never reuses a stale result.
+An entry is written whole or not at all (``rem_core.io.files.publishing``), and computed by
+one process at a time (``cache_entry``): a second process asking for an entry being
+computed waits for it and reads it, instead of computing it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rem_core.config import WorldConfig, config_hash
 from rem_core.dataset import Dataset
 from rem_core.world import write_world
 
-__all__ = ["cache_root", "dataset_key", "ensure_world", "world_path"]
+__all__ = ["cache_entry", "cache_root", "dataset_key", "ensure_world", "world_path"]
 
 log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: entries are published whole, but not locked
+    fcntl = None
+
+#: Lock files this process holds (``cache_entry``).
+_HELD: set[int] = set()
+
+
+def _drop_held_locks() -> None:
+    # A forked child (the training's batch worker, the world's simulating processes) must
+    # not keep its parent's locks: if the parent is killed and the child lingers, the entry
+    # would stay locked. Point the child's copies of the lock descriptors at /dev/null.
+    if _HELD:
+        null = os.open(os.devnull, os.O_RDONLY)
+        for fd in _HELD:
+            os.dup2(null, fd)
+        os.close(null)
+        _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_held_locks)
 
 
 def cache_root() -> Path:
     """The cache folder: ``$REM_CACHE_DIR`` or ``./cache``."""
     return Path(os.environ.get("REM_CACHE_DIR") or "cache").resolve()
+
+
+@contextlib.contextmanager
+def cache_entry(path: Path, done: str | Callable[[], bool]) -> Iterator[bool]:
+    """Whether the cache entry ``path`` is still to be computed, under its lock.
+
+    An entry is done when the file ``path / done`` exists (its publisher writes the folder
+    whole, so the file is there or the folder is not), or when ``done()`` says so. If not,
+    the entry's lock (an advisory ``flock`` on ``.<key>.lock`` beside it, released when the
+    process ends, however it ends) is held for the ``with`` block: the caller computes and
+    publishes inside it. A process that finds the lock taken logs that it waits, waits, and
+    then finds the entry done (the block gets ``False``).
+
+    >>> import tempfile
+    >>> entry = Path(tempfile.mkdtemp()) / "stage" / "key"
+    >>> with cache_entry(entry, "meta.json") as todo:
+    ...     todo
+    True
+    """
+    is_done = (lambda: (path / done).is_file()) if isinstance(done, str) else done
+    if is_done():
+        yield False
+        return
+    if fcntl is None:
+        yield True
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("%s: another process is computing it; waiting for it", path)
+            start = time.perf_counter()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            log.info("%s: waited %.0f s", path, time.perf_counter() - start)
+        _HELD.add(lock.fileno())
+        try:
+            yield not is_done()
+        finally:
+            _HELD.discard(lock.fileno())
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def dataset_key(dataset: Dataset) -> str:
@@ -61,10 +131,11 @@ def ensure_world(
             or more, else 1: starting processes costs more than a small world).
     """
     path = world_path(config, root)
-    if (path / "dataset.json").is_file():
-        return Dataset.open(path)
-    log.info("simulating world %s into %s", config_hash(config), path)
-    if workers is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        workers = cores if config.n_total_segments >= 16 else 1
-    return write_world(config, path, progress=progress, overwrite=True, workers=workers)
+    with cache_entry(path, "dataset.json") as todo:
+        if not todo:
+            return Dataset.open(path)
+        log.info("simulating world %s into %s", config_hash(config), path)
+        if workers is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            workers = cores if config.n_total_segments >= 16 else 1
+        return write_world(config, path, progress=progress, overwrite=True, workers=workers)

@@ -15,10 +15,10 @@ so a crash never leaves a half-written data set under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,6 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rem_core.config.names import SPLITS
+from rem_core.io.files import publishing
 from rem_core.schema import (
     BOX_COLUMNS,
     BOXES,
@@ -126,6 +128,18 @@ class Dataset:
         """``SEGMENTS`` table."""
         return read_table(self.root / "segments.parquet", SEGMENTS)
 
+    def split_ids(self, *splits: str) -> list[str]:
+        """Ids of the segments in ``splits`` (``rem_core.config.SPLITS``), in table order.
+
+        Raises:
+            ValueError: a split is not one of ``SPLITS``.
+        """
+        unknown = [s for s in splits if s not in SPLITS]
+        if unknown:
+            raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {unknown[0]!r}")
+        segments = self.segments
+        return segments.loc[segments["split"].isin(splits), "segment_id"].tolist()
+
     @cached_property
     def frames(self) -> pd.DataFrame:
         """``FRAMES`` table."""
@@ -199,24 +213,13 @@ def write_parquet_folder(
     Raises:
         FileExistsError: the folder exists and is not empty, and ``force`` is False.
     """
-    folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not force:
-        raise FileExistsError(f"{folder}: exists and is not empty (pass --force to replace it)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with publishing(folder, force=force) as tmp:
         for name, df in tables.items():
             pq.write_table(
                 pa.Table.from_pandas(df, preserve_index=False),
                 tmp / f"{name}.parquet",
                 compression="zstd",
             )
-        if folder.exists():
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class DatasetWriter:
@@ -245,10 +248,11 @@ class DatasetWriter:
         self._frames: list[pd.DataFrame] = []
         self._boxes: list[pd.DataFrame] = []
         self._tmp: Path | None = None
+        self._publishing: contextlib.AbstractContextManager[Path] | None = None
 
     def __enter__(self) -> DatasetWriter:
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.", dir=self.root.parent))
+        self._publishing = publishing(self.root)
+        self._tmp = self._publishing.__enter__()
         (self._tmp / "points").mkdir()
         return self
 
@@ -339,48 +343,37 @@ class DatasetWriter:
         self._boxes.append(boxes)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self._tmp is not None
+        assert self._tmp is not None and self._publishing is not None
         if exc_type is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._publishing.__exit__(exc_type, exc, tb)  # removes the temporary folder
             return
         try:
-            tables = {
-                "segments": (self._segments, SEGMENTS),
-                "frames": (self._frames, FRAMES),
-                "boxes": (self._boxes, BOXES),
-            }
-            counts = {}
-            for name, (parts, schema) in tables.items():
-                df = (
-                    pd.concat(parts, ignore_index=True)
-                    if parts
-                    else pd.DataFrame({f.name: [] for f in schema})
-                )
-                df = conform(df, schema, name)
-                pq.write_table(
-                    pa.Table.from_pandas(df, schema=schema, preserve_index=False),
-                    self._tmp / f"{name}.parquet",
-                    compression="zstd",
-                )
-                counts[name] = len(df)
-            manifest = {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                **self.manifest,
-                "counts": counts,
-            }
-            (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-            self._swap_in()
-        except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._write_tables()
+        except BaseException as error:
+            self._publishing.__exit__(type(error), error, error.__traceback__)
             raise
+        self._publishing.__exit__(None, None, None)  # renames it into place
 
-    def _swap_in(self) -> None:
+    def _write_tables(self) -> None:
         assert self._tmp is not None
-        old = None
-        if self.root.exists():
-            old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}")
-            self.root.rename(old)
-        self._tmp.rename(self.root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        tables = {
+            "segments": (self._segments, SEGMENTS),
+            "frames": (self._frames, FRAMES),
+            "boxes": (self._boxes, BOXES),
+        }
+        counts = {}
+        for name, (parts, schema) in tables.items():
+            df = (
+                pd.concat(parts, ignore_index=True)
+                if parts
+                else pd.DataFrame({f.name: [] for f in schema})
+            )
+            df = conform(df, schema, name)
+            pq.write_table(
+                pa.Table.from_pandas(df, schema=schema, preserve_index=False),
+                self._tmp / f"{name}.parquet",
+                compression="zstd",
+            )
+            counts[name] = len(df)
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, **self.manifest, "counts": counts}
+        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))

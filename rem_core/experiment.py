@@ -151,7 +151,7 @@ def training_steps(config: RemConfig, dataset: Dataset) -> int:
         return config.experiment.steps
     from rem_core.detect.train import default_steps
 
-    source = dataset.segments.loc[dataset.segments["split"] == "source", "segment_id"]
+    source = dataset.split_ids("source")
     frames = int(dataset.frames["segment_id"].isin(source).sum())
     return default_steps(config.detector, frames)
 
@@ -198,9 +198,7 @@ def label_set(
         ``source``: ``"source"``, ``"human"``, ``"pseudo"`` or ``"truth"``); and
         ``human_tracks``, ``human_boxes``, ``pseudo_boxes``.
     """
-    segments = dataset.segments
-    source_ids = segments.loc[segments["split"] == "source", "segment_id"].tolist()
-    pool_ids = segments.loc[segments["split"] == "unlabelled", "segment_id"].tolist()
+    source_ids, pool_ids = dataset.split_ids("source"), dataset.split_ids("unlabelled")
     columns = ["segment_id", "frame_index", *BOX_COLUMNS, "num_points", "label_noise"]
     boxes = dataset.boxes[dataset.boxes["class"] == "vehicle"]
     parts = [boxes.loc[boxes["segment_id"].isin(source_ids), columns].assign(source="source")]
@@ -326,12 +324,12 @@ def run_experiment(
     pool = ensure_mining_pool(config, dataset, root, progress)
     det_run = ensure_detections(config, dataset, root, progress)
     rareness_run = ensure_rareness(config, dataset, root, progress)
-    val_ids = dataset.segments.loc[dataset.segments["split"] == "validation", "segment_id"]
-    if val_ids.empty:
+    val_ids = dataset.split_ids("validation")
+    if not val_ids:
         raise ValueError(f"{dataset.root}: no validation segments to evaluate the runs on")
     val_rows = np.flatnonzero(det_run.gt["segment_id"].isin(val_ids).to_numpy())
     validation = (
-        val_ids.tolist(),
+        val_ids,
         det_run.gt.iloc[val_rows].reset_index(drop=True),
         -rareness_run.gt_log_prob[val_rows],
     )

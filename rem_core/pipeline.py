@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.artifacts import cache_root, dataset_key
+from rem_core.artifacts import cache_entry, cache_root, dataset_key
 from rem_core.config import FeatureConfig, RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
 from rem_core.density import DensityEstimator, load_estimator, make_estimator
@@ -42,6 +41,7 @@ from rem_core.detect import (
     train_detectors,
 )
 from rem_core.features import FeatureReducer
+from rem_core.io.files import publish_folder
 from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.mining import MiningPool
 from rem_core.schema import BOX_COLUMNS, BOXES, DETECTIONS, conform, read_table
@@ -197,7 +197,26 @@ def ensure_detectors(
     key = detector_key(config, dataset)
     folder = (root or cache_root()) / "detector" / key
     size = config.detector.ensemble_size
-    missing = [m for m in range(size) if not (folder / f"member-{m}" / "model.json").is_file()]
+
+    def absent() -> list[int]:
+        return [m for m in range(size) if not (folder / f"member-{m}" / "model.json").is_file()]
+
+    with cache_entry(folder, lambda: not absent()) as todo:
+        if todo:
+            _train_detectors(config, dataset, folder, absent(), progress, shipped)
+    return [load_detector(folder / f"member-{m}") for m in range(size)]
+
+
+def _train_detectors(
+    config: RemConfig,
+    dataset: Dataset,
+    folder: Path,
+    missing: list[int],
+    progress: Progress | None,
+    shipped: bool,
+) -> None:
+    """Publish the ``missing`` members of the ensemble in ``folder``: shipped or trained."""
+    key, size = folder.name, config.detector.ensemble_size
     found = find_shipped(key, dataset, size) if missing and shipped else None
     if found is not None:
         source, provenance = found
@@ -205,7 +224,7 @@ def ensure_detectors(
         report(0, len(missing))
         for i, member in enumerate(missing):
             meta = {"member": member, "origin": "shipped", "commit": provenance["commit"]}
-            _publish(folder / f"member-{member}", partial(_copy_member, source, member, meta))
+            publish_folder(folder / f"member-{member}", partial(_copy_member, source, member, meta))
             report(i + 1, len(missing))
         log.info("detectors: copied %d shipped member(s) from %s", len(missing), source)
         missing = []
@@ -223,8 +242,9 @@ def ensure_detectors(
         for member, model in zip(missing, trained, strict=True):
             meta = {"member": member, "dataset": str(dataset.root)}
             path = folder / f"member-{member}"
-            _publish(path, lambda tmp, model=model, meta=meta: save_detector(model, tmp, meta))
-    return [load_detector(folder / f"member-{m}") for m in range(size)]
+            publish_folder(
+                path, lambda tmp, model=model, meta=meta: save_detector(model, tmp, meta)
+            )
 
 
 def _copy_member(source: Path, member: int, meta: dict, tmp: Path) -> None:
@@ -263,11 +283,6 @@ def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None
     for path in removed:
         shutil.rmtree(path)
     return removed
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -331,22 +346,6 @@ def detections_key(config: RemConfig, dataset: Dataset) -> str:
     )
 
 
-def _publish(path: Path, write: Callable[[Path], None]) -> None:
-    """Write a cache entry into a temporary sibling folder, then rename it to ``path``.
-
-    A crash leaves no half-written entry under ``path``; a stale entry is replaced.
-    """
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=_mkdir(path.parent)))
-    try:
-        write(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _write_table(df: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
 
@@ -365,17 +364,28 @@ def ensure_detections(
     """
     root = root or cache_root()
     path = root / "detections" / detections_key(config, dataset)
-    if (path / "meta.json").is_file():
-        return load_detections(path)
-    if config.features.source in ("geometry", "imported"):
-        _publish(
-            path, lambda tmp: _write_run(tmp, *_geometry_detections(config, dataset, progress))
-        )
-        return load_detections(path)
+    with cache_entry(path, "meta.json") as todo:
+        if todo and config.features.source in ("geometry", "imported"):
+            publish_folder(
+                path, lambda tmp: _write_run(tmp, *_geometry_detections(config, dataset, progress))
+            )
+        elif todo:
+            _detect(config, dataset, root, path, progress, shipped)
+    return load_detections(path)
+
+
+def _detect(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path,
+    path: Path,
+    progress: Progress | None,
+    shipped: bool,
+) -> None:
+    """Publish the detector's detections run on ``dataset`` as the cache entry ``path``."""
     models = ensure_detectors(config, dataset, root, progress, shipped)
-    segments = dataset.segments
-    all_ids = segments["segment_id"].tolist()
-    unlabelled = segments.loc[segments["split"] == "unlabelled", "segment_id"].tolist()
+    all_ids = dataset.segments["segment_id"].tolist()
+    unlabelled = dataset.split_ids("unlabelled")
     main = detect(
         models[0],
         dataset,
@@ -414,8 +424,7 @@ def ensure_detections(
     def write(tmp: Path) -> None:
         _write_run(tmp, tracked, main.features, scores, main.gt, main.gt_features, labels, meta)
 
-    _publish(path, write)
-    return load_detections(path)
+    publish_folder(path, write)
 
 
 def _write_run(
@@ -582,8 +591,21 @@ def ensure_rareness(
     """PCA features and a density model fitted on the pools, and log p of every object."""
     root = root or cache_root()
     path = root / "rareness" / rareness_key(config, dataset)
-    if (path / "meta.json").is_file():
-        return load_rareness(path)
+    with cache_entry(path, "meta.json") as todo:
+        if todo:
+            _fit_rareness(config, dataset, root, path, progress, shipped)
+    return load_rareness(path)
+
+
+def _fit_rareness(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path,
+    path: Path,
+    progress: Progress | None,
+    shipped: bool,
+) -> None:
+    """Fit the feature reducer and the density and publish them as the cache entry ``path``."""
     run = ensure_detections(config, dataset, root, progress, shipped)
     cfg = config.rareness
     splits = dataset.segments.set_index("segment_id")["split"]
@@ -640,8 +662,7 @@ def ensure_rareness(
         np.save(tmp / "gt_log_prob.npy", gt_log_prob)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
-    _publish(path, write)
-    return load_rareness(path)
+    publish_folder(path, write)
 
 
 def load_rareness(path: str | Path) -> RarenessRun:
@@ -671,8 +692,7 @@ def ensure_mining_pool(
     """
     det_run = ensure_detections(config, dataset, root, progress)
     run = ensure_rareness(config, dataset, root, progress)
-    segments = dataset.segments
-    pool_ids = set(segments.loc[segments["split"] == "unlabelled", "segment_id"])
+    pool_ids = set(dataset.split_ids("unlabelled"))
     det = det_run.detections
     rows = np.flatnonzero(
         det["segment_id"].isin(pool_ids).to_numpy()

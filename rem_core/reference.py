@@ -46,6 +46,7 @@ from rem_core.experiment import (
     write_experiment,
 )
 from rem_core.experiment_stats import ExperimentIntervals
+from rem_core.io.files import publish_folder
 from rem_core.shipped import world_fingerprint
 
 __all__ = ["REFERENCE_RESULTS", "Reference", "load_reference", "reference_root", "ship_reference"]
@@ -208,7 +209,7 @@ def ship_reference(
         FileExistsError: ``out_dir`` holds a reference (or other files) and ``force`` is false.
         ValueError: no runs, or ``intervals`` are of other rows.
     """
-    from rem_core.pipeline import _publish, rareness_key
+    from rem_core.pipeline import rareness_key
 
     out = Path(out_dir)
     if out.is_dir() and not force:
@@ -254,7 +255,6 @@ def ship_reference(
     }  # fmt: skip
 
     def write(tmp: Path) -> None:
-        tmp.chmod(0o755)  # mkdtemp's folder is private; this one ships
         write_experiment(result, tmp, force=True, intervals=intervals)
         intervals.rows.to_csv(tmp / "intervals.csv", index=False)
         provenance["sha256"] = {name: _sha256(tmp / name) for name in TABLES}
@@ -267,7 +267,7 @@ def ship_reference(
             'shipped reference"). `provenance.json` says what made them.\n'
         )
 
-    _publish(out, write)  # whole or absent: written beside it, then renamed
+    publish_folder(out, write)  # whole or absent: written beside it, then renamed
     return out
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rem_core.dataset import Dataset
+from rem_core.io.files import publish_folder
 
 __all__ = ["SHIPPED", "find_shipped", "ship_detectors", "world_fingerprint"]
 
@@ -127,7 +128,6 @@ def ship_detectors(
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    from rem_core.pipeline import _publish
 
     def write(tmp: Path) -> None:
         hashes = {}
@@ -152,5 +152,5 @@ def ship_detectors(
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
 
     out = Path(out)
-    _publish(out, write)  # whole or absent: written beside it, then renamed
+    publish_folder(out, write)  # whole or absent: written beside it, then renamed
     return out

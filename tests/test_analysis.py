@@ -68,3 +68,29 @@ def test_log_prob_groups_and_aurocs():
     aurocs = ood_aurocs(groups)
     assert aurocs["large"] == 1.0 and aurocs["pedestrian"] == 1.0
     assert aurocs["other region"] == 0.5
+
+
+def test_track_table_describes_ground_truth_and_detected_tracks(tiny_world):
+    from rem_core.analysis import track_table
+
+    gt = tiny_world.boxes.reset_index(drop=True)
+    gt = gt.assign(noise_kind=np.where(gt["label_noise"], "shifted", ""))
+    rng = np.random.default_rng(0)
+    log_prob = rng.normal(size=len(gt))
+    table = track_table(tiny_world, gt, log_prob, gt=gt)
+    assert table["rareness"].is_monotonic_decreasing  # rarest first
+    assert len(table) == gt.groupby(["segment_id", "track_id"]).ngroups
+    first = table.iloc[0]
+    rows = (gt["segment_id"] == first["segment_id"]) & (gt["track_id"] == first["track_id"])
+    assert first["rareness"] == pytest.approx(-log_prob[rows.to_numpy()].mean())
+    split = tiny_world.segments.set_index("segment_id")["split"][first["segment_id"]]
+    assert first["split"] == split
+    noisy = table[table["label_noise_boxes"] > 0]
+    assert (noisy["noise_kinds"] == "shifted").all() and (table["noise_kinds"] != "").sum() == len(
+        noisy
+    )
+    assert table["percentile"].between(0, 100).all()
+    detections = gt.assign(distance=np.hypot(gt["center_x"], gt["center_y"]))
+    det_table = track_table(tiny_world, detections, log_prob)
+    assert (det_table["class"] == "vehicle").all() and (det_table["noise_kinds"] == "").all()
+    assert set(det_table.columns) == set(table.columns)

@@ -48,3 +48,40 @@ def test_console_script_runs():
         [sys.executable, "-m", "rem_core.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "world" in done.stdout and "info" in done.stdout
+
+
+def test_rem_app_serves_the_app(tmp_path):
+    # `rem app` starts the same server as `make app`, from the project's folder
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "REM_PRESET": "tiny", "REM_CACHE_DIR": str(tmp_path / "cache"),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rem_core.cli", "app", "--port", str(port), "--address",
+         "127.0.0.1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline, healthy = time.monotonic() + 90, False
+        while time.monotonic() < deadline and proc.poll() is None and not healthy:
+            try:
+                url = f"http://127.0.0.1:{port}/_stcore/health"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    healthy = response.status == 200
+            except OSError:
+                time.sleep(0.25)
+        assert healthy, f"rem app did not answer on port {port} (exit code {proc.poll()})"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert f"starting the app on http://127.0.0.1:{port}" in out

@@ -6,9 +6,18 @@ import pytest
 
 from rem_core.config import (
     DEFAULT_VEHICLE_MIX,
+    AutoLabelConfig,
+    DensityConfig,
+    DetectorConfig,
     DomainConfig,
+    ExperimentConfig,
+    FeatureConfig,
     LidarConfig,
+    MiningConfig,
+    RarenessConfig,
     RemConfig,
+    ScoreConfig,
+    TrackerConfig,
     WorldConfig,
     config_hash,
 )
@@ -80,3 +89,72 @@ def test_source_pool_is_a_tenth():
     w = WorldConfig(n_segments=40)
     assert w.n_source_segments == 4
     assert WorldConfig.tiny().n_source_segments == 1
+
+
+SETTINGS = [LidarConfig, DomainConfig, WorldConfig, DetectorConfig, TrackerConfig,
+            AutoLabelConfig, DensityConfig, RarenessConfig, ScoreConfig, MiningConfig,
+            ExperimentConfig, FeatureConfig]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_every_setting_declares_its_rule(cls):
+    # declared once: a field without a rule would go unchecked
+    unruled = [f.name for f in dataclasses.fields(cls) if f.metadata.get("rule") is None]
+    assert unruled == []
+    cls()  # the defaults obey the rules
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_numbers_refuse_bools_and_strings(cls):
+    from rem_core.config.rules import Interval
+
+    for f in dataclasses.fields(cls):
+        if isinstance(f.metadata["rule"], Interval):
+            for bad in (True, "1", float("nan")):
+                with pytest.raises(ValueError, match=rf"^{cls.section}\.{f.name}: must be "):
+                    cls(**{f.name: bad})
+
+
+def test_interval_rules_say_what_they_want():
+    from rem_core.config.rules import Interval
+
+    assert Interval.parse("[0, 1)").problem(1.0) == "must be a number in [0, 1), got 1.0"
+    assert Interval.parse("(0, inf)", unit="m").problem(0) == "must be a number > 0 m, got 0"
+    ints = Interval.parse("[1, 10]", integer=True, optional=True)
+    assert ints.problem(None) is None and ints.problem(2.0) is not None
+    assert ints.describe() == "an int in [1, 10] or None"
+    np = pytest.importorskip("numpy")
+    assert ints.problem(np.int64(3)) is None  # numpy scalars are numbers too
+    with pytest.raises(ValueError, match="interval"):
+        Interval.parse("0..1")
+
+
+def test_rules_across_fields_still_name_their_field():
+    with pytest.raises(ValueError, match=r"^tracker\.min_score"):
+        TrackerConfig(birth_score=0.2, min_score=0.3)
+    with pytest.raises(ValueError, match=r"^detector\.cell_m"):
+        DetectorConfig(cell_m=0.7)
+    with pytest.raises(ValueError, match=r"^experiment\.rows: unknown row 'best'"):
+        ExperimentConfig(rows=("partial", "best"))
+    with pytest.raises(ValueError, match=r"^domain\.building_share"):
+        DomainConfig(building_share=0.9, wall_share=0.2)
+
+
+def test_shared_names_are_one_vocabulary():
+    from rem_core import config
+    from rem_core.config import names
+
+    for name in ("SPLITS", "PRESETS", "ESTIMATORS", "EXPERIMENT_ROW_NAMES", "MINING_METHODS"):
+        assert getattr(config, name) is getattr(names, name)
+    assert all(hasattr(RemConfig, p) for p in names.PRESETS)
+    from rem_core.experiment import EXPERIMENT_ROWS
+
+    assert tuple(EXPERIMENT_ROWS) == names.EXPERIMENT_ROW_NAMES
+
+
+def test_numpy_numbers_are_kept_as_python_numbers():
+    np = pytest.importorskip("numpy")
+    a = DetectorConfig(epochs=np.int64(12), learning_rate=np.float64(0.02))
+    b = DetectorConfig(epochs=12, learning_rate=0.02)
+    assert type(a.epochs) is int and type(a.learning_rate) is float
+    assert config_hash(a) == config_hash(b)

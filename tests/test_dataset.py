@@ -88,3 +88,17 @@ def test_existing_data_set_is_kept_without_overwrite(tiny_world, tmp_path):
         pass
     assert not (out / "keep.txt").exists()
     assert Dataset.open(out).segments.empty
+
+
+def test_split_ids_keep_the_table_order(tiny_world):
+    segments = tiny_world.segments
+    for split in segments["split"].unique():
+        assert (
+            tiny_world.split_ids(split)
+            == segments.loc[segments["split"] == split, "segment_id"].tolist()
+        )
+    both = tiny_world.split_ids("source", "unlabelled")
+    assert both == [s for s in segments["segment_id"] if s in set(both)]
+    assert tiny_world.split_ids() == []
+    with pytest.raises(ValueError, match="split: must be one of source, unlabelled"):
+        tiny_world.split_ids("train")

@@ -247,6 +247,10 @@ def test_the_demo_experiment_mines_with_the_app_pipeline_and_retrains_longer():
         )
         frames = pd.DataFrame({"segment_id": np.repeat(list("abcdefg"), 20)})
 
+        @classmethod
+        def split_ids(cls, split: str) -> list[str]:
+            return cls.segments.loc[cls.segments["split"] == split, "segment_id"].tolist()
+
     demo = RemConfig.preset("demo")
     # The demo experiment mines from the app's own pipeline (same detector, fp32) ...
     assert experiment_config(demo) is demo

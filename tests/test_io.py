@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.io.files import publish_file
+from rem_core.io.files import clean_stale, publish_file, publish_folder, publishing
 from rem_core.io.waymo import read_objects, write_objects
 from rem_core.schema import BOX_COLUMNS, DataError, SchemaError
 
@@ -30,6 +30,89 @@ def test_publish_file_is_atomic_and_never_overwrites_silently(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no temp file left
     publish_file(path, lambda tmp: tmp.write_text("two"), force=True)
     assert path.read_text() == "two"
+
+
+def test_publish_folder_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "entry"
+    publish_folder(path, lambda tmp: (tmp / "a").write_text("one"))
+    publish_folder(path, lambda tmp: (tmp / "b").write_text("two"))  # replaced, not merged
+    assert sorted(p.name for p in path.iterdir()) == ["b"]
+
+    def fail(tmp: Path) -> None:
+        (tmp / "c").write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        publish_folder(path, fail)
+    assert sorted(p.name for p in path.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]  # no sibling left
+    with pytest.raises(FileExistsError, match="entry: exists and is not empty"):
+        publish_folder(path, lambda tmp: None, force=False)
+    with publishing(tmp_path / "new", force=False) as tmp:
+        (tmp / "x").write_text("1")
+        assert not (tmp_path / "new").exists()  # only on a clean exit
+    assert (tmp_path / "new" / "x").read_text() == "1"
+
+
+def test_a_copy_left_aside_by_a_killed_swap_goes_back(tmp_path: Path) -> None:
+    from rem_core.io import files
+
+    # a writer killed between its two renames: the old copy aside, the new one not in place
+    dead = 2**22 + 7  # above Linux's largest pid_max: no process has it
+    aside = tmp_path / f".entry.old-{files._host()}-{dead}-ab"
+    aside.mkdir()
+    (aside / "a").write_text("old")
+    half = tmp_path / f".entry.tmp-{files._host()}-{dead}-cd"
+    half.mkdir()
+    assert clean_stale(tmp_path / "entry") == [half]
+    assert (tmp_path / "entry" / "a").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
+
+
+def test_publishing_over_a_symlink_replaces_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    publish_folder(tmp_path / "link", lambda tmp: (tmp / "x").write_text("1"))
+    assert not (tmp_path / "link").is_symlink() and (tmp_path / "link" / "x").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
+def test_a_killed_writer_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    # a writer killed (SIGKILL) in the middle of writing its entry
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from rem_core.io.files import publishing\n"
+        "with publishing(Path(sys.argv[1])) as tmp:\n"
+        "    (tmp / 'half').write_text('x')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "entry")], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".entry.tmp-")
+    # a live writer's folder and another machine's are kept
+    from rem_core.io import files
+
+    live = tmp_path / f".entry.tmp-{files._host()}-{os.getpid()}-abc"
+    other = tmp_path / ".entry.tmp-elsewhere-1-abc"
+    live.mkdir()
+    other.mkdir()
+    publish_folder(tmp_path / "entry", lambda tmp: (tmp / "whole").write_text("y"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["entry", live.name, other.name])
+    assert sorted(p.name for p in (tmp_path / "entry").iterdir()) == ["whole"]
+    assert clean_stale(tmp_path / "entry") == []
 
 
 def test_a_published_file_is_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:

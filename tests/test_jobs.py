@@ -119,7 +119,9 @@ def test_stop_job_ends_it_and_says_so(tmp_path: Path):
     if status.state == "stopped":
         assert status.error == "stopped on request"
     assert not stop_job(key, tmp_path)  # nothing runs now
-    assert not list(job_folder(key, tmp_path).parent.parent.glob("world/.*"))
+    # no temporary folder left (the entry's lock file stays: it is reused, never stale)
+    left = job_folder(key, tmp_path).parent.parent.glob("world/.*")
+    assert [p.name for p in left if not p.name.endswith(".lock")] == []
 
 
 def test_a_failing_job_records_why(tmp_path: Path):

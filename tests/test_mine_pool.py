@@ -220,6 +220,18 @@ def test_json_nests_boxes_under_tracks(tmp_path: Path):
     assert set(BOX_COLUMNS) <= set(doc["tracks"][0]["boxes"][0])
 
 
+def test_mined_tracks_are_one_row_a_track_in_rank_order():
+    from rem_core.mining import mined_tracks
+
+    boxes = mine(make_pool(), "md_rem", config(budget=2)).boxes
+    tracks = mined_tracks(boxes)
+    assert tracks["rank"].tolist() == [1, 2] and tracks["track_id"].tolist() == ["roof", "bus"]
+    assert tracks["frames"].tolist() == [2, 2] and tracks["label_noise"].tolist()[0] == 1
+    first = boxes[boxes["rank"] == 1]
+    assert tracks["length"].iloc[0] == first["length"].median()
+    assert tracks["track_rareness"].iloc[0] == first["track_rareness"].iloc[0]
+
+
 def test_write_mined_rejects_bad_paths(tmp_path: Path):
     mined = mine(make_pool(), "d_rem", config(budget=1))
     with pytest.raises(ValueError, match="unknown format '.xlsx'"):

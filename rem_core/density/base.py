@@ -20,7 +20,6 @@ from torch import Tensor, nn
 logger = logging.getLogger(__name__)
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_ACTIVATIONS = ("softplus", "tanh")
 
 
 def _check(condition: bool, name: str, message: str) -> None:

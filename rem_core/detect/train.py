@@ -435,9 +435,7 @@ def train_detectors(
         raise ValueError(f"ema_decay: must be in [0, 1), got {ema_decay}")
     device = _torch_setup(config)
     if segments is None:
-        segments = dataset.segments.loc[
-            dataset.segments["split"] == "source", "segment_id"
-        ].tolist()
+        segments = dataset.split_ids("source")
     if not segments:
         raise ValueError(f"{dataset.root}: no source segments to train a detector on")
     boxes = dataset.boxes if labels is None else labels

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rem_core.config.names import SPLITS
 from rem_core.dataset import Dataset, DatasetWriter
 from rem_core.schema import BOXES, DataError
 
@@ -34,8 +35,6 @@ __all__ = [
     "import_waymo_objects",
     "import_waymo_v2",
 ]
-
-SPLITS = ("source", "unlabelled", "validation", "ood")
 
 #: A data set's own detections (``rem import detections``), next to its tables.
 DETECTIONS_FILE = "detections.parquet"

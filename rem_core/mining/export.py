@@ -27,6 +27,7 @@ __all__ = [
     "MINED_COLUMNS",
     "MINED_FORMATS",
     "mined_boxes",
+    "mined_tracks",
     "read_mined",
     "write_label_set",
     "write_mined",
@@ -70,6 +71,27 @@ def mined_boxes(result: MiningResult, pool: MiningPool, method: str) -> pd.DataF
     table["budget"] = result.budget
     table = table.sort_values(["rank", "frame_index"], kind="stable").reset_index(drop=True)
     return table[MINED_COLUMNS]
+
+
+def mined_tracks(boxes: pd.DataFrame) -> pd.DataFrame:
+    """One row per mined track of a ``mined_boxes`` table, in rank order.
+
+    Columns: ``rank, segment_id, track_id, subtype, frames`` (boxes), ``first_frame``,
+    ``length`` (median, m), ``label_noise`` (boxes flagged), ``rareness``, ``track_rareness``.
+    """
+    return (
+        boxes.groupby(["rank", "segment_id", "track_id"], sort=True)
+        .agg(
+            subtype=("subtype", "first"),
+            frames=("frame_index", "size"),
+            first_frame=("frame_index", "min"),
+            length=("length", "median"),
+            label_noise=("label_noise", "sum"),
+            rareness=("rareness", "first"),
+            track_rareness=("track_rareness", "first"),
+        )
+        .reset_index()
+    )
 
 
 def _json_document(table: pd.DataFrame) -> dict:

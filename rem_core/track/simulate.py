@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.boxes import wrap_angle
-from rem_core.config import _is_number
+from rem_core.config.rules import is_number as _is_number
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from rem_core.config.names import SPLITS
+
 #: Background of every figure (the dark theme's page colour): LiDAR reads best on dark.
 BACKGROUND = "#0e1117"
 GRID = "#2a303c"
@@ -51,7 +53,7 @@ NOISE_COLOR = "#ff00ff"
 HIGHLIGHT_COLOR = "#ffffff"
 
 #: Order of splits in summaries; unknown splits follow in alphabetical order.
-SPLIT_ORDER = ("source", "unlabelled", "validation", "ood")
+SPLIT_ORDER = SPLITS
 
 #: Colour per out-of-distribution set of ``rem_core.analysis.log_prob_groups`` and per size.
 SET_COLORS: dict[str, str] = {

@@ -16,9 +16,9 @@ Every segment draws from its own generators seeded by ``(seed, segment index)``,
 segment can be rebuilt alone and the world is identical for a seed.
 """
 
+from rem_core.config.names import SPLITS
 from rem_core.world.simulate import (
     LABEL_CLEARANCE_M,
-    SPLITS,
     Segment,
     plan_segments,
     simulate_segment,

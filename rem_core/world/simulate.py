@@ -19,8 +19,6 @@ from rem_core.world.scene import _SceneBuilder
 
 log = logging.getLogger(__name__)
 
-#: Split of each segment, in the order segments are numbered.
-SPLITS = ("source", "unlabelled", "validation", "ood")
 
 EPOCH_MICROS = 1_600_000_000_000_000  # segments start on 2020-09-13, one hour apart
 #: Label boxes start this far above the road, as labellers fit boxes to the object and not

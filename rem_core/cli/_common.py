@@ -1,0 +1,102 @@
+"""What every ``rem`` command shares: its settings from the arguments, its data set, the
+features it scores, and progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from rem_core.config import MINING_METHODS, RemConfig
+from rem_core.dataset import Dataset
+
+__all__ = ["StageBars", "features_for_args", "method_arg", "open_dataset", "prepare", "settings"]
+
+
+def progress_bar(total: int, desc: str, unit: str) -> tuple[Any, Callable[[int, int], None]]:
+    """A tqdm bar and a ``(done, total)`` callback that drives it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=None)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def settings(args: argparse.Namespace) -> RemConfig:
+    """The preset's settings with what the command's arguments change: ``--members``,
+    ``--epochs``, ``--estimator``, ``--budget``, ``--fp-costs-budget`` (each only where the
+    command has it)."""
+    config = RemConfig.preset(args.preset)
+    detector, rareness, mining = config.detector, config.rareness, config.mining
+    if getattr(args, "members", None) is not None:
+        detector = replace(detector, ensemble_size=args.members)
+    if getattr(args, "epochs", None) is not None:
+        detector = replace(detector, epochs=args.epochs)
+    if getattr(args, "estimator", None):
+        rareness = replace(rareness, estimator=args.estimator)
+    budget = getattr(args, "budget", None)
+    if budget is not None:
+        mining = replace(mining, budget=int(budget) if budget.strip().isdigit() else budget)
+    if getattr(args, "fp_costs_budget", False):
+        mining = replace(mining, fp_costs_budget=True)
+    return replace(config, detector=detector, rareness=rareness, mining=mining)
+
+
+def open_dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
+    """The data set named by --data, or the preset's built-in world (built if missing)."""
+    if args.data is not None:
+        return Dataset.open(args.data)
+    from rem_core.artifacts import ensure_world
+
+    bar, update = progress_bar(config.world.n_total_segments, "world", "segment")
+    with bar:
+        return ensure_world(config.world, progress=update)
+
+
+def features_for_args(config: RemConfig, ds: Dataset, args: argparse.Namespace) -> RemConfig:
+    """The features REM scores on an opened data set: ``--features`` (default ``auto``),
+    checked against the data, and one line on stderr saying which and why."""
+    from rem_core.pipeline import choose_features, features_for
+
+    wanted = getattr(args, "features", None) or "auto"
+    choice = choose_features(ds, wanted)
+    print(f"rem: features: {choice.source} ({choice.reason})", file=sys.stderr)
+    return features_for(config, ds, wanted)
+
+
+def prepare(args: argparse.Namespace, *, features: bool = True) -> tuple[RemConfig, Dataset]:
+    """A command's settings and data set, and (``features``) the features it scores."""
+    config = settings(args)
+    ds = open_dataset(args, config)
+    return (features_for_args(config, ds, args) if features else config), ds
+
+
+class StageBars:
+    """One tqdm bar per pipeline stage, driven by ``progress(stage, done, total)``."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, disable=None)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+
+def method_arg(name: str) -> str:
+    """A selection method from the command line: ``md-rem`` and ``md_rem`` alike."""
+    method = name.strip().lower().replace("-", "_")
+    if method not in MINING_METHODS:
+        choices = ", ".join(m.replace("_", "-") for m in MINING_METHODS)
+        raise argparse.ArgumentTypeError(f"unknown method {name!r}; choose one of {choices}")
+    return method
