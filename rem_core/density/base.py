@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from rem_core.config.rules import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,26 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def _check(condition: bool, name: str, message: str) -> None:
     if not condition:
         raise ValueError(f"{name}: {message}")
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def _configure(kind: type[S], config: S | None, settings: dict[str, Any]) -> S:
+    """An estimator's settings: ``config`` (default: ``kind()``, the defaults) with the
+    keyword ``settings`` replacing its fields, checked by ``kind``'s rules.
+
+    Raises:
+        ValueError: ``config`` of another class, an unknown setting or a bad value, naming it
+            (``gmm.n_components: must be an int >= 1, got 0``).
+    """
+    if config is None:
+        config = kind()
+    elif not isinstance(config, kind):
+        raise ValueError(
+            f"{kind.section}: config must be a {kind.__name__}, got {type(config).__name__}"
+        )
+    return config.changed(**settings)
 
 
 @runtime_checkable
