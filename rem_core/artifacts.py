@@ -33,6 +33,7 @@ __all__ = [
     "cache_root",
     "dataset_key",
     "ensure_world",
+    "entries",
     "world_path",
 ]
 
@@ -199,6 +200,19 @@ class CacheEntry:
             return False
         shutil.rmtree(self.path)
         return True
+
+
+def entries(stage: Stage, root: Path | None = None) -> list[CacheEntry]:
+    """Every published entry of ``stage`` under ``root`` (default :func:`cache_root`), in
+    key order; temporary folders and lock files are not entries."""
+    folder = CacheEntry.of(stage, "", root).path
+    if not folder.is_dir():
+        return []
+    return [
+        CacheEntry.of(stage, path.name, root)
+        for path in sorted(folder.iterdir())
+        if path.is_dir() and not path.name.startswith(".")
+    ]
 
 
 def dataset_key(dataset: Dataset) -> str:

@@ -24,10 +24,10 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from rem_core.artifacts import CacheEntry, Stage, cache_root
+from rem_core.artifacts import CacheEntry, Stage, cache_root, entries
 from rem_core.config import RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
-from rem_core.density import make_estimator
+from rem_core.density import estimator_for
 from rem_core.features import FeatureReducer
 from rem_core.mining import MiningPool
 from rem_core.runs import (
@@ -180,12 +180,7 @@ def fit_rareness(
     sample = run.features[fit_rows][:5000].astype(np.float64)
     k = min(cfg.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
     reducer = FeatureReducer(k=max(k, 1), seed=cfg.density.seed).fit(run.features[fit_rows])
-    settings = (
-        {"config": cfg.density}
-        if cfg.estimator == "ffjord"
-        else ({"seed": cfg.density.seed} if cfg.estimator in ("gmm", "realnvp") else {})
-    )
-    estimator = make_estimator(cfg.estimator, **settings)
+    estimator = estimator_for(cfg)
     estimator.fit(reducer.transform(run.features[fit_rows]))
     fit_s = time.perf_counter() - start
     report(1, 2)
@@ -284,17 +279,15 @@ def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None
     *Retrain the detectors*)."""
     root = Path(root or cache_root())
     detections = DETECTIONS.entry(config, dataset, root)
-    removed = [detector_entry(config, dataset, root).path, detections.path]
-    for meta in (root / "rareness").glob("*/meta.json"):
+    removed = [detector_entry(config, dataset, root), detections]
+    for entry in entries("rareness", root):
         try:
-            if json.loads(meta.read_text()).get("detections") == str(detections.path):
-                removed.append(meta.parent)
+            meta = json.loads((entry.path / "meta.json").read_text())
         except (OSError, json.JSONDecodeError):
             continue
-    removed = [path for path in removed if path.exists()]
-    for path in removed:
-        CacheEntry.of(path.parent.name, path.name, root).remove()
-    return removed
+        if meta.get("detections") == str(detections.path):
+            removed.append(entry)
+    return [entry.path for entry in removed if entry.remove()]
 
 
 def run_pipeline(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rem_core.artifacts import cache_root
+from rem_core.artifacts import CacheEntry
 from rem_core.config import RemConfig, config_hash
 
 #: What a job can run: REM's pipeline up to the rareness of every object (building the
@@ -95,7 +95,7 @@ def job_key(kind: str, config: RemConfig, data: str | os.PathLike) -> str:
 
 def job_folder(key: str, root: Path | None = None) -> Path:
     """The folder of job ``key`` under the cache ``root`` (default: ``cache_root()``)."""
-    return (root or cache_root()) / "jobs" / key
+    return CacheEntry.of("jobs", key, root).path
 
 
 def _holds_lock(folder: Path) -> bool:

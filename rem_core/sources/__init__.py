@@ -28,7 +28,7 @@ from typing import ClassVar
 from rem_core.config import FeatureConfig, RemConfig
 from rem_core.config.names import FEATURE_SOURCES
 from rem_core.dataset import Dataset
-from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
+from rem_core.io.attach import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.runs import DetectionRun, StageCall
 
 __all__ = [

@@ -11,7 +11,7 @@ import pandas as pd
 from rem_core.artifacts import dataset_key
 from rem_core.config import RemConfig, config_hash
 from rem_core.dataset import Dataset
-from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
+from rem_core.io.attach import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.runs import DetectionRun, StageCall
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, read_table
 from rem_core.sources import FeatureSource
