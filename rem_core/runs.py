@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ import pyarrow.parquet as pq
 from rem_core.density import DensityEstimator, load_estimator
 from rem_core.features import FeatureReducer
 from rem_core.schema import BOXES, DETECTIONS, conform, read_table
+
+if TYPE_CHECKING:
+    from rem_core.sources import FeatureSource
 
 __all__ = [
     "DetectionRun",
@@ -91,7 +95,7 @@ class DetectionRun:
         return np.var(self.scores, axis=1)
 
     @property
-    def source(self):
+    def source(self) -> FeatureSource:
         """The :class:`~rem_core.sources.FeatureSource` that computed the run: ask it what
         the run can show (``trains_detector``, ``ensemble``, ``own_gt_features``)."""
         from rem_core.sources import feature_source

@@ -3,6 +3,7 @@ researcher's detector stored with its detections."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,11 @@ class _BoxFeatures(FeatureSource):
             stamp,
         )
 
+    @abstractmethod
     def _features(
         self, config: RemConfig, dataset: Dataset, gt: pd.DataFrame
     ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """``(tracked detections, their features, the features of gt's rows)``."""
-        raise NotImplementedError
 
     def detect(self, config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
         report = call.reporter("features, tracks and auto-labels")

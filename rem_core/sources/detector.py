@@ -23,7 +23,7 @@ from rem_core.detect import (
     save_detector,
     train_detectors,
 )
-from rem_core.runs import DetectionRun, StageCall
+from rem_core.runs import DetectionRun, Progress, StageCall
 from rem_core.shipped import find_shipped
 from rem_core.sources import FeatureSource
 from rem_core.track import auto_label, track_detections
@@ -59,7 +59,7 @@ def ensure_detectors(
     config: RemConfig,
     dataset: Dataset,
     root: Path | None = None,
-    progress=None,
+    progress: Progress | None = None,
     shipped: bool = True,
 ) -> list[BevDetector]:
     """The ensemble of ``config.detector.ensemble_size`` detectors, trained if not cached.
