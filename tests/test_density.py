@@ -27,6 +27,7 @@ from rem_core.density import (
     KNNDensity,
     MLPDynamics,
     RealNVP,
+    RealNVPConfig,
     SolverStalled,
     cnf_log_prob,
     estimator_for,
@@ -192,19 +193,15 @@ def test_training_keeps_the_best_weights_when_a_solve_stalls(val_fraction: float
             raise SolverStalled("too stiff")
         return (module(xb) - 3).pow(2).mean(), 7
 
+    settings = RealNVPConfig(
+        lr=1e-2, batch_size=n_train // 2, max_epochs=10, patience=10, val_fraction=val_fraction
+    )
     history = _train_flow(
         module,
         X,
+        settings,
         batch_loss=batch_loss,
         eval_nll=lambda xv: float((module(xv) - 3).pow(2).mean().detach()),
-        lr=1e-2,
-        weight_decay=0.0,
-        batch_size=n_train // 2,
-        max_epochs=10,
-        patience=10,
-        val_fraction=val_fraction,
-        seed=0,
-        device=torch.device("cpu"),
         name="test",
     )
     assert [r.stalled for r in history] == [False, False, False, True]

@@ -1,12 +1,11 @@
 """FFJORD (Grathwohl et al., 2019): a continuous normalizing flow through torchdiffeq.
 
 The estimator; the flow's dynamics, divergences and solves are in ``density/cnf.py`` (their
-names are importable from here too).
+names are importable from ``rem_core.density``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -26,26 +25,11 @@ from rem_core.density.base import (
     _require_fitted,
     _score_in_batches,
     _train_flow,
-    _write,
+    _write_flow,
 )
-from rem_core.density.cnf import (
-    MLPDynamics,
-    RegularisedTerms,
-    cnf_log_prob,
-    cnf_regularised_terms,
-    exact_divergence,
-    hutchinson_divergence,
-)
+from rem_core.density.cnf import MLPDynamics, cnf_log_prob, cnf_regularised_terms
 
-__all__ = [
-    "FFJORD",
-    "MLPDynamics",
-    "RegularisedTerms",
-    "cnf_log_prob",
-    "cnf_regularised_terms",
-    "exact_divergence",
-    "hutchinson_divergence",
-]
+__all__ = ["FFJORD"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +73,11 @@ class FFJORD:
         c = self.config
         return MLPDynamics(dim, c.hidden, c.activation).to(torch.device(c.device))
 
+    def _solve(self, rtol: float, atol: float) -> dict[str, Any]:
+        """The ODE solve's options (``cnf_log_prob``'s keywords) at tolerances ``rtol``/``atol``."""
+        c = self.config
+        return {"t1": c.t1, "solver": c.solver, "rtol": rtol, "atol": atol, "max_nfe": c.max_nfe}
+
     def fit(self, X: np.ndarray) -> Self:
         """Train on ``X`` ``(N, D)`` with early stopping; returns ``self``."""
         X = _as_matrix(X)
@@ -97,20 +86,12 @@ class FFJORD:
         dyn = _build(c.seed, lambda: self._make(X.shape[1]))
 
         regularise = c.kinetic_weight > 0 or c.jacobian_weight > 0
+        solve = self._solve(c.train_rtol, c.train_atol)
 
         def batch_loss(xb: Tensor, gen: torch.Generator) -> BatchLoss:
             probe = torch.randint(0, 2, xb.shape, generator=gen, device=device).to(xb) * 2 - 1
             if regularise:
-                terms = cnf_regularised_terms(
-                    dyn,
-                    xb,
-                    probe,
-                    t1=c.t1,
-                    solver=c.solver,
-                    rtol=c.train_rtol,
-                    atol=c.train_atol,
-                    max_nfe=c.max_nfe,
-                )
+                terms = cnf_regularised_terms(dyn, xb, probe, **solve)
                 return BatchLoss(
                     loss=terms.loss(c.kinetic_weight, c.jacobian_weight),
                     nfe=terms.nfe,
@@ -118,17 +99,7 @@ class FFJORD:
                     kinetic=float(terms.kinetic.detach().mean()),
                     jacobian=float(terms.jacobian.detach().mean()),
                 )
-            logp, nfe = cnf_log_prob(
-                dyn,
-                xb,
-                t1=c.t1,
-                solver=c.solver,
-                rtol=c.train_rtol,
-                atol=c.train_atol,
-                noise=probe,
-                create_graph=True,
-                max_nfe=c.max_nfe,
-            )
+            logp, nfe = cnf_log_prob(dyn, xb, noise=probe, create_graph=True, **solve)
             return BatchLoss(loss=-logp.mean(), nfe=nfe)
 
         def eval_nll(xv: Tensor) -> float:
@@ -137,19 +108,7 @@ class FFJORD:
             return float(-logp.mean())
 
         self.history_ = _train_flow(
-            dyn,
-            X,
-            batch_loss=batch_loss,
-            eval_nll=eval_nll,
-            lr=c.lr,
-            weight_decay=c.weight_decay,
-            batch_size=c.batch_size,
-            max_epochs=c.max_epochs,
-            patience=c.patience,
-            val_fraction=c.val_fraction,
-            seed=c.seed,
-            device=device,
-            name="ffjord",
+            dyn, X, c, batch_loss=batch_loss, eval_nll=eval_nll, name=self.kind
         )
         self.dynamics_ = dyn
         self.n_features_in_ = X.shape[1]
@@ -157,10 +116,7 @@ class FFJORD:
         return self
 
     def _log_prob(self, dyn: nn.Module, x: Tensor, rtol: float, atol: float) -> Tensor:
-        c = self.config
-        logp, nfe = cnf_log_prob(
-            dyn, x, t1=c.t1, solver=c.solver, rtol=rtol, atol=atol, max_nfe=c.max_nfe
-        )
+        logp, nfe = cnf_log_prob(dyn, x, **self._solve(rtol, atol))
         self.last_nfe_ = nfe
         return logp
 
@@ -179,16 +135,7 @@ class FFJORD:
     def save(self, folder: str | Path) -> None:
         """Write the dynamics' state dict and the config (plus history) to ``folder``."""
         _require_fitted(self)
-        settings = dataclasses.asdict(self.config)
-        history = [dataclasses.asdict(r) for r in self.history_]
-        _write(
-            folder,
-            self.kind,
-            settings,
-            self.dynamics_.state_dict(),
-            n_features_in=self.n_features_in_,
-            history=history,
-        )
+        _write_flow(folder, self, self.dynamics_)
 
     @classmethod
     def load(cls, folder: str | Path) -> Self:

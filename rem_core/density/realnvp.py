@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -21,7 +20,7 @@ from rem_core.density.base import (
     _require_fitted,
     _score_in_batches,
     _train_flow,
-    _write,
+    _write_flow,
     standard_normal_log_prob,
 )
 
@@ -104,19 +103,7 @@ class RealNVP:
                 return float(-net.log_prob(xv).mean())
 
         self.history_ = _train_flow(
-            net,
-            X,
-            batch_loss=batch_loss,
-            eval_nll=eval_nll,
-            lr=c.lr,
-            weight_decay=c.weight_decay,
-            batch_size=c.batch_size,
-            max_epochs=c.max_epochs,
-            patience=c.patience,
-            val_fraction=c.val_fraction,
-            seed=c.seed,
-            device=device,
-            name="realnvp",
+            net, X, c, batch_loss=batch_loss, eval_nll=eval_nll, name=self.kind
         )
         self.net_ = net
         self.n_features_in_ = X.shape[1]
@@ -131,15 +118,7 @@ class RealNVP:
     def save(self, folder: str | Path) -> None:
         """Write the flow's state dict and settings to ``folder``."""
         _require_fitted(self)
-        history = [dataclasses.asdict(r) for r in self.history_]
-        _write(
-            folder,
-            self.kind,
-            dataclasses.asdict(self.config),
-            self.net_.state_dict(),
-            n_features_in=self.n_features_in_,
-            history=history,
-        )
+        _write_flow(folder, self, self.net_)
 
     @classmethod
     def load(cls, folder: str | Path) -> Self:

@@ -12,22 +12,19 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from rem_core.boxes import bev_corners
-from rem_core.schema import BOX_COLUMNS
 from rem_core.viz.frame import (
     _HEIGHT_RANGE_M,
     _POINT_SCALE,
-    _WIDTH,
     ColorBy,
     _across_extent,
-    _box_groups,
+    _box_traces,
     _check_boxes,
     _check_points,
     _dark_layout,
-    _ego_outline,
-    _hover_text,
+    _ego_trace,
     _with_gaps,
 )
-from rem_core.viz.theme import GRID, HIGHLIGHT_COLOR, TEXT
+from rem_core.viz.theme import GRID, TEXT
 
 __all__ = ["bev_figure"]
 
@@ -111,46 +108,22 @@ def bev_figure(
             name="points",
         )
     )
-    ego = _ego_outline()
-    fig.add_trace(
-        go.Scatter(
-            x=ego[:, 1],
-            y=ego[:, 0],
-            mode="lines",
-            name="ego",
-            fill="toself",
-            line=dict(color=HIGHLIGHT_COLOR, width=1.5),
-            hoverinfo="name",
-            showlegend=False,
-        )
-    )
+    fig.add_trace(_ego_trace("bev"))
 
-    array = boxes[BOX_COLUMNS].to_numpy(np.float64)
-    hover = np.array(_hover_text(boxes), dtype=object)
-    for group in _box_groups(boxes, color_by, highlight_track):
-        corners = bev_corners(array[group.rows])  # (M, 4, 2), front-left first
+    for array, hover, style in _box_traces(boxes, color_by, highlight_track, "bev"):
+        corners = bev_corners(array)  # (M, 4, 2), front-left first
         front = (corners[:, 0] + corners[:, 3]) / 2
-        centre = array[group.rows][:, :2]
         # outline closed, a gap, then the heading tick: 5 + 2 vertices per box
         path = np.concatenate([corners, corners[:, :1]], axis=1)
-        ticks = np.stack([centre, front], axis=1)
+        ticks = np.stack([array[:, :2], front], axis=1)
         xy = np.concatenate([_with_gaps(path), _with_gaps(ticks)])
-        texts = np.concatenate([np.repeat(hover[group.rows], 6), np.repeat(hover[group.rows], 3)])
-        width = _WIDTH[group.kind][1]
+        texts = np.concatenate([np.repeat(hover, 6), np.repeat(hover, 3)])
         fig.add_trace(
             go.Scatter(
                 x=xy[:, 1].tolist(),  # vehicle y across
                 y=xy[:, 0].tolist(),  # vehicle x up
-                mode="lines",
-                name=f"{group.name} ({len(group.rows)})",
-                line=dict(
-                    color=group.color,
-                    width=width,
-                    dash="dash" if group.kind == "noise" else "solid",
-                ),
                 text=texts.tolist(),
-                hovertemplate="%{text}<extra></extra>",
-                meta={"kind": "boxes", "group": group.name, "boxes": len(group.rows)},
+                **style,
             )
         )
 

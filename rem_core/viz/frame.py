@@ -17,8 +17,9 @@ The figures themselves are ``rem_core.viz.scene.scene_figure`` (3D) and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -27,16 +28,7 @@ import plotly.graph_objects as go
 from rem_core.boxes import box_corners, size_subset
 from rem_core.config import VEHICLE_SUBTYPES
 from rem_core.schema import BOX_COLUMNS
-from rem_core.viz.theme import (
-    BACKGROUND,
-    CLASS_COLORS,
-    HIGHLIGHT_COLOR,
-    NOISE_COLOR,
-    OTHER_COLOR,
-    RARE_VEHICLE_COLOR,
-    SUBTYPE_COLORS,
-    TEXT,
-)
+from rem_core.viz import theme
 
 __all__ = ["DISPLAY_POINTS", "box_edges", "decimate_points", "display_columns"]
 
@@ -47,6 +39,7 @@ DISPLAY_POINTS = 15_000
 
 ColorBy = Literal["class", "subtype"]
 PointColor = Literal["height", "intensity"]
+View = Literal["3d", "bev"]
 
 # Points are drawn in a neutral grey ramp so that coloured boxes stand out on them.
 _POINT_SCALE = [[0.0, "#3a3f4b"], [0.5, "#8a909c"], [1.0, "#f2f2f2"]]
@@ -56,8 +49,11 @@ _HEIGHT_RANGE_M = (-0.2, 4.0)
 # drew in half the time of circles (60k points: 1.0 s against 2.0 s), and look alike at this size.
 _POINT_SYMBOL = "square"
 
-# Line widths (3D, BEV) per kind of box group.
-_WIDTH = {"regular": (3.0, 1.5), "rare": (5.0, 2.5), "noise": (5.0, 2.0), "highlight": (9.0, 3.5)}
+# Line widths per view, per kind of box group and of the ego marker.
+_WIDTH: dict[View, dict[str, float]] = {
+    "3d": {"regular": 3.0, "rare": 5.0, "noise": 5.0, "highlight": 9.0, "ego": 4},
+    "bev": {"regular": 1.5, "rare": 2.5, "noise": 2.0, "highlight": 3.5, "ego": 1.5},
+}
 
 # Edges of a box as pairs of corner indices of ``box_corners``: corner ``4*i + 2*j + k`` has
 # signs ``(±x, ±y, ±z)[i, j, k]``, so an edge joins corners differing in one bit.
@@ -147,9 +143,9 @@ def _color_key(boxes: pd.DataFrame, color_by: ColorBy) -> tuple[np.ndarray, dict
     if color_by not in ("class", "subtype"):
         raise ValueError(f"color_by must be 'class' or 'subtype', got {color_by!r}")
     if color_by == "subtype" and "subtype" in boxes.columns:
-        return boxes["subtype"].astype(str).to_numpy(), SUBTYPE_COLORS
+        return boxes["subtype"].astype(str).to_numpy(), theme.SUBTYPE_COLORS
     if "class" in boxes.columns:
-        return boxes["class"].astype(str).to_numpy(), CLASS_COLORS
+        return boxes["class"].astype(str).to_numpy(), theme.CLASS_COLORS
     return np.full(len(boxes), "object"), {}
 
 
@@ -193,19 +189,46 @@ def _box_groups(
             rows = np.flatnonzero(plain & (keys == key) & (rare == is_rare))
             if len(rows) == 0:
                 continue
-            name, color = key.replace("_", " "), colors.get(key, OTHER_COLOR)
+            name, color = key.replace("_", " "), colors.get(key, theme.OTHER_COLOR)
             if is_rare and color_by == "class":
-                name, color = f"large/irregular {name}", RARE_VEHICLE_COLOR
+                name, color = f"large/irregular {name}", theme.RARE_VEHICLE_COLOR
             elif is_rare and VEHICLE_SUBTYPES.get(key) not in ("large", "irregular"):
                 name += " (large)"
             kind: Literal["regular", "rare"] = "rare" if is_rare else "regular"
             groups.append(_Group(name, color, kind, rows))
     if noise.any():
-        groups.append(_Group("label noise", NOISE_COLOR, "noise", np.flatnonzero(noise)))
+        groups.append(_Group("label noise", theme.NOISE_COLOR, "noise", np.flatnonzero(noise)))
     if highlight.any():
         name = f"track {highlight_track}"
-        groups.append(_Group(name, HIGHLIGHT_COLOR, "highlight", np.flatnonzero(highlight)))
+        groups.append(_Group(name, theme.HIGHLIGHT_COLOR, "highlight", np.flatnonzero(highlight)))
     return groups
+
+
+def _box_traces(
+    boxes: pd.DataFrame, color_by: ColorBy, highlight_track: str | None, view: View
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """The box groups (:func:`_box_groups`) with what their line traces in ``view`` share.
+
+    Yields:
+        Per group: its boxes ``(M, 7)`` float64 (``BOX_COLUMNS``), their ``(M,)`` hover
+        labels, and the trace's keywords: name, line style, hover template and
+        ``meta={"kind": "boxes", "group": ..., "boxes": M}``.
+    """
+    array = boxes[BOX_COLUMNS].to_numpy(np.float64)
+    hover = np.array(_hover_text(boxes), dtype=object)
+    for group in _box_groups(boxes, color_by, highlight_track):
+        style = dict(
+            mode="lines",
+            name=f"{group.name} ({len(group.rows)})",
+            line=dict(
+                color=group.color,
+                width=_WIDTH[view][group.kind],
+                dash="dash" if group.kind == "noise" else "solid",
+            ),
+            hovertemplate="%{text}<extra></extra>",
+            meta={"kind": "boxes", "group": group.name, "boxes": len(group.rows)},
+        )
+        yield array[group.rows], hover[group.rows], style
 
 
 def _hover_text(boxes: pd.DataFrame) -> list[str]:
@@ -256,9 +279,15 @@ def _point_colors(points: np.ndarray, point_color: PointColor) -> tuple[np.ndarr
     raise ValueError(f"point_color must be 'height' or 'intensity', got {point_color!r}")
 
 
-def _ego_outline() -> np.ndarray:
-    """``(4, 3)`` closed triangle on the ground at the ego origin, pointing forward (+x)."""
-    return np.array([[2.5, 0.0, 0.0], [-1.5, 1.2, 0.0], [-1.5, -1.2, 0.0], [2.5, 0.0, 0.0]])
+def _ego_trace(view: View) -> go.Scatter3d | go.Scatter:
+    """The ego marker: a closed triangle on the ground at the origin, pointing forward (+x),
+    outlined in 3D, filled in the bird's-eye view (vehicle y across, x up)."""
+    ego = np.array([[2.5, 0.0, 0.0], [-1.5, 1.2, 0.0], [-1.5, -1.2, 0.0], [2.5, 0.0, 0.0]])
+    line = dict(color=theme.HIGHLIGHT_COLOR, width=_WIDTH[view]["ego"])
+    style = dict(mode="lines", name="ego", line=line, hoverinfo="name", showlegend=False)
+    if view == "bev":
+        return go.Scatter(x=ego[:, 1], y=ego[:, 0], fill="toself", **style)
+    return go.Scatter3d(x=ego[:, 0], y=ego[:, 1], z=ego[:, 2], **style)
 
 
 def _across_extent(points: np.ndarray, extent_m: float) -> float:
@@ -274,9 +303,9 @@ def _dark_layout(fig: go.Figure, height: int, show_legend: bool) -> None:
     fig.update_layout(
         height=height,
         margin=dict(l=0, r=0, t=30, b=0),
-        paper_bgcolor=BACKGROUND,
-        plot_bgcolor=BACKGROUND,
-        font=dict(color=TEXT, size=12),
+        paper_bgcolor=theme.BACKGROUND,
+        plot_bgcolor=theme.BACKGROUND,
+        font=dict(color=theme.TEXT, size=12),
         showlegend=show_legend,
         legend=dict(
             orientation="h",
@@ -287,7 +316,7 @@ def _dark_layout(fig: go.Figure, height: int, show_legend: bool) -> None:
             bgcolor="rgba(14, 17, 23, 0.7)",
             itemsizing="constant",
         ),
-        hoverlabel=dict(bgcolor="#1f2430", font=dict(color=TEXT)),
+        hoverlabel=dict(bgcolor="#1f2430", font=dict(color=theme.TEXT)),
         # keep zoom and camera while the user steps through frames
         uirevision="rem-scene",
     )

@@ -12,29 +12,26 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from rem_core.schema import BOX_COLUMNS
 from rem_core.viz.bev import bev_figure
 from rem_core.viz.frame import (
     _POINT_SCALE,
     _POINT_SYMBOL,
-    _WIDTH,
     DISPLAY_POINTS,
     ColorBy,
     PointColor,
     _across_extent,
-    _box_groups,
+    _box_traces,
     _check_boxes,
     _check_points,
     _dark_layout,
-    _ego_outline,
-    _hover_text,
+    _ego_trace,
     _point_colors,
     _with_gaps,
     box_edges,
     decimate_points,
     display_columns,
 )
-from rem_core.viz.theme import BACKGROUND, GRID, HIGHLIGHT_COLOR, TEXT
+from rem_core.viz.theme import BACKGROUND, GRID, TEXT
 
 __all__ = [
     "DISPLAY_POINTS",
@@ -114,41 +111,18 @@ def scene_figure(
             showlegend=False,
         )
     )
-    ego = _ego_outline()
-    fig.add_trace(
-        go.Scatter3d(
-            x=ego[:, 0],
-            y=ego[:, 1],
-            z=ego[:, 2],
-            mode="lines",
-            name="ego",
-            line=dict(color=HIGHLIGHT_COLOR, width=4),
-            hoverinfo="name",
-            showlegend=False,
-        )
-    )
+    fig.add_trace(_ego_trace("3d"))
 
-    array = boxes[BOX_COLUMNS].to_numpy(np.float64)
-    hover = np.array(_hover_text(boxes), dtype=object)
-    for group in _box_groups(boxes, color_by, highlight_track):
-        xyz = _with_gaps(box_edges(array[group.rows]).reshape(-1, 2, 3))
-        width = _WIDTH[group.kind][0]
+    for array, hover, style in _box_traces(boxes, color_by, highlight_track, "3d"):
+        xyz = _with_gaps(box_edges(array).reshape(-1, 2, 3))
         fig.add_trace(
             go.Scatter3d(
                 x=xyz[:, 0].tolist(),
                 y=xyz[:, 1].tolist(),
                 z=xyz[:, 2].tolist(),
-                mode="lines",
-                name=f"{group.name} ({len(group.rows)})",
-                line=dict(
-                    color=group.color,
-                    width=width,
-                    dash="dash" if group.kind == "noise" else "solid",
-                ),
-                text=np.repeat(hover[group.rows], 12 * 3).tolist(),
-                hovertemplate="%{text}<extra></extra>",
-                meta={"kind": "boxes", "group": group.name, "boxes": len(group.rows)},
+                text=np.repeat(hover, 12 * 3).tolist(),
                 connectgaps=False,
+                **style,
             )
         )
 
