@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 
 import numpy as np
@@ -142,6 +143,11 @@ def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
 
     def flaky(row, seed, *args):
         calls.append((row.name, seed))
+        # A run is trained under its own lock: another process asking for it would wait.
+        runs = root / "experiment" / experiment.experiment_key(config, tiny_world) / "runs"
+        with open(runs / f".{row.name}-seed{seed}.json.lock") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if len(calls) == 4:
             raise KeyboardInterrupt  # an interruption mid-way
         return real(row, seed, *args)
