@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 from rem_core.analysis import log_prob_groups, ood_aurocs
-from rem_core.artifacts import cache_root, world_path
+from rem_core.artifacts import CacheEntry, cache_root, entries, world_path
 from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.density import Candidate, select_density
@@ -69,7 +69,8 @@ def world_config(preset: str, world_seed: int | None) -> RemConfig:
 def _dataset_of(run: DetectionRun) -> Dataset:
     folder = Path(run.meta.get("dataset", ""))
     if not (folder / "dataset.json").is_file():
-        folder = run.path.parent.parent / "world" / str(run.meta.get("dataset_key", ""))
+        key = str(run.meta.get("dataset_key", ""))
+        folder = CacheEntry.of("world", key, run.path.parents[1]).path
     return Dataset.open(folder)
 
 
@@ -81,13 +82,15 @@ def load_cached(config: RemConfig, detections: str | None) -> tuple[DetectionRun
     world = world_path(config.world)
     if (world / "dataset.json").is_file():
         ds = Dataset.open(world)
-        path = cache_root() / "detections" / detections_key(config, ds)
+        path = CacheEntry.of("detections", detections_key(config, ds)).path
         if (path / "meta.json").is_file():
             return load_detections(path), ds, f"the preset's cached pipeline: {path}"
     seed = config.world.seed
     found = []
-    for meta in sorted((cache_root() / "detections").glob("*/meta.json")):
-        run = load_detections(meta.parent)
+    for entry in entries("detections"):
+        if not entry.done:
+            continue
+        run = load_detections(entry.path)
         try:
             ds = _dataset_of(run)
         except Exception:  # noqa: BLE001 - a run whose world is gone cannot be used

@@ -29,7 +29,7 @@ import logging
 import shutil
 import time
 
-from rem_core.artifacts import cache_root, ensure_world
+from rem_core.artifacts import CacheEntry, ensure_world
 from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
 from rem_core.experiment import experiment_key, run_experiment
 from rem_core.experiment_stats import REFERENCES, experiment_intervals
@@ -57,7 +57,7 @@ def main() -> None:
         exp = dataclasses.replace(exp, ema_decay=args.ema_decay)
     config = dataclasses.replace(config, experiment=exp)
     dataset = ensure_world(config.world)
-    folder = cache_root() / "experiment" / experiment_key(config, dataset)
+    folder = CacheEntry.of("experiment", experiment_key(config, dataset)).path
     if args.fresh and folder.exists():
         shutil.rmtree(folder)
     before = len(list((folder / "runs").glob("*.json"))) if folder.exists() else 0

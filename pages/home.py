@@ -27,6 +27,7 @@ from pages._shared import (
 from rem_core.config import RemConfig
 from rem_core.jobs import JobStatus, stop_job
 from rem_core.pipeline import detector_origin
+from rem_core.sources import feature_source
 
 run_in_app()
 
@@ -169,16 +170,8 @@ config = app_config(data)
 features = feature_choice(data)
 st.caption(f":material/tune: Features: **{features.source}**: {features.reason}.")
 estimator = ESTIMATOR_LABELS[config.rareness.estimator]
-needs = {
-    "geometry": "geometric descriptors of every box (this data set has no point cloud "
-    "to train a detector on: its own detections, or else its ground-truth boxes, stand in)",
-    "imported": "the features your detector gave its detections (stored with `rem import "
-    "detections --features`)",
-}.get(
-    config.features.source,
-    f"the detector ensemble ({config.detector.ensemble_size} detectors trained on "
-    "the source pool), its detections and features on every segment",
-)
+source = feature_source(config.features.source)
+needs = source.needs(config)
 
 
 def checklist(state: dict) -> str:
@@ -229,7 +222,7 @@ ready = status(data, config)["rareness"]
 live = (job is not None and job.running) or (job is None and first_start() and not ready)
 st.fragment(pipeline_view, run_every=5.0 if live else None)(data, config, live)
 
-origin = detector_origin(config, data.dataset) if config.features.source == "detector" else {}
+origin = detector_origin(config, data.dataset) if source.trains_detector else {}
 if origin:
     with st.expander("Detectors", icon=":material/model_training:"):
         if origin["origin"] == "shipped":

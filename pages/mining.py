@@ -32,6 +32,7 @@ from rem_core.mining import (
     write_label_set,
     write_mined,
 )
+from rem_core.sources import feature_source
 from rem_core.viz import composition_figure
 
 LABELS = {
@@ -74,11 +75,15 @@ if n_tracks == 0 or len(pool.detections) == 0:
     )
     st.stop()
 
+source = feature_source(config.features.source)
+# Without an ensemble every detection's score variance is 0: Ensemble and M-REM would rank
+# all detections alike, so they are not picked by default (they can still be chosen).
+defaults = [m for m in DEFAULT_METHODS if source.ensemble or m not in ("ensemble", "m_rem")]
 left, middle, right = st.columns([3, 2, 2])
 methods = left.multiselect(
     "Methods",
     MINING_METHODS,
-    default=DEFAULT_METHODS,
+    default=defaults,
     format_func=LABELS.get,
     key="mining_methods",
     help="The oracles read the ground truth: upper bounds, not usable methods.",
@@ -116,6 +121,12 @@ st.caption(
 if not methods:
     st.info("Pick at least one method.", icon=":material/info:")
     st.stop()
+if not source.ensemble and {"ensemble", "m_rem"} & set(methods):
+    st.caption(
+        f":material/info: The features are {source.label.split(' (')[0]}: one score per "
+        "detection and no ensemble, so Ensemble variance and M-REM rank every detection "
+        "alike (their variance is 0)."
+    )
 
 
 # --- load: rankings are cached per method, mining is fast -----------------------------------

@@ -39,7 +39,7 @@ st.caption(
 data = require_data()
 config = app_config(data)
 det = require_detections(data, config)
-if det.meta.get("gt_features") == "matched detections":
+if not det.source.own_gt_features:
     st.info(
         "Recall by rareness needs the rareness of every object, found or missed. This data "
         "set's features come from your detector (`rem import detections --features`), "

@@ -9,9 +9,11 @@ angle from the frame's +x axis to the box's forward axis, counter-clockwise, in 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "PointGrid",
+    "as_boxes",
     "bev_corners",
     "bev_overlap",
     "box_corners",
@@ -27,6 +29,29 @@ __all__ = [
 _UNIT_CORNERS = np.array(
     [[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], dtype=np.float64
 )
+
+
+def as_boxes(boxes: ArrayLike, name: str) -> np.ndarray:
+    """A box array checked at a boundary: ``(N, 7)`` float64, finite, sizes ``>= 0``.
+
+    Args:
+        boxes: ``(N, 7)`` boxes in the convention of the module docstring.
+        name: what the boxes are, for the error message.
+
+    Returns:
+        ``(N, 7)`` float64 (the input itself when it already is one).
+
+    Raises:
+        ValueError: naming ``name``, for a wrong shape, a non-finite value or a negative size.
+    """
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 7:
+        raise ValueError(f"{name}: expected an (N, 7) box array, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: boxes must be finite")
+    if (arr[:, 3:6] < 0).any():
+        raise ValueError(f"{name}: length, width and height must be >= 0")
+    return arr
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray:

@@ -10,9 +10,10 @@ The metric (``docs/evaluation.md`` has the worked definitions):
   upright boxes, BEV intersection area x vertical overlap / union volume (``iou_3d``).
 * **Matching**, per frame and class: predictions in descending score order each take the
   still unmatched ground-truth box of highest IoU, if that IoU is >= the threshold (KITTI's
-  score-first greedy matching; the paper's Waymo vehicle AP uses 3D IoU 0.5).
+  score-first greedy matching, ``rem_core.matching``'s ``"greedy"`` rule; the paper's Waymo
+  vehicle AP uses 3D IoU 0.5).
 * **AP**: the exact area under the max-precision envelope of the precision-recall curve,
-  with one curve point per distinct score.
+  with one curve point per distinct score (``rem_core.average_precision``).
 * **Size subsets** (paper Table 3): a ground-truth box belongs to the subset of its own
   size (``rem_core.boxes.size_subset``); a matched prediction to its ground truth's subset;
   an unmatched prediction to the subset of its own predicted size.
@@ -28,16 +29,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from rem_core.boxes import size_subset
-from rem_core.iou import (
-    IoUKind,
-    _as_boxes,
-    _sparse_iou,
-    bev_iou,
-    bev_iou_pairs,
-    iou_3d,
-    iou_3d_pairs,
-)
+from rem_core.average_precision import PRCurve, precision_recall
+from rem_core.boxes import as_boxes, size_subset
+from rem_core.iou import IoUKind, bev_iou, bev_iou_pairs, iou_3d, iou_3d_pairs
+from rem_core.matching import BoxMatch, frame_keys, match_boxes
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
 __all__ = [
@@ -60,81 +55,6 @@ SUBSETS = ("all", "regular", "large", "small")
 #: Waymo's LEVEL_1 difficulty: boxes with more than 5 points. Sparser boxes are
 #: "don't care" in the AP this project reports.
 LEVEL_1_MIN_POINTS = 6
-
-
-@dataclass(frozen=True, eq=False)
-class PRCurve:
-    """Precision and recall of a ranked list of predictions, and its AP.
-
-    One point per distinct score, highest score first: point ``k`` counts every prediction
-    with ``score >= thresholds[k]`` (tied scores enter together, so the curve does not
-    depend on row order).
-
-    Attributes:
-        thresholds: ``(K,)`` float64 distinct scores, descending.
-        precision: ``(K,)`` float64 true positives / predictions kept.
-        recall: ``(K,)`` float64 true positives / ``n_gt`` (NaN when ``n_gt == 0``).
-        n_gt: ground-truth boxes.
-        n_pred: predictions.
-        n_tp: true positives among them.
-        ap: area under the max-precision envelope, in [0, 1]; 0 without predictions, NaN
-            without ground truth (undefined).
-    """
-
-    thresholds: np.ndarray
-    precision: np.ndarray
-    recall: np.ndarray
-    n_gt: int
-    n_pred: int
-    n_tp: int
-    ap: float
-
-
-def precision_recall(scores: ArrayLike, is_tp: ArrayLike, n_gt: int) -> PRCurve:
-    """The precision-recall curve of matched predictions and its average precision.
-
-    ``AP = sum_k (r_k - r_{k-1}) * max_{j >= k} p_j`` with ``r_{-1} = 0``: the exact area
-    under the precision envelope (every-point interpolation, as PASCAL VOC since 2010).
-
-    Args:
-        scores: ``(P,)`` prediction confidences.
-        is_tp: ``(P,)`` bool, whether each prediction matched a ground-truth box.
-        n_gt: number of ground-truth boxes (true positives can be at most this many).
-
-    Returns:
-        The curve; ``.ap`` is the average precision.
-
-    Example:
-        >>> precision_recall([0.9, 0.8, 0.7, 0.6], [True, False, True, False], 3).ap
-        0.5555555555555556
-    """
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    tp = np.asarray(is_tp, dtype=bool).reshape(-1)
-    if len(scores) != len(tp):
-        raise ValueError(f"scores ({len(scores)}) and is_tp ({len(tp)}) differ in length")
-    n_tp = int(tp.sum())
-    if n_tp > n_gt:
-        raise ValueError(f"{n_tp} true positives but only n_gt={n_gt} ground-truth boxes")
-    order = np.argsort(-scores, kind="stable")
-    s, cum_tp = scores[order], np.cumsum(tp[order])
-    last = np.flatnonzero(np.r_[s[1:] != s[:-1], True]) if len(s) else np.empty(0, int)
-    precision = cum_tp[last] / (last + 1.0)
-    if n_gt == 0:
-        recall = np.full(len(last), np.nan)
-        ap = float("nan")
-    else:
-        recall = cum_tp[last] / float(n_gt)
-        envelope = np.maximum.accumulate(precision[::-1])[::-1]
-        ap = float(np.sum(np.diff(recall, prepend=0.0) * envelope))
-    return PRCurve(
-        thresholds=s[last],
-        precision=precision,
-        recall=recall,
-        n_gt=int(n_gt),
-        n_pred=len(scores),
-        n_tp=n_tp,
-        ap=ap,
-    )
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -284,32 +204,21 @@ def evaluate_detections(
     void = ground_truth.iloc[void_pos]
     n_pred, n_gt = len(det), len(gt)
 
-    keys = pd.concat([det[_KEYS], gt[_KEYS], void[_KEYS]], ignore_index=True)
-    key = keys.groupby(_KEYS, sort=False, observed=True).ngroup().to_numpy(np.int64)
-    pkey, gkey, vkey = key[:n_pred], key[n_pred : n_pred + n_gt], key[n_pred + n_gt :]
-    pboxes = _as_boxes(det[BOX_COLUMNS].to_numpy(np.float64), "detections")
-    gboxes = _as_boxes(gt[BOX_COLUMNS].to_numpy(np.float64), "ground truth")
-    scores = det["score"].to_numpy(np.float64)
-
-    pi, gi, pair_iou = _sparse_iou(pboxes, gboxes, pkey, gkey, iou)
-    pred_gt, pred_iou = _greedy_match(pkey, scores, pi, gi, pair_iou, iou_threshold, n_gt)
+    found, ignored = _match(det, gt, void, iou, iou_threshold)
+    pred_gt, pred_iou, scores = found.match, found.iou, det["score"].to_numpy(np.float64)
     tp = pred_gt >= 0
-    # Unmatched predictions on a box without points are ignored (KITTI's "don't care").
-    ignored = np.zeros(n_pred, bool)
-    if len(void) and not tp.all():
-        free = np.flatnonzero(~tp)
-        vboxes = _as_boxes(void[BOX_COLUMNS].to_numpy(np.float64), "ground truth")
-        fi, _, void_iou = _sparse_iou(pboxes[free], vboxes, pkey[free], vkey, iou)
-        ignored[free[fi[void_iou >= iou_threshold]]] = True
-
     gt_pred = np.full(n_gt, -1, np.int64)
     gt_pred[pred_gt[tp]] = np.flatnonzero(tp)
     pred_max, gt_max = np.zeros(n_pred), np.zeros(n_gt)
-    np.maximum.at(pred_max, pi, pair_iou)
-    np.maximum.at(gt_max, gi, pair_iou)
+    np.maximum.at(pred_max, found.pair_a, found.pair_iou)
+    np.maximum.at(gt_max, found.pair_b, found.pair_iou)
 
-    gt_subset = size_subset(gboxes[:, 3], gboxes[:, 4], gboxes[:, 5]).astype(object)
-    own_subset = size_subset(pboxes[:, 3], pboxes[:, 4], pboxes[:, 5]).astype(object)
+    gt_subset = size_subset(*gt[["length", "width", "height"]].to_numpy(np.float64).T).astype(
+        object
+    )
+    own_subset = size_subset(*det[["length", "width", "height"]].to_numpy(np.float64).T).astype(
+        object
+    )
     pred_subset = np.where(tp, _take(gt_subset, pred_gt, None), own_subset)
 
     pred_class = det["class"].to_numpy(object)
@@ -355,61 +264,39 @@ def evaluate_detections(
     )
 
 
+def _match(
+    det: pd.DataFrame, gt: pd.DataFrame, void: pd.DataFrame, iou: IoUKind, threshold: float
+) -> tuple[BoxMatch, np.ndarray]:
+    """Score-first matching of predictions to ground truth per segment, frame and class.
+
+    Returns:
+        The greedy ``BoxMatch`` of ``det``'s rows to ``gt``'s, and ``(P,)`` bool: unmatched
+        predictions that overlap a "don't care" box of ``void`` with IoU ``>= threshold``.
+    """
+    pkey, gkey, vkey = frame_keys(det, gt, void, by=_KEYS)
+    pboxes = as_boxes(det[BOX_COLUMNS].to_numpy(np.float64), "detections")
+    gboxes = as_boxes(gt[BOX_COLUMNS].to_numpy(np.float64), "ground truth")
+    scores = det["score"].to_numpy(np.float64)
+    found = match_boxes(
+        pboxes, gboxes, pkey, gkey, "greedy", min_iou=threshold, iou=iou, scores=scores
+    )
+    ignored = np.zeros(len(det), bool)
+    free = np.flatnonzero(found.match < 0)
+    if len(void) and len(free):
+        vboxes = as_boxes(void[BOX_COLUMNS].to_numpy(np.float64), "ground truth")
+        on_void = match_boxes(
+            pboxes[free], vboxes, pkey[free], vkey, "best", min_iou=threshold, iou=iou
+        )
+        ignored[free] = on_void.match >= 0
+    return found, ignored
+
+
 def _take(values: np.ndarray, index: np.ndarray, fill: object) -> np.ndarray:
     """``values[index]`` where ``index >= 0``, ``fill`` where it is -1."""
     out = np.full(len(index), fill, dtype=values.dtype)
     hit = index >= 0
     out[hit] = values[index[hit]]
     return out
-
-
-def _greedy_match(
-    pkey: np.ndarray,
-    scores: np.ndarray,
-    pi: np.ndarray,
-    gi: np.ndarray,
-    pair_iou: np.ndarray,
-    threshold: float,
-    n_gt: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Score-first greedy matching, all frames at once.
-
-    Step ``r`` handles the ``r``-th best prediction of every frame together: frames share
-    no boxes, so the only sequential dependency is within a frame.
-
-    Returns:
-        ``(P,)`` int64 matched ground-truth row (-1 if none) and ``(P,)`` its IoU (0 if none).
-    """
-    n_pred = len(pkey)
-    order = np.lexsort((np.arange(n_pred), -scores, pkey))
-    sorted_key = pkey[order]
-    first = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) if n_pred else []
-    group_start = np.repeat(first, np.diff(np.r_[first, n_pred]).astype(int))
-    rank = np.empty(n_pred, np.int64)
-    rank[order] = np.arange(n_pred) - group_start
-
-    pred_gt = np.full(n_pred, -1, np.int64)
-    pred_iou = np.zeros(n_pred)
-    ok = pair_iou >= threshold
-    p, g, v = pi[ok], gi[ok], pair_iou[ok]
-    if not len(p):
-        return pred_gt, pred_iou
-    r = rank[p]
-    # Within a step: by prediction, then highest IoU, then lowest ground-truth row.
-    o = np.lexsort((g, -v, p, r))
-    p, g, v, r = p[o], g[o], v[o], r[o]
-    taken = np.zeros(n_gt, bool)
-    bounds = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1, len(r)]
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        free = ~taken[g[lo:hi]]
-        pp, gg, vv = p[lo:hi][free], g[lo:hi][free], v[lo:hi][free]
-        if not len(pp):
-            continue
-        best = np.r_[True, pp[1:] != pp[:-1]]
-        pred_gt[pp[best]] = gg[best]
-        pred_iou[pp[best]] = vv[best]
-        taken[gg[best]] = True
-    return pred_gt, pred_iou
 
 
 def recall_by_group(

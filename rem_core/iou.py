@@ -18,9 +18,17 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rem_core.boxes import bev_corners
+from rem_core.boxes import as_boxes, bev_corners
 
-__all__ = ["IoUKind", "bev_iou", "bev_iou_pairs", "bev_iou_within_keys", "iou_3d", "iou_3d_pairs"]
+__all__ = [
+    "IoUKind",
+    "bev_iou",
+    "bev_iou_pairs",
+    "bev_iou_within_keys",
+    "iou_3d",
+    "iou_3d_pairs",
+    "iou_within_keys",
+]
 
 IoUKind = Literal["3d", "bev"]
 
@@ -28,17 +36,6 @@ IoUKind = Literal["3d", "bev"]
 # for any N x M.
 _PAIR_BLOCK = 1 << 20
 _CLIP_BLOCK = 1 << 14
-
-
-def _as_boxes(boxes: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(boxes, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 7:
-        raise ValueError(f"{name}: expected an (N, 7) box array, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: boxes must be finite")
-    if (arr[:, 3:6] < 0).any():
-        raise ValueError(f"{name}: length, width and height must be >= 0")
-    return arr
 
 
 def _clip_area(x: np.ndarray, y: np.ndarray, hl: np.ndarray, hw: np.ndarray) -> np.ndarray:
@@ -207,7 +204,7 @@ def _sparse_iou(
 
 
 def _dense_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
-    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")
+    a, b = as_boxes(a, "a"), as_boxes(b, "b")
     i, j, v = _sparse_iou(a, b, np.zeros(len(a), np.int64), np.zeros(len(b), np.int64), kind)
     out = np.zeros((len(a), len(b)))
     out[i, j] = v
@@ -215,7 +212,7 @@ def _dense_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
 
 
 def _pairs_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
-    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")
+    a, b = as_boxes(a, "a"), as_boxes(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"a and b must pair up row by row, got {a.shape} and {b.shape}")
     idx = np.arange(len(a))
@@ -261,22 +258,34 @@ def bev_iou_pairs(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return _pairs_iou(a, b, "bev")
 
 
-def bev_iou_within_keys(
-    a: ArrayLike, b: ArrayLike, key_a: ArrayLike, key_b: ArrayLike
+def iou_within_keys(
+    a: ArrayLike, b: ArrayLike, key_a: ArrayLike, key_b: ArrayLike, kind: IoUKind = "bev"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every overlapping pair of boxes that share a key (e.g. the same frame), with its IoU.
+
+    The sparse form of a per-frame IoU matrix: only boxes with equal keys are compared, and
+    only pairs that overlap are returned.
 
     Args:
         a: ``(N, 7)`` boxes.
         b: ``(M, 7)`` boxes.
         key_a: ``(N,)`` non-negative integer key of each box of ``a``.
         key_b: ``(M,)`` key of each box of ``b``; only equal keys are compared.
+        kind: ``"bev"`` (rotated rectangles) or ``"3d"`` (upright boxes).
 
     Returns:
         ``(i, j, iou)``: ``(K,)`` int64 rows of ``a`` and ``b`` and their ``(K,)`` float64
-        BEV IoU, for every pair with equal keys and IoU > 0.
+        IoU, for every pair with equal keys and IoU > 0, sorted by ``i`` then ``j``.
+
+    Example:
+        >>> a = np.array([[0.0, 0, 0, 2, 2, 1, 0], [0.0, 0, 0, 2, 2, 1, 0]])
+        >>> i, j, v = iou_within_keys(a, a, [0, 1], [1, 1])  # row 0 has no partner
+        >>> i.tolist(), j.tolist(), v.tolist()
+        ([1, 1], [0, 1], [1.0, 1.0])
     """
-    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")
+    if kind not in ("3d", "bev"):
+        raise ValueError(f"kind: expected '3d' or 'bev', got {kind!r}")
+    a, b = as_boxes(a, "a"), as_boxes(b, "b")
     key_a = np.asarray(key_a, dtype=np.int64)
     key_b = np.asarray(key_b, dtype=np.int64)
     if key_a.shape != (len(a),) or key_b.shape != (len(b),):
@@ -286,7 +295,14 @@ def bev_iou_within_keys(
         )
     if (len(key_a) and key_a.min() < 0) or (len(key_b) and key_b.min() < 0):
         raise ValueError("keys: must be >= 0")
-    return _sparse_iou(a, b, key_a, key_b, "bev")
+    return _sparse_iou(a, b, key_a, key_b, kind)
+
+
+def bev_iou_within_keys(
+    a: ArrayLike, b: ArrayLike, key_a: ArrayLike, key_b: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``iou_within_keys`` in bird's-eye view: ``(i, j, iou)`` of overlapping same-key pairs."""
+    return iou_within_keys(a, b, key_a, key_b, "bev")
 
 
 def iou_3d(a: ArrayLike, b: ArrayLike) -> np.ndarray:

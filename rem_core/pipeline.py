@@ -1,616 +1,170 @@
-"""The order of REM's stages, and their disk cache.
+"""The order of REM's stages; the only module that knows it.
 
-world -> detector ensemble (trained on the source pool) -> detections of the main model on
-every segment, with ROI-pooled features for detections and ground truth -> ensemble scores on
-the unlabelled pool -> tracks -> offboard auto-labels -> PCA features and a density model
-fitted on the pools -> log p of every detection and ground-truth object -> the unlabelled
-pool as mining sees it (``ensure_mining_pool``; mining itself is fast and not cached).
+world -> detection stage (its feature source: our detector ensemble trained on the source
+pool, geometric descriptors or imported features; ``rem_core.sources``) -> detections,
+features, ensemble scores, tracks and auto-labels of every segment -> PCA features and a
+density model fitted on the pools -> log p of every detection and ground-truth object ->
+the unlabelled pool as mining sees it (``ensure_mining_pool``; mining itself is fast and
+not cached).
 
-Each stage is cached under ``<cache>/<stage>/<key>/`` (see ``rem_core.artifacts``): the key
-hashes the stage's settings and its inputs' keys, so a second run is instant and a changed
-setting never reuses a stale result.
+Each stage is a cache entry ``<cache>/<stage>/<key>/`` (``rem_core.artifacts.CacheEntry``):
+the key hashes the stage's settings and its inputs' keys, so a second run is instant and a
+changed setting never reuses a stale result; an entry is computed by one process at a time
+and published whole.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from rem_core.artifacts import cache_entry, cache_root, dataset_key
-from rem_core.config import FeatureConfig, RemConfig, config_hash, config_to_dict
+from rem_core.artifacts import CacheEntry, Stage, cache_root, entries
+from rem_core.config import RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
-from rem_core.density import DensityEstimator, load_estimator, make_estimator
-from rem_core.detect import (
-    BevDetector,
-    detect,
-    detect_ensemble,
-    ensemble_scores,
-    load_detector,
-    save_detector,
-    train_detectors,
-)
+from rem_core.density import estimator_for
 from rem_core.features import FeatureReducer
-from rem_core.io.files import publish_folder
-from rem_core.io.importers import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.mining import MiningPool
-from rem_core.schema import BOX_COLUMNS, BOXES, DETECTIONS, conform, read_table
-from rem_core.shipped import find_shipped
-from rem_core.track import auto_label, track_detections
+from rem_core.runs import (
+    DetectionRun,
+    Progress,
+    RarenessRun,
+    StageCall,
+    load_detections,
+    load_rareness,
+    write_detections,
+    write_rareness,
+)
+from rem_core.sources import (
+    FEATURE_CHOICES,
+    MIN_DETECTOR_FRAMES,
+    FeatureChoice,
+    choose_features,
+    feature_source,
+    features_for,
+)
+from rem_core.sources.boxes import GEOMETRY_VERSION
+from rem_core.sources.detector import (
+    DETECTOR_VERSION,
+    detector_entry,
+    detector_key,
+    detector_origin,
+    ensure_detectors,
+)
+
+R = TypeVar("R")
 
 __all__ = [
+    "DETECTOR_VERSION",
+    "FEATURE_CHOICES",
+    "GEOMETRY_VERSION",
+    "MIN_DETECTOR_FRAMES",
+    "STAGES",
     "DetectionRun",
+    "FeatureChoice",
     "Progress",
-    "clear_pipeline",
-    "detector_origin",
     "RarenessRun",
+    "choose_features",
+    "clear_pipeline",
+    "DETECTIONS",
+    "PipelineStage",
+    "detections_key",
+    "detector_key",
+    "detector_origin",
     "ensure_detections",
     "ensure_detectors",
     "ensure_mining_pool",
     "ensure_rareness",
-    "FeatureChoice",
-    "choose_features",
     "features_for",
     "load_detections",
     "load_rareness",
     "pipeline_status",
+    "RARENESS",
+    "rareness_key",
     "run_pipeline",
 ]
 
-log = logging.getLogger(__name__)
-
-#: Bumped when the detector's code changes what a trained model or its output would be.
-DETECTOR_VERSION = "bev-detector-4"
-
-#: Bumped when the geometric descriptors or the geometry stage change.
-GEOMETRY_VERSION = "geometry-1"
-
-#: ``progress(stage, done, total)``: what a long stage reports as it goes.
-Progress = Callable[[str, int, int], None]
-
-
-def _quiet(stage: str, done: int, total: int) -> None:
-    pass
-
-
-def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None]:
-    report = progress or _quiet
-    return lambda done, total: report(name, done, total)
-
-
-#: Frames with a point cloud the source split needs for our detector to be trained on it
-#: (the tiny world's single source segment has 8).
-MIN_DETECTOR_FRAMES = 8
-
-#: What ``--features`` accepts: a feature source, or ``"auto"`` (:func:`choose_features`).
-FEATURE_CHOICES = ("auto", "detector", "geometry", "imported")
-
 
 @dataclass(frozen=True)
-class FeatureChoice:
-    """The features REM scores on a data set, and why (one line, for the user).
+class PipelineStage(Generic[R]):
+    """A cached stage of the pipeline: how its key is made, how it is computed, written
+    and read. Calling :meth:`ensure` gives its output, computed first if not cached.
 
     Attributes:
-        source: ``"detector"``, ``"geometry"`` or ``"imported"`` (see ``FeatureConfig``).
-        reason: why this source, naming what the data set holds.
+        stage: its folder in the cache (``rem_core.artifacts.STAGES``).
+        key: ``key(config, dataset)``: its settings' and its inputs' hash.
+        compute: ``compute(config, dataset, call)``: its output (path ``None``), computing
+            the stages it reads through their own ``ensure``.
+        write: ``write(output, tmp)``: the output into the entry's temporary folder.
+        read: ``read(path)``: the published output.
     """
 
-    source: str
-    reason: str
+    stage: Stage
+    key: Callable[[RemConfig, Dataset], str]
+    compute: Callable[[RemConfig, Dataset, StageCall], R]
+    write: Callable[[R, Path], None]
+    read: Callable[[Path], R]
 
+    def entry(self, config: RemConfig, dataset: Dataset, root: Path | None = None) -> CacheEntry:
+        """The stage's cache entry for ``config`` on ``dataset``."""
+        return CacheEntry.of(self.stage, self.key(config, dataset), root)
 
-def choose_features(dataset: Dataset, wanted: str = "auto") -> FeatureChoice:
-    """The features REM can score on ``dataset``: ``wanted``, checked, or with ``"auto"``
-    what the data can support.
-
-    ``auto`` picks the features a researcher's detector gave its detections if they are
-    stored (``rem import detections --features``); else our detector if the source split
-    holds point clouds in at least ``MIN_DETECTOR_FRAMES`` frames to train it on; else
-    geometric descriptors of the boxes. A choice the data cannot support raises
-    ``DataError`` naming what is missing and the command that would add it.
-    """
-    from rem_core.schema import DataError
-
-    if wanted not in FEATURE_CHOICES:
-        raise ValueError(f"features: unknown {wanted!r}; choose one of {FEATURE_CHOICES}")
-    root = Path(dataset.root)
-    imported = (root / DETECTIONS_FILE).is_file() and (root / DETECTION_FEATURES_FILE).is_file()
-    frames = dataset.frames
-    splits = dataset.segments.set_index("segment_id")["split"]
-    in_source = frames["segment_id"].map(splits).eq("source").to_numpy()
-    n_source = int(splits.eq("source").sum())
-    with_points = int((frames["num_points"].to_numpy()[in_source] > 0).sum())
-    trainable = with_points >= MIN_DETECTOR_FRAMES
-    source_line = (
-        f"the source split ({n_source} segment{'' if n_source == 1 else 's'}) has a point "
-        f"cloud in {with_points} frame{'' if with_points == 1 else 's'}; our detector needs "
-        f"{MIN_DETECTOR_FRAMES}"
-    )
-    if wanted == "auto":
-        if imported:
-            return FeatureChoice(
-                "imported", f"{root} holds a detector's detections with their features"
-            )
-        if trainable:
-            return FeatureChoice("detector", f"our detector ensemble: {source_line}")
-        own = "its own detections" if (root / DETECTIONS_FILE).is_file() else "its labelled boxes"
-        return FeatureChoice("geometry", f"geometric descriptors of {own}: {source_line}")
-    if wanted == "detector" and not trainable:
-        raise DataError(
-            f"{root}: --features detector: {source_line}. Import labelled logs with their "
-            "point clouds into the source split (`rem import ... --split source`), or score "
-            "geometric descriptors (--features geometry)"
-        )
-    if wanted == "imported" and not imported:
-        raise DataError(
-            f"{root}: --features imported needs {DETECTIONS_FILE} and "
-            f"{DETECTION_FEATURES_FILE}; store them with `rem import detections PATH --data "
-            f"{root} --features F.npy`"
-        )
-    reasons = {
-        "detector": f"our detector ensemble, as asked: {source_line}",
-        "geometry": "geometric box descriptors, as asked",
-        "imported": "the detector's features stored with the data set, as asked",
-    }
-    return FeatureChoice(wanted, reasons[wanted])
-
-
-def features_for(config: RemConfig, dataset: Dataset, wanted: str = "auto") -> RemConfig:
-    """``config`` with the features of :func:`choose_features` (``dataset``, ``wanted``)."""
-    choice = choose_features(dataset, wanted)
-    log.info("features: %s (%s)", choice.source, choice.reason)
-    if choice.source == config.features.source:
-        return config
-    return replace(config, features=FeatureConfig(source=choice.source))
-
-
-def detector_key(config: RemConfig, dataset: Dataset) -> str:
-    """Cache key of a detector ensemble trained on ``dataset``."""
-    return config_hash(config.detector, dataset_key(dataset), DETECTOR_VERSION)
-
-
-def ensure_detectors(
-    config: RemConfig,
-    dataset: Dataset,
-    root: Path | None = None,
-    progress: Progress | None = None,
-    shipped: bool = True,
-) -> list[BevDetector]:
-    """The ensemble of ``config.detector.ensemble_size`` detectors, trained if not cached.
-
-    Member 0 is the main model; members differ only by their initialisation seed. The
-    members not cached are trained together (``train_detectors``) and each is published as
-    its own cache entry. With ``shipped`` (the default), an ensemble that ships with the
-    package for this very recipe and world (``rem_core.shipped``: same cache key, same world
-    fingerprint) is copied into the cache instead of trained.
-    """
-    key = detector_key(config, dataset)
-    folder = (root or cache_root()) / "detector" / key
-    size = config.detector.ensemble_size
-
-    def absent() -> list[int]:
-        return [m for m in range(size) if not (folder / f"member-{m}" / "model.json").is_file()]
-
-    with cache_entry(folder, lambda: not absent()) as todo:
-        if todo:
-            _train_detectors(config, dataset, folder, absent(), progress, shipped)
-    return [load_detector(folder / f"member-{m}") for m in range(size)]
-
-
-def _train_detectors(
-    config: RemConfig,
-    dataset: Dataset,
-    folder: Path,
-    missing: list[int],
-    progress: Progress | None,
-    shipped: bool,
-) -> None:
-    """Publish the ``missing`` members of the ensemble in ``folder``: shipped or trained."""
-    key, size = folder.name, config.detector.ensemble_size
-    found = find_shipped(key, dataset, size) if missing and shipped else None
-    if found is not None:
-        source, provenance = found
-        report = _stage(progress, "detectors shipped with the app")
-        report(0, len(missing))
-        for i, member in enumerate(missing):
-            meta = {"member": member, "origin": "shipped", "commit": provenance["commit"]}
-            publish_folder(folder / f"member-{member}", partial(_copy_member, source, member, meta))
-            report(i + 1, len(missing))
-        log.info("detectors: copied %d shipped member(s) from %s", len(missing), source)
-        missing = []
-    if missing:
-        # Together, on the same batches: building a batch is most of a step on a CPU, and
-        # the members share their data order (docs/detector.md).
-        stage = (
-            f"training the ensemble's {size} detectors"
-            if len(missing) == size
-            else f"training {len(missing)} of the ensemble's {size} detectors"
-        )
-        trained = train_detectors(
-            config.detector, dataset, missing, progress=_stage(progress, stage)
-        )
-        for member, model in zip(missing, trained, strict=True):
-            meta = {"member": member, "dataset": str(dataset.root)}
-            path = folder / f"member-{member}"
-            publish_folder(
-                path, lambda tmp, model=model, meta=meta: save_detector(model, tmp, meta)
-            )
-
-
-def _copy_member(source: Path, member: int, meta: dict, tmp: Path) -> None:
-    shutil.copyfile(source / f"member-{member}" / "model.pt", tmp / "model.pt")
-    info = json.loads((source / f"member-{member}" / "model.json").read_text())
-    info.update(meta)
-    (tmp / "model.json").write_text(json.dumps(info, indent=2))
-
-
-def detector_origin(config: RemConfig, dataset: Dataset, root: Path | None = None) -> dict:
-    """Where the cached ensemble's main model came from: ``{"origin": "shipped", "commit":
-    ...}`` or ``{"origin": "trained"}``; ``{}`` when it is not cached."""
-    path = (root or cache_root()) / "detector" / detector_key(config, dataset) / "member-0"
-    try:
-        info = json.loads((path / "model.json").read_text())
-    except FileNotFoundError:
-        return {}
-    return {"origin": info.get("origin", "trained"), "commit": info.get("commit")}
-
-
-def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None) -> list[Path]:
-    """Remove the cached ensemble of ``config`` on ``dataset`` and every stage computed from
-    it (its detections, and the rareness of every density model on them); the removed
-    folders. The next run recomputes them (``rem detect train --retrain``, Home's
-    *Retrain the detectors*)."""
-    root = root or cache_root()
-    detections = root / "detections" / detections_key(config, dataset)
-    removed = [root / "detector" / detector_key(config, dataset), detections]
-    for meta in (root / "rareness").glob("*/meta.json"):
-        try:
-            if json.loads(meta.read_text()).get("detections") == str(detections):
-                removed.append(meta.parent)
-        except (OSError, json.JSONDecodeError):
-            continue
-    removed = [path for path in removed if path.exists()]
-    for path in removed:
-        shutil.rmtree(path)
-    return removed
-
-
-@dataclass(frozen=True)
-class DetectionRun:
-    """The detection stage's output over a data set.
-
-    Attributes:
-        path: the cache folder.
-        detections: the main model's detections (``DETECTIONS``), ``track_id`` filled in.
-        features: ``(N, C)`` float32 ROI-pooled BEV features, row ``i`` for detection ``i``.
-        scores: ``(N, M)`` float32 score of each ensemble member for each detection
-            (column 0: the main model; a miss scores 0); NaN outside the unlabelled pool.
-        gt: ground-truth boxes (``BOXES``) of every segment, in the row order of
-            ``gt_features``.
-        gt_features: ``(K, C)`` float32 ROI-pooled features of the ground-truth boxes.
-        autolabels: the offboard auto-labeler's boxes (``DETECTIONS`` columns plus
-            ``interpolated``).
-        meta: settings and timings of the run.
-    """
-
-    path: Path
-    detections: pd.DataFrame
-    features: np.ndarray
-    scores: np.ndarray
-    gt: pd.DataFrame
-    gt_features: np.ndarray
-    autolabels: pd.DataFrame
-    meta: dict = field(repr=False)
-
-    @property
-    def variance(self) -> np.ndarray:
-        """``(N,)`` ensemble score variance (paper eq. 9), NaN outside the unlabelled pool."""
-        return np.var(self.scores, axis=1)
+    def ensure(
+        self,
+        config: RemConfig,
+        dataset: Dataset,
+        root: Path | None = None,
+        progress: Progress | None = None,
+        shipped: bool = True,
+    ) -> R:
+        """The stage's output for ``config`` on ``dataset``, computed (under the entry's
+        lock, published whole) if not cached under ``root``; ``progress(stage, done,
+        total)`` hears of long stages; ``shipped``: see ``sources.detector.ensure_detectors``.
+        """
+        entry = self.entry(config, dataset, root)
+        call = StageCall(entry.root, progress, shipped)
+        return entry.get(lambda: self.compute(config, dataset, call), self.write, self.read)
 
 
 def detections_key(config: RemConfig, dataset: Dataset) -> str:
-    # Only the settings this stage reads: later stages' settings must not invalidate it.
-    if config.features.source in ("geometry", "imported"):
-        names = [DETECTIONS_FILE]
-        if config.features.source == "imported":
-            names.append(DETECTION_FEATURES_FILE)
-        files = [Path(dataset.root) / name for name in names]
-        stamp = "-".join(
-            f"{own.stat().st_size}-{own.stat().st_mtime_ns}" if own.is_file() else "none"
-            for own in files
-        )
-        return config_hash(
-            config.features,
-            GEOMETRY_VERSION,
-            dataset_key(dataset),
-            config_hash(config.auto_label),
-            config_hash(config.tracker),
-            stamp,
-        )
-    return config_hash(
-        config.detector,
-        dataset_key(dataset),
-        DETECTOR_VERSION,
-        config_hash(config.tracker),
-        config_hash(config.auto_label),
-    )
+    """Cache key of the detection stage (its feature source's)."""
+    return feature_source(config.features.source).key(config, dataset)
 
 
-def _write_table(df: pd.DataFrame, path: Path) -> None:
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
+def _detect(config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
+    return feature_source(config.features.source).detect(config, dataset, call)
 
 
-def ensure_detections(
-    config: RemConfig,
-    dataset: Dataset,
-    root: Path | None = None,
-    progress: Progress | None = None,
-    shipped: bool = True,
-) -> DetectionRun:
-    """Detections, features, ensemble scores, tracks and auto-labels, computed if not cached.
-
-    With ``features.source`` "geometry" or "imported" no detector is trained: see
-    :func:`_geometry_detections`.
-    """
-    root = root or cache_root()
-    path = root / "detections" / detections_key(config, dataset)
-    with cache_entry(path, "meta.json") as todo:
-        if todo and config.features.source in ("geometry", "imported"):
-            publish_folder(
-                path, lambda tmp: _write_run(tmp, *_geometry_detections(config, dataset, progress))
-            )
-        elif todo:
-            _detect(config, dataset, root, path, progress, shipped)
-    return load_detections(path)
-
-
-def _detect(
-    config: RemConfig,
-    dataset: Dataset,
-    root: Path,
-    path: Path,
-    progress: Progress | None,
-    shipped: bool,
-) -> None:
-    """Publish the detector's detections run on ``dataset`` as the cache entry ``path``."""
-    models = ensure_detectors(config, dataset, root, progress, shipped)
-    all_ids = dataset.segments["segment_id"].tolist()
-    unlabelled = dataset.split_ids("unlabelled")
-    main = detect(
-        models[0],
-        dataset,
-        all_ids,
-        gt_classes=("vehicle", "pedestrian", "cyclist"),
-        progress=_stage(progress, "detecting"),
-    )
-    detections = main.detections
-    scores = np.full((len(detections), len(models)), np.nan, np.float32)
-    pool = detections["segment_id"].isin(unlabelled).to_numpy()
-    others = [
-        run.detections
-        for run in detect_ensemble(
-            models[1:],
-            dataset,
-            unlabelled,
-            progress=_stage(progress, f"ensemble members 2-{len(models)} on the unlabelled pool"),
-        )
-    ]
-    scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)
-    report = _stage(progress, "tracking and auto-labelling")
-    report(0, 2)
-    tracked = track_detections(detections, dataset.frames, config.tracker)
-    report(1, 2)
-    labels = auto_label(tracked, dataset.frames, config.auto_label)
-    report(2, 2)
-
-    meta = {
-        "config": config_to_dict(config),
-        "dataset": str(dataset.root),
-        "dataset_key": dataset_key(dataset),
-        "detect_frames_per_s": main.frames_per_s,
-        "members": len(models),
-    }
-
-    def write(tmp: Path) -> None:
-        _write_run(tmp, tracked, main.features, scores, main.gt, main.gt_features, labels, meta)
-
-    publish_folder(path, write)
-
-
-def _write_run(
-    tmp: Path,
-    tracked: pd.DataFrame,
-    features: np.ndarray,
-    scores: np.ndarray,
-    gt: pd.DataFrame,
-    gt_features: np.ndarray,
-    labels: pd.DataFrame,
-    meta: dict,
-) -> None:
-    _write_table(conform(tracked, DETECTIONS, "detections"), tmp / "detections.parquet")
-    np.save(tmp / "features.npy", features)
-    np.save(tmp / "scores.npy", scores)
-    _write_table(conform(gt, BOXES, "ground truth"), tmp / "gt_boxes.parquet")
-    np.save(tmp / "gt_features.npy", gt_features)
-    _write_table(labels, tmp / "autolabels.parquet")
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-
-
-def _geometry_detections(config: RemConfig, dataset: Dataset, progress: Progress | None) -> tuple:
-    """The detection stage without our detector.
-
-    The detections are the data set's own (``detections.parquet``, written by ``rem import
-    detections``), tracked by our tracker; without them, each ground-truth vehicle box
-    stands in for a detection (score 1, its own track). With ``features.source ==
-    "geometry"`` features are the geometric descriptors of ``rem_core.descriptors`` (with
-    the points inside each box where the frame has a point cloud), for every detection and
-    every ground-truth box. With ``"imported"`` they are the researcher's detector's own
-    (``detection_features.npy``); a ground-truth box, which that detector never described,
-    takes the features of the detection overlapping it best (BEV IoU >= the detector's
-    ``match_iou``) and NaN features when it was missed (its log p is then NaN).
-    The "ensemble" is the one score, so the variance is 0.
-    Auto-labels smooth the tracks as for detections.
-    """
-    from rem_core.descriptors import box_descriptors
-    from rem_core.mining.methods import best_overlap
-
-    imported = config.features.source == "imported"
-    report = _stage(progress, "features, tracks and auto-labels")
-    report(0, 2)
-    gt = dataset.boxes.reset_index(drop=True)
-    points = dataset.points if dataset.frames["num_points"].any() else None
-    own = Path(dataset.root) / DETECTIONS_FILE
-    if imported:
-        detections, features = _imported_detections(dataset)
-        match, iou = best_overlap(gt, detections)
-        hit = (match >= 0) & (iou >= config.detector.match_iou)
-        gt_features = np.full((len(gt), features.shape[1]), np.nan, np.float32)
-        gt_features[hit] = features[match[hit]]
-        tracked = track_detections(detections, dataset.frames, config.tracker)
-    elif own.is_file():
-        # The data set's own detections (``rem import detections``), tracked like ours.
-        gt_features = box_descriptors(gt, points)
-        detections = read_table(own, DETECTIONS)
-        features = box_descriptors(detections, points)
-        tracked = track_detections(detections, dataset.frames, config.tracker)
-    else:
-        # Like the detector, the stand-in detections are vehicles.
-        gt_features = box_descriptors(gt, points)
-        vehicles = np.flatnonzero((gt["class"] == "vehicle").to_numpy())
-        boxes = gt.iloc[vehicles].reset_index(drop=True)
-        features = gt_features[vehicles]
-        columns = ["segment_id", "frame_index", "class", *BOX_COLUMNS, "num_points", "distance"]
-        tracked = boxes[columns].assign(
-            detection_id=np.arange(len(boxes), dtype=np.int64),
-            score=np.float32(1.0),
-            track_id=boxes["segment_id"].astype(str) + "/" + boxes["track_id"].astype(str),
-        )
-    splits = dataset.segments.set_index("segment_id")["split"]
-    pool = (tracked["segment_id"].map(splits) == "unlabelled").to_numpy()
-    score = tracked["score"].to_numpy(np.float32)[:, None]
-    scores = np.where(pool[:, None], score, np.nan).astype(np.float32)
-    report(1, 2)
-    labels = auto_label(tracked, dataset.frames, config.auto_label)
-    report(2, 2)
-    meta = {
-        "features": config.features.source,
-        "descriptors": len(features[0]) if len(features) else 0,
-        "gt_features": "matched detections" if imported else "own",
-        "dataset": str(dataset.root),
-        "dataset_key": dataset_key(dataset),
-    }
-    return tracked, features, scores, gt, gt_features, labels, meta
-
-
-def _imported_detections(dataset: Dataset) -> tuple[pd.DataFrame, np.ndarray]:
-    """The data set's detections and their features, checked to pair row for row."""
-    from rem_core.io.detections import check_features
-
-    root = Path(dataset.root)
-    det_file, feat_file = root / DETECTIONS_FILE, root / DETECTION_FEATURES_FILE
-    for path in (det_file, feat_file):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"features.source = 'imported' needs {path}; store detections with their "
-                "features by `rem import detections PATH --data DIR --features F.npy`"
-            )
-    detections = read_table(det_file, DETECTIONS)
-    features = check_features(np.load(feat_file, allow_pickle=False), len(detections), feat_file)
-    return detections, features
-
-
-def load_detections(path: str | Path) -> DetectionRun:
-    """Read a detection run written by :func:`ensure_detections`."""
-    path = Path(path)
-    detections = read_table(path / "detections.parquet", DETECTIONS)
-    labels = pq.read_table(path / "autolabels.parquet").to_pandas()
-    interpolated = labels.get("interpolated")
-    labels = conform(labels, DETECTIONS, path / "autolabels.parquet")
-    if interpolated is not None:
-        labels["interpolated"] = interpolated.to_numpy(bool)
-    features = np.load(path / "features.npy")
-    scores = np.load(path / "scores.npy")
-    if len(features) != len(detections) or len(scores) != len(detections):
-        raise ValueError(f"{path}: features or scores do not match the detections' rows")
-    return DetectionRun(
-        path=path,
-        detections=detections,
-        features=features,
-        scores=scores,
-        gt=read_table(path / "gt_boxes.parquet", BOXES),
-        gt_features=np.load(path / "gt_features.npy"),
-        autolabels=labels,
-        meta=json.loads((path / "meta.json").read_text()),
-    )
-
-
-@dataclass(frozen=True)
-class RarenessRun:
-    """The rareness stage's output: the feature space, the density model and log p of all.
-
-    Attributes:
-        path: the cache folder.
-        reducer: the fitted PCA + standardisation.
-        estimator: the fitted density model.
-        log_prob: ``(N,)`` float64 log-density of every detection of the detection run.
-        gt_log_prob: ``(K,)`` float64 log-density of every ground-truth box (row order of
-            the detection run's ``gt``; pedestrians and cyclists through the vehicle
-            detector's features too).
-        meta: settings, fit size and time.
-    """
-
-    path: Path
-    reducer: FeatureReducer
-    estimator: DensityEstimator
-    log_prob: np.ndarray
-    gt_log_prob: np.ndarray
-    meta: dict = field(repr=False)
+#: Detections, features, ensemble scores, tracks and auto-labels of every segment, computed
+#: by the config's feature source (``rem_core.sources``).
+DETECTIONS = PipelineStage("detections", detections_key, _detect, write_detections, load_detections)
+ensure_detections = DETECTIONS.ensure
 
 
 def rareness_key(config: RemConfig, dataset: Dataset) -> str:
+    """Cache key of the rareness stage: its settings and the detection stage's key."""
     return config_hash(config.rareness, detections_key(config, dataset), "rareness-1")
 
 
-def ensure_rareness(
-    config: RemConfig,
-    dataset: Dataset,
-    root: Path | None = None,
-    progress: Progress | None = None,
-    shipped: bool = True,
+def _fit(config: RemConfig, dataset: Dataset, call: StageCall) -> RarenessRun:
+    run = ensure_detections(config, dataset, call.root, call.progress, call.shipped)
+    return fit_rareness(config, dataset, run, call)
+
+
+def fit_rareness(
+    config: RemConfig, dataset: Dataset, run: DetectionRun, call: StageCall
 ) -> RarenessRun:
-    """PCA features and a density model fitted on the pools, and log p of every object."""
-    root = root or cache_root()
-    path = root / "rareness" / rareness_key(config, dataset)
-    with cache_entry(path, "meta.json") as todo:
-        if todo:
-            _fit_rareness(config, dataset, root, path, progress, shipped)
-    return load_rareness(path)
-
-
-def _fit_rareness(
-    config: RemConfig,
-    dataset: Dataset,
-    root: Path,
-    path: Path,
-    progress: Progress | None,
-    shipped: bool,
-) -> None:
-    """Fit the feature reducer and the density and publish them as the cache entry ``path``."""
-    run = ensure_detections(config, dataset, root, progress, shipped)
+    """Fit the feature reducer and the density on ``run``'s detections in the fit splits
+    scoring at least ``rareness.min_score``, and score every detection and ground-truth box
+    (``path`` ``None``: the caller publishes it)."""
     cfg = config.rareness
-    splits = dataset.segments.set_index("segment_id")["split"]
     det = run.detections
-    fit_rows = det["segment_id"].map(splits).isin(cfg.fit_splits).to_numpy() & (
+    fit_rows = det["segment_id"].isin(dataset.split_ids(*cfg.fit_splits)).to_numpy() & (
         det["score"].to_numpy() >= cfg.min_score
     )
     if fit_rows.sum() < 10:
@@ -618,7 +172,7 @@ def _fit_rareness(
             f"rareness: only {fit_rows.sum()} detections in {cfg.fit_splits} score >= "
             f"{cfg.min_score}; too few to fit a density (10 at least)"
         )
-    report = _stage(progress, f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
+    report = call.reporter(f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
     report(0, 2)
     start = time.perf_counter()
     # Fewer independent features than components (geometric descriptors without points):
@@ -626,12 +180,7 @@ def _fit_rareness(
     sample = run.features[fit_rows][:5000].astype(np.float64)
     k = min(cfg.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
     reducer = FeatureReducer(k=max(k, 1), seed=cfg.density.seed).fit(run.features[fit_rows])
-    settings = (
-        {"config": cfg.density}
-        if cfg.estimator == "ffjord"
-        else ({"seed": cfg.density.seed} if cfg.estimator in ("gmm", "realnvp") else {})
-    )
-    estimator = make_estimator(cfg.estimator, **settings)
+    estimator = estimator_for(cfg)
     estimator.fit(reducer.transform(run.features[fit_rows]))
     fit_s = time.perf_counter() - start
     report(1, 2)
@@ -654,28 +203,13 @@ def _fit_rareness(
         "fit_s": fit_s,
         "explained_variance": float(reducer.explained_variance_ratio_.sum()),
     }
-
-    def write(tmp: Path) -> None:
-        reducer.save(tmp / "reducer")
-        estimator.save(tmp / "density")
-        np.save(tmp / "log_prob.npy", log_prob)
-        np.save(tmp / "gt_log_prob.npy", gt_log_prob)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-
-    publish_folder(path, write)
+    return RarenessRun(None, reducer, estimator, log_prob, gt_log_prob, meta)
 
 
-def load_rareness(path: str | Path) -> RarenessRun:
-    """Read a rareness run written by :func:`ensure_rareness`."""
-    path = Path(path)
-    return RarenessRun(
-        path=path,
-        reducer=FeatureReducer.load(path / "reducer"),
-        estimator=load_estimator(path / "density"),
-        log_prob=np.load(path / "log_prob.npy"),
-        gt_log_prob=np.load(path / "gt_log_prob.npy"),
-        meta=json.loads((path / "meta.json").read_text()),
-    )
+#: PCA features and a density model fitted on the pools, and log p of every detection and
+#: ground-truth box.
+RARENESS = PipelineStage("rareness", rareness_key, _fit, write_rareness, load_rareness)
+ensure_rareness = RARENESS.ensure
 
 
 def ensure_mining_pool(
@@ -721,23 +255,39 @@ def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = Non
     """Which stages are cached for ``config`` on ``dataset``, without computing anything.
 
     Returns:
-        ``{"detectors": bool, "detections": bool, "rareness": bool}`` (rareness: for
+        ``{"detectors": bool, "detections": bool, "rareness": bool}`` (detectors: whatever
+        the feature source needs before detecting; rareness: for
         ``config.rareness.estimator``), and ``"detections_path"`` / ``"rareness_path"``:
         the cache folders (present or not).
     """
-    root = root or cache_root()
-    det_folder = root / "detector" / detector_key(config, dataset)
-    detections = root / "detections" / detections_key(config, dataset)
-    rareness = root / "rareness" / rareness_key(config, dataset)
-    members = range(config.detector.ensemble_size)
+    root = Path(root or cache_root())
+    detections = DETECTIONS.entry(config, dataset, root)
+    rareness = RARENESS.entry(config, dataset, root)
     return {
-        "detectors": config.features.source != "detector"
-        or all((det_folder / f"member-{m}" / "model.json").is_file() for m in members),
-        "detections": (detections / "meta.json").is_file(),
-        "rareness": (rareness / "meta.json").is_file(),
-        "detections_path": detections,
-        "rareness_path": rareness,
+        "detectors": feature_source(config.features.source).ready(config, dataset, root),
+        "detections": detections.done,
+        "rareness": rareness.done,
+        "detections_path": detections.path,
+        "rareness_path": rareness.path,
     }
+
+
+def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None) -> list[Path]:
+    """Remove the cached ensemble of ``config`` on ``dataset`` and every stage computed from
+    it (its detections, and the rareness of every density model on them); the removed
+    folders. The next run recomputes them (``rem detect train --retrain``, Home's
+    *Retrain the detectors*)."""
+    root = Path(root or cache_root())
+    detections = DETECTIONS.entry(config, dataset, root)
+    removed = [detector_entry(config, dataset, root), detections]
+    for entry in entries("rareness", root):
+        try:
+            meta = json.loads((entry.path / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("detections") == str(detections.path):
+            removed.append(entry)
+    return [entry.path for entry in removed if entry.remove()]
 
 
 def run_pipeline(
@@ -748,5 +298,5 @@ def run_pipeline(
     shipped: bool = True,
 ) -> RarenessRun:
     """Every stage up to the rareness of every object (cached stages are read, not redone;
-    ``shipped``: see :func:`ensure_detectors`)."""
+    ``shipped``: see :func:`~rem_core.sources.detector.ensure_detectors`)."""
     return ensure_rareness(config, dataset, root, progress, shipped)

@@ -106,7 +106,7 @@ BOXES = pa.schema(
         pa.field("num_points", pa.int32(), nullable=False),
         pa.field("distance", pa.float32(), nullable=False),
         pa.field("label_noise", pa.bool_(), nullable=False),
-        pa.field("noise_kind", pa.string(), nullable=False),  # "" or a simulate.NOISE_KINDS key
+        pa.field("noise_kind", pa.string(), nullable=False),  # "" or a label_noise.NOISE_KINDS key
     ],
     metadata={"table": "boxes"},
 )

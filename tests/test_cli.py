@@ -85,3 +85,28 @@ def test_rem_app_serves_the_app(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert f"starting the app on http://127.0.0.1:{port}" in out
+
+
+def test_estimator_settings_from_the_command_line(capsys):
+    from rem_core.cli._common import settings
+    from rem_core.cli.parser import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["flow", "fit", "--preset", "tiny", "--estimator", "gmm"]
+        + ["--estimator-setting", "n_components=4", "--estimator-setting", "covariance_type=diag"]
+    )
+    rareness = settings(args).rareness
+    assert (rareness.estimator, rareness.gmm.n_components, rareness.gmm.covariance_type) == (
+        "gmm",
+        4,
+        "diag",
+    )
+    args = parser.parse_args(["score", "--preset", "tiny", "--estimator-setting", "hidden=[8,8]"])
+    assert settings(args).rareness.density.hidden == (8, 8)  # FFJORD's, the default estimator
+    # a bad setting is one line and exit code 2, before any work
+    assert main(["flow", "fit", "--preset", "tiny", "--estimator", "knn"]
+                + ["--estimator-setting", "k=0"]) == 2  # fmt: skip
+    assert "knn.k: must be an int >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["mine", "--out", "x", "--estimator-setting", "k"])

@@ -12,14 +12,19 @@ from rem_core.config import (
     DomainConfig,
     ExperimentConfig,
     FeatureConfig,
+    GaussianConfig,
+    GMMConfig,
+    KNNConfig,
     LidarConfig,
     MiningConfig,
     RarenessConfig,
+    RealNVPConfig,
     RemConfig,
     ScoreConfig,
     TrackerConfig,
     WorldConfig,
     config_hash,
+    config_to_dict,
 )
 
 
@@ -92,8 +97,9 @@ def test_source_pool_is_a_tenth():
 
 
 SETTINGS = [LidarConfig, DomainConfig, WorldConfig, DetectorConfig, TrackerConfig,
-            AutoLabelConfig, DensityConfig, RarenessConfig, ScoreConfig, MiningConfig,
-            ExperimentConfig, FeatureConfig]  # fmt: skip
+            AutoLabelConfig, DensityConfig, GaussianConfig, GMMConfig, KNNConfig,
+            RealNVPConfig, RarenessConfig, ScoreConfig, MiningConfig, ExperimentConfig,
+            FeatureConfig]  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
@@ -158,3 +164,84 @@ def test_numpy_numbers_are_kept_as_python_numbers():
     b = DetectorConfig(epochs=12, learning_rate=0.02)
     assert type(a.epochs) is int and type(a.learning_rate) is float
     assert config_hash(a) == config_hash(b)
+
+
+# --- cache keys -------------------------------------------------------------------------------
+
+#: ``config_hash`` of every preset and each of its sections, recorded before the baselines'
+#: settings joined ``RarenessConfig`` (issue 18). These feed every cache key and the shipped
+#: reference table: a change here invalidates every user's cache. Change them only on purpose.
+PRESET_HASHES = {
+    "tiny": {"all": "c5c01e2d5d74f285", "world": "66e6a69b2131aa1f",
+             "detector": "da2f5a8ca6b21038", "tracker": "6696dde086950f82",
+             "auto_label": "98ebbead313286d9", "rareness": "a6515a69e4416c5e",
+             "score": "aca484a06b9f5fbe", "mining": "c6c3494a2df2123c",
+             "features": "79db3e87de2f2c4f", "experiment": "abea0628eea609c8"},
+    "demo": {"all": "e3e2b2d605dad677", "world": "b927bce02a5fb9e1",
+             "detector": "1fb4977fcd7c75fc", "tracker": "6696dde086950f82",
+             "auto_label": "98ebbead313286d9", "rareness": "e9d80f0829342511",
+             "score": "aca484a06b9f5fbe", "mining": "c6c3494a2df2123c",
+             "features": "79db3e87de2f2c4f", "experiment": "1b0670fff1c413db"},
+    "full": {"all": "a0094e0961518e0f", "world": "e3a4d6dcfca3a6fe",
+             "detector": "f4044ea6801ec58c", "tracker": "6696dde086950f82",
+             "auto_label": "98ebbead313286d9", "rareness": "e9d80f0829342511",
+             "score": "aca484a06b9f5fbe", "mining": "c6c3494a2df2123c",
+             "features": "79db3e87de2f2c4f", "experiment": "abea0628eea609c8"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_HASHES))
+def test_preset_cache_keys_are_unchanged(preset):
+    config = RemConfig.preset(preset)
+    found = {"all": config_hash(config)}
+    found |= {f.name: config_hash(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    assert found == PRESET_HASHES[preset]
+    assert config_hash(RemConfig.tiny().rareness.density) == "f1076d7056f70bd4"
+
+
+BASELINE_CHANGES = {
+    "gaussian": {"reg": 1e-3},
+    "gmm": {"n_components": 4},
+    "knn": {"k": 5},
+    "realnvp": {"n_layers": 4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BASELINE_CHANGES))
+def test_baseline_settings_enter_the_key_once_changed(name):
+    base = RemConfig.demo().rareness
+    assert name not in config_to_dict(base)  # at its default: left out of the key
+    changed = base.with_estimator_settings(name, **BASELINE_CHANGES[name])
+    assert config_hash(changed) != config_hash(base)
+    assert config_to_dict(changed)[name] == config_to_dict(getattr(changed, name))
+    # the chosen estimator does not matter: every estimator's settings are in the key
+    back = changed.with_estimator_settings(name, **config_to_dict(getattr(base, name)))
+    assert config_hash(back) == config_hash(base)
+    whole = dataclasses.replace(RemConfig.demo(), rareness=changed)
+    assert config_hash(whole) != config_hash(RemConfig.demo())
+
+
+def test_only_the_late_fields_are_left_out():
+    late = [f.name for f in dataclasses.fields(RarenessConfig) if f.metadata["omit_default"]]
+    assert late == ["gaussian", "gmm", "knn", "realnvp"]
+    for cls in SETTINGS:  # no other field is left out of the keys
+        if cls is not RarenessConfig:
+            assert not any(f.metadata["omit_default"] for f in dataclasses.fields(cls))
+
+
+def test_estimator_settings_follow_the_chosen_estimator():
+    rareness = RarenessConfig(estimator="gmm")
+    assert rareness.estimator_settings() == dataclasses.asdict(GMMConfig())
+    assert rareness.estimator_settings("ffjord") == dataclasses.asdict(rareness.density)
+    # the defaults seed the baselines as the pipeline did (with density.seed, 0)
+    assert RarenessConfig().estimator_settings("gmm")["seed"] == RarenessConfig().density.seed
+    ffjord = RarenessConfig().with_estimator_settings(max_epochs=3, hidden=(8,))
+    assert (ffjord.density.max_epochs, ffjord.density.hidden) == (3, (8,))
+    with pytest.raises(ValueError, match=r"^gmm: unknown setting hidden; known: n_components"):
+        rareness.with_estimator_settings(hidden=8)
+    with pytest.raises(ValueError, match=r"^gmm\.n_components: must be an int >= 1, got 0"):
+        rareness.with_estimator_settings(n_components=0)
+    with pytest.raises(ValueError, match=r"^rareness\.estimator: unknown 'flow'"):
+        rareness.estimator_settings("flow")
+    with pytest.raises(ValueError, match=r"^rareness\.knn: must be a KNNConfig"):
+        RarenessConfig(knn=GMMConfig())

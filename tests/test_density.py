@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -12,17 +14,23 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from torch import Tensor, nn
 
+from rem_core.config import ESTIMATOR_SETTINGS, ESTIMATORS, RarenessConfig
+from rem_core.density import ESTIMATORS as ESTIMATOR_CLASSES
 from rem_core.density import (
     FFJORD,
     DensityConfig,
     DensityEstimator,
+    GaussianConfig,
     GaussianDensity,
     GaussianMixtureDensity,
+    KNNConfig,
     KNNDensity,
     MLPDynamics,
     RealNVP,
+    RealNVPConfig,
     SolverStalled,
     cnf_log_prob,
+    estimator_for,
     exact_divergence,
     hutchinson_divergence,
     load_estimator,
@@ -185,19 +193,15 @@ def test_training_keeps_the_best_weights_when_a_solve_stalls(val_fraction: float
             raise SolverStalled("too stiff")
         return (module(xb) - 3).pow(2).mean(), 7
 
+    settings = RealNVPConfig(
+        lr=1e-2, batch_size=n_train // 2, max_epochs=10, patience=10, val_fraction=val_fraction
+    )
     history = _train_flow(
         module,
         X,
+        settings,
         batch_loss=batch_loss,
         eval_nll=lambda xv: float((module(xv) - 3).pow(2).mean().detach()),
-        lr=1e-2,
-        weight_decay=0.0,
-        batch_size=n_train // 2,
-        max_epochs=10,
-        patience=10,
-        val_fraction=val_fraction,
-        seed=0,
-        device=torch.device("cpu"),
         name="test",
     )
     assert [r.stalled for r in history] == [False, False, False, True]
@@ -363,6 +367,95 @@ def test_config_errors_name_the_field(field: str, value: object) -> None:
 def test_make_estimator_errors_name_the_field(name: str, settings: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         make_estimator(name, **settings)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: FFJORD(hidden=(0,)), r"^density\.hidden: must be a non-empty tuple"),
+        (lambda: FFJORD(max_epochs=2.0), r"^density\.max_epochs: must be an int >= 1, got 2\.0"),
+        (lambda: GaussianDensity(reg=math.nan), r"^gaussian\.reg: must be a number >= 0"),
+        (lambda: GaussianMixtureDensity(seed=1.5), r"^gmm\.seed: must be an int >= 0"),
+        (lambda: GaussianMixtureDensity(max_iter=0), r"^gmm\.max_iter: must be an int >= 1"),
+        (lambda: KNNDensity(k=True), r"^knn\.k: must be an int >= 1, got True"),
+        (lambda: RealNVP(device="tpu"), r"^realnvp\.device: must be cpu, cuda\[:n\] or mps"),
+        (lambda: RealNVP(val_fraction=0.5), r"^realnvp\.val_fraction: must be a number in"),
+        (lambda: KNNDensity(j=1), r"^knn: unknown setting j; known: k$"),
+        (lambda: GaussianDensity(KNNConfig()), r"^gaussian: config must be a GaussianConfig"),
+    ],
+)
+def test_keyword_settings_are_checked_by_their_class(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_each_estimator_takes_its_settings_class(name: str) -> None:
+    cls = ESTIMATOR_SETTINGS[name]
+    assert make_estimator(name).config == cls()  # the defaults are the settings' defaults
+    assert set(RarenessConfig.SETTINGS_FIELDS) == set(ESTIMATORS) == set(ESTIMATOR_SETTINGS)
+    est = make_estimator(name)
+    assert type(est)(config=est.config).config == est.config
+
+
+def test_keywords_replace_the_fields_of_config() -> None:
+    base = DensityConfig(max_epochs=7, hidden=(8, 8))
+    est = FFJORD(config=base, seed=3)
+    assert (est.config.max_epochs, est.config.hidden, est.config.seed) == (7, (8, 8), 3)
+    assert GaussianDensity(GaussianConfig(reg=0.5)).config.reg == 0.5
+
+
+#: Non-default settings of each estimator, as ``RarenessConfig`` carries them.
+CHANGED = {
+    "ffjord": {"hidden": (8,), "max_epochs": 1, "activation": "tanh", "seed": 2},
+    "gaussian": {"reg": 1e-3},
+    "gmm": {"n_components": 2, "covariance_type": "diag", "max_iter": 50, "seed": 4},
+    "knn": {"k": 3},
+    "realnvp": {"n_layers": 2, "hidden": 8, "max_epochs": 1, "seed": 5},
+}
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_estimator_for_gives_the_rareness_settings(
+    name: str, data: np.ndarray, tmp_path: Path
+) -> None:
+    rareness = RarenessConfig(estimator=name).with_estimator_settings(**CHANGED[name])
+    est = estimator_for(rareness)
+    assert type(est) is ESTIMATOR_CLASSES[name]
+    assert est.config == ESTIMATOR_SETTINGS[name]().changed(**CHANGED[name])
+    est.fit(data[:200])
+    if name == "gmm":  # the settings reach the fitted model
+        assert (est.mixture_.n_components, est.mixture_.covariance_type) == (2, "diag")
+        assert est.mixture_.random_state == 4
+    if name == "knn":
+        assert est._nn.n_neighbors == 3
+    est.save(tmp_path)
+    assert load_estimator(tmp_path).config == est.config
+
+
+#: ``density.json`` settings as the estimators wrote them before their settings classes.
+SAVED_BEFORE = {
+    "gaussian": {"reg": 1e-6},
+    "gmm": {"n_components": 3, "covariance_type": "full", "reg_covar": 1e-6, "max_iter": 200,
+            "n_init": 1, "seed": 0},
+    "knn": {"k": 5},
+    "realnvp": {"n_layers": 4, "hidden": 16, "lr": 1e-3, "weight_decay": 0.0,
+                "batch_size": 256, "max_epochs": 5, "patience": 10, "val_fraction": 0.1,
+                "seed": 0, "device": "cpu"},
+}  # fmt: skip
+
+
+def test_saved_settings_are_written_as_before(
+    fitted: tuple[str, DensityEstimator], tmp_path: Path
+) -> None:
+    """Models saved before the settings classes load, and new saves read the same."""
+    name, est = fitted
+    est.save(tmp_path)
+    info = json.loads((tmp_path / "density.json").read_text())
+    if name in SAVED_BEFORE:
+        assert info["settings"] == SAVED_BEFORE[name]
+    else:
+        assert info["settings"] == json.loads(json.dumps(dataclasses.asdict(est.config)))
 
 
 def test_load_rejects_the_wrong_kind(data: np.ndarray, tmp_path: Path) -> None:

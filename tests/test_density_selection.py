@@ -107,6 +107,9 @@ def test_candidate_maps_onto_the_rareness_settings() -> None:
     rareness = Candidate(k=8, density=density).apply_to(RarenessConfig())
     assert (rareness.k, rareness.estimator, rareness.density) == (8, "ffjord", density)
     assert isinstance(Candidate(k=2, estimator="gaussian").make_estimator(), GaussianDensity)
+    # built as the pipeline builds it: FFJORD from density, a baseline from its defaults
+    assert Candidate(k=8, density=density).make_estimator().config == density
+    assert Candidate(k=2, estimator="gmm").make_estimator().config == RarenessConfig().gmm
 
 
 @pytest.mark.parametrize(

@@ -37,11 +37,13 @@ from rem_core.detect import (
     save_detector,
     train_detector,
 )
-from rem_core.detect import train as detect_module
+from rem_core.detect import batches as batches_module
+from rem_core.detect import train as train_module
 from rem_core.detect.augment import move_frame
+from rem_core.detect.batches import _prefetch
 from rem_core.detect.infer import _decode, _suppress
 from rem_core.detect.model import _train_in_bf16
-from rem_core.detect.train import _prefetch, _targets
+from rem_core.detect.targets import _loss, _targets
 from rem_core.evaluate import evaluate_detections
 from rem_core.schema import BOX_COLUMNS, DETECTIONS
 
@@ -260,16 +262,16 @@ def test_loss_of_perfect_heads_is_near_zero() -> None:
     t = _targets(HAND_BOXES, np.zeros((0, 7)), config)
     batch = {k: torch.from_numpy(v)[None] for k, v in t.items()}
     heads = perfect_heads(HAND_BOXES, config)[None]
-    perfect, parts = detect_module._loss(heads, batch)
+    perfect, parts = _loss(heads, batch)
     assert float(perfect) < 0.01 and set(parts) >= {"focal", "reg", "dir"}
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = BevDetector(config).eval()
     with torch.no_grad():
-        untrained, _ = detect_module._loss(model(torch.zeros(1, N_INPUT, 64, 64))[0], batch)
+        untrained, _ = _loss(model(torch.zeros(1, N_INPUT, 64, 64))[0], batch)
     assert float(untrained) > 100 * float(perfect)
     empty = _targets(np.zeros((0, 7)), np.zeros((0, 7)), config)
-    loss, _ = detect_module._loss(heads, {k: torch.from_numpy(v)[None] for k, v in empty.items()})
+    loss, _ = _loss(heads, {k: torch.from_numpy(v)[None] for k, v in empty.items()})
     assert torch.isfinite(loss)
 
 
@@ -540,24 +542,24 @@ def smoke(tiny_world: Dataset) -> dict[str, object]:
 
 
 def record_loss(mp: pytest.MonkeyPatch, losses: list[float]) -> None:
-    loss_fn = detect_module._loss
+    loss_fn = _loss
 
     def spy(heads, targets):
         loss, parts = loss_fn(heads, targets)
         losses.append(float(loss.detach()))
         return loss, parts
 
-    mp.setattr(detect_module, "_loss", spy)
+    mp.setattr(train_module, "_loss", spy)  # where train_detectors looks it up
 
 
 def record_frames(mp: pytest.MonkeyPatch, seen: list[tuple[int, float]]) -> None:
-    grid_fn = detect_module.bev_grid
+    grid_fn = batches_module.bev_grid
 
     def spy(points, config, window=None):
         seen.append((len(points), float(np.asarray(points, np.float64)[:, :3].sum())))
         return grid_fn(points, config, window)
 
-    mp.setattr(detect_module, "bev_grid", spy)
+    mp.setattr(batches_module, "bev_grid", spy)  # where the batches look it up
 
 
 def test_train_detector_runs(smoke: dict[str, object]) -> None:

@@ -21,17 +21,17 @@ from rem_core.boxes import bev_overlap, count_points_in_boxes, wrap_angle
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
 from rem_core.detect import N_HEAD, bev_grid, train_detector, train_detectors
-from rem_core.detect import train as detect_module
 from rem_core.detect.augment import (
     ObjectDatabase,
     build_object_database,
     crop_window,
     paste_objects,
 )
+from rem_core.detect.batches import _batches, _examples, _prefetch_in_process
 from rem_core.detect.diagnose import box_errors, summarize_box_errors
 from rem_core.detect.infer import _decode
 from rem_core.detect.model import N_INPUT
-from rem_core.detect.train import _batches, _examples, _prefetch_in_process, _targets
+from rem_core.detect.targets import _loss, _targets
 from rem_core.schema import BOX_COLUMNS
 
 
@@ -322,7 +322,7 @@ def test_long_weight_weighs_the_regression_of_long_boxes() -> None:
     batch = {k: torch.from_numpy(v)[None] for k, v in t.items()}
     heads = perfect_heads(LONG_BOXES, config)[None]
     heads[:, 4] += 0.1  # every log length off by 0.1
-    _, parts = detect_module._loss(heads, batch)
+    _, parts = _loss(heads, batch)
     # The mean over 36 cells of the weighted error (8 channels): (27 * 3 + 9) * 0.1 / 36 / 8
     assert parts["reg"] == pytest.approx((27 * 3 + 9) * 0.1 / 36 / 8, rel=1e-4)
 

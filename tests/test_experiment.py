@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 
 import numpy as np
@@ -13,9 +14,8 @@ from rem_core import experiment
 from rem_core.config import EXPERIMENT_ROW_NAMES, ExperimentConfig, RemConfig
 from rem_core.experiment import EXPERIMENT_ROWS, label_set, run_experiment
 from rem_core.experiment_frames import read_frame_results
-from rem_core.iou import bev_iou_within_keys
+from rem_core.matching import match_frames
 from rem_core.mining import mine
-from rem_core.mining.algorithm import _frame_keys
 from rem_core.pipeline import ensure_mining_pool
 from rem_core.schema import BOX_COLUMNS
 
@@ -70,11 +70,8 @@ def test_bad_settings_are_named(settings, message):
 
 
 def _overlaps(a: pd.DataFrame, b: pd.DataFrame) -> int:
-    (ka, kb), _ = _frame_keys(a, b)
-    i, _, _ = bev_iou_within_keys(
-        a[BOX_COLUMNS].to_numpy(np.float64), b[BOX_COLUMNS].to_numpy(np.float64), ka, kb
-    )
-    return len(i)
+    """Pairs of boxes of ``a`` and ``b`` that overlap in a frame."""
+    return len(match_frames(a, b, "best").pair_a)
 
 
 def test_label_sets_of_the_reference_rows(tiny_world, pool):
@@ -146,6 +143,11 @@ def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
 
     def flaky(row, seed, *args):
         calls.append((row.name, seed))
+        # A run is trained under its own lock: another process asking for it would wait.
+        runs = root / "experiment" / experiment.experiment_key(config, tiny_world) / "runs"
+        with open(runs / f".{row.name}-seed{seed}.json.lock") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if len(calls) == 4:
             raise KeyboardInterrupt  # an interruption mid-way
         return real(row, seed, *args)

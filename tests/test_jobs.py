@@ -155,12 +155,13 @@ def test_an_unreadable_status_is_an_error_that_names_the_file(tmp_path: Path):
 def test_a_job_that_cannot_start_says_why_and_frees_its_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from rem_core import jobs
+    from rem_core.jobs import start
+    from rem_core.jobs.status import _holds_lock
 
     def fail(*args, **kwargs):
         raise OSError("no such interpreter")
 
-    monkeypatch.setattr(jobs, "_spawn", fail)
+    monkeypatch.setattr(start, "_spawn", fail)  # where start_job looks it up
     config = RemConfig.tiny()
     key = job_key("pipeline", config, tmp_path / "data")
     with pytest.raises(OSError, match="no such interpreter"):
@@ -168,13 +169,13 @@ def test_a_job_that_cannot_start_says_why_and_frees_its_lock(
     status = read_job(key, tmp_path)
     assert status.state == "failed"
     assert status.error == "cannot start the job: no such interpreter"
-    assert not jobs._holds_lock(job_folder(key, tmp_path))
+    assert not _holds_lock(job_folder(key, tmp_path))
 
 
 def test_a_stage_that_runs_again_is_timed_afresh(tmp_path: Path):
     import json
 
-    from rem_core.jobs import _Reporter
+    from rem_core.jobs.runner import _Reporter
 
     (tmp_path / "status.json").write_text("{}")
     report = _Reporter(tmp_path, {"state": "running"})

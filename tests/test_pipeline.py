@@ -9,6 +9,7 @@ from rem_core.cli import main
 from rem_core.config import RemConfig
 from rem_core.detect import ensemble_scores
 from rem_core.schema import BOX_COLUMNS
+from rem_core.sources import detector as detector_source
 
 
 def _det(frame: int, boxes: list[list[float]], scores: list[float]) -> pd.DataFrame:
@@ -63,8 +64,8 @@ def test_second_run_comes_from_the_cache(run, tiny_world, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(pipeline, "train_detectors", boom)
-    monkeypatch.setattr(pipeline, "detect", boom)
+    monkeypatch.setattr(detector_source, "train_detectors", boom)
+    monkeypatch.setattr(detector_source, "detect", boom)
     again = pipeline.ensure_detections(RemConfig.tiny(), tiny_world, root=root)
     pd.testing.assert_frame_equal(again.detections, result.detections)
     assert np.array_equal(again.features, result.features)
@@ -165,8 +166,8 @@ def test_geometry_features_run_rem_without_a_detector(tiny_world, tmp_path, monk
     def boom(*args, **kwargs):
         raise AssertionError("no detector in the geometry source")
 
-    monkeypatch.setattr(pipeline, "train_detectors", boom)
-    monkeypatch.setattr(pipeline, "detect", boom)
+    monkeypatch.setattr(detector_source, "train_detectors", boom)
+    monkeypatch.setattr(detector_source, "detect", boom)
     status = pipeline.pipeline_status(config, tiny_world, root=tmp_path)
     assert status["detectors"] and not status["detections"]
     run = pipeline.ensure_detections(config, tiny_world, root=tmp_path)

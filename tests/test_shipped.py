@@ -20,6 +20,7 @@ from rem_core.pipeline import (
     ensure_detectors,
 )
 from rem_core.shipped import ship_detectors, world_fingerprint
+from rem_core.sources import detector as detector_source
 from rem_core.world import write_world
 
 
@@ -51,7 +52,7 @@ def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("trained")
 
-    monkeypatch.setattr(pipeline, "train_detectors", boom)
+    monkeypatch.setattr(detector_source, "train_detectors", boom)
 
 
 def test_the_fingerprint_is_the_worlds_content(tiny_world, tiny_config, tmp_path):
@@ -112,9 +113,9 @@ def test_shipped_weights_for_anything_else_are_not_used(
     key = detector_key(config, tiny_world)
     assert shipped.find_shipped(key, tiny_world, config.detector.ensemble_size) is None
     trained_here = []
-    real = pipeline.train_detectors
+    real = detector_source.train_detectors
     monkeypatch.setattr(
-        pipeline, "train_detectors", lambda *a, **k: trained_here.append(1) or real(*a, **k)
+        detector_source, "train_detectors", lambda *a, **k: trained_here.append(1) or real(*a, **k)
     )
     ensure_detectors(config, tiny_world, root=tmp_path / "cache")
     assert trained_here

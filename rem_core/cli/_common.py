@@ -4,6 +4,7 @@ features it scores, and progress bars."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,7 +13,15 @@ from typing import Any
 from rem_core.config import MINING_METHODS, RemConfig
 from rem_core.dataset import Dataset
 
-__all__ = ["StageBars", "features_for_args", "method_arg", "open_dataset", "prepare", "settings"]
+__all__ = [
+    "StageBars",
+    "features_for_args",
+    "method_arg",
+    "open_dataset",
+    "prepare",
+    "setting_arg",
+    "settings",
+]
 
 
 def progress_bar(total: int, desc: str, unit: str) -> tuple[Any, Callable[[int, int], None]]:
@@ -29,8 +38,13 @@ def progress_bar(total: int, desc: str, unit: str) -> tuple[Any, Callable[[int, 
 
 def settings(args: argparse.Namespace) -> RemConfig:
     """The preset's settings with what the command's arguments change: ``--members``,
-    ``--epochs``, ``--estimator``, ``--budget``, ``--fp-costs-budget`` (each only where the
-    command has it)."""
+    ``--epochs``, ``--estimator``, ``--estimator-setting``, ``--budget``,
+    ``--fp-costs-budget`` (each only where the command has it).
+
+    Raises:
+        ValueError: a setting the chosen estimator does not have, or a bad value (naming
+            it, e.g. ``gmm.n_components: must be an int >= 1, got 0``).
+    """
     config = RemConfig.preset(args.preset)
     detector, rareness, mining = config.detector, config.rareness, config.mining
     if getattr(args, "members", None) is not None:
@@ -39,6 +53,9 @@ def settings(args: argparse.Namespace) -> RemConfig:
         detector = replace(detector, epochs=args.epochs)
     if getattr(args, "estimator", None):
         rareness = replace(rareness, estimator=args.estimator)
+    changes = dict(getattr(args, "estimator_setting", None) or [])
+    if changes:
+        rareness = rareness.with_estimator_settings(**changes)
     budget = getattr(args, "budget", None)
     if budget is not None:
         mining = replace(mining, budget=int(budget) if budget.strip().isdigit() else budget)
@@ -91,6 +108,19 @@ class StageBars:
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
+
+
+def setting_arg(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line: the value read as JSON (``4``, ``0.5``,
+    ``[32,32]``, lists becoming tuples), else kept as text (``device=cuda``)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. n_components=4")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), tuple(value) if isinstance(value, list) else value
 
 
 def method_arg(name: str) -> str:

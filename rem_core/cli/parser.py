@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from rem_core.cli._common import method_arg
+from rem_core.cli._common import method_arg, setting_arg
 from rem_core.cli.data import cmd_app, cmd_import, cmd_info, cmd_world
 from rem_core.cli.experiment import cmd_experiment
 from rem_core.cli.stages import (
@@ -82,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--members", type=int, default=None, help="ensemble size")
         p.add_argument("--epochs", type=int, default=None, help="training epochs per detector")
+
+    def estimator_args(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument(
+            "--estimator",
+            choices=ESTIMATORS,
+            default=None,
+            help=f"{what} (default: ffjord)",
+        )
+        p.add_argument(
+            "--estimator-setting",
+            action="append",
+            default=[],
+            type=setting_arg,
+            metavar="NAME=VALUE",
+            help="a setting of the chosen estimator, e.g. n_components=4 for gmm, k=5 for knn, "
+            "max_epochs=20 for ffjord (repeatable; JSON values: hidden=[32,32])",
+        )
 
     def features_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -175,12 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsub = p.add_subparsers(dest="flow_command", required=True, metavar="ACTION")
     q = fsub.add_parser("fit", help="fit (cached) and report", description="Fit the density model.")
     common(q)
-    q.add_argument(
-        "--estimator",
-        choices=ESTIMATORS,
-        default=None,
-        help="density model (default: ffjord)",
-    )
+    estimator_args(q, "density model")
     features_arg(q)
     q.set_defaults(func=cmd_flow_fit)
 
@@ -191,12 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "track (mean log p over its frames); print the rarest tracks.",
     )
     common(p)
-    p.add_argument(
-        "--estimator",
-        choices=ESTIMATORS,
-        default=None,
-        help="density model (default: ffjord)",
-    )
+    estimator_args(p, "density model")
     p.add_argument(
         "--out",
         type=Path,
@@ -275,12 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def mining_options(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument(
-            "--estimator",
-            choices=ESTIMATORS,
-            default=None,
-            help="density model of D-REM and MD-REM (default: ffjord)",
-        )
+        estimator_args(p, "density model of D-REM and MD-REM")
         p.add_argument(
             "--budget",
             default=None,

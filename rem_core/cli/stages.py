@@ -28,18 +28,18 @@ def cmd_detect_train(args: argparse.Namespace) -> int:
 def cmd_detect_ship(args: argparse.Namespace) -> int:
     import time
 
-    from rem_core.artifacts import cache_root
     from rem_core.config import config_to_dict
-    from rem_core.pipeline import (
+    from rem_core.shipped import SHIPPED, ship_detectors
+    from rem_core.sources.detector import (
         DETECTOR_VERSION,
-        detector_key,
+        detector_entry,
         detector_origin,
         ensure_detectors,
     )
-    from rem_core.shipped import SHIPPED, ship_detectors
 
     config, ds = prepare(args, features=False)
-    key = detector_key(config, ds)
+    entry = detector_entry(config, ds)
+    key = entry.key
     if detector_origin(config, ds).get("origin") == "shipped":
         raise SystemExit(
             f"rem detect ship: the cached ensemble {key} is itself a shipped copy; train it "
@@ -51,7 +51,7 @@ def cmd_detect_ship(args: argparse.Namespace) -> int:
     out = args.out or SHIPPED / args.preset
     settings = {"detector": config_to_dict(config.detector), "preset": args.preset}
     ship_detectors(
-        cache_root() / "detector" / key,
+        entry.path,
         ds,
         key,
         out,

@@ -7,17 +7,26 @@ that shapes a stage's output changes.
 
 The settings live by stage: ``world`` (the synthetic world), ``detector`` (the detector, the
 tracker, the auto-labeler), ``rareness`` (the density, the easy-object filter, mining) and
-``experiment`` (the active-learning experiment, the feature source).
+``experiment`` (the active-learning experiment, the feature source). The density
+estimators' settings (FFJORD's ``DensityConfig`` and the baselines' ``GaussianConfig``,
+``GMMConfig``, ``KNNConfig``, ``RealNVPConfig``) are in ``config/density.py``, carried by
+``RarenessConfig``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from rem_core.config.density import (
+    ESTIMATOR_SETTINGS,
+    GaussianConfig,
+    GMMConfig,
+    KNNConfig,
+    RealNVPConfig,
+)
 from rem_core.config.detector import AutoLabelConfig, DetectorConfig, TrackerConfig
 from rem_core.config.experiment import ExperimentConfig, FeatureConfig
 from rem_core.config.names import (
@@ -35,6 +44,7 @@ from rem_core.config.rareness import (
     RarenessConfig,
     ScoreConfig,
 )
+from rem_core.config.rules import settings_dict
 from rem_core.config.world import (
     DEFAULT_VEHICLE_MIX,
     OTHER_REGION_VEHICLE_MIX,
@@ -47,6 +57,7 @@ from rem_core.config.world import (
 __all__ = [
     "DEFAULT_VEHICLE_MIX",
     "ESTIMATORS",
+    "ESTIMATOR_SETTINGS",
     "EXPERIMENT_ROW_NAMES",
     "FEATURE_SOURCES",
     "MINING_METHODS",
@@ -61,9 +72,13 @@ __all__ = [
     "DomainConfig",
     "ExperimentConfig",
     "FeatureConfig",
+    "GMMConfig",
+    "GaussianConfig",
+    "KNNConfig",
     "LidarConfig",
     "MiningConfig",
     "RarenessConfig",
+    "RealNVPConfig",
     "RemConfig",
     "ScoreConfig",
     "TrackerConfig",
@@ -120,14 +135,22 @@ class RemConfig:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a (nested) config dataclass."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    """A JSON-ready dict of a (nested) config dataclass.
+
+    Every field, except those declared ``omit_default`` (added after the cache keys were
+    fixed) while they hold their default: see ``rem_core.config.rules.settings_dict``.
+    """
+    return json.loads(json.dumps(settings_dict(config)))
 
 
 def config_hash(config: Any, *upstream: str) -> str:
-    """A 16-hex-digit key of a config and the keys of the stages it depends on."""
+    """A 16-hex-digit key of a config and the keys of the stages it depends on.
+
+    The config enters as :func:`config_to_dict` gives it: a field declared ``omit_default``
+    changes the key only once it leaves its default, so keys made before it existed hold.
+    """
     payload = json.dumps(
-        {"type": type(config).__name__, "config": dataclasses.asdict(config), "up": upstream},
+        {"type": type(config).__name__, "config": settings_dict(config), "up": upstream},
         sort_keys=True,
         default=str,
     )

@@ -3,33 +3,43 @@ track-level mining."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from rem_core.config.detector import DEVICE
+from rem_core.config.density import (
+    ACTIVATIONS,
+    SOLVERS,
+    DensityConfig,
+    GaussianConfig,
+    GMMConfig,
+    KNNConfig,
+    RealNVPConfig,
+)
 from rem_core.config.names import ESTIMATORS, SPLITS
-from rem_core.config.rules import Check, Settings, flag, integer, is_int, number, one_of, setting
+from rem_core.config.rules import (
+    Check,
+    Settings,
+    flag,
+    integer,
+    is_int,
+    number,
+    one_of,
+    setting,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "SOLVERS",
     "DensityConfig",
+    "GMMConfig",
+    "GaussianConfig",
+    "KNNConfig",
     "MiningConfig",
     "RarenessConfig",
+    "RealNVPConfig",
     "ScoreConfig",
 ]
-
-#: torchdiffeq's methods that ``DensityConfig.solver`` may name.
-SOLVERS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2", "rk4", "midpoint", "euler")
-#: Smooth activations of the flow's dynamics (the trace needs a smooth ``f``).
-ACTIVATIONS = ("softplus", "tanh")
-
-
-def _widths(value: tuple[int, ...]) -> bool:
-    return (
-        isinstance(value, tuple)
-        and len(value) >= 1
-        and all(is_int(h) and 1 <= h <= 4096 for h in value)
-    )
 
 
 def _splits(value: tuple[str, ...]) -> bool:
@@ -40,64 +50,14 @@ def _budget(value: int | str) -> bool:
     return is_int(value) or (isinstance(value, str) and bool(value.strip()))
 
 
-@dataclass(frozen=True, kw_only=True)
-class DensityConfig(Settings):
-    """Settings of :class:`FFJORD`: dynamics, ODE solver, training and scoring.
-
-    Attributes:
-        hidden: widths of the hidden layers of the dynamics MLP ``f(t, z)``; time is
-            concatenated to the input of every layer.
-        activation: ``"softplus"`` or ``"tanh"`` (smooth, so the trace is well defined).
-        t1: integration end time.
-        solver: a torchdiffeq method (``"dopri5"`` by default).
-        rtol, atol: solver tolerances for scoring (``score_samples``).
-        train_rtol, train_atol: solver tolerances while training and for the validation NLL.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        batch_size: training mini-batch size.
-        max_epochs: upper bound on training epochs.
-        patience: epochs without a better validation NLL before stopping early.
-        val_fraction: share of ``X`` held out for early stopping (0 disables it).
-        score_batch_size: rows per ODE solve when scoring.
-        max_nfe: most function evaluations one ODE solve may take. A solve that needs more
-            (the learned dynamics turned stiff) stops: training keeps the best weights so
-            far, scoring raises an error.
-        seed: seed of initialisation, split, shuffling and Hutchinson noise.
-        device: torch device, ``"cpu"`` by default.
-        kinetic_weight: RNODE weight ``lambda_K`` of the kinetic energy
-            ``integral_0^t1 ||f(t, z)||^2 dt`` added to the training loss (RNODE: Finlay et
-            al. 2020, "How to train your neural ODE"), summed over the ``D`` dimensions and
-            averaged over rows; 0 disables it. Training only: scoring is unchanged.
-        jacobian_weight: RNODE weight ``lambda_J`` of the Jacobian's squared Frobenius norm
-            ``integral_0^t1 ||eps^T df/dz||^2 dt`` (Hutchinson, the probe of the trace
-            estimate); 0 disables it. Both default to 0.1, chosen by held-out NLL on the
-            demo worlds (docs/density.md, "What was tried").
-    """
-
-    section = "density"
-
-    hidden: tuple[int, ...] = setting(
-        (64, 64), Check(_widths, "must be a non-empty tuple of ints in [1, 4096]")
+def _settings_of(cls: type[Settings]) -> Any:
+    """A field holding the settings of one baseline estimator. It came after the rareness
+    cache keys were fixed: left out of the key while at its default (``omit_default``)."""
+    return setting(
+        rule=Check(lambda v: isinstance(v, cls), f"must be a {cls.__name__}"),
+        default_factory=cls,
+        omit_default=True,
     )
-    activation: str = one_of("softplus", ACTIVATIONS)
-    t1: float = number(1.0, "(0, 100]")
-    solver: str = one_of("dopri5", SOLVERS)
-    rtol: float = number(1e-5, "(0, 1]")
-    atol: float = number(1e-5, "(0, 1]")
-    train_rtol: float = number(1e-4, "(0, 1]")
-    train_atol: float = number(1e-4, "(0, 1]")
-    lr: float = number(3e-3, "(0, 1]")
-    weight_decay: float = number(0.0, "[0, inf)")
-    batch_size: int = integer(1024, "[1, inf)")
-    max_epochs: int = integer(100, "[1, inf)")
-    patience: int = integer(10, "[1, inf)")
-    val_fraction: float = number(0.1, "[0, 0.5)")
-    score_batch_size: int = integer(8192, "[1, inf)")
-    max_nfe: int = integer(5000, "[10, inf)")
-    seed: int = integer(0, "[0, inf)")
-    device: str = setting("cpu", DEVICE)
-    kinetic_weight: float = number(0.1, "[0, 100]")
-    jacobian_weight: float = number(0.1, "[0, 100]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,9 +69,28 @@ class RarenessConfig(Settings):
     (``ffjord`` or a baseline: ``gaussian``, ``gmm``, ``knn``, ``realnvp``) is fitted on them.
     ``k = 32`` components: chosen with the flow's regularisation by held-out NLL
     (docs/density.md, "What was tried").
+
+    Each estimator's settings travel here, whichever is chosen: ``density`` (FFJORD's),
+    ``gaussian``, ``gmm``, ``knn`` and ``realnvp``; :meth:`estimator_settings` gives the
+    chosen one's as keywords (``rem_core.density.estimator_for`` builds it from them). The
+    baselines' fields enter the cache key only once changed from their defaults, so the
+    keys of configurations made before they existed hold.
+
+    >>> cfg = RarenessConfig(estimator="gmm").with_estimator_settings(n_components=4)
+    >>> cfg.gmm.n_components, cfg.estimator_settings()["n_components"]
+    (4, 4)
     """
 
     section = "rareness"
+
+    #: The field holding each estimator's settings.
+    SETTINGS_FIELDS: ClassVar[dict[str, str]] = {
+        "ffjord": "density",
+        "gaussian": "gaussian",
+        "gmm": "gmm",
+        "knn": "knn",
+        "realnvp": "realnvp",
+    }
 
     k: int = integer(32, "[1, 512]")
     estimator: str = one_of("ffjord", ESTIMATORS)
@@ -123,6 +102,32 @@ class RarenessConfig(Settings):
         rule=Check(lambda v: isinstance(v, DensityConfig), "must be a DensityConfig"),
         default_factory=lambda: DensityConfig(max_epochs=40),
     )
+    gaussian: GaussianConfig = _settings_of(GaussianConfig)
+    gmm: GMMConfig = _settings_of(GMMConfig)
+    knn: KNNConfig = _settings_of(KNNConfig)
+    realnvp: RealNVPConfig = _settings_of(RealNVPConfig)
+
+    def estimator_settings(self, name: str | None = None) -> dict[str, Any]:
+        """The keyword settings of estimator ``name`` (default: the chosen ``estimator``),
+        ready for ``make_estimator(name, **settings)``."""
+        return dataclasses.asdict(getattr(self, self._settings_field(name)))
+
+    def with_estimator_settings(self, name: str | None = None, **changes: Any) -> RarenessConfig:
+        """A copy with settings of estimator ``name`` (default: the chosen one) changed.
+
+        Raises:
+            ValueError: a setting the estimator does not have, or a bad value (naming it).
+        """
+        field = self._settings_field(name)
+        return dataclasses.replace(self, **{field: getattr(self, field).changed(**changes)})
+
+    def _settings_field(self, name: str | None) -> str:
+        name = self.estimator if name is None else name
+        if name not in self.SETTINGS_FIELDS:
+            raise ValueError(
+                f"rareness.estimator: unknown {name!r}; known: {', '.join(ESTIMATORS)}"
+            )
+        return self.SETTINGS_FIELDS[name]
 
 
 @dataclass(frozen=True, kw_only=True)

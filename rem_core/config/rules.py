@@ -7,6 +7,11 @@ dataclass's ``__post_init__`` checks every field by its rule and raises ``ValueE
 the field's metadata, not in its value, so ``dataclasses.asdict`` and every cache key are
 those of the plain values.
 
+A field added after the cache keys were fixed is declared with ``setting(...,
+omit_default=True)``: :func:`settings_dict` (what ``config_to_dict`` and ``config_hash``
+read) leaves it out while it holds its default, so the keys of every configuration written
+before it existed stay the same, and changing it changes the key as any other setting does.
+
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True, kw_only=True)
 ... class Lamp(Settings):
@@ -23,12 +28,13 @@ ValueError: lamp.watts: must be a number in (0, 200] W, got 0
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "Check",
@@ -44,6 +50,7 @@ __all__ = [
     "one_of",
     "require",
     "setting",
+    "settings_dict",
 ]
 
 
@@ -157,9 +164,20 @@ class Check(Rule):
         return None if ok else f"{self.message}, got {value!r}"
 
 
-def setting(default: Any = dataclasses.MISSING, rule: Rule | None = None, **kwargs: Any) -> Any:
-    """A dataclass field checked by ``rule`` (``default_factory=`` works as in ``field``)."""
-    return dataclasses.field(default=default, metadata={"rule": rule}, **kwargs)
+def setting(
+    default: Any = dataclasses.MISSING,
+    rule: Rule | None = None,
+    *,
+    omit_default: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field checked by ``rule`` (``default_factory=`` works as in ``field``).
+
+    ``omit_default``: the field came after the cache keys were fixed; :func:`settings_dict`
+    leaves it out while it equals its default, so older keys stay valid.
+    """
+    metadata = {"rule": rule, "omit_default": omit_default}
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def number(default: float | None, interval: str, unit: str = "", *, optional: bool = False) -> Any:
@@ -207,3 +225,68 @@ class Settings:
 
     def _validate(self) -> None:
         """Rules that tie fields together (none here)."""
+
+    def changed(self, **changes: Any) -> Self:
+        """A copy with ``changes`` (checked as any value is).
+
+        Raises:
+            ValueError: a name that is not a field of the class (naming the section and the
+                fields it has), or a value its rule refuses.
+
+        >>> @dataclass(frozen=True, kw_only=True)
+        ... class Lamp(Settings):
+        ...     section = "lamp"
+        ...     watts: float = number(40.0, "(0, 200]", "W")
+        >>> Lamp().changed(watts=60).watts
+        60
+        >>> Lamp().changed(volts=230)
+        Traceback (most recent call last):
+            ...
+        ValueError: lamp: unknown setting volts; known: watts
+        """
+        names = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{self.section}: unknown setting {', '.join(unknown)}; known: {', '.join(names)}"
+            )
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def settings_dict(config: Any) -> Any:
+    """The plain value of a (nested) settings dataclass: what ``dataclasses.asdict`` gives,
+    without the ``omit_default`` fields that hold their default.
+
+    ``config_to_dict`` and ``config_hash`` read it, so a field added with ``omit_default``
+    leaves every existing cache key as it was until it is changed.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True, kw_only=True)
+    ... class Lamp(Settings):
+    ...     watts: float = number(40.0, "(0, 200]", "W")
+    ...     dimmer: bool = setting(False, Check(lambda v: isinstance(v, bool), "must be a bool"),
+    ...                            omit_default=True)
+    >>> settings_dict(Lamp()), settings_dict(Lamp(dimmer=True))
+    ({'watts': 40.0}, {'watts': 40.0, 'dimmer': True})
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        out = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if f.metadata.get("omit_default") and value == _default(f):
+                continue
+            out[f.name] = settings_dict(value)
+        return out
+    if isinstance(config, tuple):  # a namedtuple too: JSON writes both as a list
+        return tuple(settings_dict(v) for v in config)
+    if isinstance(config, list):
+        return [settings_dict(v) for v in config]
+    if isinstance(config, dict):
+        return {settings_dict(k): settings_dict(v) for k, v in config.items()}
+    return copy.deepcopy(config)

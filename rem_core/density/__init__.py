@@ -18,12 +18,21 @@ Baselines: :class:`GaussianDensity`, :class:`GaussianMixtureDensity`, :class:`KN
 penalties (Finlay et al. 2020) when ``kinetic_weight``/``jacobian_weight`` are set, and
 :func:`select_density` picks the PCA dimension and estimator on held-out likelihood.
 
+Every estimator takes keyword settings, the fields of its settings class in
+``rem_core.config`` (FFJORD: :class:`DensityConfig`; :class:`GaussianConfig`,
+:class:`GMMConfig`, :class:`KNNConfig`, :class:`RealNVPConfig`), checked by its rules, or
+one such object as ``config``. :class:`~rem_core.config.RarenessConfig` carries one of each,
+and :func:`estimator_for` builds the one it chooses.
+
 Example:
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(500, 3))
     >>> est = make_estimator("gaussian").fit(X)
     >>> rareness(est, X[:4]).shape
     (4,)
+    >>> from rem_core.config import RarenessConfig
+    >>> estimator_for(RarenessConfig(estimator="knn").with_estimator_settings(k=5)).config
+    KNNConfig(k=5)
 """
 
 from __future__ import annotations
@@ -31,7 +40,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rem_core.config import DensityConfig
+from rem_core.config import (
+    DensityConfig,
+    GaussianConfig,
+    GMMConfig,
+    KNNConfig,
+    RarenessConfig,
+    RealNVPConfig,
+)
 from rem_core.density.base import (
     BatchLoss,
     DensityEstimator,
@@ -42,8 +58,7 @@ from rem_core.density.base import (
     standard_normal_log_prob,
 )
 from rem_core.density.baselines import GaussianDensity, GaussianMixtureDensity, KNNDensity
-from rem_core.density.ffjord import (
-    FFJORD,
+from rem_core.density.cnf import (
     MLPDynamics,
     RegularisedTerms,
     cnf_log_prob,
@@ -51,6 +66,7 @@ from rem_core.density.ffjord import (
     exact_divergence,
     hutchinson_divergence,
 )
+from rem_core.density.ffjord import FFJORD
 from rem_core.density.realnvp import RealNVP
 from rem_core.density.selection import Candidate, CandidateFit, DensitySelection, select_density
 
@@ -64,15 +80,20 @@ __all__ = [
     "DensityEstimator",
     "DensitySelection",
     "EpochRecord",
+    "GMMConfig",
+    "GaussianConfig",
     "GaussianDensity",
     "GaussianMixtureDensity",
+    "KNNConfig",
     "KNNDensity",
     "MLPDynamics",
     "RealNVP",
+    "RealNVPConfig",
     "RegularisedTerms",
     "SolverStalled",
     "cnf_log_prob",
     "cnf_regularised_terms",
+    "estimator_for",
     "exact_divergence",
     "hutchinson_divergence",
     "load_estimator",
@@ -82,7 +103,8 @@ __all__ = [
     "standard_normal_log_prob",
 ]
 
-#: Short names for the CLI; each maps to a class whose keyword settings ``make_estimator`` passes.
+#: Short names (``rareness.estimator``, the CLI's ``--estimator``); each maps to a class whose
+#: keyword settings ``make_estimator`` passes.
 ESTIMATORS: dict[str, type] = {
     "ffjord": FFJORD,
     "gaussian": GaussianDensity,
@@ -94,7 +116,12 @@ ESTIMATORS: dict[str, type] = {
 
 def make_estimator(name: str, **settings: Any) -> DensityEstimator:
     """An unfitted estimator by short name (``ffjord``, ``gaussian``, ``gmm``, ``knn``,
-    ``realnvp``) with keyword settings, e.g. ``make_estimator("knn", k=5)``."""
+    ``realnvp``) with keyword settings, e.g. ``make_estimator("knn", k=5)``.
+
+    Raises:
+        ValueError: an unknown name, an unknown setting or a bad value (naming the field,
+            ``knn.k: must be an int >= 1, got 0``).
+    """
     if name not in ESTIMATORS:
         raise ValueError(f"density.estimator: unknown {name!r}; known: {', '.join(ESTIMATORS)}")
     try:
@@ -110,3 +137,12 @@ def load_estimator(folder: str | Path) -> DensityEstimator:
     if kind not in ESTIMATORS:
         raise ValueError(f"{folder}: unknown estimator {kind!r}")
     return ESTIMATORS[kind].load(folder)
+
+
+def estimator_for(rareness: RarenessConfig) -> DensityEstimator:
+    """The unfitted estimator ``rareness.estimator`` names, with its settings from
+    ``rareness`` (``density`` for FFJORD, ``gaussian``, ``gmm``, ``knn`` or ``realnvp``).
+
+    What the pipeline fits; ``RarenessConfig.with_estimator_settings`` changes them.
+    """
+    return make_estimator(rareness.estimator, **rareness.estimator_settings())

@@ -9,13 +9,16 @@ import math
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from rem_core.config import DensityConfig, RealNVPConfig
+from rem_core.config.rules import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,26 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def _check(condition: bool, name: str, message: str) -> None:
     if not condition:
         raise ValueError(f"{name}: {message}")
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def _configure(kind: type[S], config: S | None, settings: dict[str, Any]) -> S:
+    """An estimator's settings: ``config`` (default: ``kind()``, the defaults) with the
+    keyword ``settings`` replacing its fields, checked by ``kind``'s rules.
+
+    Raises:
+        ValueError: ``config`` of another class, an unknown setting or a bad value, naming it
+            (``gmm.n_components: must be an int >= 1, got 0``).
+    """
+    if config is None:
+        config = kind()
+    elif not isinstance(config, kind):
+        raise ValueError(
+            f"{kind.section}: config must be a {kind.__name__}, got {type(config).__name__}"
+        )
+    return config.changed(**settings)
 
 
 @runtime_checkable
@@ -102,6 +125,21 @@ def _write(folder: str | Path, kind: str, settings: dict, state: dict[str, Tenso
     tmp = folder / ".density.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     tmp.replace(folder / "density.json")
+
+
+def _write_flow(folder: str | Path, est: Any, module: nn.Module) -> None:
+    """Write a fitted flow ``est``: ``module``'s state dict, the settings, ``D`` and the
+    training history (``est.history_``)."""
+    history = [asdict(r) for r in est.history_]
+    settings = asdict(est.config)
+    _write(
+        folder,
+        est.kind,
+        settings,
+        module.state_dict(),
+        n_features_in=est.n_features_in_,
+        history=history,
+    )
 
 
 def _read(folder: str | Path, kind: str | None) -> tuple[dict, dict[str, Tensor]]:
@@ -188,26 +226,23 @@ class SolverStalled(RuntimeError):
 def _train_flow(
     module: nn.Module,
     X: np.ndarray,
+    settings: DensityConfig | RealNVPConfig,
     *,
     batch_loss: Callable[[Tensor, torch.Generator], BatchLoss | tuple[Tensor, int]],
     eval_nll: Callable[[Tensor], float],
-    lr: float,
-    weight_decay: float,
-    batch_size: int,
-    max_epochs: int,
-    patience: int,
-    val_fraction: float,
-    seed: int,
-    device: torch.device,
     name: str,
 ) -> list[EpochRecord]:
     """Adam on the mean NLL with early stopping on a held-out split; restores the best weights.
 
-    ``batch_loss`` returns a :class:`BatchLoss` or a ``(loss, nfe)`` pair (the loss is then the
-    NLL). A :class:`SolverStalled` raised by ``batch_loss`` or ``eval_nll`` ends training there,
-    keeping the best weights so far (the last complete epoch's without a held-out split); in
-    the first epoch it propagates.
+    ``settings``, the flow's settings, gives Adam's ``lr`` and ``weight_decay``,
+    ``batch_size``, ``max_epochs``, ``patience`` and ``val_fraction`` of early stopping,
+    ``seed`` and ``device``. ``batch_loss`` returns a :class:`BatchLoss` or a ``(loss, nfe)``
+    pair (the loss is then the NLL). A :class:`SolverStalled` raised by ``batch_loss`` or
+    ``eval_nll`` ends training there, keeping the best weights so far (the last complete
+    epoch's without a held-out split); in the first epoch it propagates.
     """
+    batch_size, patience, seed = settings.batch_size, settings.patience, settings.seed
+    val_fraction, device = settings.val_fraction, torch.device(settings.device)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
     n_val = int(round(val_fraction * len(X))) if val_fraction > 0 and len(X) >= 2 else 0
@@ -215,11 +250,11 @@ def _train_flow(
     x_val = torch.as_tensor(X[order[:n_val]], dtype=torch.float32, device=device)
     x_train = torch.as_tensor(X[order[n_val:]], dtype=torch.float32, device=device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     best, best_state, waited = math.inf, copy.deepcopy(module.state_dict()), 0
     history: list[EpochRecord] = []
     stalled = False
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(1, settings.max_epochs + 1):
         start = time.perf_counter()
         before = copy.deepcopy(module.state_dict())
         module.train()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -10,7 +11,16 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
-from rem_core.density.base import _LOG_2PI, _as_matrix, _check, _read, _require_fitted, _write
+from rem_core.config import GaussianConfig, GMMConfig, KNNConfig
+from rem_core.density.base import (
+    _LOG_2PI,
+    _as_matrix,
+    _check,
+    _configure,
+    _read,
+    _require_fitted,
+    _write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +29,12 @@ class GaussianDensity:
     """A single Gaussian with full covariance, fitted in closed form.
 
     Args:
-        reg: added to the covariance diagonal for numerical stability (variance units).
+        config: settings as one :class:`~rem_core.config.GaussianConfig` (optional).
+        **settings: its fields, replacing those of ``config``: ``reg``, added to the
+            covariance diagonal for numerical stability (variance units; default 1e-6).
 
     Attributes:
+        config: the settings.
         mean_: ``(D,)`` float64 sample mean.
         covariance_: ``(D, D)`` float64 sample covariance plus ``reg * I``.
         n_features_in_: ``D``.
@@ -29,9 +42,8 @@ class GaussianDensity:
 
     kind: ClassVar[str] = "gaussian"
 
-    def __init__(self, *, reg: float = 1e-6) -> None:
-        _check(reg >= 0, "gaussian.reg", f"must be >= 0, got {reg}")
-        self.reg = reg
+    def __init__(self, config: GaussianConfig | None = None, **settings: Any) -> None:
+        self.config = _configure(GaussianConfig, config, settings)
 
     def fit(self, X: np.ndarray) -> Self:
         """Fit mean and covariance to ``X`` ``(N, D)``; returns ``self``."""
@@ -39,7 +51,7 @@ class GaussianDensity:
         d = X.shape[1]
         self.mean_ = X.mean(axis=0)
         cov = np.atleast_2d(np.cov(X, rowvar=False, bias=True)) if len(X) > 1 else np.zeros((d, d))
-        self.covariance_ = cov + self.reg * np.eye(d)
+        self.covariance_ = cov + self.config.reg * np.eye(d)
         self.n_features_in_ = d
         self._factor()
         return self
@@ -68,7 +80,7 @@ class GaussianDensity:
         """Write ``density.pt`` and ``density.json`` to ``folder``."""
         _require_fitted(self)
         state = {"mean": torch.from_numpy(self.mean_), "cov": torch.from_numpy(self.covariance_)}
-        _write(folder, self.kind, {"reg": self.reg}, state)
+        _write(folder, self.kind, dataclasses.asdict(self.config), state)
 
     @classmethod
     def load(cls, folder: str | Path) -> Self:
@@ -86,14 +98,15 @@ class GaussianMixtureDensity:
     """A Gaussian mixture fitted by EM (``sklearn.mixture.GaussianMixture``).
 
     Args:
-        n_components: mixture components.
-        covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
-        reg_covar: added to covariance diagonals.
-        max_iter: EM iterations.
-        n_init: EM restarts (the best is kept).
-        seed: seed of the k-means initialisation.
+        config: settings as one :class:`~rem_core.config.GMMConfig` (optional).
+        **settings: its fields, replacing those of ``config``: ``n_components`` (8),
+            ``covariance_type`` (``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``),
+            ``reg_covar`` (1e-6, added to covariance diagonals), ``max_iter`` (200 EM
+            iterations), ``n_init`` (1 EM start; the best is kept), ``seed`` (0, of the
+            k-means initialisation).
 
     Attributes:
+        config: the settings.
         mixture_: the fitted ``GaussianMixture``; its arrays (``weights_``, ``means_``,
             ``covariances_``, ``precisions_cholesky_``) are what :meth:`save` stores.
         n_features_in_: ``D``.
@@ -108,62 +121,30 @@ class GaussianMixtureDensity:
         "precisions_",
     )
 
-    def __init__(
-        self,
-        *,
-        n_components: int = 8,
-        covariance_type: str = "full",
-        reg_covar: float = 1e-6,
-        max_iter: int = 200,
-        n_init: int = 1,
-        seed: int = 0,
-    ) -> None:
-        _check(n_components >= 1, "gmm.n_components", f"must be >= 1, got {n_components}")
-        _check(
-            covariance_type in ("full", "tied", "diag", "spherical"),
-            "gmm.covariance_type",
-            f"must be full, tied, diag or spherical, got {covariance_type!r}",
-        )
-        _check(reg_covar >= 0, "gmm.reg_covar", f"must be >= 0, got {reg_covar}")
-        _check(max_iter >= 1, "gmm.max_iter", f"must be >= 1, got {max_iter}")
-        _check(n_init >= 1, "gmm.n_init", f"must be >= 1, got {n_init}")
-        _check(isinstance(seed, int), "gmm.seed", f"must be an int, got {seed!r}")
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.seed = seed
-
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "n_components": self.n_components,
-            "covariance_type": self.covariance_type,
-            "reg_covar": self.reg_covar,
-            "max_iter": self.max_iter,
-            "n_init": self.n_init,
-            "seed": self.seed,
-        }
+    def __init__(self, config: GMMConfig | None = None, **settings: Any) -> None:
+        self.config = _configure(GMMConfig, config, settings)
 
     def _mixture(self):
         from sklearn.mixture import GaussianMixture
 
+        c = self.config
         return GaussianMixture(
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            random_state=self.seed,
+            n_components=c.n_components,
+            covariance_type=c.covariance_type,
+            reg_covar=c.reg_covar,
+            max_iter=c.max_iter,
+            n_init=c.n_init,
+            random_state=c.seed,
         )
 
     def fit(self, X: np.ndarray) -> Self:
         """Fit the mixture to ``X`` ``(N, D)`` (needs ``N >= n_components``); returns ``self``."""
         X = _as_matrix(X)
+        n = self.config.n_components
         _check(
-            len(X) >= self.n_components,
+            len(X) >= n,
             "gmm.n_components",
-            f"{self.n_components} components need at least as many rows, got N={len(X)}",
+            f"{n} components need at least as many rows, got N={len(X)}",
         )
         self.mixture_ = self._mixture().fit(X)
         self.n_features_in_ = X.shape[1]
@@ -178,7 +159,8 @@ class GaussianMixtureDensity:
         """Write the mixture's arrays to ``density.pt`` and its settings to ``density.json``."""
         _require_fitted(self)
         state = {k: torch.from_numpy(np.asarray(getattr(self.mixture_, k))) for k in self._ARRAYS}
-        _write(folder, self.kind, self._settings(), state, n_features_in=self.n_features_in_)
+        settings = dataclasses.asdict(self.config)
+        _write(folder, self.kind, settings, state, n_features_in=self.n_features_in_)
 
     @classmethod
     def load(cls, folder: str | Path) -> Self:
@@ -207,23 +189,26 @@ class KNNDensity:
     counts itself as its own first neighbour. Distances are floored at 1e-12.
 
     Args:
-        k: neighbour rank whose distance is used.
+        config: settings as one :class:`~rem_core.config.KNNConfig` (optional).
+        **settings: its fields, replacing those of ``config``: ``k`` (10), the neighbour
+            rank whose distance is used.
 
     Attributes:
+        config: the settings.
         points_: ``(N, D)`` float64 training points (what :meth:`save` stores).
         n_features_in_: ``D``.
     """
 
     kind: ClassVar[str] = "knn"
 
-    def __init__(self, *, k: int = 10) -> None:
-        _check(isinstance(k, int) and k >= 1, "knn.k", f"must be an int >= 1, got {k!r}")
-        self.k = k
+    def __init__(self, config: KNNConfig | None = None, **settings: Any) -> None:
+        self.config = _configure(KNNConfig, config, settings)
 
     def fit(self, X: np.ndarray) -> Self:
         """Index the rows of ``X`` ``(N, D)``, ``N >= k``; returns ``self``."""
         X = _as_matrix(X)
-        _check(len(X) >= self.k, "knn.k", f"needs at least k={self.k} rows, got N={len(X)}")
+        k = self.config.k
+        _check(len(X) >= k, "knn.k", f"needs at least k={k} rows, got N={len(X)}")
         self.points_ = X.copy()
         self.n_features_in_ = X.shape[1]
         self._index()
@@ -232,24 +217,26 @@ class KNNDensity:
     def _index(self) -> None:
         from sklearn.neighbors import NearestNeighbors
 
-        self._nn = NearestNeighbors(n_neighbors=self.k).fit(self.points_)
+        self._nn = NearestNeighbors(n_neighbors=self.config.k).fit(self.points_)
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """``(N,)`` float64 unnormalised log density of each row of ``X`` ``(N, D)``."""
         from scipy.special import gammaln
 
         X = _as_matrix(X, _require_fitted(self))
-        dist, _ = self._nn.kneighbors(X, n_neighbors=self.k)
+        k = self.config.k
+        dist, _ = self._nn.kneighbors(X, n_neighbors=k)
         r = np.maximum(dist[:, -1], 1e-12)
         d = self.n_features_in_
         log_unit_ball = 0.5 * d * math.log(math.pi) - gammaln(0.5 * d + 1)
-        const = math.log(self.k) - math.log(len(self.points_)) - log_unit_ball
+        const = math.log(k) - math.log(len(self.points_)) - log_unit_ball
         return const - d * np.log(r)
 
     def save(self, folder: str | Path) -> None:
         """Write the training points to ``density.pt`` and ``k`` to ``density.json``."""
         _require_fitted(self)
-        _write(folder, self.kind, {"k": self.k}, {"points": torch.from_numpy(self.points_)})
+        points = {"points": torch.from_numpy(self.points_)}
+        _write(folder, self.kind, dataclasses.asdict(self.config), points)
 
     @classmethod
     def load(cls, folder: str | Path) -> Self:

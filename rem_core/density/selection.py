@@ -65,8 +65,8 @@ class Candidate:
     Attributes:
         k: PCA components kept.
         estimator: ``ffjord``, ``gaussian``, ``gmm`` or ``realnvp`` (normalised densities).
-        density: FFJORD's settings; for ``gmm`` and ``realnvp`` only its ``seed`` is used,
-            as in the pipeline.
+        density: FFJORD's settings (``RarenessConfig.density``); a baseline takes its
+            default settings (``RarenessConfig().gmm`` ...).
     """
 
     k: int
@@ -94,14 +94,11 @@ class Candidate:
         return text
 
     def make_estimator(self) -> DensityEstimator:
-        """An unfitted estimator with these settings (the pipeline's mapping)."""
-        from rem_core.density import make_estimator
+        """An unfitted estimator with these settings, built as the pipeline builds
+        ``apply_to(RarenessConfig())``'s."""
+        from rem_core.density import estimator_for
 
-        if self.estimator == "ffjord":
-            return make_estimator("ffjord", config=self.density)
-        if self.estimator in ("gmm", "realnvp"):
-            return make_estimator(self.estimator, seed=self.density.seed)
-        return make_estimator(self.estimator)
+        return estimator_for(self.apply_to(RarenessConfig()))
 
     def apply_to(self, rareness: RarenessConfig) -> RarenessConfig:
         """``rareness`` with this candidate's ``k``, ``estimator`` and ``density``."""

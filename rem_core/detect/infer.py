@@ -16,6 +16,7 @@ from rem_core.boxes import PointGrid, bev_corners, expand_ranges, wrap_angle
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
 from rem_core.detect.model import STRIDE, BevDetector, _heading, _torch_setup, bev_grid
+from rem_core.matching import match_frames
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 
 log = logging.getLogger(__name__)
@@ -294,8 +295,8 @@ def ensemble_scores(
     """Each ensemble member's score for every detection of the main model (paper eq. 9).
 
     Per frame, the main model's detections are matched one-to-one to a member's detections
-    by bird's-eye-view IoU (Hungarian assignment, pairs below ``match_iou`` excluded); a
-    member that has no match scores 0 (a miss).
+    by bird's-eye-view IoU (``rem_core.matching``'s ``"optimal"`` rule: Hungarian assignment,
+    pairs below ``match_iou`` excluded); a member that has no match scores 0 (a miss).
 
     Args:
         main: the main model's detections (``DETECTIONS`` columns).
@@ -305,26 +306,10 @@ def ensemble_scores(
     Returns:
         ``(N, 1 + len(members))`` float32: column 0 is the main model's own score.
     """
-    from scipy.optimize import linear_sum_assignment
-
-    from rem_core.evaluate import bev_iou
-
     out = np.zeros((len(main), 1 + len(members)), np.float32)
     out[:, 0] = main["score"].to_numpy(np.float32)
-    keys = ["segment_id", "frame_index"]
-    main_rows = main.reset_index(drop=True).groupby(keys, sort=False).indices
     for m, other in enumerate(members, start=1):
-        other = other.reset_index(drop=True)
-        other_rows = other.groupby(keys, sort=False).indices
-        other_boxes = other[BOX_COLUMNS].to_numpy(np.float64)
-        other_scores = other["score"].to_numpy(np.float32)
-        main_boxes = main[BOX_COLUMNS].to_numpy(np.float64)
-        for key, rows in main_rows.items():
-            theirs = other_rows.get(key)
-            if theirs is None:
-                continue
-            iou = bev_iou(main_boxes[rows], other_boxes[theirs])
-            r, c = linear_sum_assignment(np.where(iou >= match_iou, -iou, 0.0))
-            ok = iou[r, c] >= match_iou
-            out[rows[r[ok]], m] = other_scores[theirs[c[ok]]]
+        found = match_frames(main, other, "optimal", min_iou=match_iou).match
+        hit = found >= 0
+        out[hit, m] = other["score"].to_numpy(np.float32)[found[hit]]
     return out

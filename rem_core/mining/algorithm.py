@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike
 
 from rem_core.boxes import expand_ranges
 from rem_core.iou import bev_iou_pairs
+from rem_core.matching import frame_keys, match_frames
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
 __all__ = ["MiningResult", "merge_labels", "resolve_budget", "select_tracks"]
@@ -109,23 +110,6 @@ def _require(table: pd.DataFrame, columns: list[str], name: str) -> None:
     for column in columns:
         if column not in table.columns:
             raise SchemaError(f"{name}: missing column {column!r}")
-
-
-def _frame_keys(*tables: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Integer keys per row of each table: of its frame (equal for equal ``(segment_id,
-    frame_index)``) and of its segment, consistent across the tables."""
-    lengths = [len(t) for t in tables]
-    segments, _ = pd.factorize(pd.concat([t["segment_id"] for t in tables], ignore_index=True))
-    segments = segments.astype(np.int64)
-    frames = [t["frame_index"].to_numpy(np.int64) for t in tables]
-    width = max((int(f.max()) + 1 for f in frames if len(f)), default=1)
-    seg_out, frame_out, start = [], [], 0
-    for n, frame in zip(lengths, frames, strict=True):
-        seg = segments[start : start + n]
-        seg_out.append(seg)
-        frame_out.append(seg * width + frame)
-        start += n
-    return frame_out, seg_out
 
 
 def _order_prefix(r: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +193,8 @@ def select_tracks(
     spent = 0
     track_of_row = np.zeros(0, np.int64)
     if budget > 0 and n > 0 and len(gt):
-        (det_key, gt_key), (_, gt_seg) = _frame_keys(detections, gt)
+        det_key, gt_key = frame_keys(detections, gt)
+        (gt_seg,) = frame_keys(gt, by=["segment_id"])
         n_keys = int(max(det_key.max(), gt_key.max())) + 1
         det_boxes = detections[BOX_COLUMNS].to_numpy(np.float64)
         gt_boxes = gt[BOX_COLUMNS].to_numpy(np.float64)
@@ -340,19 +325,11 @@ def merge_labels(result: MiningResult, gt: pd.DataFrame, autolabels: pd.DataFram
 
     keep = np.ones(len(autolabels), bool)
     if len(human) and len(autolabels):
-        from rem_core.iou import bev_iou_within_keys
-
-        (auto_key, human_key), _ = _frame_keys(autolabels, human)
-        i, _, _ = bev_iou_within_keys(
-            autolabels[BOX_COLUMNS].to_numpy(np.float64),
-            human[BOX_COLUMNS].to_numpy(np.float64),
-            auto_key,
-            human_key,
-        )
+        touching = match_frames(autolabels, human, "best").match >= 0
         auto_track, _ = pd.factorize(
             pd.MultiIndex.from_frame(autolabels[["segment_id", "track_id"]])
         )
-        keep = ~np.isin(auto_track, np.unique(auto_track[i]))
+        keep = ~np.isin(auto_track, np.unique(auto_track[touching]))
     auto = autolabels[keep]
 
     columns = [c for c in gt.columns if c in autolabels.columns and c not in ("score", "source")]

@@ -39,9 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.config import MINING_METHODS, ScoreConfig
-from rem_core.iou import bev_iou_within_keys
-from rem_core.mining.algorithm import _frame_keys
-from rem_core.schema import BOX_COLUMNS
+from rem_core.matching import match_frames
 from rem_core.score import d_rem, m_rem, md_rem
 
 __all__ = ["MINING_METHODS", "MiningPool", "best_overlap", "rank_detections", "track_mean"]
@@ -93,26 +91,14 @@ class MiningPool:
 
 def best_overlap(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``a``: the row of ``b`` in the same segment and frame with the highest
-    BEV IoU, and that IoU.
+    BEV IoU (ties: the first), and that IoU; ``rem_core.matching``'s ``"best"`` rule.
 
     Returns:
         ``(N,)`` int64 row positions in ``b`` (-1 where nothing overlaps) and ``(N,)`` float64
         IoU (0 there).
     """
-    best = np.full(len(a), -1, np.int64)
-    best_iou = np.zeros(len(a))
-    if len(a) == 0 or len(b) == 0:
-        return best, best_iou
-    (key_a, key_b), _ = _frame_keys(a, b)
-    i, j, iou = bev_iou_within_keys(
-        a[BOX_COLUMNS].to_numpy(np.float64), b[BOX_COLUMNS].to_numpy(np.float64), key_a, key_b
-    )
-    if len(i):
-        # Highest IoU last per row of a, so a plain assignment keeps it.
-        order = np.lexsort((-j, iou, i))  # ties: the first row of b
-        best[i[order]] = j[order]
-        best_iou[i[order]] = iou[order]
-    return best, best_iou
+    found = match_frames(a, b, "best")
+    return found.match, found.iou
 
 
 def _track_codes(detections: pd.DataFrame) -> np.ndarray:

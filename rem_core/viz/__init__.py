@@ -1,6 +1,7 @@
 """Figures: arrays and tables in, plotly figures out (pure functions, no streamlit).
 
-* ``scene``: a LiDAR frame in 3D and in bird's-eye view, with its boxes.
+* ``scene``, ``bev``: a LiDAR frame in 3D and in bird's-eye view, with its boxes; ``frame``:
+  what the two share (point decimation, box traces by colour group, hover labels).
 * ``summary``: counts of a data set for its overview.
 * ``rareness``: log-probability histograms and recall by rareness.
 * ``mining``: what each selection method mined.
@@ -12,18 +13,13 @@
 The app and notebooks call them alike.
 """
 
+from rem_core.viz.bev import bev_figure
 from rem_core.viz.difficulty import DIFFICULTY_AXES, SUBSET_COLORS, rare_vs_hard_figure
 from rem_core.viz.experiment import GROUP_COLORS, experiment_ap_figure, mean_recall_curve
+from rem_core.viz.frame import DISPLAY_POINTS, box_edges, decimate_points, display_columns
 from rem_core.viz.mining import SHARES, composition_figure
 from rem_core.viz.rareness import HISTOGRAM_GROUPS, log_prob_histogram, recall_figure
-from rem_core.viz.scene import (
-    DISPLAY_POINTS,
-    bev_figure,
-    box_edges,
-    decimate_points,
-    display_columns,
-    scene_figure,
-)
+from rem_core.viz.scene import scene_figure
 from rem_core.viz.summary import DatasetSummary, summarize_dataset
 from rem_core.viz.theme import (
     BACKGROUND,

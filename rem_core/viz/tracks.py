@@ -12,13 +12,8 @@ from plotly.subplots import make_subplots
 
 from rem_core.boxes import bev_corners
 from rem_core.schema import BOX_COLUMNS
-from rem_core.viz.scene import (
-    DISPLAY_POINTS,
-    ColorBy,
-    decimate_points,
-    display_columns,
-    scene_figure,
-)
+from rem_core.viz.frame import DISPLAY_POINTS, ColorBy, decimate_points, display_columns
+from rem_core.viz.scene import scene_figure
 from rem_core.viz.theme import BACKGROUND, HIGHLIGHT_COLOR, NOISE_COLOR, TEXT
 
 __all__ = ["crop_around", "track_figure", "track_gallery", "track_thumbnail"]

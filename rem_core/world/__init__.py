@@ -17,14 +17,8 @@ segment can be rebuilt alone and the world is identical for a seed.
 """
 
 from rem_core.config.names import SPLITS
-from rem_core.world.simulate import (
-    LABEL_CLEARANCE_M,
-    Segment,
-    plan_segments,
-    simulate_segment,
-    simulate_world,
-    write_world,
-)
+from rem_core.world.segment import LABEL_CLEARANCE_M, Segment, plan_segments, simulate_segment
+from rem_core.world.simulate import simulate_world, write_world
 
 __all__ = [
     "LABEL_CLEARANCE_M",

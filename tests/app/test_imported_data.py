@@ -54,6 +54,14 @@ def test_imported_labels_run_the_pipeline_and_fill_the_pages(
         assert not at.exception, page
     at.switch_page("pages/rarest_tracks.py").run()
     assert len(at.dataframe[0].value) > 0
+    # One score per detection: the mining page does not pick the ensemble's methods itself,
+    # and says why when they are picked.
+    at.switch_page("pages/mining.py").run()
+    methods = at.multiselect(key="mining_methods")
+    assert "m_rem" not in methods.value and "ensemble" not in methods.value
+    methods.set_value([*methods.value, "m_rem"]).run()
+    assert not at.exception
+    assert any("variance is 0" in c.value for c in at.caption)
 
 
 @pytest.mark.skipif(not OBJECTS.is_file(), reason=f"no Waymo sample at {OBJECTS}")

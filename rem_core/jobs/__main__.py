@@ -1,0 +1,8 @@
+"""``python -m rem_core.jobs FOLDER``: the job process (see ``rem_core.jobs.runner``)."""
+
+import sys
+
+from rem_core.jobs.runner import main
+
+if __name__ == "__main__":
+    sys.exit(main())

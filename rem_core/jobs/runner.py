@@ -1,0 +1,113 @@
+"""The job process itself: ``python -m rem_core.jobs FOLDER`` runs :func:`main`.
+
+It runs what the folder's ``spec.pkl`` asks for and reports each stage's progress in the
+folder's ``status.json`` (``rem_core.jobs.status``), then how it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rem_core.config import RemConfig
+from rem_core.jobs.status import _write_json
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two writes of ``status.json`` within a stage.
+STATUS_INTERVAL_S = 0.5
+
+
+class _Reporter:
+    """The job process's progress callback: records each stage and writes the status."""
+
+    def __init__(self, folder: Path, status: dict[str, Any]) -> None:
+        self.folder = folder
+        self.status = status
+        self.stages: dict[str, list] = {}
+        self.t0 = time.monotonic()
+        self.written = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic() - self.t0
+        entry = self.stages.setdefault(stage, [done, total, now, None])
+        if entry[3] is not None and done < total:  # the same stage again (an experiment's runs)
+            entry[2], entry[3] = now, None
+        entry[0], entry[1] = int(done), int(total)
+        first = entry[3] is None and done >= total
+        if first:
+            entry[3] = now
+        if first or done == 0 or now - self.written >= STATUS_INTERVAL_S:
+            self.write()
+
+    def write(self, **changes: Any) -> None:
+        self.status.update(changes, stages=list(self.stages.items()))
+        _write_json(self.folder / "status.json", self.status)
+        self.written = time.monotonic() - self.t0
+
+
+def _run(spec: dict[str, Any], report: _Reporter) -> None:
+    from rem_core.artifacts import ensure_world
+    from rem_core.dataset import Dataset
+
+    root = Path(spec["root"])
+    config: RemConfig = spec["config"]
+    if spec["world"] is not None:
+        world = spec["world"]
+        stage = "building the world"
+        dataset = ensure_world(
+            world, root=root, progress=lambda done, total: report(stage, done, total)
+        )
+    else:
+        dataset = Dataset.open(spec["data"])
+    if spec["kind"] == "pipeline":
+        from rem_core.pipeline import clear_pipeline, run_pipeline
+
+        if spec.get("retrain"):
+            for path in clear_pipeline(config, dataset, root):
+                log.info("retrain: removed %s", path)
+        run_pipeline(config, dataset, root=root, progress=report, shipped=not spec.get("retrain"))
+    else:
+        from rem_core.experiment import run_experiment
+
+        run_experiment(config, dataset, root=root, progress=report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The job process: ``python -m rem_core.jobs FOLDER`` (started by :func:`start_job`,
+    which holds the folder's lock for it)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m rem_core.jobs FOLDER", file=sys.stderr)
+        return 2
+    folder = Path(args[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    spec = pickle.loads((folder / "spec.pkl").read_bytes())
+    status = json.loads((folder / "status.json").read_text())
+    report = _Reporter(folder, status)
+    report.write()
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("job %s: %s", folder.name, spec["label"])
+    try:
+        _run(spec, report)
+    except SystemExit:
+        report.write(state="stopped", error="stopped on request", finished=time.time())
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - recorded for the app, traceback in the log
+        traceback.print_exc()
+        report.write(state="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
+        return 1
+    report.write(state="done", finished=time.time())
+    log.info("job %s: done", folder.name)
+    return 0

@@ -1,0 +1,169 @@
+"""What a job is and how far it got: its key, its folder, its status read from there."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rem_core.artifacts import CacheEntry
+from rem_core.config import RemConfig, config_hash
+
+#: What a job can run: REM's pipeline up to the rareness of every object (building the
+#: world first when it is given one), or the active-learning experiment.
+KINDS = ("pipeline", "experiment")
+
+State = Literal["running", "done", "failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """One stage of a job as it reported itself.
+
+    Attributes:
+        done: units done (steps, frames, segments).
+        total: units in all.
+        started: seconds from the job's start to the stage's first report.
+        ended: seconds from the job's start to its last unit (``None`` while running).
+    """
+
+    done: int
+    total: int
+    started: float
+    ended: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        """The stage's duration, once it has ended."""
+        return None if self.ended is None else self.ended - self.started
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state, read from its folder.
+
+    Attributes:
+        key: the job's key (its folder's name).
+        kind: one of :data:`KINDS`.
+        label: what it runs, for messages.
+        state: ``"running"`` (its process holds the lock), ``"done"``, ``"failed"`` (with
+            ``error``) or ``"stopped"`` (stopped by :func:`stop_job`, or killed).
+        stages: ``stage -> StageStatus``, in the order they started.
+        started: wall-clock start (``time.time()``).
+        finished: wall-clock end, if it ended and could say so.
+        error: why it failed or stopped.
+        pid: the job process's id.
+        log: the file holding its output.
+    """
+
+    key: str
+    kind: str
+    label: str
+    state: State
+    stages: dict[str, StageStatus] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float | None = None
+    error: str | None = None
+    pid: int | None = None
+    log: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start (to the end, once ended)."""
+        return (self.finished or time.time()) - self.started
+
+
+def job_key(kind: str, config: RemConfig, data: str | os.PathLike) -> str:
+    """The key of a ``kind`` job with ``config`` on the data set at ``data``: one job per
+    (kind, settings, data set) at a time.
+
+    ``data`` is the data set's folder (a world's, before it is built too), so the key is the
+    same before and after a world is simulated.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"job kind: unknown {kind!r}; choose one of {KINDS}")
+    return config_hash(config, kind, str(Path(data).resolve()))
+
+
+def job_folder(key: str, root: Path | None = None) -> Path:
+    """The folder of job ``key`` under the cache ``root`` (default: ``cache_root()``)."""
+    return CacheEntry.of("jobs", key, root).path
+
+
+def _holds_lock(folder: Path) -> bool:
+    """Whether a process holds ``folder/lock`` (the job runs)."""
+    try:
+        fd = os.open(folder / "lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def read_job(key: str, root: Path | None = None) -> JobStatus | None:
+    """Job ``key``'s status, or ``None`` if it never started here.
+
+    A job whose file says "running" but whose lock is free died without saying so (killed,
+    or its machine restarted): it reads as ``"stopped"``, with the end of its log as the
+    error.
+    """
+    folder = job_folder(key, root)
+    try:
+        raw = json.loads((folder / "status.json").read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"{folder / 'status.json'}: unreadable job status ({exc})") from exc
+    state = raw["state"]
+    error = raw.get("error")
+    if state == "running" and not _holds_lock(folder):
+        state = "stopped"
+        error = error or "the job's process ended without a word; " + _tail(folder / "log.txt")
+    return JobStatus(
+        key=key,
+        kind=raw["kind"],
+        label=raw["label"],
+        state=state,
+        stages={name: StageStatus(*value) for name, value in raw.get("stages", [])},
+        started=raw["started"],
+        finished=raw.get("finished"),
+        error=error,
+        pid=_pid(folder),
+        log=folder / "log.txt",
+    )
+
+
+def _pid(folder: Path) -> int | None:
+    try:
+        return int((folder / "pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return f"no log at {path}"
+    return f"last lines of {path}: " + " | ".join(text[-lines:]) if text else f"{path} is empty"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
