@@ -123,7 +123,7 @@ if not methods:
     st.stop()
 if not source.ensemble and {"ensemble", "m_rem"} & set(methods):
     st.caption(
-        f":material/info: The features are {source.label.split(' (')[0]}: one score per "
+        f":material/info: The features are {source.label}: one score per "
         "detection and no ensemble, so Ensemble variance and M-REM rank every detection "
         "alike (their variance is 0)."
     )

@@ -52,7 +52,7 @@ class FeatureSource(ABC):
 
     Attributes:
         name: the source's name in ``FeatureConfig.source`` and in a run's meta.
-        label: what it scores, for a reader (a noun phrase).
+        label: what it scores, for a reader (a short noun phrase; ``needs`` says more).
         trains_detector: whether it trains (or copies) our detector ensemble first.
         ensemble: whether its runs hold more than one score per detection, so that the
             score variance (M-REM, MD-REM's easy filter) means something.

@@ -80,10 +80,13 @@ class GeometryFeatures(_BoxFeatures):
     the frame has a point cloud) of every detection and every ground-truth box."""
 
     name = "geometry"
-    label = (
-        "geometric descriptors of every box (this data set has no point cloud to train a "
-        "detector on: its own detections, or else its ground-truth boxes, stand in)"
-    )
+    label = "geometric descriptors of every box"
+
+    def needs(self, config: RemConfig) -> str:
+        return (
+            f"{self.label} (this data set has no point cloud to train a detector on: its own "
+            "detections, or else its ground-truth boxes, stand in)"
+        )
 
     def _features(self, config, dataset, gt):
         from rem_core.descriptors import box_descriptors
@@ -116,10 +119,11 @@ class ImportedFeatures(_BoxFeatures):
     features when it was missed (its log p is then NaN)."""
 
     name = "imported"
-    label = (
-        "the features your detector gave its detections (stored with `rem import "
-        "detections --features`)"
-    )
+    label = "the features your detector gave its detections"
+
+    def needs(self, config: RemConfig) -> str:
+        return f"{self.label} (stored with `rem import detections --features`)"
+
     own_gt_features = False
     files = (DETECTIONS_FILE, DETECTION_FEATURES_FILE)
 
