@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from rem_core.config import WorldConfig, config_hash
 from rem_core.dataset import Dataset
@@ -240,6 +240,7 @@ def ensure_world(
     root: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    client: Any | None = None,
 ) -> Dataset:
     """The cached data set of a world, simulated and written first if missing.
 
@@ -249,6 +250,8 @@ def ensure_world(
         progress: called with ``(segments done, segments in all)`` while simulating.
         workers: simulating processes (default: one per core for a world of 16 segments
             or more, else 1: starting processes costs more than a small world).
+        client: a ``distributed.Client``: the segments are simulated on its cluster
+            (``rem_core.cluster``; the same world).
     """
     entry = CacheEntry.of("world", config_hash(config), root, marks=("dataset.json",))
     path = entry.path
@@ -259,4 +262,6 @@ def ensure_world(
         if workers is None:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
             workers = cores if config.n_total_segments >= 16 else 1
-        return write_world(config, path, progress=progress, overwrite=True, workers=workers)
+        return write_world(
+            config, path, progress=progress, overwrite=True, workers=workers, client=client
+        )

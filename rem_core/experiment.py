@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -244,13 +245,15 @@ def run_experiment(
     dataset: Dataset,
     root: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    client: Any = None,
 ) -> ExperimentResult:
     """Every (row, seed) of ``config.experiment`` not cached yet, then the summary table.
 
     Runs the stages of the experiment's pipeline (``experiment_config``: the ensemble with
     the experiment's recipe, detections, tracks, auto-labels, the density model) first if
     they are not cached. ``progress(stage, done, total)`` reports each training's steps
-    and the runs done.
+    and the runs done. ``client``: a Dask client for the pipeline's segment-by-segment
+    stages (the retrainings run here).
     """
     from rem_core.pipeline import ensure_detections, ensure_mining_pool, ensure_rareness
 
@@ -263,7 +266,7 @@ def run_experiment(
         )
     entry = CacheEntry.of("experiment", experiment_key(config, dataset), root)
     root = entry.root
-    pool = ensure_mining_pool(config, dataset, root, progress)
+    pool = ensure_mining_pool(config, dataset, root, progress, client)
     det_run = ensure_detections(config, dataset, root, progress)
     rareness_run = ensure_rareness(config, dataset, root, progress)
     val_ids = dataset.split_ids("validation")

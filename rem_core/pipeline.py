@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -121,13 +121,15 @@ class PipelineStage(Generic[R]):
         root: Path | None = None,
         progress: Progress | None = None,
         shipped: bool = True,
+        client: Any = None,
     ) -> R:
         """The stage's output for ``config`` on ``dataset``, computed (under the entry's
         lock, published whole) if not cached under ``root``; ``progress(stage, done,
-        total)`` hears of long stages; ``shipped``: see ``sources.detector.ensure_detectors``.
+        total)`` hears of long stages; ``shipped``: see ``sources.detector.ensure_detectors``;
+        ``client``: a Dask client to run segment-by-segment work on (``rem_core.cluster``).
         """
         entry = self.entry(config, dataset, root)
-        call = StageCall(entry.root, progress, shipped)
+        call = StageCall(entry.root, progress, shipped, client)
         return entry.get(lambda: self.compute(config, dataset, call), self.write, self.read)
 
 
@@ -152,7 +154,7 @@ def rareness_key(config: RemConfig, dataset: Dataset) -> str:
 
 
 def _fit(config: RemConfig, dataset: Dataset, call: StageCall) -> RarenessRun:
-    run = ensure_detections(config, dataset, call.root, call.progress, call.shipped)
+    run = ensure_detections(config, dataset, call.root, call.progress, call.shipped, call.client)
     return fit_rareness(config, dataset, run, call)
 
 
@@ -217,6 +219,7 @@ def ensure_mining_pool(
     dataset: Dataset,
     root: Path | None = None,
     progress: Progress | None = None,
+    client: Any = None,
 ) -> MiningPool:
     """The unlabelled pool as mining sees it, running (or reading) the stages before it.
 
@@ -224,8 +227,8 @@ def ensure_mining_pool(
     ``rareness.min_score`` (the detections the density model was fitted on); ground truth is
     the pool's vehicles, kept aside for the simulated labeller; auto-labels are the pool's.
     """
-    det_run = ensure_detections(config, dataset, root, progress)
-    run = ensure_rareness(config, dataset, root, progress)
+    det_run = ensure_detections(config, dataset, root, progress, client=client)
+    run = ensure_rareness(config, dataset, root, progress, client=client)
     pool_ids = set(dataset.split_ids("unlabelled"))
     det = det_run.detections
     rows = np.flatnonzero(
@@ -296,7 +299,9 @@ def run_pipeline(
     root: Path | None = None,
     progress: Progress | None = None,
     shipped: bool = True,
+    client: Any = None,
 ) -> RarenessRun:
     """Every stage up to the rareness of every object (cached stages are read, not redone;
-    ``shipped``: see :func:`~rem_core.sources.detector.ensure_detectors`)."""
-    return ensure_rareness(config, dataset, root, progress, shipped)
+    ``shipped``: see :func:`~rem_core.sources.detector.ensure_detectors`; ``client``: a
+    Dask client, see :class:`~rem_core.runs.StageCall`)."""
+    return ensure_rareness(config, dataset, root, progress, shipped, client)

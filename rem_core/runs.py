@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,11 +47,14 @@ class StageCall:
         progress: called with ``(stage, done, total)`` while a long stage runs.
         shipped: whether a detector ensemble shipped with the package for this very recipe
             and world may be copied instead of trained (``rem_core.shipped``).
+        client: a ``distributed.Client``: stages that work segment by segment run their
+            segments on its cluster (``rem_core.cluster``); ``None``: in this process.
     """
 
     root: Path
     progress: Progress | None = None
     shipped: bool = True
+    client: Any = None
 
     def reporter(self, stage: str) -> Callable[[int, int], None]:
         """``report(done, total)`` for the stage named ``stage`` (silent without progress)."""

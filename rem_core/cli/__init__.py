@@ -27,7 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     try:
-        return args.func(args)
+        if not hasattr(args, "cluster"):  # a command with no stage to spread
+            args.client = None
+            return args.func(args)
+        from rem_core.cluster import dask_client
+
+        with dask_client(args.cluster) as client:
+            args.client = client
+            return args.func(args)
     except (DataError, ValueError, OSError, KeyError) as exc:
         print(f"rem: error: {exc}", file=sys.stderr)
         return 2

@@ -72,7 +72,7 @@ def open_dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
 
     bar, update = progress_bar(config.world.n_total_segments, "world", "segment")
     with bar:
-        return ensure_world(config.world, progress=update)
+        return ensure_world(config.world, progress=update, client=getattr(args, "client", None))
 
 
 def features_for_args(config: RemConfig, ds: Dataset, args: argparse.Namespace) -> RemConfig:

@@ -30,7 +30,12 @@ def cmd_world(args: argparse.Namespace) -> int:
     bar, update = progress_bar(config.n_total_segments, "simulating", "segment")
     with bar:
         ds = write_world(
-            config, args.out, progress=update, overwrite=args.force, workers=args.workers
+            config,
+            args.out,
+            progress=update,
+            overwrite=args.force,
+            workers=args.workers,
+            client=args.client,
         )
     print(
         f"wrote {ds.root} ({len(ds.segments)} segments, {len(ds.frames)} frames, "

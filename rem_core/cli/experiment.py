@@ -33,7 +33,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         raise FileExistsError(f"--out {args.out}: exists; pass --force to replace its files")
     ds = open_dataset(args, config)
     config = features_for_args(config, ds, args)
-    result = run_experiment(config, ds, progress=StageBars())
+    result = run_experiment(config, ds, progress=StageBars(), client=args.client)
     shown = result.table[
         ["label", "human_labels", "seeds", "ap_all", "ap_regular", "ap_large", "ap_large_std",
          "paper_ap_large", "gap_closed"]

@@ -69,7 +69,7 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
     from rem_core.pipeline import ensure_detections
 
     config, ds = prepare(args)
-    run = ensure_detections(config, ds, progress=StageBars())
+    run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
     det = run.detections
     n_frames = det[["segment_id", "frame_index"]].drop_duplicates().shape[0]
     n_tracks = (
@@ -97,7 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     # a data set's own detections are evaluated as they are
     config, ds = prepare(args)
-    run = ensure_detections(config, ds, progress=StageBars())
+    run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
     segments = ds.split_ids(args.split)
     if not segments:
         raise ValueError(f"split: {ds.root} has no {args.split!r} segments")
@@ -125,7 +125,7 @@ def cmd_flow_fit(args: argparse.Namespace) -> int:
     from rem_core.pipeline import ensure_rareness
 
     config, ds = prepare(args)
-    run = ensure_rareness(config, ds, progress=StageBars())
+    run = ensure_rareness(config, ds, progress=StageBars(), client=args.client)
     meta = run.meta
     print(
         f"{config.rareness.estimator} fitted on {meta['fit_rows']:,} detections "
@@ -140,8 +140,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from rem_core.score import aggregate_tracks, d_rem, m_rem, md_rem
 
     config, ds = prepare(args)
-    det_run = ensure_detections(config, ds, progress=StageBars())
-    run = ensure_rareness(config, ds, progress=StageBars())
+    det_run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
+    run = ensure_rareness(config, ds, progress=StageBars(), client=args.client)
     det = det_run.detections
     table = det[
         ["segment_id", "frame_index", "detection_id", "track_id", "score", "num_points", "distance"]
@@ -176,7 +176,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
     if args.labels is not None and args.labels.suffix.lower() != ".bin":
         raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
     config, ds = prepare(args)
-    pool = ensure_mining_pool(config, ds, progress=StageBars())
+    pool = ensure_mining_pool(config, ds, progress=StageBars(), client=args.client)
     mined = mine(pool, args.method, config)
     write_mined(mined.boxes, args.out, force=args.force)
     c = mined.composition
@@ -201,7 +201,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rem_core.pipeline import ensure_mining_pool
 
     config, ds = prepare(args)
-    pool = ensure_mining_pool(config, ds, progress=StageBars())
+    pool = ensure_mining_pool(config, ds, progress=StageBars(), client=args.client)
     table = compare_methods(pool, config, methods=args.methods)
     shares = ["large_share", "irregular_share", "label_noise_share", "hard_share"]
     shown = table.copy()

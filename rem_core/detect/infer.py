@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,7 @@ def detect(
     with_features: bool = True,
     gt_classes: Sequence[str] = (),
     progress: Callable[[int, int], None] | None = None,
+    client: Any | None = None,
 ) -> DetectionSet:
     """Run a detector over every frame of some segments.
 
@@ -180,8 +182,10 @@ def detect(
         gt_classes: also ROI-pool ground-truth boxes of these classes (e.g. ``("vehicle",
             "pedestrian")``), so labelled objects get features too.
         progress: called with ``(frames done, frames in all)``.
+        client: a ``distributed.Client``: segments run as tasks on its cluster, the model
+            sent once to each worker (``rem_core.cluster``).
     """
-    return _run([model], dataset, segments, with_features, gt_classes, progress)[0]
+    return _run([model], dataset, segments, with_features, gt_classes, progress, client)[0]
 
 
 def detect_ensemble(
@@ -189,17 +193,17 @@ def detect_ensemble(
     dataset: Dataset,
     segments: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    client: Any | None = None,
 ) -> list[DetectionSet]:
     """Run several detectors over the same frames, without features.
 
     The same as ``[detect(m, dataset, segments, with_features=False) for m in models]``, but
     each frame's points are read, gridded and indexed once for all models: an ensemble's
-    inference is mostly that work, not the networks.
+    inference is mostly that work, not the networks. ``client``: as for :func:`detect`.
     """
-    return _run(models, dataset, segments, False, (), progress)
+    return _run(models, dataset, segments, False, (), progress, client)
 
 
-@torch.no_grad()
 def _run(
     models: Sequence[BevDetector],
     dataset: Dataset,
@@ -207,6 +211,7 @@ def _run(
     with_features: bool,
     gt_classes: Sequence[str],
     progress: Callable[[int, int], None] | None,
+    client: Any | None = None,
 ) -> list[DetectionSet]:
     if not models:
         return []
@@ -214,79 +219,159 @@ def _run(
     for m in models[1:]:
         if (m.config.range_m, m.config.cell_m) != (config.range_m, config.cell_m):
             raise ValueError("detect_ensemble: the models must share the BEV grid settings")
-    device = _torch_setup(config)
-    models = [m.eval().to(device) for m in models]
     if segments is None:
         segments = dataset.segments["segment_id"].tolist()
     frames = dataset.frames[dataset.frames["segment_id"].isin(segments)]
-    boxes = dataset.boxes
-    gt_all = boxes[boxes["class"].isin(list(gt_classes)) & boxes["segment_id"].isin(segments)]
-    gt_by_frame = {k: g for k, g in gt_all.groupby(["segment_id", "frame_index"])}
     total, done = len(frames), 0
-    n = len(models)
-    rows = [[] for _ in range(n)]
-    feats = [[] for _ in range(n)]
-    gt_rows, gt_feats = [[] for _ in range(n)], [[] for _ in range(n)]
+    parts: list[list[_Part]] = [[] for _ in models]
     start = time.perf_counter()
-    for segment_id in segments:
-        pts, offsets = dataset.segment_points(segment_id)
-        seg_frames = frames.loc[frames["segment_id"] == segment_id, "frame_index"].sort_values()
-        for row, f in enumerate(seg_frames):
-            frame_pts = pts[offsets[row] : offsets[row + 1]]
-            grid = bev_grid(frame_pts, config)[None].to(device)
-            point_grid = PointGrid(frame_pts)
-            gt = gt_by_frame.get((segment_id, f))
-            for k, model in enumerate(models):
-                heads, fmap = model(grid)
-                heads, fmap = heads.cpu(), fmap.cpu()
-                found = _decode(heads[0], model.config)
-                rows[k].append(
-                    pd.DataFrame(
-                        {
-                            "segment_id": segment_id,
-                            "frame_index": f,
-                            "class": "vehicle",
-                            **{c: found[:, j] for j, c in enumerate(BOX_COLUMNS)},
-                            "score": found[:, 7],
-                            "num_points": point_grid.count_in_boxes(found[:, :7]),
-                            "distance": np.hypot(found[:, 0], found[:, 1]),
-                            "track_id": None,
-                        }
-                    )
-                )
-                if with_features:
-                    feats[k].append(pool_roi_features(fmap[0], found[:, :7], model.config))
-                if gt is not None:
-                    gt_rows[k].append(gt)
-                    gt_feats[k].append(
-                        pool_roi_features(fmap[0], gt[BOX_COLUMNS].to_numpy(), model.config)
-                    )
+    if client is None:
+        device = _torch_setup(config)
+        models = [m.eval().to(device) for m in models]
+
+        def frame_done() -> None:
+            nonlocal done
             done += 1
             if progress is not None:
                 progress(done, total)
+
+        outputs: Iterable[list[_Part]] = (
+            _run_segment(models, dataset, s, gt_classes, with_features, device, frame_done)
+            for s in segments
+        )
+    else:
+        # One task a segment; the weights go to every worker once, the data set by its path.
+        from rem_core.cluster import map_in_order
+
+        outputs = map_in_order(
+            client,
+            _segment_task,
+            segments,
+            str(dataset.root),
+            tuple(gt_classes),
+            with_features,
+            shared={"models": [m.cpu().eval() for m in models]},
+        )
+    for segment_id, output in zip(segments, outputs, strict=True):
+        for k, part in enumerate(output):
+            parts[k].append(part)
+        if client is not None:
+            done += int((frames["segment_id"] == segment_id).sum())
+            if progress is not None:
+                progress(done, total)
     seconds = time.perf_counter() - start
-    out = []
-    for k, model in enumerate(models):
-        table = (
-            pd.concat(rows[k], ignore_index=True)
-            if rows[k]
-            else pd.DataFrame({f.name: [] for f in DETECTIONS})
-        )
-        table["detection_id"] = np.arange(len(table), dtype=np.int64)
-        c = model.config.feature_channels
-        out.append(
-            DetectionSet(
-                detections=conform(table, DETECTIONS, "detections"),
-                features=np.concatenate(feats[k]) if feats[k] else np.zeros((0, c), np.float32),
-                gt=pd.concat(gt_rows[k], ignore_index=True) if gt_rows[k] else boxes.iloc[:0],
-                gt_features=(
-                    np.concatenate(gt_feats[k]) if gt_feats[k] else np.zeros((0, c), np.float32)
-                ),
-                seconds=seconds,
-                n_frames=total,
+    return [
+        _detection_set(model, parts[k], dataset.boxes, seconds, total)
+        for k, model in enumerate(models)
+    ]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One model's output on one segment."""
+
+    rows: list[pd.DataFrame]
+    features: list[np.ndarray]
+    gt: list[pd.DataFrame]
+    gt_features: list[np.ndarray]
+
+
+@torch.no_grad()
+def _run_segment(
+    models: Sequence[BevDetector],
+    dataset: Dataset,
+    segment_id: str,
+    gt_classes: Sequence[str],
+    with_features: bool,
+    device: torch.device,
+    frame_done: Callable[[], None] | None = None,
+) -> list[_Part]:
+    """Every model on every frame of one segment (each frame's points read, gridded and
+    indexed once for all models)."""
+    config = models[0].config
+    frames = dataset.frames
+    seg_frames = frames.loc[frames["segment_id"] == segment_id, "frame_index"].sort_values()
+    boxes = dataset.boxes
+    gt_all = boxes[(boxes["segment_id"] == segment_id) & boxes["class"].isin(list(gt_classes))]
+    gt_by_frame = {f: g for f, g in gt_all.groupby("frame_index")}
+    parts = [_Part([], [], [], []) for _ in models]
+    pts, offsets = dataset.segment_points(segment_id)
+    for row, f in enumerate(seg_frames):
+        frame_pts = pts[offsets[row] : offsets[row + 1]]
+        grid = bev_grid(frame_pts, config)[None].to(device)
+        point_grid = PointGrid(frame_pts)
+        gt = gt_by_frame.get(f)
+        for model, part in zip(models, parts, strict=True):
+            heads, fmap = model(grid)
+            heads, fmap = heads.cpu(), fmap.cpu()
+            found = _decode(heads[0], model.config)
+            part.rows.append(
+                pd.DataFrame(
+                    {
+                        "segment_id": segment_id,
+                        "frame_index": f,
+                        "class": "vehicle",
+                        **{c: found[:, j] for j, c in enumerate(BOX_COLUMNS)},
+                        "score": found[:, 7],
+                        "num_points": point_grid.count_in_boxes(found[:, :7]),
+                        "distance": np.hypot(found[:, 0], found[:, 1]),
+                        "track_id": None,
+                    }
+                )
             )
-        )
-    return out
+            if with_features:
+                part.features.append(pool_roi_features(fmap[0], found[:, :7], model.config))
+            if gt is not None:
+                part.gt.append(gt)
+                part.gt_features.append(
+                    pool_roi_features(fmap[0], gt[BOX_COLUMNS].to_numpy(), model.config)
+                )
+        if frame_done is not None:
+            frame_done()
+    return parts
+
+
+_DATASETS: dict[str, Dataset] = {}
+
+
+def _segment_task(
+    segment_id: str,
+    root: str,
+    gt_classes: tuple[str, ...],
+    with_features: bool,
+    *,
+    models: list[BevDetector],
+) -> list[_Part]:
+    """A Dask task: one segment through the models, on a worker (its data set opened once)."""
+    if root not in _DATASETS:
+        _DATASETS[root] = Dataset.open(root)
+    device = _torch_setup(models[0].config)
+    models = [m.eval().to(device) for m in models]
+    return _run_segment(models, _DATASETS[root], segment_id, gt_classes, with_features, device)
+
+
+def _detection_set(
+    model: BevDetector, parts: list[_Part], boxes: pd.DataFrame, seconds: float, n_frames: int
+) -> DetectionSet:
+    rows = [r for p in parts for r in p.rows]
+    feats = [f for p in parts for f in p.features]
+    gt_rows = [g for p in parts for g in p.gt]
+    gt_feats = [f for p in parts for f in p.gt_features]
+    table = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame({f.name: [] for f in DETECTIONS})
+    )
+    table["detection_id"] = np.arange(len(table), dtype=np.int64)
+    c = model.config.feature_channels
+    return DetectionSet(
+        detections=conform(table, DETECTIONS, "detections"),
+        features=np.concatenate(feats) if feats else np.zeros((0, c), np.float32),
+        gt=pd.concat(gt_rows, ignore_index=True) if gt_rows else boxes.iloc[:0],
+        gt_features=np.concatenate(gt_feats) if gt_feats else np.zeros((0, c), np.float32),
+        seconds=seconds,
+        n_frames=n_frames,
+    )
 
 
 def ensemble_scores(

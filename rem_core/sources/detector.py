@@ -165,6 +165,7 @@ class DetectorFeatures(FeatureSource):
             all_ids,
             gt_classes=("vehicle", "pedestrian", "cyclist"),
             progress=call.reporter("detecting"),
+            client=call.client,
         )
         detections = main.detections
         scores = np.full((len(detections), len(models)), np.nan, np.float32)
@@ -176,6 +177,7 @@ class DetectorFeatures(FeatureSource):
                 dataset,
                 unlabelled,
                 progress=call.reporter(f"ensemble members 2-{len(models)} on the unlabelled pool"),
+                client=call.client,
             )
         ]
         scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from rem_core.config import WorldConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset, DatasetWriter
@@ -40,6 +41,10 @@ def _simulate_one(config: WorldConfig, index: int) -> Segment:
     return simulate_segment(config, index, _worker_lidar(config))
 
 
+def _simulate_index(index: int, config: WorldConfig) -> Segment:
+    return _simulate_one(config, index)
+
+
 _LIDARS: dict[str, Lidar] = {}
 
 
@@ -55,6 +60,7 @@ def simulate_world(
     config: WorldConfig,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    client: Any | None = None,
 ) -> Iterator[Segment]:
     """Simulate every segment of a world, one at a time (a world may not fit in memory).
 
@@ -63,6 +69,8 @@ def simulate_world(
         progress: called with ``(segments done, segments in all)`` after each segment.
         workers: processes simulating segments side by side (each segment's randomness
             depends only on ``(seed, index)``, so the output is the same for any number).
+        client: a ``distributed.Client``: the segments are simulated as tasks on its
+            cluster instead (``rem_core.cluster``; ``workers`` is then unused).
 
     Yields:
         Segments in the order of ``plan_segments(config)``.
@@ -70,7 +78,11 @@ def simulate_world(
     total = config.n_total_segments
     if workers < 1:
         raise ValueError(f"workers: must be >= 1, got {workers}")
-    if workers == 1 or total <= 1:
+    if client is not None:
+        from rem_core.cluster import map_in_order
+
+        segments = map_in_order(client, _simulate_index, range(total), config)
+    elif workers == 1 or total <= 1:
         lidar = Lidar(config.lidar)
         segments: Iterator[Segment] = (
             simulate_segment(config, index, lidar) for index in range(total)
@@ -114,6 +126,7 @@ def write_world(
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
     workers: int = 1,
+    client: Any | None = None,
 ) -> Dataset:
     """Simulate a world and write it as a data set folder (atomically).
 
@@ -123,6 +136,7 @@ def write_world(
         progress: called with ``(segments done, segments in all)``.
         overwrite: replace an existing data set at ``out``.
         workers: processes simulating segments side by side (same output for any number).
+        client: a ``distributed.Client`` to simulate the segments on (same output).
 
     Returns:
         The written data set, opened.
@@ -134,7 +148,7 @@ def write_world(
         "config_hash": config_hash(config),
     }
     with DatasetWriter(out, manifest, overwrite=overwrite) as writer:
-        for segment in simulate_world(config, progress, workers):
+        for segment in simulate_world(config, progress, workers, client):
             writer.add_segment(
                 segment.segment_row(),
                 segment.frames,
