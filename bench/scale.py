@@ -13,10 +13,18 @@ Prints a human-readable summary, then (last line) JSON: ``{"detect_s_inprocess",
 true when the detections, features and ground-truth features equal the in-process run's
 bit for bit; ``peak_worker_mem_mb`` is the largest resident set a worker reached.
 
-Usage: ``python bench/scale.py [--segments N]``
+Mining (``--mine-detections``, default 1,000,000, in ``--mine-tracks`` tracks of 20 per
+segment, ``bench/mine.py``'s synthetic pool, random rareness, a 3% budget): Algorithm 1 in
+process (``select_tracks``) and over one partition of segments per worker on a LocalCluster of
+1 and of 2 workers (``select_tracks_partitioned``, exact): ``mine_s_inprocess``,
+``mine_s_1w``, ``mine_s_2w``, ``mine_speedup_2w`` and ``mined_equal`` (the same tracks,
+checks and discards as in process). ``--skip-detect`` skips the detection part.
 
-Not measured yet (issue 19): the score-and-mine figures on a synthetic Waymo-scale pool
-(distributed mining is not built).
+Usage: ``python bench/scale.py [--segments N] [--mine-detections N] [--mine-tracks T]
+[--skip-detect]``
+
+Not measured yet (issue 19): scoring a pool by partition with the fitted density (not built),
+so the Waymo-scale score-and-mine target (10M detections) is not run.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from rem_core.artifacts import ensure_world  # noqa: E402
 from rem_core.cluster import dask_client  # noqa: E402
 from rem_core.config import RemConfig  # noqa: E402
 from rem_core.detect import detect  # noqa: E402
+from rem_core.mining import select_tracks  # noqa: E402
+from rem_core.mining.partitioned import select_tracks_partitioned  # noqa: E402
 from rem_core.sources.detector import ensure_detectors  # noqa: E402
 
 GT_CLASSES = ("vehicle", "pedestrian", "cyclist")
@@ -55,17 +65,14 @@ def _same(a, b) -> bool:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--segments", type=int, default=None, help="segments to detect on")
-    args = parser.parse_args()
+def bench_detect(segments_limit: int | None) -> dict:
+    """The main detector over the demo world, in process and on 1 and 2 workers."""
     config = RemConfig.demo()
     dataset = ensure_world(config.world)
     model = ensure_detectors(config, dataset)[0]
-    segments = dataset.segments["segment_id"].tolist()[: args.segments]
-    frames = int(dataset.frames["segment_id"].isin(segments).sum())
     model.config = dataclasses.replace(model.config, num_threads=1)  # the engine, not torch
-
+    segments = dataset.segments["segment_id"].tolist()[:segments_limit]
+    frames = int(dataset.frames["segment_id"].isin(segments).sum())
     start = time.perf_counter()
     here = detect(model, dataset, segments, gt_classes=GT_CLASSES)
     out = {"detect_s_inprocess": round(time.perf_counter() - start, 2)}
@@ -88,6 +95,64 @@ def main() -> None:
         f"{out['detect_s_2w']} s (x{out['speedup_2w']}); equal: {out['equal_1w']}, "
         f"{out['equal_2w']}; peak worker memory {out['peak_worker_mem_mb_2w']} MB"
     )
+    return out
+
+
+def bench_mine(n_detections: int, n_tracks: int) -> dict:
+    """Algorithm 1 on a synthetic pool in process, and over partitions on 1 and 2 workers."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mine import synthetic_pool
+
+    det, rareness, gt = synthetic_pool(n_detections, n_tracks)
+    budget = round(0.03 * n_tracks)
+    start = time.perf_counter()
+    whole = select_tracks(det, rareness, gt, budget)
+    out = {"mine_s_inprocess": round(time.perf_counter() - start, 2)}
+    equal = True
+    for workers in (1, 2):
+        with dask_client(f"local:{workers}") as client:
+            client.wait_for_workers(workers)
+            start = time.perf_counter()
+            parts = select_tracks_partitioned(
+                det, rareness, gt, budget, partitions=workers, client=client
+            )
+            out[f"mine_s_{workers}w"] = round(time.perf_counter() - start, 2)
+            out[f"mine_peak_worker_mem_mb_{workers}w"] = round(
+                max(client.run(_peak_mb).values()), 1
+            )
+        equal &= (
+            whole.tracks.equals(parts.tracks)
+            and np.array_equal(whole.checked, parts.checked)
+            and np.array_equal(whole.discarded, parts.discarded)
+        )
+    out["mine_speedup_2w"] = round(out["mine_s_1w"] / out["mine_s_2w"], 2)
+    out.update(
+        mined_equal=bool(equal),
+        mine_detections=len(det),
+        mine_tracks=n_tracks,
+        mine_budget=budget,
+        mined=len(whole.tracks),
+    )
+    print(
+        f"mining {len(det):,} detections at {budget} tracks: in process "
+        f"{out['mine_s_inprocess']} s, 1 worker {out['mine_s_1w']} s, 2 workers "
+        f"{out['mine_s_2w']} s (x{out['mine_speedup_2w']}); equal: {equal}"
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--segments", type=int, default=None, help="segments to detect on")
+    parser.add_argument("--mine-detections", type=int, default=1_000_000)
+    parser.add_argument("--mine-tracks", type=int, default=50_000)
+    parser.add_argument("--skip-detect", action="store_true")
+    args = parser.parse_args()
+    out = {} if args.skip_detect else bench_detect(args.segments)
+    out.update(bench_mine(args.mine_detections, args.mine_tracks))
     print(json.dumps(out))
 
 

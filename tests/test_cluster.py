@@ -13,6 +13,7 @@ import pytest
 from rem_core.cluster import SCHEDULER_ENV, cluster_spec, dask_client, map_in_order
 from rem_core.config import WorldConfig
 from rem_core.dataset import Dataset
+from rem_core.schema import BOX_COLUMNS
 from rem_core.world import write_world
 
 
@@ -105,3 +106,56 @@ def test_the_detection_stage_on_a_cluster_is_the_one_in_process(
     np.testing.assert_array_equal(a.features, b.features)
     np.testing.assert_array_equal(a.gt_features, b.gt_features)
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def _random_pool(seed: int, segments: int = 40) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Tracks moving along a lane, noisy detections of them plus false positives, and
+    rareness with ties and -inf."""
+    rng = np.random.default_rng(seed)
+    gt_rows, det_rows = [], []
+    for s in range(segments):
+        for t in range(8):
+            x0, y0 = rng.uniform(-40, 40, 2)
+            for f in range(6):
+                box = (x0 + 1.5 * f, y0, 0.0, 4.5, 2.0, 1.6, 0.0)
+                gt_rows.append((f"seg{s}", f, f"T{t}", *box))
+                if rng.random() < 0.9:
+                    noisy = (box[0] + rng.normal(0, 0.3), box[1] + rng.normal(0, 0.3), *box[2:])
+                    det_rows.append((f"seg{s}", f, *noisy))
+            det_rows.append(
+                (f"seg{s}", int(rng.integers(6)), *rng.uniform(-40, 40, 2), 0.0, 4.5, 2.0, 1.6, 0.0)
+            )
+    gt = pd.DataFrame(gt_rows, columns=["segment_id", "frame_index", "track_id", *BOX_COLUMNS])
+    det = pd.DataFrame(det_rows, columns=["segment_id", "frame_index", *BOX_COLUMNS])
+    rareness = rng.choice([0.0, 0.5, 1.0, 2.0, -np.inf], len(det)) + rng.integers(0, 3, len(det))
+    return det, rareness, gt
+
+
+@pytest.mark.parametrize("fp_costs", [False, True])
+def test_mining_partitions_on_the_cluster_is_exact(client, fp_costs):
+    from rem_core.mining import select_tracks
+    from rem_core.mining.partitioned import select_tracks_partitioned
+
+    det, rareness, gt = _random_pool(seed=int(fp_costs))
+    whole = select_tracks(det, rareness, gt, 60, check_iou=0.1, fp_costs_budget=fp_costs)
+    parts = select_tracks_partitioned(
+        det, rareness, gt, 60, 0.1, fp_costs, partitions=4, client=client
+    )
+    assert len(whole.tracks) > 20 and whole.tracks["segment_id"].nunique() > 4
+    pd.testing.assert_frame_equal(parts.tracks, whole.tracks, check_dtype=False)
+    np.testing.assert_array_equal(parts.checked, whole.checked)
+    np.testing.assert_array_equal(parts.hit, whole.hit)
+    np.testing.assert_array_equal(parts.discarded_at, whole.discarded_at)
+    assert parts.spent == whole.spent
+
+
+def test_rem_world_takes_a_cluster(tmp_path: Path, monkeypatch, capsys):
+    from rem_core.cli import main
+
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    assert main(["world", "--preset", "tiny", "--out", str(tmp_path / "a"), "--workers", "1"]) == 0
+    argv = ["world", "--preset", "tiny", "--out", str(tmp_path / "b"), "--cluster", "local:2"]
+    assert main(argv) == 0
+    _same_world(Dataset.open(tmp_path / "a"), Dataset.open(tmp_path / "b"))
+    assert main([*argv[:-1], "no-such-cluster"]) == 2
+    assert "--cluster 'no-such-cluster'" in capsys.readouterr().err

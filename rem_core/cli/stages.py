@@ -177,7 +177,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
     config, ds = prepare(args)
     pool = ensure_mining_pool(config, ds, progress=StageBars(), client=args.client)
-    mined = mine(pool, args.method, config)
+    mined = mine(pool, args.method, config, client=args.client)
     write_mined(mined.boxes, args.out, force=args.force)
     c = mined.composition
     print(

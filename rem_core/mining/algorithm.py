@@ -57,6 +57,8 @@ class MiningResult:
         discarded: ``(N,)`` bool per input detection: popped or discarded when mining stopped.
         budget: tracks asked for.
         spent: budget units used (tracks found, plus false positives when they cost).
+        discarded_at: ``(N,)`` int64 per input detection: the check (position in
+            ``checked``) that popped or discarded it, -1 if none.
     """
 
     tracks: pd.DataFrame
@@ -65,6 +67,7 @@ class MiningResult:
     discarded: np.ndarray
     budget: int
     spent: int
+    discarded_at: np.ndarray | None = None
 
     @property
     def false_positives(self) -> int:
@@ -186,6 +189,8 @@ def select_tracks(
 
     n = len(detections)
     discarded = np.zeros(n, bool)
+    discarded_at = np.full(n, -1, np.int64)
+    n_checked = 0
     checked: list[np.ndarray] = []
     hits: list[np.ndarray] = []
     mined_tracks: list[int] = []
@@ -247,6 +252,8 @@ def select_tracks(
                 if discarded[row]:
                     continue
                 discarded[row] = True
+                discarded_at[row] = n_checked
+                n_checked += 1
                 track = int(found[i])
                 block_checked.append(row)
                 block_hit.append(track >= 0)
@@ -255,7 +262,9 @@ def select_tracks(
                 else:
                     mined_tracks.append(track)
                     mined_by.append(int(row))
-                    discarded[members[track]] = True
+                    gone = members[track][~discarded[members[track]]]
+                    discarded[gone] = True
+                    discarded_at[gone] = n_checked - 1
                     spent += 1
                 if spent >= budget:
                     break
@@ -289,6 +298,7 @@ def select_tracks(
         discarded=discarded,
         budget=budget,
         spent=int(spent),
+        discarded_at=discarded_at,
     )
 
 

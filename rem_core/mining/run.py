@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from rem_core.mining.composition import (
 )
 from rem_core.mining.export import mined_boxes
 from rem_core.mining.methods import MiningPool, rank_detections
+from rem_core.mining.partitioned import select_tracks_partitioned
 
 __all__ = ["Mined", "compare_methods", "mine", "select_from_pool"]
 
@@ -42,25 +44,45 @@ class Mined:
     composition: Composition
 
 
-def select_from_pool(pool: MiningPool, rareness: np.ndarray, mining: MiningConfig) -> MiningResult:
+def select_from_pool(
+    pool: MiningPool, rareness: np.ndarray, mining: MiningConfig, client: Any = None
+) -> MiningResult:
     """Algorithm 1 on ``pool`` in the order of ``rareness``, under ``mining``'s budget,
-    labeller check and false-positive cost."""
+    labeller check and false-positive cost; with a Dask ``client``, over one partition of
+    segments per worker, merged exactly (``mining.partitioned``: the same result)."""
+    budget = resolve_budget(mining.budget, pool.num_tracks)
+    if client is not None:
+        from rem_core.cluster import n_workers
+
+        return select_tracks_partitioned(
+            pool.detections,
+            rareness,
+            pool.gt,
+            budget,
+            mining.check_iou,
+            mining.fp_costs_budget,
+            partitions=n_workers(client),
+            client=client,
+        )
     return select_tracks(
         pool.detections,
         rareness,
         pool.gt,
-        resolve_budget(mining.budget, pool.num_tracks),
+        budget,
         check_iou=mining.check_iou,
         fp_costs_budget=mining.fp_costs_budget,
     )
 
 
-def mine(pool: MiningPool, method: str, config: RemConfig | None = None) -> Mined:
-    """Rank ``pool`` by ``method`` and run Algorithm 1 under ``config.mining``'s budget."""
+def mine(
+    pool: MiningPool, method: str, config: RemConfig | None = None, client: Any = None
+) -> Mined:
+    """Rank ``pool`` by ``method`` and run Algorithm 1 under ``config.mining``'s budget
+    (``client``: see :func:`select_from_pool`)."""
     config = config or RemConfig()
     m = config.mining
     rareness = rank_detections(pool, method, score=config.score, rank_by=m.rank_by, seed=m.seed)
-    result = select_from_pool(pool, rareness, m)
+    result = select_from_pool(pool, rareness, m, client)
     return Mined(
         method=method,
         result=result,
