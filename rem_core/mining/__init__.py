@@ -2,6 +2,7 @@
 method mined (Table 1), and export for labelling tools.
 
 * ``algorithm``: :func:`select_tracks` (Algorithm 1) and :func:`merge_labels`.
+* ``partitioned``: :func:`select_tracks_partitioned`, the same over partitions of segments.
 * ``methods``: the pool (:class:`MiningPool`) and what each method ranks it by.
 * ``composition``: the share of Large, irregular, label-noise and hard objects mined.
 * ``export``: the mined track list (CSV, Parquet, JSON) and the label set (Waymo ``.bin``).
@@ -26,6 +27,7 @@ from rem_core.mining.export import (
     write_mined,
 )
 from rem_core.mining.methods import MiningPool, best_overlap, rank_detections
+from rem_core.mining.partitioned import select_tracks_partitioned
 from rem_core.mining.run import Mined, compare_methods, mine, select_from_pool
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "resolve_budget",
     "select_from_pool",
     "select_tracks",
+    "select_tracks_partitioned",
     "write_label_set",
     "write_mined",
 ]
