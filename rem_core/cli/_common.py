@@ -15,6 +15,7 @@ from rem_core.dataset import Dataset
 
 __all__ = [
     "StageBars",
+    "cluster_arg",
     "features_for_args",
     "method_arg",
     "open_dataset",
@@ -121,6 +122,18 @@ def setting_arg(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return name.strip(), tuple(value) if isinstance(value, list) else value
+
+
+def cluster_arg(p: argparse.ArgumentParser) -> None:
+    """``--cluster SPEC`` on a command that runs stages (``rem_core.cluster``)."""
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="SPEC",
+        help="run the segment-by-segment stages on a Dask cluster: local, local:N (N worker "
+        "processes here) or a scheduler address such as tcp://host:8786 (default: "
+        "$REM_DASK_SCHEDULER, else in this process)",
+    )
 
 
 def method_arg(name: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from rem_core.cli._common import method_arg, setting_arg
+from rem_core.cli._common import cluster_arg, method_arg, setting_arg
 from rem_core.cli.data import cmd_app, cmd_import, cmd_info, cmd_world
 from rem_core.cli.experiment import cmd_experiment
 from rem_core.cli.stages import (
@@ -20,17 +20,6 @@ from rem_core.cli.stages import (
     cmd_score,
 )
 from rem_core.config import ESTIMATORS, EXPERIMENT_ROW_NAMES, PRESETS, SPLITS
-
-
-def _cluster_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--cluster",
-        default=None,
-        metavar="SPEC",
-        help="run the segment-by-segment stages on a Dask cluster: local, local:N (N worker "
-        "processes here) or a scheduler address such as tcp://host:8786 (default: "
-        "$REM_DASK_SCHEDULER, else in this process)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes simulating segments side by side (default: one per core)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing data set at --out")
-    _cluster_arg(p)
+    cluster_arg(p)
     p.set_defaults(func=cmd_world)
 
     p = sub.add_parser(
@@ -94,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--members", type=int, default=None, help="ensemble size")
         p.add_argument("--epochs", type=int, default=None, help="training epochs per detector")
-        _cluster_arg(p)
+        cluster_arg(p)
 
     def estimator_args(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument(
