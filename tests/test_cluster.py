@@ -98,7 +98,15 @@ def test_the_detection_stage_on_a_cluster_is_the_one_in_process(
         detector_entry(config, tiny_world, here).path,
         detector_entry(config, tiny_world, there).path,
     )
-    a = ensure_detections(config, tiny_world, root=here)
+    # The workers run torch on one thread; so does the run here, for the same sums.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = ensure_detections(config, tiny_world, root=here)
+    finally:
+        torch.set_num_threads(threads)
     b = ensure_detections(config, tiny_world, root=there, client=client)
     pd.testing.assert_frame_equal(a.detections, b.detections)
     pd.testing.assert_frame_equal(a.gt, b.gt)
