@@ -167,3 +167,20 @@ def test_rem_world_takes_a_cluster(tmp_path: Path, monkeypatch, capsys):
     _same_world(Dataset.open(tmp_path / "a"), Dataset.open(tmp_path / "b"))
     assert main([*argv[:-1], "no-such-cluster"]) == 2
     assert "--cluster 'no-such-cluster'" in capsys.readouterr().err
+
+
+def test_tracks_and_auto_labels_on_a_cluster_are_the_ones_in_process(client, tiny_world: Dataset):
+    from rem_core.config import RemConfig
+    from rem_core.track import auto_label, simulate_detections, track_detections
+
+    config = RemConfig.tiny()
+    detections = simulate_detections(tiny_world.boxes, seed=0)
+    here = track_detections(detections, tiny_world.frames, config.tracker)
+    there = track_detections(detections, tiny_world.frames, config.tracker, client)
+    pd.testing.assert_frame_equal(here, there)
+    assert here["track_id"].notna().sum() > 100
+    labels = auto_label(here, tiny_world.frames, config.auto_label)
+    pd.testing.assert_frame_equal(
+        labels, auto_label(here, tiny_world.frames, config.auto_label, client)
+    )
+    assert labels["interpolated"].any() and len(labels) > 100

@@ -63,7 +63,7 @@ class _BoxFeatures(FeatureSource):
         score = tracked["score"].to_numpy(np.float32)[:, None]
         scores = np.where(pool[:, None], score, np.nan).astype(np.float32)
         report(1, 2)
-        labels = auto_label(tracked, dataset.frames, config.auto_label)
+        labels = auto_label(tracked, dataset.frames, config.auto_label, call.client)
         report(2, 2)
         meta = {
             "features": self.name,

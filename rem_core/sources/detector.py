@@ -183,9 +183,9 @@ class DetectorFeatures(FeatureSource):
         scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)
         report = call.reporter("tracking and auto-labelling")
         report(0, 2)
-        tracked = track_detections(detections, dataset.frames, config.tracker)
+        tracked = track_detections(detections, dataset.frames, config.tracker, call.client)
         report(1, 2)
-        labels = auto_label(tracked, dataset.frames, config.auto_label)
+        labels = auto_label(tracked, dataset.frames, config.auto_label, call.client)
         report(2, 2)
         meta = {
             "features": self.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,8 @@ def _label_segment(
         seg: the segment's frames and poses.
         segment_id: its name, for the output and messages.
         config: the auto-labeller's settings.
+        client: a ``distributed.Client``: one task per segment on its cluster
+            (``rem_core.cluster``; the same labels).
 
     Returns:
         Rows with the ``DETECTIONS`` columns (``detection_id`` of interpolated rows -1) and
@@ -283,8 +286,16 @@ def _label_segment(
     return out
 
 
+def _label_job(job: tuple, config: AutoLabelConfig) -> pd.DataFrame:
+    """One segment's labels (``_label_segment``), as a task on a cluster."""
+    return _label_segment(*job, config)
+
+
 def auto_label(
-    tracked: pd.DataFrame, frames: pd.DataFrame, config: AutoLabelConfig
+    tracked: pd.DataFrame,
+    frames: pd.DataFrame,
+    config: AutoLabelConfig,
+    client: Any | None = None,
 ) -> pd.DataFrame:
     """Refine tracked detections into offboard labels, using each whole track.
 
@@ -314,6 +325,8 @@ def auto_label(
             (``track_detections``); boxes in the vehicle frame of their frame.
         frames: the ``FRAMES`` table of the segments.
         config: the auto-labeller's settings.
+        client: a ``distributed.Client``: one task per segment on its cluster
+            (``rem_core.cluster``; the same labels).
 
     Returns:
         One row per label, with the ``DETECTIONS`` columns plus ``interpolated`` (bool),
@@ -344,11 +357,17 @@ def auto_label(
             "auto_label: %d detections share a track and frame with a better one; ignored",
             before - len(det),
         )
-    parts = []
+    jobs = []
     for segment_id, rows in det.groupby("segment_id", sort=False):
         if segment_id not in poses:
             raise ValueError(f"tracked: segment {segment_id!r} is not in the frames table")
-        parts.append(_label_segment(rows, poses[segment_id], str(segment_id), config))
+        jobs.append((rows, poses[segment_id], str(segment_id)))
+    if client is None:
+        parts = [_label_segment(*job, config) for job in jobs]
+    else:
+        from rem_core.cluster import map_in_order
+
+        parts = list(map_in_order(client, _label_job, jobs, config))
     columns = [*DETECTIONS.names, "interpolated"]
     if not parts:
         empty = conform(pd.DataFrame({f.name: [] for f in DETECTIONS}), DETECTIONS, "labels")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,7 +178,10 @@ def _checked_detections(detections: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def track_detections(
-    detections: pd.DataFrame, frames: pd.DataFrame, config: TrackerConfig
+    detections: pd.DataFrame,
+    frames: pd.DataFrame,
+    config: TrackerConfig,
+    client: Any | None = None,
 ) -> pd.DataFrame:
     """Link detections into tracks, segment by segment, in the world frame.
 
@@ -196,6 +200,8 @@ def track_detections(
             boxes in the vehicle frame of their frame.
         frames: the ``FRAMES`` table of the segments (poses and timestamps).
         config: the tracker's settings.
+        client: a ``distributed.Client``: one task per segment on its cluster
+            (``rem_core.cluster``; the same tracks).
 
     Returns:
         A copy of ``detections`` (same rows, order, index and columns) with ``track_id``
@@ -216,22 +222,32 @@ def track_detections(
     class_code = pd.factorize(det["class"], sort=True)[0]
     track_id = np.full(len(det), None, dtype=object)
     n_frames = 0
+    jobs = []
     for segment_id, rows in det.groupby("segment_id", sort=False).indices.items():
         if segment_id not in poses:
             raise ValueError(f"detections: segment {segment_id!r} is not in the frames table")
-        seg = poses[segment_id]
         sub = det.iloc[rows]
-        t = seg.positions(sub["frame_index"].to_numpy(np.int64), segment_id)
-        world = _to_world(
-            sub[BOX_COLUMNS].to_numpy(np.float64), seg.rotation[t], seg.translation[t]
+        jobs.append(
+            (
+                poses[segment_id],
+                str(segment_id),
+                sub["frame_index"].to_numpy(np.int64),
+                sub[BOX_COLUMNS].to_numpy(np.float64),
+                sub["score"].to_numpy(np.float64),
+                class_code[rows],
+            )
         )
-        numbers = _track_segment(
-            seg.times, t, world, sub["score"].to_numpy(np.float64), class_code[rows], config
-        )
+        n_frames += len(poses[segment_id].times)
+    if client is None:
+        numbered = (_track_one(job, config) for job in jobs)
+    else:
+        from rem_core.cluster import map_in_order
+
+        numbered = map_in_order(client, _track_one, jobs, config)
+    groups = det.groupby("segment_id", sort=False).indices.values()
+    for rows, numbers in zip(groups, numbered, strict=True):
         ok = numbers >= 0
         track_id[rows[ok]] = [f"t{k:04d}" for k in numbers[ok]]
-        n_frames += len(seg.times)
-        log.debug("segment %s: %d detections, %d tracks", segment_id, len(rows), numbers.max() + 1)
     out = detections.copy()
     out["track_id"] = pd.Series(track_id, index=out.index, dtype="str")  # as conform reads it
     log.info(
@@ -242,3 +258,13 @@ def track_detections(
         int(np.sum(track_id == None)),  # noqa: E711
     )
     return out
+
+
+def _track_one(job: tuple, config: TrackerConfig) -> np.ndarray:
+    """The track number of each detection of one segment (-1: none); a task on a cluster."""
+    seg, segment_id, frame_index, boxes, scores, classes = job
+    t = seg.positions(frame_index, segment_id)
+    world = _to_world(boxes, seg.rotation[t], seg.translation[t])
+    numbers = _track_segment(seg.times, t, world, scores, classes, config)
+    log.debug("segment %s: %d detections, %d tracks", segment_id, len(boxes), numbers.max() + 1)
+    return numbers
