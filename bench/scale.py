@@ -20,6 +20,12 @@ process (``select_tracks``) and over one partition of segments per worker on a L
 ``mine_s_1w``, ``mine_s_2w``, ``mine_speedup_2w`` and ``mined_equal`` (the same tracks,
 checks and discards as in process). ``--skip-detect`` skips the detection part.
 
+Scoring (``--score-rows``, default every detection of the demo pipeline; ``--skip-score``):
+the cached FFJORD density scoring the detections' features in process on one torch thread
+and on 1 and 2 workers in chunks of whole batches (``rem_core.density.spread``):
+``score_s_inprocess``, ``score_s_1w``, ``score_s_2w``, ``score_speedup_2w``,
+``score_equal_1w/2w`` (bit for bit).
+
 Usage: ``python bench/scale.py [--segments N] [--mine-detections N] [--mine-tracks T]
 [--skip-detect]``
 
@@ -144,14 +150,51 @@ def bench_mine(n_detections: int, n_tracks: int) -> dict:
     return out
 
 
+def bench_score(rows: int | None) -> dict:
+    """The demo pipeline's fitted density scoring its detections (the first ``rows``), in
+    process on one torch thread and on 1 and 2 workers (``density.spread``)."""
+    import torch
+
+    from rem_core.density.spread import score_samples
+    from rem_core.pipeline import ensure_detections, ensure_rareness
+
+    config = RemConfig.demo()
+    dataset = ensure_world(config.world)
+    run = ensure_rareness(config, dataset)
+    X = run.reducer.transform(ensure_detections(config, dataset).features[:rows])
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    here = run.estimator.score_samples(X)
+    out = {"score_s_inprocess": round(time.perf_counter() - start, 2), "score_rows": len(X)}
+    for workers in (1, 2):
+        with dask_client(f"local:{workers}") as client:
+            client.wait_for_workers(workers)
+            start = time.perf_counter()
+            there = score_samples(run.estimator, X, client)
+            out[f"score_s_{workers}w"] = round(time.perf_counter() - start, 2)
+        out[f"score_equal_{workers}w"] = bool(np.array_equal(here, there))
+    out["score_speedup_2w"] = round(out["score_s_1w"] / out["score_s_2w"], 2)
+    print(
+        f"scoring {len(X):,} detections ({config.rareness.estimator}): in process "
+        f"{out['score_s_inprocess']} s, 1 worker {out['score_s_1w']} s, 2 workers "
+        f"{out['score_s_2w']} s (x{out['score_speedup_2w']}); equal: "
+        f"{out['score_equal_1w']}, {out['score_equal_2w']}"
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segments", type=int, default=None, help="segments to detect on")
     parser.add_argument("--mine-detections", type=int, default=1_000_000)
     parser.add_argument("--mine-tracks", type=int, default=50_000)
     parser.add_argument("--skip-detect", action="store_true")
+    parser.add_argument("--score-rows", type=int, default=None, help="detections to score")
+    parser.add_argument("--skip-score", action="store_true")
     args = parser.parse_args()
     out = {} if args.skip_detect else bench_detect(args.segments)
+    if not args.skip_score:
+        out.update(bench_score(args.score_rows))
     out.update(bench_mine(args.mine_detections, args.mine_tracks))
     print(json.dumps(out))
 

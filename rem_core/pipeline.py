@@ -28,6 +28,7 @@ from rem_core.artifacts import CacheEntry, Stage, cache_root, entries
 from rem_core.config import RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
 from rem_core.density import estimator_for
+from rem_core.density.spread import score_samples
 from rem_core.features import FeatureReducer
 from rem_core.mining import MiningPool
 from rem_core.runs import (
@@ -186,13 +187,14 @@ def fit_rareness(
     estimator.fit(reducer.transform(run.features[fit_rows]))
     fit_s = time.perf_counter() - start
     report(1, 2)
-    log_prob = estimator.score_samples(reducer.transform(run.features))
+    # Scoring is most of a flow's time: on a cluster, whole batches at a time (same numbers).
+    log_prob = score_samples(estimator, reducer.transform(run.features), call.client)
     # Ground truth without features of its own (imported features: a missed box) gets NaN.
     described = np.isfinite(run.gt_features).all(axis=1)
     gt_log_prob = np.full(len(run.gt_features), np.nan)
     if described.any():
-        gt_log_prob[described] = estimator.score_samples(
-            reducer.transform(run.gt_features[described])
+        gt_log_prob[described] = score_samples(
+            estimator, reducer.transform(run.gt_features[described]), call.client
         )
     report(2, 2)
     meta = {

@@ -184,3 +184,26 @@ def test_tracks_and_auto_labels_on_a_cluster_are_the_ones_in_process(client, tin
         labels, auto_label(here, tiny_world.frames, config.auto_label, client)
     )
     assert labels["interpolated"].any() and len(labels) > 100
+
+
+def test_a_flow_scores_the_same_on_a_cluster(client, monkeypatch):
+    import torch
+
+    import rem_core.density.spread as spread
+    from rem_core.density import FFJORD, GaussianDensity
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(700, 3))
+    flow = FFJORD(hidden=(16,), max_epochs=2, score_batch_size=64, seed=0).fit(X)
+    monkeypatch.setattr(spread, "CHUNK_ROWS", 128)  # 6 chunks of 2 batches
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers run
+    try:
+        here = flow.score_samples(X)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(spread.score_samples(flow, X, client), here)
+    gaussian = GaussianDensity().fit(X)  # a baseline: scored in the client
+    np.testing.assert_array_equal(
+        spread.score_samples(gaussian, X, client), gaussian.score_samples(X)
+    )
