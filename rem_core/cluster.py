@@ -76,6 +76,7 @@ def dask_client(spec: str | None) -> Iterator[Any]:
     if kind == "address":
         with Client(value) as client:
             log.info("dask: attached to %s (dashboard %s)", value, client.dashboard_link)
+            _prepare_workers(client)
             yield client
         return
     # Single-threaded workers in processes: a segment's work is Python and numpy, and torch
@@ -91,7 +92,25 @@ def dask_client(spec: str | None) -> Iterator[Any]:
         Client(cluster) as client,
     ):
         log.info("dask: local cluster of %d workers (dashboard %s)", value, client.dashboard_link)
+        _prepare_workers(client)
         yield client
+
+
+def _prepare_workers(client: Any) -> None:
+    """Every worker, and every worker that joins or restarts later, keeps freed memory for
+    the next task (``rem_core.memory``): Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` to 64
+    KiB, which made a worker score a flow three times slower than the client."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class KeepFreedMemory(WorkerPlugin):
+        name = "rem-keep-freed-memory"
+
+        def setup(self, worker: Any) -> None:
+            from rem_core.memory import keep_freed_memory
+
+            keep_freed_memory()
+
+    client.register_plugin(KeepFreedMemory())
 
 
 def n_workers(client: Any) -> int:

@@ -95,6 +95,18 @@ def _kill_in(cache: Path, out: Path, stage: str, timeout: float = 600) -> None:
     assert not stages.done(stage), f"the kill came after {stage} was published"
 
 
+def _processes_of(out: Path) -> list[int]:
+    """Process ids whose command line names ``out`` (``rem score ... --out out``)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(out).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 def _files(folder: Path) -> dict[str, bytes | dict]:
     """Every file under ``folder`` (but the lock files), JSON read with its volatile keys
     and the cache's own path taken out."""
@@ -134,6 +146,11 @@ def test_a_run_killed_in_each_stage_completes_as_if_never_killed(tmp_path: Path)
 
     left = [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
     assert left == []
+    # No process of a killed run lives on (the training's forked batch worker ends with it).
+    deadline = time.monotonic() + 10
+    while (alive := _processes_of(out)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive == [], f"processes of the killed runs still running: {alive}"
     assert not out.with_name(".out.old").exists()
     for name in ("cache", "out"):
         killed = _files(tmp_path / "killed" / name)
@@ -141,3 +158,30 @@ def test_a_run_killed_in_each_stage_completes_as_if_never_killed(tmp_path: Path)
         assert sorted(killed) == sorted(whole)
         differ = [file for file in whole if killed[file] != whole[file]]
         assert differ == [], f"{name}: {differ} differ from an uninterrupted run's"
+
+
+# A parent that forks a child which asks to die with it (as the training's batch worker does),
+# prints the child's pid, and waits.
+FORKS = """
+import os, sys, time
+from rem_core.detect.batches import _die_with
+parent = os.getpid()
+child = os.fork()
+if child == 0:
+    _die_with(parent)
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_batch_worker_dies_with_its_parent():
+    parent = subprocess.Popen([sys.executable, "-c", FORKS], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists(), "the forked worker outlived its parent"

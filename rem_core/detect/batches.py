@@ -6,9 +6,12 @@ background thread, so that building one overlaps the network's step on the previ
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -154,8 +157,10 @@ def _prefetch_in_process(
     """
     context = multiprocessing.get_context("fork")
     out = context.Queue(maxsize=depth)
+    parent = os.getpid()
 
     def produce() -> None:
+        _die_with(parent)
         torch.set_num_threads(1)
         try:
             for grid, batch in make_items():
@@ -190,6 +195,20 @@ def _prefetch_in_process(
         worker.join()
         out.close()
         out.cancel_join_thread()
+
+
+def _die_with(parent: int) -> None:
+    """End this forked worker when its parent ends, however it ends (Linux: the parent-death
+    signal). A parent killed with SIGKILL never stops its worker, which would otherwise wait
+    for ever on a full queue that only it still holds open."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
 
 
 def _batch_stream(

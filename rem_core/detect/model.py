@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
 import logging
 import pickle
@@ -16,6 +14,7 @@ from torch import nn
 
 from rem_core.boxes import wrap_angle
 from rem_core.config import DetectorConfig
+from rem_core.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def _heading(sin2: np.ndarray, cos2: np.ndarray, direction_logit: np.ndarray) ->
 def _torch_setup(config: DetectorConfig) -> torch.device:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    _keep_freed_memory()
+    keep_freed_memory()
     return torch.device(config.device)
 
 
@@ -195,28 +194,6 @@ def _train_in_bf16(config: DetectorConfig, device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return False
-
-
-@functools.cache
-def _keep_freed_memory() -> None:
-    """Let glibc's allocator reuse the freed activations of one step in the next.
-
-    By default glibc serves large blocks from fresh pages (``mmap``, above a threshold that
-    adapts between 128 KiB and 32 MiB) and hands freed memory at the top of its heap back to
-    the kernel, so every training step pays page faults for its activations: a third of a
-    step's time went to the kernel on this machine. Thresholds of 256 MiB (mmap) and 512 MiB
-    (trim) keep that memory in the heap for the next step. PyTorch's own CPU advice is a
-    caching allocator such as jemalloc; this has the same effect without one. Process-wide,
-    set once; a no-op off glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 256 << 20)
-    mallopt(m_trim_threshold, 512 << 20)
 
 
 def save_detector(model: BevDetector, folder: str | Path, meta: dict | None = None) -> None:
