@@ -147,7 +147,7 @@ def test_mining_partitions_on_the_cluster_is_exact(client, fp_costs):
     det, rareness, gt = _random_pool(seed=int(fp_costs))
     whole = select_tracks(det, rareness, gt, 60, check_iou=0.1, fp_costs_budget=fp_costs)
     parts = select_tracks_partitioned(
-        det, rareness, gt, 60, 0.1, fp_costs, partitions=4, client=client
+        det, rareness, gt, 60, check_iou=0.1, fp_costs_budget=fp_costs, partitions=4, client=client
     )
     assert len(whole.tracks) > 20 and whole.tracks["segment_id"].nunique() > 4
     pd.testing.assert_frame_equal(parts.tracks, whole.tracks, check_dtype=False)

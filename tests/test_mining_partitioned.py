@@ -69,6 +69,12 @@ def test_partitions_mine_what_the_whole_pool_mines(pool, budget, check_iou, fp_c
     det, rareness, gt = pool
     whole = select_tracks(det, rareness, gt, budget, check_iou=check_iou, fp_costs_budget=fp_costs)
     parts = select_tracks_partitioned(
-        det, rareness, gt, budget, check_iou, fp_costs, partitions=partitions
+        det,
+        rareness,
+        gt,
+        budget,
+        check_iou=check_iou,
+        fp_costs_budget=fp_costs,
+        partitions=partitions,
     )
     assert_same(parts, whole)

@@ -33,9 +33,9 @@ def select_tracks_partitioned(
     rareness: ArrayLike,
     gt: pd.DataFrame,
     budget: int,
+    *,
     check_iou: float = 0.0,
     fp_costs_budget: bool = False,
-    *,
     partitions: int = 2,
     client: Any | None = None,
 ) -> MiningResult:

@@ -59,8 +59,8 @@ def select_from_pool(
             rareness,
             pool.gt,
             budget,
-            mining.check_iou,
-            mining.fp_costs_budget,
+            check_iou=mining.check_iou,
+            fp_costs_budget=mining.fp_costs_budget,
             partitions=n_workers(client),
             client=client,
         )
