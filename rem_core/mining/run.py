@@ -50,28 +50,13 @@ def select_from_pool(
     """Algorithm 1 on ``pool`` in the order of ``rareness``, under ``mining``'s budget,
     labeller check and false-positive cost; with a Dask ``client``, over one partition of
     segments per worker, merged exactly (``mining.partitioned``: the same result)."""
-    budget = resolve_budget(mining.budget, pool.num_tracks)
-    if client is not None:
-        from rem_core.cluster import n_workers
+    args = (pool.detections, rareness, pool.gt, resolve_budget(mining.budget, pool.num_tracks))
+    settings = {"check_iou": mining.check_iou, "fp_costs_budget": mining.fp_costs_budget}
+    if client is None:
+        return select_tracks(*args, **settings)
+    from rem_core.cluster import n_workers
 
-        return select_tracks_partitioned(
-            pool.detections,
-            rareness,
-            pool.gt,
-            budget,
-            check_iou=mining.check_iou,
-            fp_costs_budget=mining.fp_costs_budget,
-            partitions=n_workers(client),
-            client=client,
-        )
-    return select_tracks(
-        pool.detections,
-        rareness,
-        pool.gt,
-        budget,
-        check_iou=mining.check_iou,
-        fp_costs_budget=mining.fp_costs_budget,
-    )
+    return select_tracks_partitioned(*args, **settings, partitions=n_workers(client), client=client)
 
 
 def mine(
