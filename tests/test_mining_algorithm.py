@@ -249,23 +249,24 @@ HEADINGS = [0.0, 0.4, -1.2, np.pi / 2]
 
 
 @st.composite
-def scenes(draw):
+def scenes(draw, segments=("s", "t"), tracks=(1, 4), detections=(0, 10)):
     """A few frames of boxes that often overlap, detections near them, and rareness with
-    ties and -inf."""
+    ties and -inf, over ``segments``, with a number of tracks and detections in the ranges
+    ``tracks`` and ``detections``."""
     n_frames = draw(st.integers(1, 3))
-    n_tracks = draw(st.integers(1, 4))
+    n_tracks = draw(st.integers(*tracks))
     rows = []
     for t in range(n_tracks):
-        seg = draw(st.sampled_from(["s", "t"]))
+        seg = draw(st.sampled_from(segments))
         x0 = draw(st.floats(-6, 6))
         for f in range(n_frames):
             if draw(st.booleans()) or f == 0:
                 x = x0 + f * draw(st.floats(0, 1))
                 rows.append((seg, f, f"T{t}", x, 0.0, 4.0, draw(st.sampled_from(HEADINGS))))
-    gt = gt_table(rows)
+    gt = gt_table(rows) if rows else gt_table([("s", 0, "T", 0.0, 0.0, 4.0, 0.0)]).iloc[:0]
     dets = []
-    for _ in range(draw(st.integers(0, 10))):
-        seg = draw(st.sampled_from(["s", "t"]))
+    for _ in range(draw(st.integers(*detections))):
+        seg = draw(st.sampled_from(segments))
         dets.append((seg, draw(st.integers(0, n_frames - 1)), draw(st.floats(-9, 9))))
     det = (
         det_table(dets)

@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_mining_algorithm import HEADINGS, det_table, gt_table
+from test_mining_algorithm import scenes
 
 from rem_core.mining import select_tracks
 from rem_core.mining.partitioned import select_tracks_partitioned
-from rem_core.schema import BOX_COLUMNS
 
 SEGMENTS = ["s", "t", "u", "v"]
 
 
-@st.composite
-def pools(draw):
+def pools():
     """Tracks and detections over up to four segments, rareness with ties and -inf (some
     segments with detections and no ground truth, or the reverse)."""
-    n_frames = draw(st.integers(1, 3))
-    rows = []
-    for t in range(draw(st.integers(0, 6))):
-        seg = draw(st.sampled_from(SEGMENTS))
-        x0 = draw(st.floats(-6, 6))
-        for f in range(n_frames):
-            if draw(st.booleans()) or f == 0:
-                x = x0 + f * draw(st.floats(0, 1))
-                rows.append((seg, f, f"T{t}", x, 0.0, 4.0, draw(st.sampled_from(HEADINGS))))
-    gt = gt_table(rows) if rows else gt_table([("s", 0, "T", 0.0, 0.0, 4.0, 0.0)]).iloc[:0]
-    dets = [
-        (
-            draw(st.sampled_from(SEGMENTS)),
-            draw(st.integers(0, n_frames - 1)),
-            draw(st.floats(-9, 9)),
-        )
-        for _ in range(draw(st.integers(0, 16)))
-    ]
-    det = (
-        det_table(dets)
-        if dets
-        else det_table([]).reindex(columns=["segment_id", "frame_index", *BOX_COLUMNS])
-    )
-    rareness = np.array(
-        [draw(st.sampled_from([0.0, 1.0, 2.0, 3.5, -np.inf])) for _ in dets], dtype=float
-    )
-    return det, rareness, gt
+    return scenes(segments=SEGMENTS, tracks=(0, 6), detections=(0, 16))
 
 
 def assert_same(a, b) -> None:
