@@ -183,6 +183,142 @@ def bench_score(rows: int | None) -> dict:
     return out
 
 
+def _pool_reference(pool, out) -> tuple:
+    """The whole pool and the in-process run's rareness, for ``select_tracks`` here."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    det = pd.concat([pool.read(p, features=False)[0] for p in range(len(pool.parts))])
+    gt = pd.concat([pool.read_gt(p) for p in range(len(pool.parts))], ignore_index=True)
+    rareness = np.concatenate(
+        [
+            pq.read_table(out / f"part-{p:05d}.parquet", columns=["rareness"])[
+                "rareness"
+            ].to_numpy()
+            for p in range(len(pool.parts))
+        ]
+    )
+    return det.reset_index(drop=True), rareness, gt
+
+
+def bench_pool(detections: int, segments: int, parts: int, folder, sample: int) -> dict:
+    """A synthetic Waymo-scale pool (``rem_core.pool``), written by partition, scored by the
+    demo preset's density model fitted on a sample across partitions, and mined at 3%: in
+    process and on 1 and 2 workers."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from rem_core.pool import (
+        Pool,
+        SyntheticPool,
+        fit_density,
+        sample_features,
+        score_and_mine,
+        write_pool,
+    )
+
+    spec = SyntheticPool(
+        parts=parts,
+        segments=segments // parts,
+        tracks=500,
+        detections=detections // parts,
+        features=64,
+    )
+    folder = Path(folder or tempfile.mkdtemp(prefix="rem-pool-"))
+    out: dict = {}
+    stamp = folder / "spec.txt"
+    pool_dir = folder / "pool"
+    if stamp.exists() and stamp.read_text() == repr(spec) and (pool_dir / "pool.json").exists():
+        pool = Pool.open(pool_dir)
+    else:
+        start = time.perf_counter()
+        with dask_client("local:2") as client:
+            pool = write_pool(pool_dir, spec, spec.parts, client=client)
+        out["pool_write_s_2w"] = round(time.perf_counter() - start, 1)
+        stamp.write_text(repr(spec))
+    config = RemConfig.demo().rareness
+    torch.set_num_threads(1)  # the engine, as the workers run it
+    start = time.perf_counter()
+    with dask_client("local:2") as client:
+        X = sample_features(pool, sample, min_score=config.min_score, client=client)
+    out["sample_s_2w"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    reducer, estimator = fit_density(X, config)
+    out["fit_s"] = round(time.perf_counter() - start, 1)
+    runs = {}
+    for workers in (1, 2):
+        with dask_client(f"local:{workers}") as client:
+            client.wait_for_workers(workers)
+            start = time.perf_counter()
+            runs[workers] = score_and_mine(
+                pool, reducer, estimator, "3%", folder / f"out-{workers}w", client=client
+            )
+            out[f"score_mine_s_{workers}w"] = round(time.perf_counter() - start, 1)
+            out[f"peak_worker_mem_mb_{workers}w"] = round(max(client.run(_peak_mb).values()), 1)
+        timings = runs[workers].timings
+        out[f"score_s_{workers}w"] = round(timings["score"], 1)
+        out[f"mine_s_{workers}w"] = round(timings["mine"], 1)
+    # The client held the sample, the models and the checks, never the pool.
+    out["client_peak_mem_mb"] = round(_peak_mb(), 1)
+    start = time.perf_counter()
+    here = score_and_mine(pool, reducer, estimator, "3%", folder / "out-inprocess")
+    out["score_mine_s_inprocess"] = round(time.perf_counter() - start, 1)
+    det, rareness, gt = _pool_reference(pool, folder / "out-inprocess")
+    start = time.perf_counter()
+    whole = select_tracks(det, rareness, gt, here.budget)
+    out["mine_s_whole_inprocess"] = round(time.perf_counter() - start, 1)
+    equal = whole.tracks.equals(here.tracks) and np.array_equal(whole.checked, here.checked)
+    for workers, run in runs.items():
+        equal &= whole.tracks.equals(run.tracks) and np.array_equal(whole.checked, run.checked)
+        for p in range(len(pool.parts)):
+            a = folder / "out-inprocess" / f"part-{p:05d}.parquet"
+            b = folder / f"out-{workers}w" / f"part-{p:05d}.parquet"
+            equal &= _same_table(a, b)
+    large = gt.drop_duplicates(["segment_id", "track_id"]).set_index(["segment_id", "track_id"])
+    large = large["length"] > 7
+    mined_large = large.reindex(pd_index(whole.tracks)).to_numpy()
+    out.update(
+        score_mine_speedup_2w=round(out["score_mine_s_1w"] / out["score_mine_s_2w"], 2),
+        mined_equal=bool(equal),
+        pool_detections=pool.detections,
+        pool_tracks=pool.tracks,
+        pool_segments=sum(p["segments"] for p in pool.parts),
+        pool_parts=len(pool.parts),
+        budget=here.budget,
+        mined=len(here.tracks),
+        mined_large_share=round(float(mined_large.mean()), 3),
+        pool_large_share=round(float(large.mean()), 3),
+        estimator=config.estimator,
+        sample_rows=len(X),
+    )
+    print(
+        f"pool of {pool.detections:,} detections ({pool.tracks:,} tracks, {len(pool.parts)} "
+        f"parts): score+mine at {here.budget} tracks: in process "
+        f"{out['score_mine_s_inprocess']} s, 1 worker {out['score_mine_s_1w']} s, 2 workers "
+        f"{out['score_mine_s_2w']} s (x{out['score_mine_speedup_2w']}); equal: {equal}; "
+        f"peak worker memory {out['peak_worker_mem_mb_2w']} MB; "
+        f"client {out['client_peak_mem_mb']} MB"
+    )
+    for name in ("out-1w", "out-2w", "out-inprocess"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    return out
+
+
+def pd_index(tracks):
+    import pandas as pd
+
+    return pd.MultiIndex.from_frame(tracks[["segment_id", "track_id"]])
+
+
+def _same_table(a, b) -> bool:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(a).equals(pq.read_table(b))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segments", type=int, default=None, help="segments to detect on")
@@ -191,7 +327,23 @@ def main() -> None:
     parser.add_argument("--skip-detect", action="store_true")
     parser.add_argument("--score-rows", type=int, default=None, help="detections to score")
     parser.add_argument("--skip-score", action="store_true")
+    parser.add_argument("--pool-detections", type=int, default=10_000_000)
+    parser.add_argument("--pool-segments", type=int, default=1000)
+    parser.add_argument("--pool-parts", type=int, default=20)
+    parser.add_argument("--pool-sample", type=int, default=50_000)
+    parser.add_argument("--pool-dir", default=None, help="where the synthetic pool is kept")
+    parser.add_argument("--only-pool", action="store_true")
     args = parser.parse_args()
+    if args.only_pool:
+        pool = bench_pool(
+            args.pool_detections,
+            args.pool_segments,
+            args.pool_parts,
+            args.pool_dir,
+            args.pool_sample,
+        )
+        print(json.dumps(pool))
+        return
     out = {} if args.skip_detect else bench_detect(args.segments)
     if not args.skip_score:
         out.update(bench_score(args.score_rows))

@@ -69,9 +69,9 @@ def dask_client(spec: str | None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     # The scheduler's and workers' start and stop lines are not the user's business.
-    quiet = logging.getLogger("distributed")
-    if quiet.level == logging.NOTSET:
-        quiet.setLevel(logging.WARNING)
+    # (distributed sets its own loggers to INFO; keep them for `rem -v`, debug logging.)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     kind, value = parsed
     if kind == "address":
         with Client(value) as client:

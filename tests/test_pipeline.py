@@ -183,3 +183,39 @@ def test_geometry_features_run_rem_without_a_detector(tiny_world, tmp_path, monk
     # every check finds its own ground-truth box: no false positives
     assert mined.composition.false_positives == 0 and mined.composition.tracks > 0
     assert pipeline.pipeline_status(config, tiny_world, root=tmp_path)["rareness"]
+
+
+def test_the_exported_pool_mines_what_the_pipeline_mines(run, tiny_world, tmp_path):
+    """`rem pool export`: the mining pool's rows, in order, with their features; scored and
+    mined part by part with the pipeline's fitted models, D-REM's selection is the
+    pipeline's (a Gaussian density scores each row on its own, whatever its part)."""
+    from dataclasses import replace
+
+    from rem_core.mining import mine
+    from rem_core.pool import export_pool, score_and_mine
+
+    _, root = run
+    base = RemConfig.tiny()
+    config = replace(base, rareness=replace(base.rareness, estimator="gaussian"))
+    pool = pipeline.ensure_mining_pool(config, tiny_world, root=root)
+    exported = export_pool(config, tiny_world, tmp_path / "pool", parts=3, root=root)
+    assert len(exported.parts) == 3 and exported.tracked
+    det = pd.concat([exported.read(p)[0] for p in range(3)], ignore_index=True)
+    columns = list(det.columns)
+    pd.testing.assert_frame_equal(det, pool.detections[columns], check_dtype=False)
+    rare = pipeline.ensure_rareness(config, tiny_world, root=root)
+    mined = mine(pool, "d_rem", config)
+    m = config.mining
+    result = score_and_mine(
+        exported,
+        rare.reducer,
+        rare.estimator,
+        m.budget,
+        check_iou=m.check_iou,
+        fp_costs_budget=m.fp_costs_budget,
+        rank_by=m.rank_by,
+    )
+    assert len(result.tracks) > 0
+    pd.testing.assert_frame_equal(
+        result.tracks[["segment_id", "track_id"]], mined.result.tracks[["segment_id", "track_id"]]
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from rem_core.cli._common import cluster_arg, method_arg, setting_arg
 from rem_core.cli.data import cmd_app, cmd_import, cmd_info, cmd_world
 from rem_core.cli.experiment import cmd_experiment
+from rem_core.cli.pool import add_pool_commands
 from rem_core.cli.stages import (
     cmd_compare,
     cmd_detect_run,
@@ -409,4 +410,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", default=None, help="address to serve on (default: streamlit's)")
     p.set_defaults(func=cmd_app)
+
+    add_pool_commands(sub, common, estimator_args)
     return parser

@@ -42,7 +42,14 @@ from rem_core.config import MINING_METHODS, ScoreConfig
 from rem_core.matching import match_frames
 from rem_core.score import d_rem, m_rem, md_rem
 
-__all__ = ["MINING_METHODS", "MiningPool", "best_overlap", "rank_detections", "track_mean"]
+__all__ = [
+    "MINING_METHODS",
+    "MiningPool",
+    "best_overlap",
+    "rank_detections",
+    "track_codes",
+    "track_mean",
+]
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ def best_overlap(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     return found.match, found.iou
 
 
-def _track_codes(detections: pd.DataFrame) -> np.ndarray:
+def track_codes(detections: pd.DataFrame) -> np.ndarray:
     """``(N,)`` int64 code per predicted track; each untracked detection gets its own."""
     if not len(detections):
         return np.zeros(0, np.int64)
@@ -160,7 +167,7 @@ def rank_detections(
     values = _detection_values(pool, method, score or ScoreConfig(), seed)
     if rank_by == "detection" or method == "random" or method.startswith("oracle_"):
         return values
-    return track_mean(values, _track_codes(pool.detections))
+    return track_mean(values, track_codes(pool.detections))
 
 
 def _detection_values(pool: MiningPool, method: str, score: ScoreConfig, seed: int) -> np.ndarray:
