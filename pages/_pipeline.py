@@ -125,20 +125,30 @@ def start_pipeline(
     world: WorldConfig | None = None,
     retrain: bool = False,
     label: str | None = None,
+    cluster: str | None = None,
 ) -> JobStatus:
     """Start the pipeline in a process of its own unless it runs already; its status.
 
     With ``world``, the job builds that world first (``data`` is then its folder); with
-    ``retrain``, it trains the detectors from scratch (see ``rem_core.jobs.start_job``).
-    ``label`` names the data set in messages (default: its label, or its folder's name).
+    ``retrain``, it trains the detectors from scratch; with ``cluster`` (``local:N`` or a
+    scheduler address), it runs its segment-by-segment stages on that Dask cluster (see
+    ``rem_core.jobs.start_job``). ``label`` names the data set in messages (default: its
+    label, or its folder's name).
     """
     root = _root(data)
     label = f"{label or (data.label if isinstance(data, OpenData) else root.name)}, "
     label += config.rareness.estimator + (", retraining the detectors" if retrain else "")
     key = job_key("pipeline", config, root)
-    if world is not None:
-        return start_job(key, "pipeline", config, world=world, label=label, retrain=retrain)
-    return start_job(key, "pipeline", config, data=root, label=label, retrain=retrain)
+    return start_job(
+        key,
+        "pipeline",
+        config,
+        data=None if world is not None else root,  # a world's folder: the job builds it
+        world=world,
+        label=label,
+        retrain=retrain,
+        cluster=cluster,
+    )
 
 
 def experiment_job(data: OpenData, config: RemConfig) -> JobStatus | None:

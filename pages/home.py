@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import streamlit as st
 
@@ -24,6 +25,7 @@ from pages._shared import (
     run_in_app,
     selected_data,
 )
+from rem_core.cluster import SCHEDULER_ENV, cluster_spec
 from rem_core.config import RemConfig
 from rem_core.jobs import JobStatus, stop_job
 from rem_core.pipeline import detector_origin
@@ -61,14 +63,50 @@ def first_start() -> bool:
     )
 
 
+def scheduler_field() -> tuple[str | None, bool]:
+    """The Dask scheduler the pipeline's jobs run on, from the field ``home_cluster``
+    (default ``$REM_DASK_SCHEDULER``): ``(scheduler, valid)``; the scheduler is ``None``
+    for none (the job's own process). A value that is not one shows an error naming it, and
+    nothing may start while it is there."""
+    value = st.text_input(
+        "Dask scheduler",
+        value=os.environ.get(SCHEDULER_ENV, ""),
+        key="home_cluster",
+        placeholder="tcp://host:8786 or local:2",
+        help="Runs the pipeline's segment-by-segment stages (the world, detection, tracks, "
+        "scoring) on a Dask cluster: a scheduler's address, or local:N for N worker "
+        "processes on this machine; training and the density fit stay in the job's process. "
+        "Empty: all in the job's own process. The results are the same.",
+        width=360,
+    ).strip()
+    try:
+        parsed = cluster_spec(value)  # empty is none (the environment is read above)
+    except ValueError as exc:
+        st.error(f"Dask scheduler {str(exc).removeprefix('--cluster ')}", icon=":material/error:")
+        return None, False
+    return (value if parsed is not None else None), True
+
+
 def show_job(job: JobStatus) -> None:
-    """A running job's time so far and its stages, with a button that stops it."""
+    """A running job's time so far and its stages, where it runs (with its cluster's
+    dashboard), and a button that stops it."""
     minutes, seconds = divmod(int(job.elapsed), 60)
+    where = f"on the Dask cluster `{job.cluster}`" if job.cluster else "in a process of its own"
     st.markdown(
-        f":material/hourglass_top: Running the pipeline ({job.label}) in a process of its "
-        f"own, {minutes} min {seconds:02d} s so far. Other pages fill in as their inputs "
+        f":material/hourglass_top: Running the pipeline ({job.label}) {where}, "
+        f"{minutes} min {seconds:02d} s so far. Other pages fill in as their inputs "
         "are ready; you can browse meanwhile, close this tab or restart the app."
     )
+    if job.dashboard:
+        st.link_button(
+            "Dask dashboard",
+            job.dashboard,
+            key="home_dashboard",
+            icon=":material/monitoring:",
+            help=f"The dashboard of `{job.cluster}`: its workers, tasks and memory.",
+        )
+    elif job.cluster:
+        st.caption(f"Connecting to `{job.cluster}`…")
     for stage, entry in job.stages.items():
         fraction = entry.done / entry.total if entry.total else 1.0
         text = f"{stage}: {entry.done:,} / {entry.total:,}"
@@ -88,12 +126,17 @@ def show_ended(job: JobStatus | None) -> None:
 
 if choice.source == "world" and not choice.exists:
     world_config = app_config(None)
+    cluster, cluster_ok = scheduler_field()
     job = pipeline_job(choice.path, world_config)
-    if job is None and first_start():
+    if job is None and first_start() and cluster_ok:
         # first start on the default world: build it and run the pipeline in a job
         st.session_state["home_pipeline_started"] = True
         job = start_pipeline(
-            choice.path, world_config, world=world_config.world, label=choice.label
+            choice.path,
+            world_config,
+            world=world_config.world,
+            label=choice.label,
+            cluster=cluster,
         )
     if job is not None and job.running:
         st.info(
@@ -172,6 +215,7 @@ st.caption(f":material/tune: Features: **{features.source}**: {features.reason}.
 estimator = ESTIMATOR_LABELS[config.rareness.estimator]
 source = feature_source(config.features.source)
 needs = source.needs(config)
+cluster, cluster_ok = scheduler_field()
 
 
 def checklist(state: dict) -> str:
@@ -182,16 +226,19 @@ def checklist(state: dict) -> str:
     )
 
 
-def pipeline_view(data: OpenData, config: RemConfig, live: bool) -> None:
+def pipeline_view(
+    data: OpenData, config: RemConfig, live: bool, cluster: str | None, cluster_ok: bool
+) -> None:
     """The pipeline's state, read afresh from the cache and the job's status file on every
     run: every 5 s while a job runs (``live``; two small file reads, the server stays idle),
-    and once more when it ends."""
+    and once more when it ends. A job starts on ``cluster`` (see :func:`scheduler_field`),
+    and only while ``cluster_ok``."""
     state = status(data, config)
     job = pipeline_job(data, config)
-    if job is None and first_start() and not state["rareness"]:
+    if job is None and first_start() and not state["rareness"] and cluster_ok:
         # first start on the default world: compute in a job, once per session
         st.session_state["home_pipeline_started"] = True
-        job = start_pipeline(data, config)
+        job = start_pipeline(data, config, cluster=cluster)
     running = job is not None and job.running
     if live and not running:
         st.rerun(scope="app")  # it ended: show the result, stop refreshing
@@ -212,15 +259,19 @@ def pipeline_view(data: OpenData, config: RemConfig, live: bool) -> None:
         show_job(job)
         return
     show_ended(job)
-    if st.button("Run the pipeline", key="home_pipeline", type="primary"):
-        start_pipeline(data, config)
+    if (
+        st.button("Run the pipeline", key="home_pipeline", type="primary", disabled=not cluster_ok)
+        and cluster_ok
+    ):
+        start_pipeline(data, config, cluster=cluster)
         st.rerun(scope="app")
 
 
 job = pipeline_job(data, config)
 ready = status(data, config)["rareness"]
-live = (job is not None and job.running) or (job is None and first_start() and not ready)
-st.fragment(pipeline_view, run_every=5.0 if live else None)(data, config, live)
+first = job is None and first_start() and not ready and cluster_ok  # it starts now
+live = (job is not None and job.running) or first
+st.fragment(pipeline_view, run_every=5.0 if live else None)(data, config, live, cluster, cluster_ok)
 
 origin = detector_origin(config, data.dataset) if source.trains_detector else {}
 if origin:
@@ -235,12 +286,15 @@ if origin:
             )
         else:
             st.markdown(f"The {config.detector.ensemble_size} detectors were trained here.")
-        if st.button(
-            "Retrain the detectors",
-            key="home_retrain",
-            disabled=live,
-            help="Trains the ensemble from scratch and recomputes the detections and rareness "
-            "scores from it, in a job of its own.",
+        if (
+            st.button(
+                "Retrain the detectors",
+                key="home_retrain",
+                disabled=live or not cluster_ok,
+                help="Trains the ensemble from scratch and recomputes the detections and rareness "
+                "scores from it, in a job of its own (on the Dask scheduler above, if any).",
+            )
+            and cluster_ok
         ):
-            start_pipeline(data, config, retrain=True)
+            start_pipeline(data, config, retrain=True, cluster=cluster)
             st.rerun()

@@ -37,11 +37,12 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
 
 
-def _start_tiny(root: Path):
+def _start_tiny(root: Path, cluster: str | None = None):
     config = RemConfig.tiny()
     data = world_path(config.world, root)
     key = job_key("pipeline", config, data)
-    return key, config, start_job(key, "pipeline", config, world=config.world, root=root)
+    started = start_job(key, "pipeline", config, world=config.world, root=root, cluster=cluster)
+    return key, config, started
 
 
 def test_a_job_builds_the_world_runs_the_pipeline_and_records_each_stage(tmp_path: Path):

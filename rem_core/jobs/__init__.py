@@ -11,8 +11,10 @@ Ctrl-C on ``make app``, does not stop it), and leaves everything it knows in its
   between two starters (two browser tabs, two servers) exactly one wins; a job whose lock
   is free is not running, however it ended (the kernel releases the lock of a killed
   process).
-- ``status.json``: what it runs, its stages with their progress and times, how it ended;
-  replaced atomically, at most twice a second, so a reader never sees half of it.
+- ``status.json``: what it runs, its stages with their progress and times, the Dask
+  cluster it runs on and that cluster's dashboard (``start_job(..., cluster=)``; none: in
+  its own process), how it ended; replaced atomically, at most twice a second, so a reader
+  never sees half of it.
 - ``spec.pkl``: what to run (kind, settings, data set); ``pid``: its process id, written
   by the starter; ``log.txt``: its output.
 

@@ -1,11 +1,13 @@
 """The job process itself: ``python -m rem_core.jobs FOLDER`` runs :func:`main`.
 
-It runs what the folder's ``spec.pkl`` asks for and reports each stage's progress in the
+It runs what the folder's ``spec.pkl`` asks for, on the Dask cluster it names if any
+(``rem_core.cluster``), and reports the cluster's dashboard and each stage's progress in the
 folder's ``status.json`` (``rem_core.jobs.status``), then how it ended.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
@@ -13,6 +15,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +56,37 @@ class _Reporter:
         self.written = time.monotonic() - self.t0
 
 
+@contextlib.contextmanager
+def _client(cluster: str | None, report: _Reporter) -> Iterator[Any]:
+    """The Dask client of the job's cluster (``None``: none, in this process), its dashboard
+    in the status as soon as it is connected.
+
+    Raises:
+        ConnectionError: naming the cluster, when its scheduler cannot be reached or a local
+            cluster cannot start.
+    """
+    from rem_core.cluster import dask_client
+
+    # "none", not None: the job runs where its spec says, whatever $REM_DASK_SCHEDULER says
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(dask_client(cluster or "none"))
+        except (OSError, RuntimeError) as exc:
+            if "://" in cluster:  # an address (cluster_spec)
+                raise ConnectionError(f"cannot reach the Dask scheduler {cluster}: {exc}") from exc
+            raise ConnectionError(f"cannot start the Dask cluster {cluster}: {exc}") from exc
+        if client is not None:
+            log.info("job on the Dask cluster %s, dashboard %s", cluster, client.dashboard_link)
+            report.write(cluster=cluster, dashboard=client.dashboard_link)
+        yield client
+
+
 def _run(spec: dict[str, Any], report: _Reporter) -> None:
+    with _client(spec.get("cluster"), report) as client:  # a spec of old has no cluster
+        _run_on(spec, report, client)
+
+
+def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
     from rem_core.artifacts import ensure_world
     from rem_core.dataset import Dataset
 
@@ -63,7 +96,10 @@ def _run(spec: dict[str, Any], report: _Reporter) -> None:
         world = spec["world"]
         stage = "building the world"
         dataset = ensure_world(
-            world, root=root, progress=lambda done, total: report(stage, done, total)
+            world,
+            root=root,
+            progress=lambda done, total: report(stage, done, total),
+            client=client,
         )
     else:
         dataset = Dataset.open(spec["data"])
@@ -73,11 +109,18 @@ def _run(spec: dict[str, Any], report: _Reporter) -> None:
         if spec.get("retrain"):
             for path in clear_pipeline(config, dataset, root):
                 log.info("retrain: removed %s", path)
-        run_pipeline(config, dataset, root=root, progress=report, shipped=not spec.get("retrain"))
+        run_pipeline(
+            config,
+            dataset,
+            root=root,
+            progress=report,
+            shipped=not spec.get("retrain"),
+            client=client,
+        )
     else:
         from rem_core.experiment import run_experiment
 
-        run_experiment(config, dataset, root=root, progress=report)
+        run_experiment(config, dataset, root=root, progress=report, client=client)
 
 
 def main(argv: list[str] | None = None) -> int:

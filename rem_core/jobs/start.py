@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rem_core.artifacts import cache_root
+from rem_core.cluster import cluster_spec
 from rem_core.config import RemConfig, WorldConfig
 from rem_core.jobs.status import (
     KINDS,
@@ -52,6 +53,17 @@ def _spawn(folder: Path, fd: int, out: Any, env: dict[str, str]) -> subprocess.P
     )
 
 
+def _cluster(cluster: str | None) -> str | None:
+    """``cluster`` checked (``rem_core.cluster.cluster_spec``) and stripped; ``None`` for
+    none (``None``, empty or ``"none"``)."""
+    value = (cluster or "").strip()
+    try:
+        parsed = cluster_spec(value)
+    except ValueError as exc:
+        raise ValueError(f"start_job: {str(exc).replace('--cluster ', 'cluster ', 1)}") from None
+    return None if parsed is None else value
+
+
 def start_job(
     key: str,
     kind: str,
@@ -62,6 +74,7 @@ def start_job(
     label: str = "",
     root: Path | None = None,
     retrain: bool = False,
+    cluster: str | None = None,
 ) -> JobStatus:
     """Start job ``key`` in a process of its own, unless it runs; return its status.
 
@@ -75,15 +88,25 @@ def start_job(
         root: the cache root (default ``cache_root()``); the job process caches there too.
         retrain: for a pipeline, train the detectors from scratch first
             (``rem_core.pipeline.clear_pipeline``; no shipped weights).
+        cluster: the Dask cluster its segment-by-segment stages run on
+            (``rem_core.cluster``): ``local``, ``local:N`` or a scheduler address such as
+            ``tcp://host:8786``. ``None`` or empty: in the job's own process
+            (``$REM_DASK_SCHEDULER`` is not read here: a caller that wants it passes it).
+            Not part of ``key``: a cluster computes the same results.
 
     Returns:
         The status of the job that runs now: the one just started, or the one that was
-        already running (then nothing new starts).
+        already running (then nothing new starts, whatever ``cluster`` says).
+
+    Raises:
+        ValueError: naming the value, for a kind or a ``cluster`` that is not one; before
+            anything is written or started.
     """
     if kind not in KINDS:
         raise ValueError(f"job kind: unknown {kind!r}; choose one of {KINDS}")
     if (data is None) == (world is None):
         raise ValueError("start_job: give exactly one of data= and world=")
+    cluster = _cluster(cluster)
     root = Path(root or cache_root()).resolve()
     folder = job_folder(key, root)
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,12 +126,13 @@ def start_job(
             "world": world,
             "root": str(root),
             "retrain": retrain,
+            "cluster": cluster,
         }
         tmp = folder / f".spec.{os.getpid()}.tmp"
         tmp.write_bytes(pickle.dumps(spec))
         os.replace(tmp, folder / "spec.pkl")
         status = {"kind": kind, "label": spec["label"], "state": "running", "stages": []}
-        status["started"] = time.time()
+        status.update(started=time.time(), cluster=cluster)
         _write_json(folder / "status.json", status)
         env = dict(os.environ, REM_CACHE_DIR=str(root), PYTHONUNBUFFERED="1")
         with open(folder / "log.txt", "wb") as out:
@@ -131,6 +155,7 @@ def start_job(
             started=status["started"],
             pid=process.pid,
             log=folder / "log.txt",
+            cluster=cluster,
         )
     finally:
         os.close(fd)  # the job process keeps its own copy of the locked file

@@ -58,6 +58,10 @@ class JobStatus:
         error: why it failed or stopped.
         pid: the job process's id.
         log: the file holding its output.
+        cluster: the Dask cluster it runs on, as given (``local:2``, ``tcp://host:8786``);
+            ``None`` in its own process.
+        dashboard: the address of that cluster's Dask dashboard, once the job is connected
+            to it.
     """
 
     key: str
@@ -70,6 +74,8 @@ class JobStatus:
     error: str | None = None
     pid: int | None = None
     log: Path | None = None
+    cluster: str | None = None
+    dashboard: str | None = None
 
     @property
     def running(self) -> bool:
@@ -145,6 +151,8 @@ def read_job(key: str, root: Path | None = None) -> JobStatus | None:
         error=error,
         pid=_pid(folder),
         log=folder / "log.txt",
+        cluster=raw.get("cluster"),
+        dashboard=raw.get("dashboard"),
     )
 
 
