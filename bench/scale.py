@@ -282,6 +282,7 @@ def bench_pool(detections: int, segments: int, parts: int, folder, sample: int) 
     mined_large = large.reindex(pd_index(whole.tracks)).to_numpy()
     out.update(
         score_mine_speedup_2w=round(out["score_mine_s_1w"] / out["score_mine_s_2w"], 2),
+        peak_worker_mem_mb=max(out["peak_worker_mem_mb_1w"], out["peak_worker_mem_mb_2w"]),
         mined_equal=bool(equal),
         pool_detections=pool.detections,
         pool_tracks=pool.tracks,
@@ -332,7 +333,8 @@ def main() -> None:
     parser.add_argument("--pool-parts", type=int, default=20)
     parser.add_argument("--pool-sample", type=int, default=50_000)
     parser.add_argument("--pool-dir", default=None, help="where the synthetic pool is kept")
-    parser.add_argument("--only-pool", action="store_true")
+    parser.add_argument("--only-pool", action="store_true", help="only the pool part")
+    parser.add_argument("--skip-pool", action="store_true", help="skip the pool part")
     args = parser.parse_args()
     if args.only_pool:
         pool = bench_pool(
@@ -348,6 +350,16 @@ def main() -> None:
     if not args.skip_score:
         out.update(bench_score(args.score_rows))
     out.update(bench_mine(args.mine_detections, args.mine_tracks))
+    if not args.skip_pool:
+        out.update(
+            bench_pool(
+                args.pool_detections,
+                args.pool_segments,
+                args.pool_parts,
+                args.pool_dir,
+                args.pool_sample,
+            )
+        )
     print(json.dumps(out))
 
 

@@ -115,6 +115,27 @@ def test_the_detection_stage_on_a_cluster_is_the_one_in_process(
     np.testing.assert_array_equal(a.gt_features, b.gt_features)
     np.testing.assert_array_equal(a.scores, b.scores)
 
+    # The stages after it: the density fitted in the client (one thread both times), the
+    # detections scored by it (on the workers past one batch), and D-REM's mining over
+    # partitions of segments.
+    from rem_core.mining import mine
+    from rem_core.pipeline import ensure_mining_pool
+
+    torch.set_num_threads(1)
+    try:
+        pools = [
+            ensure_mining_pool(config, tiny_world, root=here),
+            ensure_mining_pool(config, tiny_world, root=there, client=client),
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(pools[0].log_prob, pools[1].log_prob)
+    np.testing.assert_array_equal(pools[0].gt_log_prob, pools[1].gt_log_prob)
+    mined = [mine(pools[0], "d_rem", config), mine(pools[1], "d_rem", config, client=client)]
+    assert len(mined[0].result.tracks) > 0
+    pd.testing.assert_frame_equal(mined[0].result.tracks, mined[1].result.tracks)
+    pd.testing.assert_frame_equal(mined[0].labels, mined[1].labels)
+
 
 def _random_pool(seed: int, segments: int = 40) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Tracks moving along a lane, noisy detections of them plus false positives, and
