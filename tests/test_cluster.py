@@ -228,3 +228,35 @@ def test_a_flow_scores_the_same_on_a_cluster(client, monkeypatch):
     np.testing.assert_array_equal(
         spread.score_samples(gaussian, X, client), gaussian.score_samples(X)
     )
+
+
+def test_imported_detections_are_tracked_on_a_cluster_as_in_process(
+    client, tiny_world: Dataset, tmp_path: Path
+):
+    """The feature sources without our detector track (and auto-label) a data set's own
+    detections on the cluster too, with the same tracks."""
+    import shutil
+    from dataclasses import replace
+
+    from rem_core.config import FeatureConfig, RemConfig
+    from rem_core.io.importers import attach_detections
+    from rem_core.pipeline import ensure_detections
+
+    root = tmp_path / "with-detections"
+    shutil.copytree(tiny_world.root, root)
+    rng = np.random.default_rng(0)
+    boxes = Dataset.open(root).boxes
+    boxes = boxes[boxes["class"] == "vehicle"]
+    table = boxes[["segment_id", "frame_index", "class", *BOX_COLUMNS]].assign(
+        score=rng.uniform(0.3, 1.0, len(boxes)).astype(np.float32)
+    )
+    table["center_x"] += rng.normal(0, 0.2, len(table))
+    attach_detections(root, table, rng.normal(size=(len(table), 4)).astype(np.float32))
+    ds = Dataset.open(root)
+    config = replace(RemConfig.tiny(), features=FeatureConfig(source="imported"))
+    here = ensure_detections(config, ds, root=tmp_path / "here")
+    there = ensure_detections(config, ds, root=tmp_path / "there", client=client)
+    assert here.detections["track_id"].notna().mean() > 0.5  # tracked
+    pd.testing.assert_frame_equal(here.detections, there.detections)
+    pd.testing.assert_frame_equal(here.autolabels, there.autolabels)
+    np.testing.assert_array_equal(here.features, there.features)

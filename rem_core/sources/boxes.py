@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,15 +51,16 @@ class _BoxFeatures(FeatureSource):
 
     @abstractmethod
     def _features(
-        self, config: RemConfig, dataset: Dataset, gt: pd.DataFrame
+        self, config: RemConfig, dataset: Dataset, gt: pd.DataFrame, client: Any = None
     ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        """``(tracked detections, their features, the features of gt's rows)``."""
+        """``(tracked detections, their features, the features of gt's rows)``; detections
+        are tracked on ``client``'s cluster when there is one."""
 
     def detect(self, config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
         report = call.reporter("features, tracks and auto-labels")
         report(0, 2)
         gt = dataset.boxes.reset_index(drop=True)
-        tracked, features, gt_features = self._features(config, dataset, gt)
+        tracked, features, gt_features = self._features(config, dataset, gt, call.client)
         pool = tracked["segment_id"].isin(dataset.split_ids("unlabelled")).to_numpy()
         score = tracked["score"].to_numpy(np.float32)[:, None]
         scores = np.where(pool[:, None], score, np.nan).astype(np.float32)
@@ -88,7 +90,7 @@ class GeometryFeatures(_BoxFeatures):
             "detections, or else its ground-truth boxes, stand in)"
         )
 
-    def _features(self, config, dataset, gt):
+    def _features(self, config, dataset, gt, client=None):
         from rem_core.descriptors import box_descriptors
 
         points = dataset.points if dataset.frames["num_points"].any() else None
@@ -98,7 +100,7 @@ class GeometryFeatures(_BoxFeatures):
             # The data set's own detections (``rem import detections``), tracked like ours.
             detections = read_table(own, DETECTIONS)
             features = box_descriptors(detections, points)
-            tracked = track_detections(detections, dataset.frames, config.tracker)
+            tracked = track_detections(detections, dataset.frames, config.tracker, client)
             return tracked, features, gt_features
         # Like the detector, the stand-in detections are vehicles.
         vehicles = np.flatnonzero((gt["class"] == "vehicle").to_numpy())
@@ -127,7 +129,7 @@ class ImportedFeatures(_BoxFeatures):
     own_gt_features = False
     files = (DETECTIONS_FILE, DETECTION_FEATURES_FILE)
 
-    def _features(self, config, dataset, gt):
+    def _features(self, config, dataset, gt, client=None):
         from rem_core.mining.methods import best_overlap
 
         detections, features = _imported_detections(dataset)
@@ -135,7 +137,7 @@ class ImportedFeatures(_BoxFeatures):
         hit = (match >= 0) & (iou >= config.detector.match_iou)
         gt_features = np.full((len(gt), features.shape[1]), np.nan, np.float32)
         gt_features[hit] = features[match[hit]]
-        tracked = track_detections(detections, dataset.frames, config.tracker)
+        tracked = track_detections(detections, dataset.frames, config.tracker, client)
         return tracked, features, gt_features
 
 
