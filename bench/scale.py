@@ -17,7 +17,7 @@ Mining (``--mine-detections``, default 1,000,000, in ``--mine-tracks`` tracks of
 segment, ``bench/mine.py``'s synthetic pool, random rareness, a 3% budget): Algorithm 1 in
 process (``select_tracks``) and over one partition of segments per worker on a LocalCluster of
 1 and of 2 workers (``select_tracks_partitioned``, exact): ``mine_s_inprocess``,
-``mine_s_1w``, ``mine_s_2w``, ``mine_speedup_2w`` and ``mined_equal`` (the same tracks,
+``mine_s_1w``, ``mine_s_2w``, ``mine_speedup_2w`` and ``mine_equal`` (the same tracks,
 checks and discards as in process). ``--skip-detect`` skips the detection part.
 
 Scoring (``--score-rows``, default every detection of the demo pipeline; ``--skip-score``):
@@ -26,11 +26,21 @@ and on 1 and 2 workers in chunks of whole batches (``rem_core.density.spread``):
 ``score_s_inprocess``, ``score_s_1w``, ``score_s_2w``, ``score_speedup_2w``,
 ``score_equal_1w/2w`` (bit for bit).
 
-Usage: ``python bench/scale.py [--segments N] [--mine-detections N] [--mine-tracks T]
-[--skip-detect]``
+A Waymo-scale pool (``--pool-detections``, default 10,000,000, over ``--pool-segments``
+1,000 in ``--pool-parts`` 20; ``rem_core.pool.SyntheticPool``, 500 tracks a segment, 64
+features; written once into ``--pool-dir`` and reused), scored by the demo preset's FFJORD
+fitted on ``--pool-sample`` detections drawn across the parts, and mined at 3%
+(``rem_core.pool.score_and_mine``) in process and on 1 and 2 workers: ``score_mine_s_1w``,
+``score_mine_s_2w``, ``score_mine_speedup_2w``, ``score_mine_s_inprocess``,
+``peak_worker_mem_mb`` (the largest of both runs), ``mined_equal`` (the mined tracks and
+checks of every run equal ``select_tracks`` on the whole pool, and the parts' written
+scores equal the in-process run's bit for bit), and ``pool_*``: the parts' scoring and
+mining seconds, the workers' task compute and process CPU seconds (to tell a slow host from
+idle workers), the client's peak memory (meaningful with ``--only-pool``), the sample's and
+the fit's seconds, the Large share of the pool and of the mined tracks.
 
-Not measured yet (issue 19): scoring a pool by partition with the fitted density (not built),
-so the Waymo-scale score-and-mine target (10M detections) is not run.
+Usage: ``python bench/scale.py [--segments N] [--mine-detections N] [--mine-tracks T]
+[--skip-detect] [--skip-score] [--skip-pool | --only-pool] [--pool-dir DIR]``
 """
 
 from __future__ import annotations
@@ -61,6 +71,21 @@ GT_CLASSES = ("vehicle", "pedestrian", "cyclist")
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _compute_s(stream: list[dict]) -> float:
+    """Seconds the tasks of a task stream spent computing."""
+    return sum(
+        part["stop"] - part["start"]
+        for task in stream
+        for part in task["startstops"]
+        if part["action"] == "compute"
+    )
 
 
 def _same(a, b) -> bool:
@@ -136,11 +161,11 @@ def bench_mine(n_detections: int, n_tracks: int) -> dict:
         )
     out["mine_speedup_2w"] = round(out["mine_s_1w"] / out["mine_s_2w"], 2)
     out.update(
-        mined_equal=bool(equal),
+        mine_equal=bool(equal),
         mine_detections=len(det),
         mine_tracks=n_tracks,
         mine_budget=budget,
-        mined=len(whole.tracks),
+        mine_mined=len(whole.tracks),
     )
     print(
         f"mining {len(det):,} detections at {budget} tracks: in process "
@@ -210,6 +235,7 @@ def bench_pool(detections: int, segments: int, parts: int, folder, sample: int) 
     from pathlib import Path
 
     import torch
+    from distributed import get_task_stream
 
     from rem_core.pool import (
         Pool,
@@ -244,32 +270,40 @@ def bench_pool(detections: int, segments: int, parts: int, folder, sample: int) 
     start = time.perf_counter()
     with dask_client("local:2") as client:
         X = sample_features(pool, sample, min_score=config.min_score, client=client)
-    out["sample_s_2w"] = round(time.perf_counter() - start, 1)
+    out["pool_sample_s_2w"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     reducer, estimator = fit_density(X, config)
-    out["fit_s"] = round(time.perf_counter() - start, 1)
+    out["pool_fit_s"] = round(time.perf_counter() - start, 1)
     runs = {}
     for workers in (1, 2):
         with dask_client(f"local:{workers}") as client:
             client.wait_for_workers(workers)
+            cpu0 = sum(client.run(_cpu_s).values())
             start = time.perf_counter()
-            runs[workers] = score_and_mine(
-                pool, reducer, estimator, "3%", folder / f"out-{workers}w", client=client
-            )
+            with get_task_stream(client) as stream:
+                runs[workers] = score_and_mine(
+                    pool, reducer, estimator, "3%", folder / f"out-{workers}w", client=client
+                )
             out[f"score_mine_s_{workers}w"] = round(time.perf_counter() - start, 1)
-            out[f"peak_worker_mem_mb_{workers}w"] = round(max(client.run(_peak_mb).values()), 1)
+            # Whether the workers were busy or waiting: their tasks' compute seconds and
+            # their processes' CPU seconds (a slower host shows in both; idle time, not).
+            out[f"pool_task_compute_s_{workers}w"] = round(_compute_s(stream.data), 1)
+            out[f"pool_worker_cpu_s_{workers}w"] = round(sum(client.run(_cpu_s).values()) - cpu0, 1)
+            out[f"pool_peak_worker_mem_mb_{workers}w"] = round(
+                max(client.run(_peak_mb).values()), 1
+            )
         timings = runs[workers].timings
-        out[f"score_s_{workers}w"] = round(timings["score"], 1)
-        out[f"mine_s_{workers}w"] = round(timings["mine"], 1)
+        out[f"pool_score_s_{workers}w"] = round(timings["score"], 1)
+        out[f"pool_mine_s_{workers}w"] = round(timings["mine"], 1)
     # The client held the sample, the models and the checks, never the pool.
-    out["client_peak_mem_mb"] = round(_peak_mb(), 1)
+    out["pool_client_peak_mem_mb"] = round(_peak_mb(), 1)
     start = time.perf_counter()
     here = score_and_mine(pool, reducer, estimator, "3%", folder / "out-inprocess")
     out["score_mine_s_inprocess"] = round(time.perf_counter() - start, 1)
     det, rareness, gt = _pool_reference(pool, folder / "out-inprocess")
     start = time.perf_counter()
     whole = select_tracks(det, rareness, gt, here.budget)
-    out["mine_s_whole_inprocess"] = round(time.perf_counter() - start, 1)
+    out["pool_mine_s_whole_inprocess"] = round(time.perf_counter() - start, 1)
     equal = whole.tracks.equals(here.tracks) and np.array_equal(whole.checked, here.checked)
     for workers, run in runs.items():
         equal &= whole.tracks.equals(run.tracks) and np.array_equal(whole.checked, run.checked)
@@ -282,26 +316,28 @@ def bench_pool(detections: int, segments: int, parts: int, folder, sample: int) 
     mined_large = large.reindex(pd_index(whole.tracks)).to_numpy()
     out.update(
         score_mine_speedup_2w=round(out["score_mine_s_1w"] / out["score_mine_s_2w"], 2),
-        peak_worker_mem_mb=max(out["peak_worker_mem_mb_1w"], out["peak_worker_mem_mb_2w"]),
+        peak_worker_mem_mb=max(
+            out["pool_peak_worker_mem_mb_1w"], out["pool_peak_worker_mem_mb_2w"]
+        ),
         mined_equal=bool(equal),
         pool_detections=pool.detections,
         pool_tracks=pool.tracks,
         pool_segments=sum(p["segments"] for p in pool.parts),
         pool_parts=len(pool.parts),
-        budget=here.budget,
-        mined=len(here.tracks),
+        pool_budget=here.budget,
+        pool_mined=len(here.tracks),
         mined_large_share=round(float(mined_large.mean()), 3),
         pool_large_share=round(float(large.mean()), 3),
-        estimator=config.estimator,
-        sample_rows=len(X),
+        pool_estimator=config.estimator,
+        pool_sample_rows=len(X),
     )
     print(
         f"pool of {pool.detections:,} detections ({pool.tracks:,} tracks, {len(pool.parts)} "
         f"parts): score+mine at {here.budget} tracks: in process "
         f"{out['score_mine_s_inprocess']} s, 1 worker {out['score_mine_s_1w']} s, 2 workers "
         f"{out['score_mine_s_2w']} s (x{out['score_mine_speedup_2w']}); equal: {equal}; "
-        f"peak worker memory {out['peak_worker_mem_mb_2w']} MB; "
-        f"client {out['client_peak_mem_mb']} MB"
+        f"peak worker memory {out['peak_worker_mem_mb']} MB; "
+        f"client {out['pool_client_peak_mem_mb']} MB"
     )
     for name in ("out-1w", "out-2w", "out-inprocess"):
         shutil.rmtree(folder / name, ignore_errors=True)
