@@ -27,9 +27,8 @@ import numpy as np
 from rem_core.artifacts import CacheEntry, Stage, cache_root, entries
 from rem_core.config import RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
-from rem_core.density import estimator_for
+from rem_core.density import fit_density
 from rem_core.density.spread import score_samples
-from rem_core.features import FeatureReducer
 from rem_core.mining import MiningPool
 from rem_core.runs import (
     DetectionRun,
@@ -178,13 +177,7 @@ def fit_rareness(
     report = call.reporter(f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
     report(0, 2)
     start = time.perf_counter()
-    # Fewer independent features than components (geometric descriptors without points):
-    # keep as many components as the features have dimensions of variation.
-    sample = run.features[fit_rows][:5000].astype(np.float64)
-    k = min(cfg.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
-    reducer = FeatureReducer(k=max(k, 1), seed=cfg.density.seed).fit(run.features[fit_rows])
-    estimator = estimator_for(cfg)
-    estimator.fit(reducer.transform(run.features[fit_rows]))
+    reducer, estimator = fit_density(run.features[fit_rows], cfg)
     fit_s = time.perf_counter() - start
     report(1, 2)
     # Scoring is most of a flow's time: on a cluster, whole batches at a time (same numbers).

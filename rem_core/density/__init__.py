@@ -71,6 +71,7 @@ from rem_core.density.realnvp import RealNVP
 from rem_core.density.selection import Candidate, CandidateFit, DensitySelection, select_density
 
 __all__ = [
+    "fit_density",
     "BatchLoss",
     "Candidate",
     "CandidateFit",
@@ -146,3 +147,24 @@ def estimator_for(rareness: RarenessConfig) -> DensityEstimator:
     What the pipeline fits; ``RarenessConfig.with_estimator_settings`` changes them.
     """
     return make_estimator(rareness.estimator, **rareness.estimator_settings())
+
+
+def fit_density(features: Any, rareness: RarenessConfig) -> tuple[Any, DensityEstimator]:
+    """The PCA reducer (``rem_core.features.FeatureReducer``) and the density model of
+    ``rareness`` fitted on ``features`` (``(N, C)``): what the pipeline's rareness stage and
+    a pool's fit on a sample (``rem_core.pool``) both fit.
+
+    Features with fewer independent dimensions than ``rareness.k`` (geometric descriptors
+    without points) keep as many components as they have dimensions of variation (judged
+    on the first 5,000 rows).
+    """
+    import numpy as np
+
+    from rem_core.features import FeatureReducer
+
+    sample = features[:5000].astype(np.float64)
+    k = min(rareness.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
+    reducer = FeatureReducer(k=max(k, 1), seed=rareness.density.seed).fit(features)
+    estimator = estimator_for(rareness)
+    estimator.fit(reducer.transform(features))
+    return reducer, estimator

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rem_core.density import fit_density
 from rem_core.io.files import publish_file, publishing
 from rem_core.mining.algorithm import resolve_budget
 from rem_core.mining.partitioned import PartChecks, merge_partitions, mine_part, part_checks
@@ -54,21 +55,6 @@ def _sample_part(folder: Path, p: int, n: int, min_score: float, seed: int) -> n
     rng = np.random.default_rng([seed, p])
     take = np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
     return features[take]
-
-
-def fit_density(features: np.ndarray, rareness: Any) -> tuple[Any, Any]:
-    """The PCA reducer and the density model of ``rareness`` (a ``RarenessConfig``) fitted on
-    ``features`` (``(N, C)``), as the pipeline's rareness stage fits them."""
-    from rem_core.density import estimator_for
-    from rem_core.features import FeatureReducer
-
-    sample = features[:5000].astype(np.float64)
-    # Fewer independent features than components: keep the dimensions of variation.
-    k = min(rareness.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
-    reducer = FeatureReducer(k=max(k, 1), seed=rareness.density.seed).fit(features)
-    estimator = estimator_for(rareness)
-    estimator.fit(reducer.transform(features))
-    return reducer, estimator
 
 
 @dataclass(frozen=True)
