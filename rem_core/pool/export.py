@@ -45,7 +45,8 @@ def export_pool(
     # parts in order hold the rows in the mining pool's order when the rows are grouped by
     # segment (the detection stage writes them so).
     order = list(dict.fromkeys(det["segment_id"].iloc[rows]))
-    order += [s for s in dict.fromkeys(gt["segment_id"].iloc[gt_rows]) if s not in set(order)]
+    seen = set(order)
+    order += [s for s in dict.fromkeys(gt["segment_id"].iloc[gt_rows]) if s not in seen]
     groups = [list(g) for g in np.array_split(np.array(order, object), min(parts, len(order)))]
     det_seg = det["segment_id"].iloc[rows].to_numpy()
     gt_seg = gt["segment_id"].iloc[gt_rows].to_numpy()

@@ -153,15 +153,17 @@ def score_and_mine(
     if out is None:
         return result
     with publishing(out) as tmp:
-        args = [
-            (kept[p], mined[p], merged.positions(p, _checks_bound(merged, p)), tmp, p)
-            for p in range(n_parts)
-        ]
         if client is None:
-            for a in args:
-                _write_scores(*a)
+            for p in range(n_parts):
+                _write_scores(kept[p], mined[p], merged, tmp, p)
         else:
-            client.gather([client.submit(_write_scores, *a, pure=False) for a in args])
+            checks = client.scatter(merged, hash=False)  # once, not once per part
+            client.gather(
+                [
+                    client.submit(_write_scores, kept[p], mined[p], checks, tmp, p, pure=False)
+                    for p in range(n_parts)
+                ]
+            )
         tracks = pa.Table.from_pandas(merged.tracks, preserve_index=False)
         pq.write_table(tracks, tmp / "tracks.parquet")
         meta = {
@@ -175,10 +177,6 @@ def score_and_mine(
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return result
-
-
-def _checks_bound(merged: Any, p: int) -> int:
-    return int(merged.local[merged.part == p].max(initial=-1)) + 1
 
 
 def _second(pair: tuple) -> Any:
@@ -210,13 +208,10 @@ def _mine_kept(
     return result, part_checks(result, rareness, rows)
 
 
-def _write_scores(kept: tuple, mined: tuple, positions: np.ndarray, folder: Path, p: int) -> None:
-    """Part ``p``'s scores and discards, row for row (the merged check numbers)."""
+def _write_scores(kept: tuple, mined: tuple, merged: Any, folder: Path, p: int) -> None:
+    """Part ``p``'s scores and discards (in ``merged``'s check numbers), row for row."""
     _, log_prob, rareness, _ = kept
-    at = np.asarray(mined[0].discarded_at, np.int64)
-    discarded_by = np.full(len(at), -1, np.int64)
-    known = (at >= 0) & (at < len(positions))
-    discarded_by[known] = positions[at[known]]
+    discarded_by = merged.discarded_at(p, mined[0].discarded_at)
     table = pa.table({"log_prob": log_prob, "rareness": rareness, "discarded_by": discarded_by})
     publish_file(
         folder / f"part-{p:05d}.parquet",
