@@ -15,7 +15,7 @@ progress would, and times:
   cores (0.1 = 10% of one core); ``job_cpu_share`` likewise for the job process.
 
 ``--retrain`` runs it with ``REM_SHIPPED_WEIGHTS=0``: the detectors are trained rather than
-copied from the package (``rem_core.shipped``).
+copied from the package (``rem_core.pipeline.shipped``).
 
 **Pages** (``browser_page_s``): each page's time in Chromium from the click on its sidebar
 link until it has run and drawn its charts, the median of ``--repeats`` visits after a first

@@ -18,7 +18,7 @@ features (cached pipeline) and reports ``auroc_large``, ``auroc_ood_region``,
 ``auroc_pedestrian`` and ``auroc_*_by_estimator`` (paper Fig. 6), and the main detector's
 recall against FFJORD rareness on the validation split (paper Fig. 2):
 ``recall_rareness_spearman``, ``recall_rarest_10pct``, ``recall_other_90pct``. Rare beyond
-size (paper Fig. 5, ``rem_core.rare_groups``, FFJORD): ``auroc_rare_groups`` (group ->
+size (paper Fig. 5, ``rem_core.analysis.rare_groups``, FFJORD): ``auroc_rare_groups`` (group ->
 ``{"d_rem", "size_only", "n", "regular_size"}``, on the validation split and the unlabelled
 pool), ``label_noise_in_rarest_5pct`` (share of label-noise vehicle boxes among the rarest
 5%; target >= 0.5), ``rarest_5pct_label_noise_share`` (share of the rarest 5% that is label
@@ -68,8 +68,7 @@ def world_aurocs(config) -> dict[str, object]:
     from dataclasses import replace
 
     from rem_core.analysis import log_prob_groups, ood_aurocs
-    from rem_core.artifacts import ensure_world
-    from rem_core.pipeline import ensure_detections, ensure_rareness
+    from rem_core.pipeline import ensure_detections, ensure_rareness, ensure_world
 
     ds = ensure_world(config.world)
     det = ensure_detections(config, ds)
@@ -102,7 +101,7 @@ def world_recall(config, ds, det) -> dict[str, float]:
     ``rareness.min_score`` matches it at 3D IoU 0.5.
     """
     from rem_core.analysis import recall_by_rareness
-    from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
+    from rem_core.evaluation import LEVEL_1_MIN_POINTS, evaluate_detections
     from rem_core.pipeline import ensure_rareness
 
     run = ensure_rareness(config, ds)
@@ -126,20 +125,20 @@ def world_recall(config, ds, det) -> dict[str, float]:
 
 
 def world_rare_groups(config, ds, det) -> dict[str, object]:
-    """Rare beyond size (paper Fig. 5) with FFJORD rareness: see ``rem_core.rare_groups``.
+    """Rare beyond size (paper Fig. 5) with FFJORD rareness: see ``rem_core.analysis.rare_groups``.
 
     The size-only density is fitted on the training pool's regular, non-noisy ground-truth
     vehicle boxes (of ``rareness.fit_splits``); groups are measured on the validation split
     and the unlabelled pool together.
     """
-    from rem_core.pipeline import ensure_rareness
-    from rem_core.rare_groups import (
+    from rem_core.analysis import (
         ks_train_val,
         label_noise_in_rarest,
         rare_group_aurocs,
         size_log_prob,
         size_train_boxes,
     )
+    from rem_core.pipeline import ensure_rareness
 
     run = ensure_rareness(config, ds)
     splits = ds.segments.set_index("segment_id")["split"]

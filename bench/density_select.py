@@ -10,7 +10,7 @@ For each candidate it reports the held-out NLL (own space, per dimension, and th
 space of ``max(dims)`` components with a standard normal on the discarded ones: the one that
 compares across dims), the AUROC of ``-log p`` of ground-truth boxes against the validation
 split's regular vehicles for large vehicles, the other region's vehicles and pedestrians
-(paper Fig. 6; ``rem_core.analysis``), fit seconds, epochs and NFE (mean function evaluations
+(paper Fig. 6; ``rem_core.analysis.recall``), fit seconds, epochs and NFE (mean function evaluations
 per training batch in the last epoch, its maximum over epochs, and of the held-out scoring
 solve).
 
@@ -47,11 +47,11 @@ import pandas as pd
 import torch
 
 from rem_core.analysis import log_prob_groups, ood_aurocs
-from rem_core.artifacts import CacheEntry, cache_root, entries, world_path
+from rem_core.cache import CacheEntry, cache_root, entries
 from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.density import Candidate, select_density
-from rem_core.pipeline import DetectionRun, detections_key, load_detections
+from rem_core.pipeline import DetectionRun, detections_key, load_detections, world_path
 
 log = logging.getLogger("density_select")
 

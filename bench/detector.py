@@ -5,7 +5,7 @@ For each seed (``--seeds``, default 3; seed ``s`` sets the weights' and the data
 * **partial supervision**: one detector of the app's recipe (``RemConfig.detector``) trained
   from scratch on the source pool, timed;
 * **full supervision**: the same recipe trained on the source and the unlabelled pool with
-  every label, for the experiment's step count (``experiment.training_steps``), timed;
+  every label, for the experiment's step count (``plan_experiment(...).steps``), timed;
 
 each evaluated on validation at 3D IoU 0.5 (Waymo LEVEL_1: ground truth with more than 5
 points; All / Regular / Large) and at BEV IoU 0.5, with the errors of its Large boxes
@@ -48,14 +48,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rem_core.artifacts import ensure_world
-from rem_core.boxes import LARGE_MIN_M
 from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
-from rem_core.detect import BevDetector, detect, train_detector
-from rem_core.detect.diagnose import box_errors, summarize_box_errors
-from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
-from rem_core.experiment import training_steps
+from rem_core.detect import BevDetector, box_errors, detect, summarize_box_errors, train_detector
+from rem_core.evaluation import LEVEL_1_MIN_POINTS, evaluate_detections
+from rem_core.experiment import plan_experiment
+from rem_core.geometry import LARGE_MIN_M
+from rem_core.pipeline import ensure_world
 from rem_core.track import auto_label, track_detections, tracking_metrics
 
 
@@ -183,7 +182,7 @@ def main() -> None:
         return
     source, pool = ds.split_ids("source"), ds.split_ids("unlabelled")
     val = ds.split_ids("validation")
-    full_steps = training_steps(config, ds)
+    full_steps = plan_experiment(config, ds).steps
     partial_segments = source + pool[: args.train_extra]
 
     partial, full = [], []

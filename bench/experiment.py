@@ -1,6 +1,6 @@
 """Benchmark: the active-learning experiment (paper Tables 2 and 3) on the demo world.
 
-Runs ``rem_core.experiment.run_experiment`` for the chosen rows and seeds on the preset's
+Runs ``rem_core.experiment.runs.run_experiment`` for the chosen rows and seeds on the preset's
 world (its pipeline is built first if it is not cached; runs already cached are read, not
 redone, so ``--fresh`` times a run from scratch in a new cache folder of experiments only).
 ``seconds`` is the wall time of the runs this invocation computed; ``seconds_per_run`` their
@@ -13,7 +13,7 @@ Prints the table, then (last line) JSON:
 "seconds": ..., "seconds_per_run": ..., "bootstrap_seconds": ...}``. AP and ``gap_closed``
 are means over seeds; ``gap_closed_ci`` is the 95% interval of the share of the Large gap
 closed, and ``paired_diff_ci`` that of the Large-AP difference of each row minus
-``partial``, ``random`` and ``ensemble`` at the same seeds (``rem_core.experiment_stats``:
+``partial``, ``random`` and ``ensemble`` at the same seeds (``rem_core.experiment.stats``:
 a bootstrap over seeds and validation segments; ``null`` without an interval).
 
 Usage: ``python bench/experiment.py [--preset demo] [--rows a,b,...] [--seeds 3]
@@ -29,10 +29,9 @@ import logging
 import shutil
 import time
 
-from rem_core.artifacts import CacheEntry, ensure_world
 from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
-from rem_core.experiment import experiment_key, run_experiment
-from rem_core.experiment_stats import REFERENCES, experiment_intervals
+from rem_core.experiment import REFERENCES, experiment_intervals, plan_experiment, run_experiment
+from rem_core.pipeline import ensure_world
 
 
 def main() -> None:
@@ -57,7 +56,7 @@ def main() -> None:
         exp = dataclasses.replace(exp, ema_decay=args.ema_decay)
     config = dataclasses.replace(config, experiment=exp)
     dataset = ensure_world(config.world)
-    folder = CacheEntry.of("experiment", experiment_key(config, dataset)).path
+    folder = plan_experiment(config, dataset).entry().path
     if args.fresh and folder.exists():
         shutil.rmtree(folder)
     before = len(list((folder / "runs").glob("*.json"))) if folder.exists() else 0

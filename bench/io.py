@@ -49,9 +49,13 @@ def waymo_frames_per_s(repeats: int = 20, full: bool = False) -> tuple[float, in
     sys.path.insert(0, str(ROOT / "tests"))
     from test_waymo_lidar import world_points
 
-    from rem_core.io.tfrecord import write_records
-    from rem_core.io.waymo import read_frames
-    from rem_core.io.waymo_lidar import encode_matrix, frame_points, points_to_range_image
+    from rem_core.io import (
+        encode_matrix,
+        frame_points,
+        points_to_range_image,
+        read_frames,
+        write_records,
+    )
 
     (frame,) = list(read_frames(DATA / "waymo" / "frames" / "pvps_data_one_frame.tfrecord"))
     top = next(c for c in frame.context.laser_calibrations if c.name == 1)
@@ -72,7 +76,7 @@ def waymo_frames_per_s(repeats: int = 20, full: bool = False) -> tuple[float, in
 
 
 def av2_s() -> float:
-    from rem_core.io.importers import import_av2
+    from rem_core.io import import_av2
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -81,7 +85,7 @@ def av2_s() -> float:
 
 
 def kitti_s() -> float:
-    from rem_core.io.importers import import_kitti_tracking
+    from rem_core.io import import_kitti_tracking
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

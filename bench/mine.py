@@ -141,10 +141,9 @@ def world_shares(preset: str, random_seeds: int, world_seed: int | None = None) 
     preset's world (with ``world.seed = world_seed`` when given)."""
     from dataclasses import replace
 
-    from rem_core.artifacts import ensure_world
     from rem_core.config import ESTIMATORS, MINING_METHODS, RemConfig
     from rem_core.mining import compare_methods, mine
-    from rem_core.pipeline import ensure_mining_pool
+    from rem_core.pipeline import ensure_mining_pool, ensure_world
 
     config = RemConfig.preset(preset)
     if world_seed is not None:

@@ -58,13 +58,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from rem_core.artifacts import ensure_world  # noqa: E402
 from rem_core.cluster import dask_client  # noqa: E402
 from rem_core.config import RemConfig  # noqa: E402
 from rem_core.detect import detect  # noqa: E402
-from rem_core.mining import select_tracks  # noqa: E402
-from rem_core.mining.partitioned import select_tracks_partitioned  # noqa: E402
-from rem_core.sources.detector import ensure_detectors  # noqa: E402
+from rem_core.mining import select_tracks, select_tracks_partitioned  # noqa: E402
+from rem_core.pipeline import ensure_detectors, ensure_world  # noqa: E402
 
 GT_CLASSES = ("vehicle", "pedestrian", "cyclist")
 
@@ -180,7 +178,7 @@ def bench_score(rows: int | None) -> dict:
     process on one torch thread and on 1 and 2 workers (``density.spread``)."""
     import torch
 
-    from rem_core.density.spread import score_samples
+    from rem_core.density import score_samples
     from rem_core.pipeline import ensure_detections, ensure_rareness
 
     config = RemConfig.demo()

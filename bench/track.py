@@ -8,7 +8,7 @@ Prints a human-readable summary, then (last line) JSON:
 ``{"track_frames_per_s", "autolabel_frames_per_s", "id_switches", "purity", "ap_raw",
 "ap_autolabel", ...}``. ``*_frames_per_s`` time ``track_detections`` and ``auto_label``
 alone. Tracking metrics use BEV IoU 0.1 (association, not localisation); ``ap_*`` are
-BEV AP at IoU 0.5, mean over vehicle, pedestrian and cyclist (``rem_core.evaluate``), and
+BEV AP at IoU 0.5, mean over vehicle, pedestrian and cyclist (``rem_core.evaluation.evaluate``), and
 ``ap_*_vehicle_3d`` vehicle AP at 3D IoU 0.5, as the paper reports.
 
 Usage: ``python bench/track.py [--segments N] [--seed S]``
@@ -31,8 +31,7 @@ import time  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rem_core.config import WorldConfig  # noqa: E402
-from rem_core.evaluate import evaluate_detections  # noqa: E402
-from rem_core.lidar import Lidar  # noqa: E402
+from rem_core.evaluation import evaluate_detections  # noqa: E402
 from rem_core.track import (  # noqa: E402
     AutoLabelConfig,
     TrackerConfig,
@@ -41,7 +40,11 @@ from rem_core.track import (  # noqa: E402
     track_detections,
     tracking_metrics,
 )
-from rem_core.world import plan_segments, simulate_segment  # noqa: E402
+from rem_core.world import (  # noqa: E402
+    Lidar,  # noqa: E402
+    plan_segments,
+    simulate_segment,
+)
 
 CLASSES = ("vehicle", "pedestrian", "cyclist")
 

@@ -28,11 +28,10 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rem_core.boxes import size_subset  # noqa: E402
 from rem_core.config import PRESETS, RemConfig  # noqa: E402
 from rem_core.dataset import DatasetWriter, summarize_tracks  # noqa: E402
-from rem_core.lidar import Lidar  # noqa: E402
-from rem_core.world import simulate_segment  # noqa: E402
+from rem_core.geometry import size_subset  # noqa: E402
+from rem_core.world import Lidar, simulate_segment  # noqa: E402
 
 
 def main() -> None:

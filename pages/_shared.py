@@ -18,9 +18,9 @@ from typing import Literal
 import numpy as np
 import streamlit as st
 
-from rem_core.artifacts import ensure_world, world_path
 from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
+from rem_core.pipeline import ensure_world, world_path
 from rem_core.schema import DataError, SchemaError
 from rem_core.viz import DatasetSummary, summarize_dataset
 

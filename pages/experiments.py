@@ -4,7 +4,7 @@ Each row mines the unlabelled pool with a method, labels the rest of the pool wi
 or the auto-labeler, retrains the detector from scratch and evaluates it on the validation
 split. Runs take minutes each on the demo world, so they run in the background,
 are cached one by one, and the page fills in as they finish. Until the user's own runs are as
-many, the page shows the reference run that ships with the package (rem_core.reference).
+many, the page shows the reference run that ships with the package (rem_core.experiment.reference).
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.experiment import (
     EXPERIMENT_ROWS,
+    ExperimentIntervals,
+    ExperimentPlan,
     ExperimentResult,
-    experiment_config,
-    experiment_key,
+    Reference,
+    experiment_intervals,
+    load_reference,
+    paper_claims,
+    plan_experiment,
     read_experiment,
+    reference_root,
+    with_intervals,
 )
-from rem_core.experiment_claims import paper_claims
-from rem_core.experiment_stats import ExperimentIntervals, experiment_intervals, with_intervals
-from rem_core.reference import Reference, load_reference, reference_root
 from rem_core.viz import experiment_ap_figure, mean_recall_curve, recall_figure
 
 METRICS = {"ap_large": "Large", "ap_regular": "Regular", "ap_all": "All"}
@@ -61,11 +65,17 @@ def _intervals(folder: str, stamp: tuple, _result: ExperimentResult) -> Experime
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _reference(
-    folder: str, stamp: int, key: str, world: str, _config: RemConfig, _dataset: Dataset
+    folder: str,
+    stamp: int,
+    key: str,
+    world: str,
+    _config: RemConfig,
+    _dataset: Dataset,
+    _plan: ExperimentPlan,
 ) -> tuple[Reference | None, str]:
-    """The shipped reference for these settings (``rem_core.reference``), read once per
-    folder, version of it, experiment key and world."""
-    return load_reference(_config, _dataset, folder)
+    """The shipped reference for these settings (``rem_core.experiment.load_reference``), read
+    once per folder, version of it, experiment key and world."""
+    return load_reference(_config, _dataset, folder, plan=_plan)
 
 
 def _span(low: pd.Series, high: pd.Series, fmt: str) -> pd.Series:
@@ -117,14 +127,15 @@ if not rows:
 folder = reference_root()
 provenance = folder / "provenance.json"
 stamp = provenance.stat().st_mtime_ns if provenance.is_file() else 0
-key = experiment_key(config, data.dataset)
-shipped, why = _reference(str(folder), stamp, key, str(data.dataset.root), config, data.dataset)
+plan = plan_experiment(config, data.dataset)
+shipped, why = _reference(
+    str(folder), stamp, plan.key, str(data.dataset.root), config, data.dataset, plan
+)
 reference = shipped.for_rows(rows) if shipped is not None else None
 if shipped is not None and reference is None:
     why = "The shipped reference has none of these rows."
 job = experiment_job(data, config)
-own_recipe = experiment_config(config) != config
-result = read_experiment(config, data.dataset)
+result = read_experiment(config, data.dataset, plan=plan)
 done = 0 if result is None else len(result.runs)
 wanted = len(rows) * int(seeds)
 show_reference = reference is not None and result is None
@@ -184,8 +195,8 @@ with run_box:
                 else "about 3 min each on the demo world on 2 cores"
             )
             pipeline = (
-                f"its own detector recipe ({experiment_config(config).detector.epochs} epochs)"
-                if own_recipe
+                f"its own detector recipe ({plan.config.detector.epochs} epochs)"
+                if plan.own_recipe
                 else "the app's pipeline"
             )
             st.markdown(

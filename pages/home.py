@@ -28,8 +28,7 @@ from pages._shared import (
 from rem_core.cluster import SCHEDULER_ENV, cluster_spec
 from rem_core.config import RemConfig
 from rem_core.jobs import JobStatus, stop_job
-from rem_core.pipeline import detector_origin
-from rem_core.sources import feature_source
+from rem_core.pipeline import detector_origin, feature_source
 
 run_in_app()
 

@@ -4,7 +4,7 @@ Log-density of every ground-truth object's features, overlaid by size (Regular v
 by split (source vs validation) and by out-of-distribution set (Large vehicles, the other
 region's vehicles, pedestrians seen through the vehicle detector), with the AUROC of
 ``-log p`` separating each set from the validation split's regular vehicles. Then "rare
-beyond size" (paper Fig. 5, ``rem_core.rare_groups``): per rare subtype and kind of label
+beyond size" (paper Fig. 5, ``rem_core.analysis.rare_groups``): per rare subtype and kind of label
 noise, the AUROC of rareness next to that of a size-only density, and the share of label
 noise among the rarest 5% of vehicle boxes.
 """
@@ -23,11 +23,12 @@ from pages._pipeline import (
     status,
 )
 from pages._shared import require_data, run_in_app
-from rem_core.analysis import log_prob_groups, ood_aurocs
-from rem_core.rare_groups import (
+from rem_core.analysis import (
     RareGroups,
     RarestNoise,
     label_noise_in_rarest,
+    log_prob_groups,
+    ood_aurocs,
     rare_group_aurocs,
     size_log_prob,
     size_train_boxes,

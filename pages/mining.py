@@ -32,7 +32,7 @@ from rem_core.mining import (
     write_label_set,
     write_mined,
 )
-from rem_core.sources import feature_source
+from rem_core.pipeline import feature_source
 from rem_core.viz import composition_figure
 
 LABELS = {

@@ -14,8 +14,8 @@ import streamlit as st
 
 from pages._pipeline import app_config, require_pool
 from pages._shared import require_data, run_in_app
-from rem_core.boxes import size_subset
-from rem_core.score import easy_filter
+from rem_core.geometry import size_subset
+from rem_core.mining import easy_filter
 from rem_core.viz import DIFFICULTY_AXES, rare_vs_hard_figure
 
 run_in_app()

@@ -18,9 +18,9 @@ from pages._pipeline import (
 )
 from pages._shared import count, require_data, run_in_app
 from rem_core.analysis import RecallCurve, recall_by_rareness
-from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
-from rem_core.experiment import EXPERIMENT_ROWS, experiment_config, read_experiment
-from rem_core.pipeline import load_rareness
+from rem_core.evaluation import LEVEL_1_MIN_POINTS, evaluate_detections
+from rem_core.experiment import EXPERIMENT_ROWS, plan_experiment, read_experiment
+from rem_core.pipeline import feature_source, load_rareness
 from rem_core.viz import mean_recall_curve, recall_figure
 
 SPLITS = ("validation", "source", "unlabelled", "ood")
@@ -39,7 +39,7 @@ st.caption(
 data = require_data()
 config = app_config(data)
 det = require_detections(data, config)
-if not det.source.own_gt_features:
+if not feature_source(det.source_name).own_gt_features:
     st.info(
         "Recall by rareness needs the rareness of every object, found or missed. This data "
         "set's features come from your detector (`rem import detections --features`), "
@@ -130,9 +130,8 @@ st.dataframe(
 )
 
 # --- retrained models (the Experiments page) -------------------------------------------------
-retrained = (
-    read_experiment(config, data.dataset, every_seed=True) if split == "validation" else None
-)
+plan = plan_experiment(config, data.dataset) if split == "validation" else None
+retrained = read_experiment(config, data.dataset, every_seed=True, plan=plan) if plan else None
 if retrained is not None:
     st.subheader("After mining and retraining")
     exp = config.experiment
@@ -152,7 +151,7 @@ if retrained is not None:
         st.plotly_chart(
             recall_figure(shown), width="stretch", theme=None, key="recall_retrained_figure"
         )
-        recipe = experiment_config(config).detector.epochs
+        recipe = plan.config.detector.epochs
         st.caption(
             "Validation vehicles by the rareness the experiment's density model "
             f"({ESTIMATOR_LABELS[config.rareness.estimator]}, on the features of its "

@@ -4,7 +4,7 @@ Tracks ranked by their mean log-probability over their frames (paper section 4.1
 filters; the selected track in 3D, frame by frame, among its surroundings, with a
 bird's-eye-view context and a gallery of the top tracks. Label-noise boxes are flagged in
 the table (with their kinds) and dashed magenta in the views; a line gives the share of
-label-noise boxes among the rarest 5% of vehicle boxes (``rem_core.rare_groups``), and the
+label-noise boxes among the rarest 5% of vehicle boxes (``rem_core.analysis.rare_groups``), and the
 table filters by rare group (a subtype family other than regular, or a kind of label noise).
 """
 
@@ -17,8 +17,7 @@ import streamlit as st
 
 from pages._pipeline import app_config, require_detections, require_rareness
 from pages._shared import count, require_data, run_in_app
-from rem_core.analysis import track_table
-from rem_core.rare_groups import RarestNoise, label_noise_in_rarest
+from rem_core.analysis import RarestNoise, label_noise_in_rarest, track_table
 from rem_core.viz import bev_figure, track_figure, track_gallery
 
 SOURCES = {"gt": "Ground-truth tracks", "detected": "Detected tracks (tracker)"}
@@ -49,7 +48,7 @@ min_boxes = c4.number_input("Boxes at least", 1, 200, 3, key="tracks_min_boxes")
 # --- load ------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def tracks_of(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFrame:
-    """One row per track, rarest first (``rem_core.analysis.track_table``)."""
+    """One row per track, rarest first (``rem_core.analysis.recall.track_table``)."""
     if source == "gt":
         return track_table(_ds, _det.gt, _run.gt_log_prob, gt=_det.gt)
     return track_table(_ds, _det.detections, _run.log_prob)

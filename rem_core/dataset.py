@@ -30,8 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.config.names import SPLITS
-from rem_core.io.files import publishing
+from rem_core.config import SPLITS
+from rem_core.files import publishing
 from rem_core.schema import (
     BOX_COLUMNS,
     BOXES,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.boxes import count_points_in_boxes
-from rem_core.io.av2 import read_annotations, read_sweep
+from rem_core.geometry import count_points_in_boxes
+from rem_core.io import read_annotations, read_sweep
 from rem_core.schema import BOX_COLUMNS, DataError
 
 LOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "av2" / "adcf7d18"

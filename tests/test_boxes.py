@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-from rem_core.boxes import (
+from rem_core.geometry import (
     bev_corners,
     bev_overlap,
     box_corners,
@@ -80,7 +80,7 @@ def test_point_grid_counts_equal_the_plain_count():
             rng.uniform(-np.pi, np.pi, 200),
         ]
     )
-    from rem_core.boxes import PointGrid
+    from rem_core.geometry import PointGrid
 
     fast = PointGrid(pts).count_in_boxes(boxes)
     assert np.array_equal(fast, count_points_in_boxes(pts, boxes))

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.boxes import count_points_in_boxes
 from rem_core.dataset import Dataset
-from rem_core.io.detections import read_detections
+from rem_core.geometry import count_points_in_boxes
+from rem_core.io import read_detections
 from rem_core.schema import BOX_COLUMNS, DataError, SchemaError
 
 

@@ -9,19 +9,19 @@ import sys
 import time
 from pathlib import Path
 
-from rem_core.artifacts import cache_entry
+from rem_core.cache import compute_once
 
 # Each child waits for the parent's go, then asks for the tiny world; simulating it is
 # slowed by 2 s and logged to a file, so that both ask while the first is computing.
 CHILD = """
 import logging, sys, time
 from pathlib import Path
-import rem_core.artifacts as artifacts
+import rem_core.pipeline.world as world_stage
 from rem_core.config import WorldConfig
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 log_file, go, root = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-original = artifacts.write_world
+original = world_stage.write_world
 
 def counted(*args, **kwargs):
     with log_file.open("a") as f:
@@ -29,11 +29,11 @@ def counted(*args, **kwargs):
     time.sleep(2)
     return original(*args, **kwargs)
 
-artifacts.write_world = counted
+world_stage.write_world = counted
 print("ready", flush=True)
 while not go.exists():
     time.sleep(0.01)
-ds = artifacts.ensure_world(WorldConfig.tiny(), root=root)
+ds = world_stage.ensure_world(WorldConfig.tiny(), root=root)
 print(len(ds.boxes), ds.boxes["center_x"].sum(), flush=True)
 """
 
@@ -65,11 +65,11 @@ def test_an_entry_done_is_read_without_its_lock(tmp_path: Path) -> None:
     entry = tmp_path / "stage" / "key"
     entry.mkdir(parents=True)
     (entry / "meta.json").write_text("{}")
-    with cache_entry(entry, "meta.json") as todo:
+    with compute_once(entry, "meta.json") as todo:
         assert todo is False
     assert not (tmp_path / "stage" / ".key.lock").exists()
     calls = []
-    with cache_entry(tmp_path / "stage" / "other", lambda: bool(calls)) as todo:
+    with compute_once(tmp_path / "stage" / "other", lambda: bool(calls)) as todo:
         assert todo is True
 
 
@@ -81,9 +81,9 @@ def test_the_lock_goes_with_a_killed_process_not_with_its_children(tmp_path: Pat
             "-c",
             "import sys, time\n"
             "from pathlib import Path\n"
-            "from rem_core.artifacts import cache_entry\n"
+            "from rem_core.cache import compute_once\n"
             "import multiprocessing as mp\n"
-            "with cache_entry(Path(sys.argv[1]), 'meta.json'):\n"
+            "with compute_once(Path(sys.argv[1]), 'meta.json'):\n"
             # a forked child outlives it (as the training's batch worker may): it must
             # not keep the lock
             "    child = mp.get_context('fork').Process(target=time.sleep, args=(60,))\n"
@@ -99,7 +99,7 @@ def test_the_lock_goes_with_a_killed_process_not_with_its_children(tmp_path: Pat
     holder.wait()
     try:
         start = time.perf_counter()
-        with cache_entry(tmp_path / "stage" / "key", "meta.json") as todo:
+        with compute_once(tmp_path / "stage" / "key", "meta.json") as todo:
             assert todo is True
         assert time.perf_counter() - start < 5
     finally:

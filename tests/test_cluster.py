@@ -87,8 +87,7 @@ def test_the_detection_stage_on_a_cluster_is_the_one_in_process(
     import shutil
 
     from rem_core.config import RemConfig
-    from rem_core.pipeline import ensure_detections
-    from rem_core.sources.detector import detector_entry, ensure_detectors
+    from rem_core.pipeline import detector_entry, ensure_detections, ensure_detectors
 
     config = RemConfig.tiny()
     here, there = tmp_path / "here", tmp_path / "there"
@@ -162,8 +161,7 @@ def _random_pool(seed: int, segments: int = 40) -> tuple[pd.DataFrame, np.ndarra
 
 @pytest.mark.parametrize("fp_costs", [False, True])
 def test_mining_partitions_on_the_cluster_is_exact(client, fp_costs):
-    from rem_core.mining import select_tracks
-    from rem_core.mining.partitioned import select_tracks_partitioned
+    from rem_core.mining import select_tracks, select_tracks_partitioned
 
     det, rareness, gt = _random_pool(seed=int(fp_costs))
     whole = select_tracks(det, rareness, gt, 60, check_iou=0.1, fp_costs_budget=fp_costs)
@@ -239,7 +237,7 @@ def test_imported_detections_are_tracked_on_a_cluster_as_in_process(
     from dataclasses import replace
 
     from rem_core.config import FeatureConfig, RemConfig
-    from rem_core.io.importers import attach_detections
+    from rem_core.io import attach_detections
     from rem_core.pipeline import ensure_detections
 
     root = tmp_path / "with-detections"

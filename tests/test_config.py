@@ -112,7 +112,7 @@ def test_every_setting_declares_its_rule(cls):
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
 def test_numbers_refuse_bools_and_strings(cls):
-    from rem_core.config.rules import Interval
+    from rem_core.config import Interval
 
     for f in dataclasses.fields(cls):
         if isinstance(f.metadata["rule"], Interval):
@@ -122,7 +122,7 @@ def test_numbers_refuse_bools_and_strings(cls):
 
 
 def test_interval_rules_say_what_they_want():
-    from rem_core.config.rules import Interval
+    from rem_core.config import Interval
 
     assert Interval.parse("[0, 1)").problem(1.0) == "must be a number in [0, 1), got 1.0"
     assert Interval.parse("(0, inf)", unit="m").problem(0) == "must be a number > 0 m, got 0"

@@ -14,20 +14,24 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from torch import Tensor, nn
 
-from rem_core.config import ESTIMATOR_SETTINGS, ESTIMATORS, RarenessConfig
-from rem_core.density import ESTIMATORS as ESTIMATOR_CLASSES
+from rem_core.config import (
+    ESTIMATOR_SETTINGS,
+    ESTIMATORS,
+    DensityConfig,
+    GaussianConfig,
+    KNNConfig,
+    RarenessConfig,
+    RealNVPConfig,
+)
+from rem_core.config import ESTIMATORS as ESTIMATOR_CLASSES
 from rem_core.density import (
     FFJORD,
-    DensityConfig,
     DensityEstimator,
-    GaussianConfig,
     GaussianDensity,
     GaussianMixtureDensity,
-    KNNConfig,
     KNNDensity,
     MLPDynamics,
     RealNVP,
-    RealNVPConfig,
     SolverStalled,
     cnf_log_prob,
     estimator_for,

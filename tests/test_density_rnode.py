@@ -13,9 +13,9 @@ from scipy.linalg import expm
 from test_density import gaussian_mixture, mixture_logpdf, random_mlp, sample_mixture
 from torch import Tensor, nn
 
+from rem_core.config import DensityConfig
 from rem_core.density import (
     FFJORD,
-    DensityConfig,
     GaussianDensity,
     MLPDynamics,
     cnf_log_prob,

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from rem_core.config import DensityConfig, RarenessConfig
-from rem_core.density import Candidate, GaussianDensity, select_density
-from rem_core.features import FeatureReducer
+from rem_core.density import Candidate, FeatureReducer, GaussianDensity, select_density
 
 
 def structured(n: int, seed: int, informative: int = 4, noise: int = 4) -> np.ndarray:

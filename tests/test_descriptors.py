@@ -1,4 +1,4 @@
-"""Geometric descriptors (rem_core.descriptors): hand cases and a brute-force check."""
+"""Geometric descriptors (rem_core.geometry.descriptors): hand cases and a brute-force check."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.boxes import points_in_box
 from rem_core.dataset import Dataset
-from rem_core.descriptors import DESCRIPTOR_NAMES, box_descriptors
+from rem_core.geometry import DESCRIPTOR_NAMES, box_descriptors, points_in_box
 from rem_core.schema import BOX_COLUMNS
 
 

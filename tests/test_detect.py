@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 import torch
 
-from rem_core.boxes import count_points_in_boxes, wrap_angle
 from rem_core.config import DetectorConfig, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.detect import (
@@ -33,18 +32,19 @@ from rem_core.detect import (
     bev_grid,
     detect,
     load_detector,
+    move_frame,
     pool_roi_features,
     save_detector,
     train_detector,
 )
 from rem_core.detect import batches as batches_module
 from rem_core.detect import train as train_module
-from rem_core.detect.augment import move_frame
 from rem_core.detect.batches import _prefetch
 from rem_core.detect.infer import _decode, _suppress
 from rem_core.detect.model import _train_in_bf16
 from rem_core.detect.targets import _loss, _targets
-from rem_core.evaluate import evaluate_detections
+from rem_core.evaluation import evaluate_detections
+from rem_core.geometry import count_points_in_boxes, wrap_angle
 from rem_core.schema import BOX_COLUMNS, DETECTIONS
 
 N_SLICES = len(Z_EDGES) + 1

@@ -17,21 +17,25 @@ import pytest
 import torch
 from test_detect import small_config as plain_small_config
 
-from rem_core.boxes import bev_overlap, count_points_in_boxes, wrap_angle
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
-from rem_core.detect import N_HEAD, bev_grid, train_detector, train_detectors
-from rem_core.detect.augment import (
+from rem_core.detect import (
+    N_HEAD,
+    N_INPUT,
     ObjectDatabase,
+    bev_grid,
+    box_errors,
     build_object_database,
     crop_window,
     paste_objects,
+    summarize_box_errors,
+    train_detector,
+    train_detectors,
 )
 from rem_core.detect.batches import _batches, _examples, _prefetch_in_process
-from rem_core.detect.diagnose import box_errors, summarize_box_errors
 from rem_core.detect.infer import _decode
-from rem_core.detect.model import N_INPUT
 from rem_core.detect.targets import _loss, _targets
+from rem_core.geometry import bev_overlap, count_points_in_boxes, wrap_angle
 from rem_core.schema import BOX_COLUMNS
 
 

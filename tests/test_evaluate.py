@@ -7,18 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-import rem_core.iou as iou_module
-from rem_core.boxes import bev_corners
-from rem_core.evaluate import (
+import rem_core.geometry.iou as iou_module
+from rem_core.evaluation import (
     DetectionEval,
-    bev_iou,
-    bev_iou_pairs,
     evaluate_detections,
-    iou_3d,
-    iou_3d_pairs,
     precision_recall,
     recall_by_group,
 )
+from rem_core.geometry import bev_corners, bev_iou, bev_iou_pairs, iou_3d, iou_3d_pairs
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
 

@@ -1,4 +1,4 @@
-"""The active-learning experiment (rem_core.experiment) on the tiny world."""
+"""The active-learning experiment (rem_core.experiment.runs) on the tiny world."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core import experiment
 from rem_core.config import EXPERIMENT_ROW_NAMES, ExperimentConfig, RemConfig
-from rem_core.experiment import EXPERIMENT_ROWS, label_set, run_experiment
-from rem_core.experiment_frames import read_frame_results
-from rem_core.matching import match_frames
+from rem_core.evaluation import match_frames
+from rem_core.experiment import (
+    EXPERIMENT_ROWS,
+    label_set,
+    plan_experiment,
+    read_segment_results,
+    results_table,
+    run_experiment,
+)
+from rem_core.experiment import runs as runs_module
 from rem_core.mining import mine
 from rem_core.pipeline import ensure_mining_pool
 from rem_core.schema import BOX_COLUMNS
@@ -139,12 +145,12 @@ def test_random_draws_per_seed(tiny_world, pool):
 def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
     config = tiny(rows=("partial", "full", "md-rem++"), seeds=2)
     calls = []
-    real = experiment._run_one
+    real = runs_module._run_one
 
     def flaky(row, seed, *args):
         calls.append((row.name, seed))
         # A run is trained under its own lock: another process asking for it would wait.
-        runs = root / "experiment" / experiment.experiment_key(config, tiny_world) / "runs"
+        runs = plan_experiment(config, tiny_world).entry(root).path / "runs"
         with open(runs / f".{row.name}-seed{seed}.json.lock") as other:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -152,7 +158,7 @@ def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
             raise KeyboardInterrupt  # an interruption mid-way
         return real(row, seed, *args)
 
-    monkeypatch.setattr(experiment, "_run_one", flaky)
+    monkeypatch.setattr(runs_module, "_run_one", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config, tiny_world, root=root)
     calls.clear()
@@ -180,7 +186,7 @@ def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
     # beside each run's JSON, the per-segment results that give back its AP bit for bit
     val = tiny_world.segments.loc[tiny_world.segments["split"] == "validation", "segment_id"]
     for run in runs.itertuples():
-        frames = read_frame_results(result.path / "runs" / f"{run.row}-seed{run.seed}.npz")
+        frames = read_segment_results(result.path / "runs" / f"{run.row}-seed{run.seed}.npz")
         assert frames.segments.tolist() == val.tolist()
         assert frames.gt_count[:, 0].sum() > 0
         ap = frames.ap()
@@ -189,7 +195,7 @@ def test_the_loop_runs_caches_and_resumes(tiny_world, root, monkeypatch):
         )
 
     # every run cached: nothing retrains, and fewer seeds reuse them
-    monkeypatch.setattr(experiment, "_run_one", lambda *a: pytest.fail("retrained"))
+    monkeypatch.setattr(runs_module, "_run_one", lambda *a: pytest.fail("retrained"))
     again = run_experiment(tiny(rows=("full",), seeds=1), tiny_world, root=root)
     assert again.path == result.path and len(again.runs) == 1
 
@@ -241,13 +247,14 @@ def test_rem_experiment_writes_the_table(tiny_world, root, tmp_path, monkeypatch
 
 
 def test_the_demo_experiment_mines_with_the_app_pipeline_and_retrains_longer():
-    from rem_core.experiment import experiment_config, training_steps
+    from rem_core.experiment import experiment_config, plan_experiment
 
     class World:  # 6 source segments of 20 frames
         segments = pd.DataFrame(
             {"segment_id": list("abcdefg"), "split": ["source"] * 6 + ["unlabelled"]}
         )
         frames = pd.DataFrame({"segment_id": np.repeat(list("abcdefg"), 20)})
+        manifest = {"config_hash": "0123456789abcdef"}
 
         @classmethod
         def split_ids(cls, split: str) -> list[str]:
@@ -258,7 +265,9 @@ def test_the_demo_experiment_mines_with_the_app_pipeline_and_retrains_longer():
     assert experiment_config(demo) is demo
     assert demo.detector.precision == "fp32"
     # ... and retrains every row for a fixed 4,800 steps, longer than the app's recipe.
-    assert training_steps(demo, World) == 4800 > 30 * demo.detector.epochs
+    plan = plan_experiment(demo, World)
+    assert plan.config is demo and not plan.own_recipe
+    assert plan.steps == 4800 > 30 * demo.detector.epochs
     # A recipe of its own: epochs and precision replace the pipeline's, the seed stays.
     own = dataclasses.replace(
         demo,
@@ -268,9 +277,10 @@ def test_the_demo_experiment_mines_with_the_app_pipeline_and_retrains_longer():
     assert recipe.detector.epochs == 32 != demo.detector.epochs
     assert recipe.detector.seed == demo.detector.seed
     assert recipe.detector.precision == "auto"
-    assert training_steps(own, World) == 30 * 32
+    assert plan_experiment(own, World).steps == 30 * 32
+    assert plan_experiment(own, World).own_recipe
     fixed = dataclasses.replace(own, experiment=dataclasses.replace(own.experiment, steps=5))
-    assert training_steps(fixed, World) == 5
+    assert plan_experiment(fixed, World).steps == 5
     with pytest.raises(ValueError, match="experiment.detector_epochs"):
         ExperimentConfig(detector_epochs=0)
     with pytest.raises(ValueError, match="experiment.detector_precision: must be one of"):
@@ -291,12 +301,12 @@ def test_gap_closed_compares_a_row_with_the_references_at_its_own_seeds(tiny_wor
             for (r, s), v in large.items()
         ]
     )  # fmt: skip
-    table = experiment.results_table(runs, tiny(), tiny_world).set_index("row")
+    table = results_table(runs, tiny(), tiny_world).set_index("row")
     # At seed 0, MD-REM++ sits halfway between the references. The references' means over
     # three seeds (0.2 and 0.333) would make that 0%.
     assert table.loc["md-rem++", "gap_closed"] == pytest.approx(0.5)
     assert table.loc["md-rem++", "ap_large"] == pytest.approx(0.2)
     assert table.loc["random", "gap_closed"] == pytest.approx((0.8 / 3 - 0.2) / (1.0 / 3 - 0.2))
     assert table.loc["partial", "gap_closed"] == 0 and table.loc["full", "gap_closed"] == 1
-    without_full = experiment.results_table(runs[runs["row"] != "full"], tiny(), tiny_world)
+    without_full = results_table(runs[runs["row"] != "full"], tiny(), tiny_world)
     assert without_full["gap_closed"].isna().all()

@@ -1,5 +1,5 @@
 """Per-segment results of experiment runs, their bootstrap intervals, and the paper's claims
-(rem_core.experiment_frames, rem_core.experiment_stats, rem_core.experiment_claims)."""
+(rem_core.experiment.segments, rem_core.experiment.stats, rem_core.experiment.claims)."""
 
 from __future__ import annotations
 
@@ -13,26 +13,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rem_core.config import RemConfig
-from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections, precision_recall
-from rem_core.experiment import experiment_key, read_experiment, write_experiment
-from rem_core.experiment_claims import paper_claims
-from rem_core.experiment_frames import (
-    FRAME_SUBSETS,
-    FrameResults,
-    frame_results,
-    read_frame_results,
-    resampled_ap,
-    write_frame_results,
+from rem_core.evaluation import (
+    LEVEL_1_MIN_POINTS,
+    REPORTED_SUBSETS,
+    evaluate_detections,
+    precision_recall,
 )
-from rem_core.experiment_stats import (
-    METRICS,
+from rem_core.experiment import (
+    SegmentResults,
+    paper_claims,
+    plan_experiment,
+    read_experiment,
+    read_segment_results,
+    resampled_ap,
+    segment_results,
+    write_experiment,
+    write_segment_results,
+)
+from rem_core.experiment.stats import (
+    AP_COLUMNS,
     bootstrap_intervals,
     experiment_intervals,
     with_intervals,
 )
 
 
-def fake_run(rng: np.random.Generator, n_segments: int, large_recall: float = 0.6) -> FrameResults:
+def fake_run(
+    rng: np.random.Generator, n_segments: int, large_recall: float = 0.6
+) -> SegmentResults:
     """A run on ``n_segments`` segments of about 30 Regular and 4 Large boxes each: found
     boxes score high, false positives low; ``large_recall`` of the Large boxes are found."""
     regular, large = rng.integers(20, 40, n_segments), rng.integers(2, 7, n_segments)
@@ -49,9 +57,9 @@ def fake_run(rng: np.random.Generator, n_segments: int, large_recall: float = 0.
     order = rng.permutation(len(tp))
     counts = np.stack([np.bincount(gt_segment[m], minlength=n_segments)
                        for m in (np.ones_like(gt_large), ~gt_large, gt_large)], axis=1)  # fmt: skip
-    return FrameResults(
+    return SegmentResults(
         segments=np.array([f"seg-{i:03d}" for i in range(n_segments)]),
-        subsets=FRAME_SUBSETS,
+        subsets=REPORTED_SUBSETS,
         pred_segment=segment[order],
         pred_score=score[order],
         pred_tp=tp[order],
@@ -60,12 +68,12 @@ def fake_run(rng: np.random.Generator, n_segments: int, large_recall: float = 0.
     )
 
 
-def runs_of(frames: dict[tuple[str, int], FrameResults]) -> pd.DataFrame:
+def runs_of(frames: dict[tuple[str, int], SegmentResults]) -> pd.DataFrame:
     """The runs table of ``frames``: each run's AP as the experiment stores it."""
     records = []
     for (row, seed), f in frames.items():
         ap = f.ap()
-        records.append({"row": row, "seed": seed, **{m: ap[m[3:]] for m in METRICS}})
+        records.append({"row": row, "seed": seed, **{m: ap[m[3:]] for m in AP_COLUMNS}})
     return pd.DataFrame(records)
 
 
@@ -86,21 +94,21 @@ def test_stored_arrays_reproduce_the_evaluation_exactly(tiny_world, tmp_path):
     assert result.predictions["ignored"].any()  # the sparse boxes' predictions are left out
     assert result.curve("large").n_gt > 0 and result.curve("large").n_tp > 0
 
-    frames = frame_results(result, tiny_world.segments["segment_id"])
-    path = write_frame_results(tmp_path / "run-seed0.npz", frames)
+    frames = segment_results(result, tiny_world.segments["segment_id"])
+    path = write_segment_results(tmp_path / "run-seed0.npz", frames)
     assert [p.name for p in tmp_path.iterdir()] == ["run-seed0.npz"]  # no temporary left
-    stored = read_frame_results(path)
+    stored = read_segment_results(path)
     for subset, ap in stored.ap().items():
         assert ap == result.ap(subset), subset  # bit for bit
     again = resampled_ap(stored, np.ones((1, len(stored.segments))))[0]
-    np.testing.assert_allclose(again, [result.ap(s) for s in FRAME_SUBSETS], atol=1e-5)
+    np.testing.assert_allclose(again, [result.ap(s) for s in REPORTED_SUBSETS], atol=1e-5)
 
 
 def test_a_file_without_an_array_is_named(tmp_path):
     path = tmp_path / "broken.npz"
     np.savez(path, format=np.int64(1), segments=np.array(["a"]))
     with pytest.raises(ValueError, match=r"broken\.npz: .*'subsets'"):
-        read_frame_results(path)
+        read_segment_results(path)
 
 
 @settings(max_examples=40, deadline=None)
@@ -112,7 +120,7 @@ def test_resampled_ap_is_the_ap_of_the_segments_drawn(seed, n_segments):
     fast = resampled_ap(frames, weights)
     for b, w in enumerate(weights.astype(int)):
         times = w[frames.pred_segment]  # each segment taken w[s] times
-        for k in range(len(FRAME_SUBSETS)):
+        for k in range(len(REPORTED_SUBSETS)):
             m = frames.pred_in[:, k]
             slow = precision_recall(
                 np.repeat(frames.pred_score[m], times[m]),
@@ -133,7 +141,7 @@ def test_interval_contains_the_estimate_and_narrows_with_more_segments():
         runs = runs_of(frames)
         rows = bootstrap_intervals(runs, frames, resamples=500).rows.iloc[0]
         assert rows["segments"] == n_segments and rows["seeds"] == 2
-        for metric in METRICS:
+        for metric in AP_COLUMNS:
             assert rows[f"{metric}_low"] <= runs[metric].mean() <= rows[f"{metric}_high"]
         widths.append(rows["ap_large_high"] - rows["ap_large_low"])
     assert widths[1] < widths[0] / 1.5
@@ -219,7 +227,7 @@ def test_runs_cached_without_per_segment_results_still_get_a_table(tiny_world, t
         config,
         experiment=dataclasses.replace(config.experiment, rows=("partial", "random"), seeds=3),
     )
-    folder = tmp_path / "experiment" / experiment_key(config, tiny_world)
+    folder = tmp_path / "experiment" / plan_experiment(config, tiny_world).key
     (folder / "runs").mkdir(parents=True)
     curve = {"lower": [0.0], "upper": [100.0], "n_gt": [4], "n_detected": [2], "recall": [0.5]}
     for row, base in (("partial", 0.5), ("random", 0.6)):
@@ -247,6 +255,6 @@ def test_runs_cached_without_per_segment_results_still_get_a_table(tiny_world, t
     written = write_experiment(result, tmp_path / "out", intervals=intervals)
     assert [p.name for p in written][-1] == "comparisons.csv"
     comparisons = pd.read_csv(tmp_path / "out" / "comparisons.csv")
-    assert len(comparisons) == 3 and set(comparisons["metric"]) == set(METRICS)
+    assert len(comparisons) == 3 and set(comparisons["metric"]) == set(AP_COLUMNS)
     saved = pd.read_csv(tmp_path / "out" / "experiment.csv")
     assert saved.loc[1, "ap_large_high"] == pytest.approx(high)

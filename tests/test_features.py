@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rem_core.features import FeatureReducer
+from rem_core.density import FeatureReducer
 
 
 def test_pca_then_standardise_matches_the_definition():

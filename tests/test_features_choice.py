@@ -56,7 +56,7 @@ def test_stored_detector_features_win_under_auto(tiny_world, tmp_path):
     import shutil
 
     from rem_core.dataset import Dataset
-    from rem_core.io.importers import attach_detections
+    from rem_core.io import attach_detections
 
     root = tmp_path / "with-detections"
     shutil.copytree(tiny_world.root, root)

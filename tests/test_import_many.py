@@ -10,7 +10,7 @@ import pytest
 
 from rem_core.cli import main
 from rem_core.dataset import Dataset
-from rem_core.io.importers import import_data
+from rem_core.io import import_data
 from rem_core.schema import DataError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -8,13 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.boxes import count_points_in_boxes
-from rem_core.io.importers import (
-    import_av2,
-    import_kitti_tracking,
-    import_waymo,
-    import_waymo_objects,
-)
+from rem_core.geometry import count_points_in_boxes
+from rem_core.io import import_av2, import_kitti_tracking, import_waymo, import_waymo_objects
 from rem_core.schema import BOX_COLUMNS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -152,8 +147,8 @@ def test_imported_features_are_scored(tmp_path: Path, capsys, monkeypatch):
     from rem_core.cli import main
     from rem_core.config import RemConfig
     from rem_core.dataset import Dataset
-    from rem_core.io.importers import DETECTION_FEATURES_FILE
-    from rem_core.mining.methods import best_overlap
+    from rem_core.io import DETECTION_FEATURES_FILE
+    from rem_core.mining import best_overlap
     from rem_core.pipeline import ensure_detections, ensure_rareness, features_for
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
@@ -199,7 +194,7 @@ def test_imported_features_are_scored(tmp_path: Path, capsys, monkeypatch):
 
 
 def test_bad_imported_features_are_named(tmp_path: Path):
-    from rem_core.io.detections import check_features
+    from rem_core.io import check_features
     from rem_core.schema import DataError
 
     bad = np.zeros((4, 3))

@@ -1,4 +1,4 @@
-"""Output files (rem_core.io.files) and Waymo Objects (rem_core.io.waymo)."""
+"""Output files (rem_core.files) and Waymo Objects (rem_core.io.waymo)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.io.files import clean_stale, publish_file, publish_folder, publishing
-from rem_core.io.waymo import read_objects, write_objects
+from rem_core.files import clean_stale, publish_file, publish_folder, publishing
+from rem_core.io import read_objects, write_objects
 from rem_core.schema import BOX_COLUMNS, DataError, SchemaError
 
 
@@ -88,7 +88,7 @@ def test_a_killed_writer_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> No
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from rem_core.io.files import publishing\n"
+        "from rem_core.files import publishing\n"
         "with publishing(Path(sys.argv[1])) as tmp:\n"
         "    (tmp / 'half').write_text('x')\n"
         "    print('writing', flush=True)\n"
@@ -186,7 +186,7 @@ needs_waymo = pytest.mark.skipif(not WAYMO.is_dir(), reason=f"no Waymo samples a
 
 @needs_waymo
 def test_waymo_frame_labels_become_boxes_with_persistent_ids():
-    from rem_core.io.waymo import frame_boxes, frame_row, read_frames
+    from rem_core.io import frame_boxes, frame_row, read_frames
 
     (frame,) = list(read_frames(WAYMO / "frames" / "pvps_data_one_frame.tfrecord"))
     boxes = frame_boxes(frame, 0)
@@ -211,8 +211,7 @@ def test_waymo_frame_labels_become_boxes_with_persistent_ids():
 
 @needs_waymo
 def test_waymo_reader_refuses_the_wrong_proto(tmp_path: Path):
-    from rem_core.io.tfrecord import write_records
-    from rem_core.io.waymo import read_frames
+    from rem_core.io import read_frames, write_records
 
     objects = (WAYMO / "objects" / "fake_ground_truths.bin").read_bytes()
     path = write_records(tmp_path / "objects.tfrecord", [objects])

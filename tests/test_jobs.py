@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rem_core.artifacts import world_path
 from rem_core.config import RemConfig
 from rem_core.jobs import job_folder, job_key, read_job, start_job, stop_job
-from rem_core.pipeline import pipeline_status
+from rem_core.pipeline import pipeline_status, world_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

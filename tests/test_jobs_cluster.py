@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from test_jobs import _start_tiny, _wait
 
-from rem_core.artifacts import world_path
 from rem_core.cluster import SCHEDULER_ENV
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.jobs import job_folder, job_key, read_job, start_job
-from rem_core.pipeline import pipeline_status
+from rem_core.pipeline import pipeline_status, world_path
 
 
 @pytest.mark.parametrize("bad", ["my-cluster", "local:0", "local:x"])

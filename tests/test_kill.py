@@ -12,11 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from rem_core.artifacts import world_path
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
-from rem_core.pipeline import DETECTIONS, RARENESS
-from rem_core.sources.detector import detector_entry
+from rem_core.pipeline import DETECTION_STAGE, RARENESS_STAGE, detector_entry, world_path
 
 #: The stages, in the order one run computes them, each named by its cache folder.
 STAGES = ("world", "detector", "detections", "rareness")
@@ -64,8 +62,8 @@ class _Stages:
         entries = {
             "world": None,
             "detector": detector_entry,
-            "detections": DETECTIONS.entry,
-            "rareness": RARENESS.entry,
+            "detections": DETECTION_STAGE.entry,
+            "rareness": RARENESS_STAGE.entry,
         }
         entry = entries[stage]
         return entry is None or entry(self.config, self.world, self.cache).done

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.io.kitti import camera_to_lidar, read_calib, read_detections, read_labels
+from rem_core.io import camera_to_lidar, read_calib, read_kitti_detections, read_labels
 from rem_core.schema import DataError
 
 KITTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "kitti_tracking"
@@ -43,7 +43,7 @@ def test_bad_files_are_named(tmp_path: Path):
         read_labels(tmp_path / "0000.txt", tmp_path / "calib.txt")
     (tmp_path / "det.txt").write_text("0,7,1,1,2,2,0.5,1.5,1.8,4.0,2.0,1.5,10.0,0.0,0.0\n")
     with pytest.raises(DataError, match="unknown class codes \\[7\\]"):
-        read_detections(tmp_path / "det.txt", tmp_path / "calib.txt")
+        read_kitti_detections(tmp_path / "det.txt", tmp_path / "calib.txt")
 
 
 @needs_kitti
@@ -71,7 +71,7 @@ def test_the_real_detections_keep_their_scores():
         folder = KITTI / "detections" / f"pointrcnn_{kind}_val"
         for path in sorted(folder.glob("*.txt")):
             if path.stat().st_size:
-                frames.append(read_detections(path, KITTI / "training" / "calib" / path.name))
+                frames.append(read_kitti_detections(path, KITTI / "training" / "calib" / path.name))
     dets = pd.concat(frames)
     assert dets["class"].value_counts().to_dict() == {
         "vehicle": 48_553, "pedestrian": 23_462, "cyclist": 8_456

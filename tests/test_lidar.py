@@ -4,9 +4,9 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from rem_core.boxes import box_corners, count_points_in_boxes
 from rem_core.config import DomainConfig, LidarConfig
-from rem_core.lidar import HIT_GROUND, HIT_NONE, Lidar, Solids
+from rem_core.geometry import box_corners, count_points_in_boxes
+from rem_core.world import HIT_GROUND, HIT_NONE, Lidar, Solids
 
 EXACT = LidarConfig(range_noise_m=0.0, dropout=0.0)
 

@@ -1,4 +1,4 @@
-"""The one per-frame box matcher (rem_core.matching): hand-made frames with known answers,
+"""The one per-frame box matcher (rem_core.evaluation's): hand-made frames with known answers,
 and each rule against a plain frame-by-frame reference."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from rem_core.iou import bev_iou
-from rem_core.matching import MATCH_RULES, frame_keys, match_boxes, match_frames
+from rem_core.evaluation import MATCH_RULES, frame_keys, match_boxes, match_frames
+from rem_core.geometry import bev_iou
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
 

@@ -244,7 +244,7 @@ def test_write_mined_rejects_bad_paths(tmp_path: Path):
 
 
 def test_label_set_as_waymo_objects(tmp_path: Path):
-    from rem_core.io.waymo import read_objects
+    from rem_core.io import read_objects
 
     mined = mine(make_pool(), "md_rem", config(budget=2))
     frames = pd.DataFrame(

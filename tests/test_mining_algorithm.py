@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rem_core.iou import bev_iou
+from rem_core.geometry import bev_iou
 from rem_core.mining import MiningResult, merge_labels, resolve_budget, select_tracks
 from rem_core.schema import BOX_COLUMNS, SchemaError
 

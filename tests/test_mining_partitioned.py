@@ -7,8 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_mining_algorithm import scenes
 
-from rem_core.mining import select_tracks
-from rem_core.mining.partitioned import select_tracks_partitioned
+from rem_core.mining import select_tracks, select_tracks_partitioned
 
 SEGMENTS = ["s", "t", "u", "v"]
 

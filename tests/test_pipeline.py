@@ -8,8 +8,8 @@ from rem_core import pipeline
 from rem_core.cli import main
 from rem_core.config import RemConfig
 from rem_core.detect import ensemble_scores
+from rem_core.pipeline.sources import detector as detector_source
 from rem_core.schema import BOX_COLUMNS
-from rem_core.sources import detector as detector_source
 
 
 def _det(frame: int, boxes: list[list[float]], scores: list[float]) -> pd.DataFrame:
@@ -113,7 +113,7 @@ def test_rareness_stage_scores_every_object(run, tiny_world, capsys, tmp_path, m
 def test_mining_pool_and_the_mine_and_compare_commands(
     run, tiny_world, tmp_path, monkeypatch, capsys
 ):
-    from rem_core.io.waymo import read_objects
+    from rem_core.io import read_objects
     from rem_core.mining import read_mined
 
     _, root = run

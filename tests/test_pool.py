@@ -16,11 +16,11 @@ import pytest
 
 from rem_core.cluster import dask_client
 from rem_core.config import RemConfig
+from rem_core.density import fit_density
 from rem_core.mining import select_tracks
 from rem_core.pool import (
     Pool,
     SyntheticPool,
-    fit_density,
     parts_from,
     sample_features,
     score_and_mine,

@@ -1,4 +1,4 @@
-"""Rare beyond size (rem_core.rare_groups) on small tables whose answers are known."""
+"""Rare beyond size (rem_core.analysis.rare_groups) on small tables whose answers are known."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import multivariate_normal
 
-from rem_core.config import VEHICLE_SUBTYPES
-from rem_core.rare_groups import (
+from rem_core.analysis import (
     NOISE_ALL,
     ks_train_val,
     label_noise_in_rarest,
@@ -19,6 +18,7 @@ from rem_core.rare_groups import (
     size_log_prob,
     size_train_boxes,
 )
+from rem_core.config import VEHICLE_SUBTYPES
 
 # Subtypes picked by family, so the tests follow VEHICLE_SUBTYPES as it grows.
 REGULAR = next(s for s, f in VEHICLE_SUBTYPES.items() if f == "regular")

@@ -10,7 +10,7 @@ import pytest
 
 from rem_core.cli import main
 from rem_core.dataset import Dataset
-from rem_core.io.waymo import read_objects
+from rem_core.io import read_objects
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,4 +1,4 @@
-"""The experiment's shipped reference (rem_core.reference): ship, load, match, refuse."""
+"""The experiment's shipped reference (rem_core.experiment.reference): ship, load, match, refuse."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rem_core.artifacts import ensure_world
 from rem_core.config import RemConfig
-from rem_core.experiment import experiment_key, read_experiment, run_experiment
-from rem_core.experiment_claims import paper_claims
-from rem_core.experiment_frames import FRAME_SUBSETS, FrameResults, write_frame_results
-from rem_core.experiment_stats import experiment_intervals, with_intervals
-from rem_core.reference import load_reference, read_reference, ship_reference
-from rem_core.shipped import world_fingerprint
+from rem_core.evaluation import REPORTED_SUBSETS
+from rem_core.experiment import (
+    SegmentResults,
+    experiment_intervals,
+    paper_claims,
+    plan_experiment,
+    read_experiment,
+    run_experiment,
+    with_intervals,
+    write_segment_results,
+)
+from rem_core.experiment.reference import load_reference, read_reference, ship_reference
+from rem_core.pipeline import ensure_world, world_fingerprint
 
 
 def settings(config: RemConfig | None = None, **experiment) -> RemConfig:
@@ -47,7 +53,7 @@ def tiny_run(world, root):
     return config, result, experiment_intervals(result)
 
 
-def fake_frames(rng: np.random.Generator, large_recall: float) -> FrameResults:
+def fake_frames(rng: np.random.Generator, large_recall: float) -> SegmentResults:
     """A run on 8 segments of 12 Regular and 4 Large boxes each."""
     gt_segment = np.repeat(np.arange(8), 16)
     gt_large = np.tile(np.r_[np.zeros(12, bool), np.ones(4, bool)], 8)
@@ -55,9 +61,9 @@ def fake_frames(rng: np.random.Generator, large_recall: float) -> FrameResults:
     segment = np.r_[gt_segment[found], np.repeat(np.arange(8), 6)]
     tp = np.r_[np.ones(found.sum(), bool), np.zeros(48, bool)]
     large = np.r_[gt_large[found], rng.random(48) < 0.2]
-    return FrameResults(
+    return SegmentResults(
         segments=np.array([f"val-{i}" for i in range(8)]),
-        subsets=FRAME_SUBSETS,
+        subsets=REPORTED_SUBSETS,
         pred_segment=segment,
         pred_score=np.where(tp, rng.uniform(0.5, 1, len(tp)), rng.uniform(0, 0.7, len(tp))),
         pred_tp=tp,
@@ -75,7 +81,7 @@ def cache_fake_runs(folder, rows, seeds, rng) -> None:
         for seed in range(seeds):
             frames = fake_frames(rng, 0.95 if row in ("full", "md-rem++") else 0.3)
             ap = frames.ap()
-            write_frame_results(folder / "runs" / f"{row}-seed{seed}.npz", frames)
+            write_segment_results(folder / "runs" / f"{row}-seed{seed}.npz", frames)
             record = {
                 "row": row, "seed": seed, "ap_all": ap["all"], "ap_regular": ap["regular"],
                 "ap_large": ap["large"], "human_tracks": 3, "human_boxes": 30,
@@ -109,7 +115,7 @@ def test_a_tiny_experiment_ships_and_loads_back(tiny_run, world, tmp_path):
     ]
 
     p = reference.provenance
-    assert p["experiment_key"] == experiment_key(config, world) == result.path.name
+    assert p["experiment_key"] == plan_experiment(config, world).key == result.path.name
     assert p["world_fingerprint"] == world_fingerprint(world)
     assert p["rows"] == ["partial", "random"] and p["seeds"] == {"partial": [0], "random": [0]}
     assert p["steps"] == int(result.runs["train_steps"].iloc[0])
@@ -128,7 +134,7 @@ def test_claims_come_back_from_the_csvs_alone(world, tmp_path):
     rows = ["partial", "full", "random", "ensemble", "md-rem++"]
     config = settings(rows=tuple(rows), seeds=3)
     cache = tmp_path / "cache"
-    cache_fake_runs(cache / "experiment" / experiment_key(config, world), rows, 3,
+    cache_fake_runs(cache / "experiment" / plan_experiment(config, world).key, rows, 3,
                     np.random.default_rng(0))  # fmt: skip
     result = read_experiment(config, world, root=cache)
     intervals = experiment_intervals(result, resamples=300)

@@ -5,14 +5,7 @@ import pandas as pd
 import pytest
 
 from rem_core.config import ScoreConfig
-from rem_core.score import (
-    aggregate_tracks,
-    d_rem,
-    easy_filter,
-    m_rem,
-    md_rem,
-    rareness_percentile,
-)
+from rem_core.mining import aggregate_tracks, d_rem, easy_filter, m_rem, md_rem, rareness_percentile
 
 CONFIG = ScoreConfig()  # more than 200 points, closer than 50 m
 

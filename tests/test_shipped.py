@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rem_core import pipeline, shipped
+from rem_core import pipeline
 from rem_core.cli import main
 from rem_core.config import RemConfig, config_hash
 from rem_core.pipeline import (
@@ -18,9 +18,12 @@ from rem_core.pipeline import (
     detector_key,
     detector_origin,
     ensure_detectors,
+    ship_detectors,
+    shipped,
+    world_fingerprint,
 )
-from rem_core.shipped import ship_detectors, world_fingerprint
-from rem_core.sources import detector as detector_source
+from rem_core.pipeline.sources import detector as detector_source
+from rem_core.provenance import file_sha256
 from rem_core.world import write_world
 
 
@@ -161,7 +164,7 @@ def test_the_demo_weights_that_ship_match_the_demo_recipe():
     assert provenance["world_config_hash"] == config_hash(demo.world)
     assert provenance["members"] == demo.detector.ensemble_size
     for name, digest in provenance["sha256"].items():
-        assert shipped._sha256(folder / name) == digest, name
+        assert file_sha256(folder / name) == digest, name
 
 
 def test_shipping_a_shipped_copy_is_refused(weights, tiny_world, tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rem_core.io.tfrecord import masked_crc32c, read_records, write_records
+from rem_core.io import masked_crc32c, read_records, write_records
 from rem_core.schema import DataError
 
 WAYMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "waymo" / "frames"

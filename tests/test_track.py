@@ -15,12 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rem_core.config import WorldConfig
-from rem_core.evaluate import evaluate_detections
+from rem_core.config import AutoLabelConfig, TrackerConfig, WorldConfig
+from rem_core.evaluation import evaluate_detections
 from rem_core.schema import DETECTIONS, SchemaError, conform
 from rem_core.track import (
-    AutoLabelConfig,
-    TrackerConfig,
     TrackingMetrics,
     auto_label,
     simulate_detections,

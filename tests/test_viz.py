@@ -586,7 +586,7 @@ def test_experiment_figure_and_pooled_recall():
     assert list(paper.x) == ["Partial-supervised", "MD-REM++"]
     assert list(fig.layout.xaxis.categoryarray) == table["label"].tolist()
 
-    # with the bootstrap's intervals (rem_core.experiment_stats), whiskers span them
+    # with the bootstrap's intervals (rem_core.experiment.stats), whiskers span them
     ranged = table.assign(ap_large_low=[0.05, 0.15, np.nan], ap_large_high=[0.2, 0.22, np.nan])
     bars = [t for t in experiment_ap_figure(ranged).data if t.type == "bar"]
     np.testing.assert_allclose(bars[0].error_y.array, [0.1])

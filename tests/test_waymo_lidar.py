@@ -10,7 +10,7 @@ import pytest
 from test_lidar import solids_from_boxes
 
 from rem_core.config import LidarConfig
-from rem_core.io.waymo_lidar import (
+from rem_core.io import (
     beam_inclinations,
     decode_matrix,
     encode_matrix,
@@ -19,7 +19,7 @@ from rem_core.io.waymo_lidar import (
     range_image_to_points,
     rotation_from_rpy,
 )
-from rem_core.lidar import Lidar
+from rem_core.world import Lidar
 
 WAYMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "waymo" / "frames"
 
@@ -107,7 +107,7 @@ def test_pixel_pose_corrects_the_motion_during_the_sweep():
 
 @pytest.mark.skipif(not WAYMO.is_dir(), reason=f"no Waymo samples at {WAYMO}")
 def test_a_real_frame_gets_points_from_a_range_image_laid_out_on_its_own_calibration():
-    from rem_core.io.waymo import read_frames
+    from rem_core.io import read_frames
 
     (frame,) = list(read_frames(WAYMO / "pvps_data_one_frame.tfrecord"))
     top = next(c for c in frame.context.laser_calibrations if c.name == 1)

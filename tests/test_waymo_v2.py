@@ -10,8 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from test_waymo_lidar import CONFIG, calibration, world_points
 
-from rem_core.io.waymo_lidar import points_to_range_image, range_image_to_points
-from rem_core.io.waymo_v2 import read_lidar_box, read_lidar_points
+from rem_core.io import (
+    points_to_range_image,
+    range_image_to_points,
+    read_lidar_box,
+    read_lidar_points,
+)
 from rem_core.schema import DataError
 
 SEG = "10023947602400723454_1120_000_1140_000"
@@ -108,7 +112,7 @@ def test_lidar_component_decodes_like_v1_a_row_group_at_a_time(tmp_path: Path):
 
 
 def test_a_v2_folder_imports_as_a_data_set(tmp_path: Path):
-    from rem_core.io.importers import import_waymo_v2
+    from rem_core.io import import_waymo_v2
 
     root = tmp_path / "v2"
     for folder in ("lidar_box", "lidar", "lidar_calibration"):
@@ -134,7 +138,7 @@ def test_a_v2_folder_imports_as_a_data_set(tmp_path: Path):
 
 
 def test_v2_folders_import_into_one_data_set_and_grow_it(tmp_path: Path):
-    from rem_core.io.importers import import_data
+    from rem_core.io import import_data
 
     roots = []
     for name in ("segment-a", "segment-b", "segment-c"):

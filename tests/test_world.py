@@ -8,12 +8,11 @@ import open3d as o3d
 import pandas as pd
 import pytest
 
-from rem_core.boxes import count_points_in_boxes, size_subset
 from rem_core.config import DEFAULT_VEHICLE_MIX, DomainConfig, WorldConfig
+from rem_core.geometry import count_points_in_boxes, size_subset
 from rem_core.schema import BOX_COLUMNS, BOXES, FRAMES, conform
-from rem_core.world import plan_segments, simulate_segment, simulate_world
+from rem_core.world import NOISE_KINDS, plan_segments, simulate_segment, simulate_world
 from rem_core.world.scene import _SceneBuilder
-from rem_core.world.simulate import NOISE_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +200,7 @@ def test_rare_subtypes_of_regular_size(tiny_config):
 
 def test_rain_region_has_spray_and_a_wet_road(tiny_config):
     from rem_core.config import DomainConfig
-    from rem_core.lidar import HIT_CLUTTER, Lidar, Solids
+    from rem_core.world import HIT_CLUTTER, Lidar, Solids
 
     lidar = Lidar(tiny_config.lidar)
     car = Solids(

@@ -69,7 +69,7 @@ def open_dataset(args: argparse.Namespace, config: RemConfig) -> Dataset:
     """The data set named by --data, or the preset's built-in world (built if missing)."""
     if args.data is not None:
         return Dataset.open(args.data)
-    from rem_core.artifacts import ensure_world
+    from rem_core.pipeline import ensure_world
 
     bar, update = progress_bar(config.world.n_total_segments, "world", "segment")
     with bar:

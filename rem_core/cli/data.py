@@ -10,10 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import size_subset
 from rem_core.cli._common import progress_bar
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
+from rem_core.geometry import size_subset
+
+__all__ = [
+    "cmd_app",
+    "cmd_import",
+    "cmd_info",
+    "cmd_world",
+    "describe",
+]
 
 
 def cmd_world(args: argparse.Namespace) -> int:
@@ -109,7 +117,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rem_core.io.importers import import_data
+    from rem_core.io import import_data
 
     if args.source == "detections":
         return _import_detections(args)
@@ -158,11 +166,12 @@ def _share(text: str, name: str) -> float:
 
 
 def _import_detections(args: argparse.Namespace) -> int:
-    from rem_core.io.detections import check_features, read_detections
-    from rem_core.io.importers import (
+    from rem_core.io import (
         attach_detections,
+        check_features,
         detections_from_kitti,
         detections_from_waymo_objects,
+        read_detections,
     )
 
     if args.data is None:

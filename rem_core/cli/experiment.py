@@ -8,13 +8,20 @@ import sys
 from rem_core.cli._common import StageBars, features_for_args, open_dataset, settings
 from rem_core.config import RemConfig
 
+__all__ = [
+    "cmd_experiment",
+]
+
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from rem_core.experiment import run_experiment, write_experiment
-    from rem_core.experiment_claims import paper_claims
-    from rem_core.experiment_stats import experiment_intervals
+    from rem_core.experiment import (
+        experiment_intervals,
+        paper_claims,
+        run_experiment,
+        write_experiment,
+    )
 
     config = settings(args)
     exp = config.experiment
@@ -68,21 +75,26 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def _ship_reference(args: argparse.Namespace, config: RemConfig) -> int:
     """``rem experiment --ship-reference``: the cached runs, computing nothing, as the
-    reference the Experiments page opens on (``rem_core.reference``)."""
+    reference the Experiments page opens on (``rem_core.experiment.reference``)."""
     import shlex
 
-    from rem_core.experiment import experiment_key, read_experiment
-    from rem_core.experiment_stats import experiment_intervals
-    from rem_core.reference import REFERENCE_RESULTS, ship_reference
+    from rem_core.experiment import (
+        REFERENCE_RESULTS,
+        experiment_intervals,
+        plan_experiment,
+        read_experiment,
+        ship_reference,
+    )
 
     ds = open_dataset(args, config)
     config = features_for_args(config, ds, args)
     exp = config.experiment
-    result = read_experiment(config, ds)
+    plan = plan_experiment(config, ds)
+    result = read_experiment(config, ds, plan=plan)
     if result is None:
         raise FileNotFoundError(
             f"rem experiment --ship-reference: no cached run of {', '.join(exp.rows)} for "
-            f"these settings (experiment key {experiment_key(config, ds)}); run them first "
+            f"these settings (experiment key {plan.key}); run them first "
             "with the same command without --ship-reference"
         )
     have = set(zip(result.runs["row"], result.runs["seed"], strict=True))

@@ -22,6 +22,10 @@ from rem_core.cli.stages import (
 )
 from rem_core.config import ESTIMATORS, EXPERIMENT_ROW_NAMES, PRESETS, SPLITS
 
+__all__ = [
+    "build_parser",
+]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -138,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the cached ensemble into the package, with its provenance",
         description="Copy the trained ensemble (trained here if not cached) into "
         "rem_core/weights/PRESET with provenance.json (cache key, world fingerprint, commit, "
-        "file hashes), to be used instead of training when both match (rem_core.shipped).",
+        "file hashes), to be used instead of training when both match (rem_core.pipeline.shipped).",
     )
     common(q)
     q.add_argument("--out", type=Path, default=None, help="default: rem_core/weights/PRESET")
@@ -389,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ship-reference",
         action="store_true",
         help="run nothing: write the cached runs of --rows and --seeds, with their intervals "
-        "and provenance, as the reference the Experiments page opens on (rem_core.reference; "
+        "and provenance, as the reference the Experiments page opens on "
+        "(rem_core.experiment.reference; "
         "refuses to replace one without --force)",
     )
     features_arg(p)

@@ -142,7 +142,8 @@ def cmd_pool_export(args: argparse.Namespace) -> int:
 
 
 def cmd_pool_mine(args: argparse.Namespace) -> int:
-    from rem_core.pool import Pool, fit_density, sample_features, score_and_mine
+    from rem_core.density import fit_density
+    from rem_core.pool import Pool, sample_features, score_and_mine
 
     _refuse_existing(args.out, args.force)
     pool = Pool.open(args.pool)

@@ -10,6 +10,17 @@ import pandas as pd
 
 from rem_core.cli._common import StageBars, prepare
 
+__all__ = [
+    "cmd_compare",
+    "cmd_detect_run",
+    "cmd_detect_ship",
+    "cmd_detect_train",
+    "cmd_eval",
+    "cmd_flow_fit",
+    "cmd_mine",
+    "cmd_score",
+]
+
 
 def cmd_detect_train(args: argparse.Namespace) -> int:
     from rem_core.pipeline import clear_pipeline, detector_key, detector_origin, ensure_detectors
@@ -29,12 +40,13 @@ def cmd_detect_ship(args: argparse.Namespace) -> int:
     import time
 
     from rem_core.config import config_to_dict
-    from rem_core.shipped import SHIPPED, ship_detectors
-    from rem_core.sources.detector import (
+    from rem_core.pipeline import (
         DETECTOR_VERSION,
+        SHIPPED,
         detector_entry,
         detector_origin,
         ensure_detectors,
+        ship_detectors,
     )
 
     config, ds = prepare(args, features=False)
@@ -81,7 +93,7 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
         f"cached in {run.path}"
     )
     if args.out is not None:
-        from rem_core.io.files import publish_folder
+        from rem_core.files import publish_folder
 
         def write(tmp: Path) -> None:
             shutil.copytree(run.path, tmp, dirs_exist_ok=True)
@@ -92,7 +104,7 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rem_core.evaluate import evaluate_detections
+    from rem_core.evaluation import evaluate_detections
     from rem_core.pipeline import ensure_detections
 
     # a data set's own detections are evaluated as they are
@@ -136,8 +148,8 @@ def cmd_flow_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from rem_core.mining import aggregate_tracks, d_rem, m_rem, md_rem
     from rem_core.pipeline import ensure_detections, ensure_rareness
-    from rem_core.score import aggregate_tracks, d_rem, m_rem, md_rem
 
     config, ds = prepare(args)
     det_run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
@@ -213,7 +225,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.out is not None:
-        from rem_core.io.files import publish_file
+        from rem_core.files import publish_file
 
         publish_file(args.out, lambda tmp: table.to_csv(tmp, index=False), force=args.force)
         print(f"wrote {args.out}")

@@ -21,14 +21,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rem_core.config.density import (
+    ACTIVATIONS,
+    COVARIANCE_TYPES,
     ESTIMATOR_SETTINGS,
+    SOLVERS,
+    DensityConfig,
     GaussianConfig,
     GMMConfig,
     KNNConfig,
     RealNVPConfig,
 )
-from rem_core.config.detector import AutoLabelConfig, DetectorConfig, TrackerConfig
-from rem_core.config.experiment import ExperimentConfig, FeatureConfig
+from rem_core.config.detector import (
+    DEVICE,
+    AutoLabelConfig,
+    DetectorConfig,
+    TrackerConfig,
+)
+from rem_core.config.experiment import (
+    ExperimentConfig,
+    FeatureConfig,
+)
 from rem_core.config.names import (
     ESTIMATORS,
     EXPERIMENT_ROW_NAMES,
@@ -37,25 +49,50 @@ from rem_core.config.names import (
     PRECISIONS,
     PRESETS,
     SPLITS,
+    Estimator,
+    ExperimentRowName,
+    FeatureSourceName,
+    MiningMethod,
+    Precision,
+    Preset,
+    Split,
 )
 from rem_core.config.rareness import (
-    DensityConfig,
     MiningConfig,
     RarenessConfig,
     ScoreConfig,
 )
-from rem_core.config.rules import settings_dict
+from rem_core.config.rules import (
+    Check,
+    Interval,
+    OneOf,
+    Rule,
+    Settings,
+    flag,
+    integer,
+    is_int,
+    is_number,
+    number,
+    one_of,
+    require,
+    setting,
+    settings_dict,
+)
 from rem_core.config.world import (
     DEFAULT_VEHICLE_MIX,
     OTHER_REGION_VEHICLE_MIX,
     VEHICLE_SUBTYPES,
     DomainConfig,
     LidarConfig,
+    VehicleMix,
     WorldConfig,
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "COVARIANCE_TYPES",
     "DEFAULT_VEHICLE_MIX",
+    "DEVICE",
     "ESTIMATORS",
     "ESTIMATOR_SETTINGS",
     "EXPERIMENT_ROW_NAMES",
@@ -64,27 +101,50 @@ __all__ = [
     "OTHER_REGION_VEHICLE_MIX",
     "PRECISIONS",
     "PRESETS",
+    "SOLVERS",
     "SPLITS",
     "VEHICLE_SUBTYPES",
     "AutoLabelConfig",
+    "Check",
     "DensityConfig",
     "DetectorConfig",
     "DomainConfig",
+    "Estimator",
     "ExperimentConfig",
+    "ExperimentRowName",
     "FeatureConfig",
+    "FeatureSourceName",
     "GMMConfig",
     "GaussianConfig",
+    "Interval",
     "KNNConfig",
     "LidarConfig",
     "MiningConfig",
+    "MiningMethod",
+    "OneOf",
+    "Precision",
+    "Preset",
     "RarenessConfig",
     "RealNVPConfig",
     "RemConfig",
+    "Rule",
     "ScoreConfig",
+    "Settings",
+    "Split",
     "TrackerConfig",
+    "VehicleMix",
     "WorldConfig",
     "config_hash",
     "config_to_dict",
+    "flag",
+    "integer",
+    "is_int",
+    "is_number",
+    "number",
+    "one_of",
+    "require",
+    "setting",
+    "settings_dict",
 ]
 
 

@@ -16,7 +16,7 @@ def _divides_100(width: float) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class ExperimentConfig(Settings):
-    """The active-learning experiment (paper Tables 2 and 3; ``rem_core.experiment``).
+    """The active-learning experiment (paper Tables 2 and 3; ``rem_core.experiment.runs``).
 
     Attributes:
         rows: the table's rows to run (``EXPERIMENT_ROW_NAMES``).
@@ -75,7 +75,7 @@ class FeatureConfig(Settings):
     Attributes:
         source: ``"detector"`` (the paper's: ROI-pooled features of our BEV detector
             ensemble, trained on the source pool) or ``"geometry"`` (geometric box
-            descriptors, ``rem_core.descriptors``, for data without point clouds to train
+            descriptors, ``rem_core.geometry.descriptors``, for data without point clouds to train
             a detector on, such as imported labels: the ground-truth boxes stand in for
             detections, each with its own track and score 1), or ``"imported"`` (the
             features a researcher's own detector gave its detections, stored by ``rem

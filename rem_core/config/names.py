@@ -21,7 +21,7 @@ __all__ = [
     "SPLITS",
     "Estimator",
     "ExperimentRowName",
-    "FeatureSource",
+    "FeatureSourceName",
     "MiningMethod",
     "Precision",
     "Preset",
@@ -42,8 +42,8 @@ Estimator = Literal["ffjord", "gaussian", "gmm", "knn", "realnvp"]
 ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
 
 #: Where the features REM scores come from (``FeatureConfig.source``).
-FeatureSource = Literal["detector", "geometry", "imported"]
-FEATURE_SOURCES: tuple[FeatureSource, ...] = get_args(FeatureSource)
+FeatureSourceName = Literal["detector", "geometry", "imported"]
+FEATURE_SOURCES: tuple[FeatureSourceName, ...] = get_args(FeatureSourceName)
 
 #: Training precisions of ``DetectorConfig.precision``.
 Precision = Literal["auto", "bf16", "fp32"]
@@ -55,7 +55,7 @@ MiningMethod = Literal[
 ]
 MINING_METHODS: tuple[MiningMethod, ...] = get_args(MiningMethod)
 
-#: Row keys of the active-learning experiment (``rem_core.experiment.EXPERIMENT_ROWS``), in
+#: Row keys of the active-learning experiment (``rem_core.experiment.runs.EXPERIMENT_ROWS``), in
 #: the table's order.
 ExperimentRowName = Literal[
     "partial",

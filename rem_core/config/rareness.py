@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rem_core.config.density import (
-    ACTIVATIONS,
-    SOLVERS,
     DensityConfig,
     GaussianConfig,
     GMMConfig,
@@ -29,15 +27,8 @@ from rem_core.config.rules import (
 )
 
 __all__ = [
-    "ACTIVATIONS",
-    "SOLVERS",
-    "DensityConfig",
-    "GMMConfig",
-    "GaussianConfig",
-    "KNNConfig",
     "MiningConfig",
     "RarenessConfig",
-    "RealNVPConfig",
     "ScoreConfig",
 ]
 

@@ -17,8 +17,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rem_core.config import DensityConfig, RealNVPConfig
-from rem_core.config.rules import Settings
+from rem_core.config import DensityConfig, RealNVPConfig, Settings
+
+__all__ = [
+    "BatchLoss",
+    "DensityEstimator",
+    "EpochRecord",
+    "SolverStalled",
+    "rareness",
+    "standard_normal_log_prob",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,12 @@ from rem_core.density.base import (
     _write,
 )
 
+__all__ = [
+    "GaussianDensity",
+    "GaussianMixtureDensity",
+    "KNNDensity",
+]
+
 logger = logging.getLogger(__name__)
 
 

@@ -24,6 +24,10 @@ from rem_core.density.base import (
     standard_normal_log_prob,
 )
 
+__all__ = [
+    "RealNVP",
+]
+
 logger = logging.getLogger(__name__)
 
 

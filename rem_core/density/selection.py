@@ -47,7 +47,8 @@ import pandas as pd
 
 from rem_core.config import DensityConfig, RarenessConfig
 from rem_core.density.base import DensityEstimator, SolverStalled
-from rem_core.features import FeatureReducer
+from rem_core.density.reduce import FeatureReducer
+from rem_core.density.registry import estimator_for
 
 __all__ = ["Candidate", "CandidateFit", "DensitySelection", "select_density"]
 
@@ -96,8 +97,6 @@ class Candidate:
     def make_estimator(self) -> DensityEstimator:
         """An unfitted estimator with these settings, built as the pipeline builds
         ``apply_to(RarenessConfig())``'s."""
-        from rem_core.density import estimator_for
-
         return estimator_for(self.apply_to(RarenessConfig()))
 
     def apply_to(self, rareness: RarenessConfig) -> RarenessConfig:
@@ -210,7 +209,7 @@ def select_density(
 ) -> DensitySelection:
     """Fit every candidate on ``X_fit`` and keep the best by held-out NLL.
 
-    One :class:`~rem_core.features.FeatureReducer` with ``K = max k`` components is fitted on
+    One :class:`~rem_core.density.reduce.FeatureReducer` with ``K = max k`` components is fitted on
     ``X_fit``; a candidate of ``k`` components is fitted on the first ``k`` standardised
     components and scored on those of ``X_heldout``, in its own space and in the common
     ``K``-D space (module docstring).

@@ -15,7 +15,7 @@ import numpy as np
 
 from rem_core.density.base import DensityEstimator
 
-__all__ = ["score_batch", "score_samples"]
+__all__ = ["score_batch", "score_on_cluster"]
 
 #: Rows of a chunk for a worker, at least (rounded up to whole batches).
 CHUNK_ROWS = 32768
@@ -32,7 +32,7 @@ def score_batch(estimator: DensityEstimator) -> int | None:
     return None
 
 
-def score_samples(estimator: DensityEstimator, X: np.ndarray, client: Any = None) -> np.ndarray:
+def score_on_cluster(estimator: DensityEstimator, X: np.ndarray, client: Any = None) -> np.ndarray:
     """``estimator.score_samples(X)``, on ``client``'s cluster in chunks of whole batches
     (the fitted model sent once to every worker) when there is one.
 

@@ -13,6 +13,17 @@ Grid convention: cell ``(i, j)`` of the input grid covers
 ``R = range_m``, ``c = cell_m``); tensors are ``(C, H, W)`` with H along x and W along y.
 """
 
+from rem_core.detect.augment import (
+    ObjectDatabase,
+    build_object_database,
+    crop_window,
+    move_frame,
+    paste_objects,
+)
+from rem_core.detect.diagnose import (
+    box_errors,
+    summarize_box_errors,
+)
 from rem_core.detect.infer import (
     DetectionSet,
     detect,
@@ -31,7 +42,11 @@ from rem_core.detect.model import (
     load_detector,
     save_detector,
 )
-from rem_core.detect.train import train_detector, train_detectors
+from rem_core.detect.train import (
+    default_steps,
+    train_detector,
+    train_detectors,
+)
 
 __all__ = [
     "N_HEAD",
@@ -40,14 +55,22 @@ __all__ = [
     "Z_EDGES",
     "BevDetector",
     "DetectionSet",
+    "ObjectDatabase",
     "bev_grid",
+    "box_errors",
+    "build_object_database",
+    "crop_window",
+    "default_steps",
     "detect",
     "detect_ensemble",
     "ensemble_scores",
     "feature_map",
     "load_detector",
+    "move_frame",
+    "paste_objects",
     "pool_roi_features",
     "save_detector",
+    "summarize_box_errors",
     "train_detector",
     "train_detectors",
 ]

@@ -7,7 +7,7 @@ it) rebalances the classes at the object level: labelled objects, with the point
 their boxes, are copied into other training frames, wherever their footprint finds free
 ground. Stretching a pasted object along its length makes lengths the pool never had.
 
-Frame convention: points and boxes in the vehicle frame (``rem_core.boxes``); the sensor
+Frame convention: points and boxes in the vehicle frame (``rem_core.geometry.boxes``); the sensor
 spins about the vertical axis through the origin.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rem_core.boxes import bev_overlap, inside_pairs, wrap_angle
+from rem_core.geometry import bev_overlap, inside_pairs, wrap_angle
 
 __all__ = [
     "ObjectDatabase",

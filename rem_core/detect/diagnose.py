@@ -7,7 +7,7 @@ several car-sized boxes (fragments). ``box_errors`` measures each of these per g
 box, from a loose bird's-eye-view match (BEV IoU >= 0.1 by default), so that a box too short
 to pass 3D IoU 0.5 is still seen and measured.
 
-Box convention: ``rem_core.boxes`` (vehicle frame, metres, heading in [-pi, pi)).
+Box convention: ``rem_core.geometry.boxes`` (vehicle frame, metres, heading in [-pi, pi)).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import wrap_angle
-from rem_core.evaluate import LEVEL_1_MIN_POINTS, evaluate_detections
-from rem_core.iou import iou_3d_pairs
+from rem_core.evaluation import LEVEL_1_MIN_POINTS, evaluate_detections
+from rem_core.geometry import iou_3d_pairs, wrap_angle
 from rem_core.schema import BOX_COLUMNS
 
 __all__ = ["box_errors", "summarize_box_errors"]

@@ -13,12 +13,21 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from rem_core.boxes import PointGrid, bev_corners, expand_ranges, wrap_angle
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
 from rem_core.detect.model import STRIDE, BevDetector, _heading, _torch_setup, bev_grid
-from rem_core.matching import match_frames
+from rem_core.evaluation import match_frames
+from rem_core.geometry import PointGrid, bev_corners, expand_ranges, wrap_angle
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
+
+__all__ = [
+    "DetectionSet",
+    "detect",
+    "detect_ensemble",
+    "ensemble_scores",
+    "feature_map",
+    "pool_roi_features",
+]
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +389,7 @@ def ensemble_scores(
     """Each ensemble member's score for every detection of the main model (paper eq. 9).
 
     Per frame, the main model's detections are matched one-to-one to a member's detections
-    by bird's-eye-view IoU (``rem_core.matching``'s ``"optimal"`` rule: Hungarian assignment,
+    by bird's-eye-view IoU (``rem_core.evaluation``'s ``"optimal"`` rule: Hungarian assignment,
     pairs below ``match_iou`` excluded); a member that has no match scores 0 (a miss).
 
     Args:

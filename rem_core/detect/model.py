@@ -12,9 +12,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from rem_core.boxes import wrap_angle
 from rem_core.config import DetectorConfig
+from rem_core.geometry import wrap_angle
 from rem_core.memory import keep_freed_memory
+
+__all__ = [
+    "N_HEAD",
+    "N_INPUT",
+    "STRIDE",
+    "Z_EDGES",
+    "BevDetector",
+    "bev_grid",
+    "load_detector",
+    "save_detector",
+]
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rem_core.boxes import LARGE_MIN_M, bev_corners, expand_ranges
 from rem_core.config import DetectorConfig
 from rem_core.detect.model import STRIDE, _direction
+from rem_core.geometry import LARGE_MIN_M, bev_corners, expand_ranges
 
 
 def _targets(

@@ -16,14 +16,20 @@ import pandas as pd
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from rem_core.boxes import LARGE_MIN_M
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
 from rem_core.detect.augment import build_object_database
 from rem_core.detect.batches import _batch_stream, _crop_cells
 from rem_core.detect.model import BevDetector, _torch_setup, _train_in_bf16
 from rem_core.detect.targets import _loss
+from rem_core.geometry import LARGE_MIN_M
 from rem_core.schema import BOX_COLUMNS
+
+__all__ = [
+    "default_steps",
+    "train_detector",
+    "train_detectors",
+]
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,14 @@ import pandas as pd
 from rem_core.dataset import Dataset
 from rem_core.schema import DataError
 
+__all__ = [
+    "DETECTIONS_FILE",
+    "DETECTION_FEATURES_FILE",
+    "attach_detections",
+    "detections_from_kitti",
+    "detections_from_waymo_objects",
+]
+
 #: A data set's own detections (``rem import detections``), next to its tables.
 DETECTIONS_FILE = "detections.parquet"
 
@@ -42,13 +50,13 @@ def detections_from_waymo_objects(path: str | Path, dataset: Dataset) -> pd.Data
 def detections_from_kitti(folder: str | Path, calib: str | Path) -> pd.DataFrame:
     """AB3DMOT detection files: ``folder`` holds one folder per class (or the files
     themselves), ``NNNN.txt`` per sequence; ``calib`` the sequences' calibration files."""
-    from rem_core.io.kitti import read_detections
+    from rem_core.io.kitti import read_kitti_detections
 
     folder, calib = Path(folder), Path(calib)
     files = sorted(folder.glob("*.txt")) or sorted(folder.glob("*/*.txt"))
     if not files:
         raise DataError(f"{folder}: no detection files (NNNN.txt)")
-    parts = [read_detections(p, calib / p.name) for p in files if p.stat().st_size]
+    parts = [read_kitti_detections(p, calib / p.name) for p in files if p.stat().st_size]
     return pd.concat(parts, ignore_index=True).drop(columns=["subtype"])
 
 
@@ -80,8 +88,8 @@ def attach_detections(
     """
     import tempfile
 
+    from rem_core.files import publish_file
     from rem_core.io.detections import check_features, read_detections
-    from rem_core.io.files import publish_file
 
     dataset = Dataset.open(root)
     target = Path(root) / DETECTIONS_FILE

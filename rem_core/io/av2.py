@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.feather as feather
 
-from rem_core.boxes import wrap_angle
+from rem_core.geometry import wrap_angle
 from rem_core.schema import DataError
 
 __all__ = ["AV2_CLASSES", "read_annotations", "read_sweep"]

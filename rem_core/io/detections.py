@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import PointGrid
 from rem_core.dataset import Dataset
+from rem_core.geometry import PointGrid
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, DataError, SchemaError, conform
 
 __all__ = ["check_features", "read_detections"]

@@ -20,25 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rem_core.config.names import SPLITS
+from rem_core.config import SPLITS
 from rem_core.dataset import Dataset, DatasetWriter
-from rem_core.io.attach import (
-    DETECTION_FEATURES_FILE,
-    DETECTIONS_FILE,
-    attach_detections,
-    detections_from_kitti,
-    detections_from_waymo_objects,
-)
 from rem_core.io.segments import _FORMATS, _expand
 from rem_core.schema import DataError
 
 __all__ = [
-    "DETECTIONS_FILE",
-    "DETECTION_FEATURES_FILE",
     "IMPORTERS",
-    "attach_detections",
-    "detections_from_kitti",
-    "detections_from_waymo_objects",
     "import_av2",
     "import_data",
     "import_kitti_tracking",

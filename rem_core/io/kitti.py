@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import wrap_angle
+from rem_core.geometry import wrap_angle
 from rem_core.schema import BOX_COLUMNS, DataError
 
 __all__ = [
     "KITTI_CLASSES",
     "camera_to_lidar",
     "read_calib",
-    "read_detections",
+    "read_kitti_detections",
     "read_labels",
     "sequence_length",
 ]
@@ -154,7 +154,7 @@ def sequence_length(label_path: str | Path) -> int:
     return int(table["frame"].max()) + 1 if len(table) else 0
 
 
-def read_detections(path: str | Path, calib_path: str | Path) -> pd.DataFrame:
+def read_kitti_detections(path: str | Path, calib_path: str | Path) -> pd.DataFrame:
     """A sequence's detections in the AB3DMOT format (comma-separated ``frame, type, x1, y1,
     x2, y2, score, h, w, l, x, y, z, rotation_y, alpha``) as boxes in the LiDAR frame, with
     their ``score`` (raw detector logits in PointRCNN's files, not probabilities)."""

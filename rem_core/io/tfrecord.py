@@ -21,7 +21,7 @@ from pathlib import Path
 
 import google_crc32c
 
-from rem_core.io.files import publish_file
+from rem_core.files import publish_file
 from rem_core.schema import DataError
 
 __all__ = ["masked_crc32c", "read_records", "write_records"]

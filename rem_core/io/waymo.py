@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rem_core.io.files import publish_file
+from rem_core.files import publish_file
 from rem_core.io.tfrecord import read_records
 from rem_core.schema import BOX_COLUMNS, BOXES, DataError, SchemaError, conform
 

@@ -35,17 +35,34 @@ Examples:
     {'building the world': StageStatus(done=3, total=16, ...)}
 """
 
-from rem_core.jobs.runner import main as main  # importable here as before
-from rem_core.jobs.start import start_job, stop_job
-from rem_core.jobs.status import KINDS as KINDS  # importable here as before
-from rem_core.jobs.status import JobStatus, StageStatus, job_folder, job_key, read_job
+from rem_core.jobs.runner import (
+    STATUS_INTERVAL_S,
+    run_job_process,
+)
+from rem_core.jobs.start import (
+    start_job,
+    stop_job,
+)
+from rem_core.jobs.status import (
+    KINDS,
+    JobStatus,
+    StageStatus,
+    State,
+    job_folder,
+    job_key,
+    read_job,
+)
 
 __all__ = [
+    "KINDS",
+    "STATUS_INTERVAL_S",
     "JobStatus",
     "StageStatus",
+    "State",
     "job_folder",
     "job_key",
     "read_job",
+    "run_job_process",
     "start_job",
     "stop_job",
 ]

@@ -2,7 +2,7 @@
 
 import sys
 
-from rem_core.jobs.runner import main
+from rem_core.jobs.runner import run_job_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_job_process())

@@ -22,6 +22,11 @@ from typing import Any
 from rem_core.config import RemConfig
 from rem_core.jobs.status import _write_json
 
+__all__ = [
+    "STATUS_INTERVAL_S",
+    "run_job_process",
+]
+
 log = logging.getLogger(__name__)
 
 #: Seconds between two writes of ``status.json`` within a stage.
@@ -87,8 +92,8 @@ def _run(spec: dict[str, Any], report: _Reporter) -> None:
 
 
 def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
-    from rem_core.artifacts import ensure_world
     from rem_core.dataset import Dataset
+    from rem_core.pipeline import ensure_world
 
     root = Path(spec["root"])
     config: RemConfig = spec["config"]
@@ -123,7 +128,7 @@ def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
         run_experiment(config, dataset, root=root, progress=report, client=client)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_job_process(argv: list[str] | None = None) -> int:
     """The job process: ``python -m rem_core.jobs FOLDER`` (started by :func:`start_job`,
     which holds the folder's lock for it)."""
     args = sys.argv[1:] if argv is None else argv

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rem_core.artifacts import cache_root
+from rem_core.cache import cache_root
 from rem_core.cluster import cluster_spec
 from rem_core.config import RemConfig, WorldConfig
 from rem_core.jobs.status import (
@@ -24,6 +24,11 @@ from rem_core.jobs.status import (
     job_folder,
     read_job,
 )
+
+__all__ = [
+    "start_job",
+    "stop_job",
+]
 
 
 def _lock(fd: int, attempts: int = 5) -> bool:
@@ -87,7 +92,7 @@ def start_job(
         label: what it runs, for messages.
         root: the cache root (default ``cache_root()``); the job process caches there too.
         retrain: for a pipeline, train the detectors from scratch first
-            (``rem_core.pipeline.clear_pipeline``; no shipped weights).
+            (``rem_core.pipeline.stages.clear_pipeline``; no shipped weights).
         cluster: the Dask cluster its segment-by-segment stages run on
             (``rem_core.cluster``): ``local``, ``local:N`` or a scheduler address such as
             ``tcp://host:8786``. ``None`` or empty: in the job's own process
@@ -165,7 +170,7 @@ def stop_job(key: str, root: Path | None = None, timeout: float = 10.0) -> bool:
     """Stop job ``key`` (SIGTERM to its process group); True if it was running.
 
     It records ``"stopped"``; whatever its stages published stays cached, a stage it was
-    computing is not published (``rem_core.pipeline`` writes to a temporary folder first).
+    computing is not published (``rem_core.pipeline.stages`` writes to a temporary folder first).
     """
     status = read_job(key, root)
     if status is None or not status.running or status.pid is None:

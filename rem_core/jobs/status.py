@@ -10,8 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rem_core.artifacts import CacheEntry
+from rem_core.cache import CacheEntry
 from rem_core.config import RemConfig, config_hash
+
+__all__ = [
+    "KINDS",
+    "JobStatus",
+    "StageStatus",
+    "State",
+    "job_folder",
+    "job_key",
+    "read_job",
+]
 
 #: What a job can run: REM's pipeline up to the rareness of every object (building the
 #: world first when it is given one), or the active-learning experiment.

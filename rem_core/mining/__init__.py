@@ -9,8 +9,12 @@ method mined (Table 1), and export for labelling tools.
 * ``run``: :func:`mine` and :func:`compare_methods`, one call each.
 """
 
-from rem_core.config import MINING_METHODS
-from rem_core.mining.algorithm import MiningResult, merge_labels, resolve_budget, select_tracks
+from rem_core.mining.algorithm import (
+    MiningResult,
+    merge_labels,
+    resolve_budget,
+    select_tracks,
+)
 from rem_core.mining.composition import (
     Composition,
     composition_table,
@@ -26,33 +30,73 @@ from rem_core.mining.export import (
     write_label_set,
     write_mined,
 )
-from rem_core.mining.methods import MiningPool, best_overlap, rank_detections
-from rem_core.mining.partitioned import select_tracks_partitioned
-from rem_core.mining.run import Mined, compare_methods, mine, select_from_pool
+from rem_core.mining.methods import (
+    MINING_METHODS,
+    MiningPool,
+    best_overlap,
+    rank_detections,
+    track_codes,
+    track_mean,
+)
+from rem_core.mining.partitioned import (
+    MergedChecks,
+    PartChecks,
+    merge_partitions,
+    mine_part,
+    part_checks,
+    select_tracks_partitioned,
+)
+from rem_core.mining.run import (
+    Mined,
+    compare_methods,
+    mine,
+    select_from_pool,
+)
+from rem_core.mining.scores import (
+    aggregate_tracks,
+    d_rem,
+    easy_filter,
+    m_rem,
+    md_rem,
+    rareness_percentile,
+)
 
 __all__ = [
     "MINED_COLUMNS",
     "MINED_FORMATS",
     "MINING_METHODS",
     "Composition",
+    "MergedChecks",
     "Mined",
     "MiningPool",
     "MiningResult",
+    "PartChecks",
+    "aggregate_tracks",
     "best_overlap",
     "compare_methods",
     "composition_table",
+    "d_rem",
     "describe_pool",
     "describe_selection",
+    "easy_filter",
+    "m_rem",
+    "md_rem",
     "merge_labels",
+    "merge_partitions",
     "mine",
+    "mine_part",
     "mined_boxes",
     "mined_tracks",
+    "part_checks",
     "rank_detections",
+    "rareness_percentile",
     "read_mined",
     "resolve_budget",
     "select_from_pool",
     "select_tracks",
     "select_tracks_partitioned",
+    "track_codes",
+    "track_mean",
     "write_label_set",
     "write_mined",
 ]

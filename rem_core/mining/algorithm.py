@@ -32,9 +32,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from rem_core.boxes import expand_ranges
-from rem_core.iou import bev_iou_pairs
-from rem_core.matching import frame_keys, match_frames
+from rem_core.evaluation import frame_keys, match_frames
+from rem_core.geometry import bev_iou_pairs, expand_ranges
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
 __all__ = ["MiningResult", "merge_labels", "resolve_budget", "select_tracks"]

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import size_subset
 from rem_core.config import VEHICLE_SUBTYPES, ScoreConfig
+from rem_core.geometry import size_subset
 from rem_core.mining.algorithm import MiningResult
 from rem_core.mining.methods import MiningPool
-from rem_core.score import easy_filter
+from rem_core.mining.scores import easy_filter
 
 __all__ = ["Composition", "composition_table", "describe_pool", "describe_selection"]
 

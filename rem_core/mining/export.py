@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.io.files import publish_file
-from rem_core.io.waymo import write_objects
+from rem_core.files import publish_file
+from rem_core.io import write_objects
 from rem_core.mining.algorithm import MiningResult
 from rem_core.mining.methods import MiningPool
 from rem_core.schema import BOX_COLUMNS

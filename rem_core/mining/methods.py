@@ -39,11 +39,10 @@ import numpy as np
 import pandas as pd
 
 from rem_core.config import MINING_METHODS, ScoreConfig
-from rem_core.matching import match_frames
-from rem_core.score import d_rem, m_rem, md_rem
+from rem_core.evaluation import match_frames
+from rem_core.mining.scores import d_rem, m_rem, md_rem
 
 __all__ = [
-    "MINING_METHODS",
     "MiningPool",
     "best_overlap",
     "rank_detections",
@@ -98,7 +97,7 @@ class MiningPool:
 
 def best_overlap(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``a``: the row of ``b`` in the same segment and frame with the highest
-    BEV IoU (ties: the first), and that IoU; ``rem_core.matching``'s ``"best"`` rule.
+    BEV IoU (ties: the first), and that IoU; ``rem_core.evaluation.matching``'s ``"best"`` rule.
 
     Returns:
         ``(N,)`` int64 row positions in ``b`` (-1 where nothing overlaps) and ``(N,)`` float64

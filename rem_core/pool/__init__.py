@@ -31,23 +31,31 @@ from rem_core.pool.export import export_pool
 from rem_core.pool.folder import (
     DETECTION_COLUMNS,
     GT_COLUMNS,
+    TRACK_COLUMN,
     Pool,
     PoolPart,
     parts_from,
     write_pool,
 )
-from rem_core.pool.score import PoolMining, fit_density, sample_features, score_and_mine
-from rem_core.pool.synthetic import SyntheticPool, synthetic_part
+from rem_core.pool.score import (
+    PoolMining,
+    sample_features,
+    score_and_mine,
+)
+from rem_core.pool.synthetic import (
+    SyntheticPool,
+    synthetic_part,
+)
 
 __all__ = [
     "DETECTION_COLUMNS",
     "GT_COLUMNS",
+    "TRACK_COLUMN",
     "Pool",
     "PoolMining",
     "PoolPart",
     "SyntheticPool",
     "export_pool",
-    "fit_density",
     "parts_from",
     "sample_features",
     "score_and_mine",

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.io.files import publish_file, publishing
+from rem_core.files import publish_file, publishing
 from rem_core.schema import BOX_COLUMNS
 
 __all__ = [

@@ -14,13 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.density import fit_density
-from rem_core.io.files import publish_file, publishing
-from rem_core.mining.algorithm import resolve_budget
-from rem_core.mining.partitioned import PartChecks, merge_partitions, mine_part, part_checks
+from rem_core.files import publish_file, publishing
+from rem_core.mining import PartChecks, merge_partitions, mine_part, part_checks, resolve_budget
 from rem_core.pool.folder import Pool
 
-__all__ = ["PoolMining", "fit_density", "sample_features", "score_and_mine"]
+__all__ = ["PoolMining", "sample_features", "score_and_mine"]
 
 
 def sample_features(
@@ -186,7 +184,7 @@ def _second(pair: tuple) -> Any:
 def _score_part(folder: Path, p: int, reducer: Any, estimator: Any, rank_by: str) -> tuple:
     """Part ``p`` read and scored: ``(detections, log p, rareness, ground truth)`` (kept by
     the worker). A track lies in one segment, so its mean is the part's."""
-    from rem_core.mining.methods import track_codes, track_mean
+    from rem_core.mining import track_codes, track_mean
 
     pool = Pool.open(folder)
     det, features = pool.read(p)

@@ -1,6 +1,6 @@
 """Multi-object tracking of detections and offboard auto-labelling of the tracks.
 
-Box convention (as Waymo, see ``rem_core.boxes``): ``center_x, center_y, center_z, length,
+Box convention (as Waymo, see ``rem_core.geometry.boxes``): ``center_x, center_y, center_z, length,
 width, height, heading`` in metres and radians, geometric centre, ``length`` along the
 heading, heading in [-pi, pi) counter-clockwise from +x. Tables keep their boxes in the
 vehicle frame of their own frame; tracking and smoothing happen in the segment's fixed
@@ -13,7 +13,7 @@ world frame, reached through each frame's vehicle-to-world pose (``FRAMES`` tabl
   ``max_missed`` frames without a match.
 * ``tracking_metrics``: ID switches, fragmentations, purity and mostly-tracked ratio against
   ground-truth track ids, on score-first greedy BEV IoU matching
-  (``rem_core.evaluate.evaluate_detections``).
+  (``rem_core.evaluation.evaluate.evaluate_detections``).
 * ``auto_label``: offboard refinement that sees each whole track, past and future (after
   Qi et al. 2021, "Offboard 3D object detection from point cloud sequences"): one size per
   object, Rauch-Tung-Striebel smoothed centres, headings resolved modulo pi and aligned
@@ -24,15 +24,15 @@ world frame, reached through each frame's vehicle-to-world pose (``FRAMES`` tabl
 ``docs/tracking.md`` describes the method, the settings and measured figures.
 """
 
-from rem_core.config import AutoLabelConfig, TrackerConfig
 from rem_core.track.autolabel import auto_label
-from rem_core.track.metrics import TrackingMetrics, tracking_metrics
+from rem_core.track.metrics import (
+    TrackingMetrics,
+    tracking_metrics,
+)
 from rem_core.track.simulate import simulate_detections
 from rem_core.track.tracker import track_detections
 
 __all__ = [
-    "AutoLabelConfig",
-    "TrackerConfig",
     "TrackingMetrics",
     "auto_label",
     "simulate_detections",

@@ -24,6 +24,10 @@ from rem_core.track.motion import (
 )
 from rem_core.track.tracker import _align_axis, _checked_detections
 
+__all__ = [
+    "auto_label",
+]
+
 log = logging.getLogger(__name__)
 
 

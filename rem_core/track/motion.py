@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import wrap_angle
+from rem_core.geometry import wrap_angle
 from rem_core.schema import FRAMES, conform
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,13 @@ import logging
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import wrap_angle
-from rem_core.config.rules import is_number as _is_number
+from rem_core.config import is_number as _is_number
+from rem_core.geometry import wrap_angle
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
+
+__all__ = [
+    "simulate_detections",
+]
 
 log = logging.getLogger(__name__)
 

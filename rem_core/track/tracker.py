@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from rem_core.boxes import wrap_angle
 from rem_core.config import TrackerConfig
+from rem_core.geometry import wrap_angle
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 from rem_core.track.motion import (
     _cv_model,
@@ -20,6 +20,10 @@ from rem_core.track.motion import (
     _segment_frames,
     _to_world,
 )
+
+__all__ = [
+    "track_detections",
+]
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,40 @@ The app and notebooks call them alike.
 """
 
 from rem_core.viz.bev import bev_figure
-from rem_core.viz.difficulty import DIFFICULTY_AXES, SUBSET_COLORS, rare_vs_hard_figure
-from rem_core.viz.experiment import GROUP_COLORS, experiment_ap_figure, mean_recall_curve
-from rem_core.viz.frame import DISPLAY_POINTS, box_edges, decimate_points, display_columns
-from rem_core.viz.mining import SHARES, composition_figure
-from rem_core.viz.rareness import HISTOGRAM_GROUPS, log_prob_histogram, recall_figure
+from rem_core.viz.difficulty import (
+    DIFFICULTY_AXES,
+    SUBSET_COLORS,
+    rare_vs_hard_figure,
+)
+from rem_core.viz.experiment import (
+    GROUP_COLORS,
+    experiment_ap_figure,
+    mean_recall_curve,
+)
+from rem_core.viz.frame import (
+    DISPLAY_POINTS,
+    box_edges,
+    decimate_points,
+    display_columns,
+)
+from rem_core.viz.mining import (
+    SHARES,
+    composition_figure,
+)
+from rem_core.viz.rareness import (
+    HISTOGRAM_GROUPS,
+    log_prob_histogram,
+    recall_figure,
+)
 from rem_core.viz.scene import scene_figure
-from rem_core.viz.summary import DatasetSummary, summarize_dataset
+from rem_core.viz.summary import (
+    DatasetSummary,
+    summarize_dataset,
+)
 from rem_core.viz.theme import (
     BACKGROUND,
     CLASS_COLORS,
+    GRID,
     HIGHLIGHT_COLOR,
     NOISE_COLOR,
     OTHER_COLOR,
@@ -31,19 +55,25 @@ from rem_core.viz.theme import (
     SET_COLORS,
     SPLIT_ORDER,
     SUBTYPE_COLORS,
+    TEXT,
+    chart_layout,
 )
-from rem_core.viz.tracks import crop_around, track_figure, track_gallery, track_thumbnail
+from rem_core.viz.tracks import (
+    crop_around,
+    track_figure,
+    track_gallery,
+    track_thumbnail,
+)
 
 __all__ = [
     "BACKGROUND",
     "CLASS_COLORS",
     "DIFFICULTY_AXES",
     "DISPLAY_POINTS",
+    "GRID",
     "GROUP_COLORS",
     "HIGHLIGHT_COLOR",
     "HISTOGRAM_GROUPS",
-    "experiment_ap_figure",
-    "mean_recall_curve",
     "NOISE_COLOR",
     "OTHER_COLOR",
     "RARE_VEHICLE_COLOR",
@@ -52,14 +82,18 @@ __all__ = [
     "SPLIT_ORDER",
     "SUBSET_COLORS",
     "SUBTYPE_COLORS",
+    "TEXT",
     "DatasetSummary",
     "bev_figure",
     "box_edges",
+    "chart_layout",
     "composition_figure",
     "crop_around",
     "decimate_points",
     "display_columns",
+    "experiment_ap_figure",
     "log_prob_histogram",
+    "mean_recall_curve",
     "rare_vs_hard_figure",
     "recall_figure",
     "scene_figure",

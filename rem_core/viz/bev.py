@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from rem_core.boxes import bev_corners
+from rem_core.geometry import bev_corners
 from rem_core.viz.frame import (
     _HEIGHT_RANGE_M,
     _POINT_SCALE,

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from rem_core.boxes import box_corners, size_subset
 from rem_core.config import VEHICLE_SUBTYPES
+from rem_core.geometry import box_corners, size_subset
 from rem_core.schema import BOX_COLUMNS
 from rem_core.viz import theme
 

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from rem_core.viz.bev import bev_figure
 from rem_core.viz.frame import (
     _POINT_SCALE,
     _POINT_SYMBOL,
@@ -34,11 +33,6 @@ from rem_core.viz.frame import (
 from rem_core.viz.theme import BACKGROUND, GRID, TEXT
 
 __all__ = [
-    "DISPLAY_POINTS",
-    "bev_figure",
-    "box_edges",
-    "decimate_points",
-    "display_columns",
     "scene_figure",
 ]
 

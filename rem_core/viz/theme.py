@@ -9,7 +9,22 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from rem_core.config.names import SPLITS
+from rem_core.config import SPLITS
+
+__all__ = [
+    "BACKGROUND",
+    "CLASS_COLORS",
+    "GRID",
+    "HIGHLIGHT_COLOR",
+    "NOISE_COLOR",
+    "OTHER_COLOR",
+    "RARE_VEHICLE_COLOR",
+    "SET_COLORS",
+    "SPLIT_ORDER",
+    "SUBTYPE_COLORS",
+    "TEXT",
+    "chart_layout",
+]
 
 #: Background of every figure (the dark theme's page colour): LiDAR reads best on dark.
 BACKGROUND = "#0e1117"
@@ -55,7 +70,7 @@ HIGHLIGHT_COLOR = "#ffffff"
 #: Order of splits in summaries; unknown splits follow in alphabetical order.
 SPLIT_ORDER = SPLITS
 
-#: Colour per out-of-distribution set of ``rem_core.analysis.log_prob_groups`` and per size.
+#: Colour per out-of-distribution set of ``rem_core.analysis.recall.log_prob_groups`` and per size.
 SET_COLORS: dict[str, str] = {
     "validation": "#4c9be8",
     "regular": "#4c9be8",

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rem_core.boxes import bev_corners
+from rem_core.geometry import bev_corners
 from rem_core.schema import BOX_COLUMNS
 from rem_core.viz.frame import DISPLAY_POINTS, ColorBy, decimate_points, display_columns
 from rem_core.viz.scene import scene_figure

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rem_core.boxes import wrap_angle
+from rem_core.geometry import wrap_angle
+
+__all__ = [
+    "NOISE_KINDS",
+]
 
 #: Kinds of label error and their shares among the erroneous boxes. ``partial`` and
 #: ``wrong_size`` change the box's size; the others keep a plausible size: a box ``shifted``

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rem_core.boxes import bev_overlap
 from rem_core.config import DomainConfig, WorldConfig
-from rem_core.shapes import TOW_BED_Z, Shape, make_shape
+from rem_core.geometry import bev_overlap
+from rem_core.world.shapes import TOW_BED_Z, Shape, make_shape
+
+__all__ = [
+    "BIKE_LANE",
+    "LANE_WIDTH",
+    "PARKED_ONLY",
+    "PARKING_LANE",
+    "SIDEWALK",
+]
 
 LANE_WIDTH = 3.5
 BIKE_LANE = 1.5

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rem_core.boxes import wrap_angle
 from rem_core.config import DomainConfig, WorldConfig
-from rem_core.lidar import HIT_STATIC, Lidar, Solids
+from rem_core.geometry import wrap_angle
 from rem_core.schema import BOXES, FRAMES, SEGMENTS, conform
 from rem_core.world.label_noise import _noisy_labels
+from rem_core.world.lidar import HIT_STATIC, Lidar, Solids
 from rem_core.world.scene import _SceneBuilder
+
+__all__ = [
+    "EPOCH_MICROS",
+    "LABEL_CLEARANCE_M",
+    "Segment",
+    "plan_segments",
+    "simulate_segment",
+]
 
 EPOCH_MICROS = 1_600_000_000_000_000  # segments start on 2020-09-13, one hour apart
 #: Label boxes start this far above the road, as labellers fit boxes to the object and not

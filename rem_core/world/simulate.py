@@ -13,23 +13,13 @@ from typing import Any
 
 from rem_core.config import WorldConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset, DatasetWriter
-from rem_core.lidar import Lidar
-from rem_core.world.label_noise import NOISE_KINDS
+from rem_core.world.lidar import Lidar
 from rem_core.world.segment import (
-    EPOCH_MICROS,
-    LABEL_CLEARANCE_M,
     Segment,
-    plan_segments,
     simulate_segment,
 )
 
 __all__ = [
-    "EPOCH_MICROS",
-    "LABEL_CLEARANCE_M",
-    "NOISE_KINDS",
-    "Segment",
-    "plan_segments",
-    "simulate_segment",
     "simulate_world",
     "write_world",
 ]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rem_core.artifacts import ensure_world
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
+from rem_core.pipeline import ensure_world
 
 ROOT = Path(__file__).resolve().parents[2]
 # the pages import their shared module as `pages._shared`, as under `streamlit run app.py`

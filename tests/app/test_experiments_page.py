@@ -60,8 +60,9 @@ def test_experiments_page_runs_in_the_background_and_fills_in(
 
 def _fake_run(rng: np.random.Generator, large_recall: float):
     """A run on 6 segments of 12 Regular and 4 Large boxes each: its per-segment results
-    and its AP (``rem_core.experiment_frames``)."""
-    from rem_core.experiment_frames import FRAME_SUBSETS, FrameResults
+    and its AP (``rem_core.experiment.segments``)."""
+    from rem_core.evaluation import REPORTED_SUBSETS
+    from rem_core.experiment import SegmentResults
 
     gt_segment = np.repeat(np.arange(6), 16)
     gt_large = np.tile(np.r_[np.zeros(12, bool), np.ones(4, bool)], 6)
@@ -69,9 +70,9 @@ def _fake_run(rng: np.random.Generator, large_recall: float):
     segment = np.r_[gt_segment[found], np.repeat(np.arange(6), 5)]
     tp = np.r_[np.ones(found.sum(), bool), np.zeros(30, bool)]
     large = np.r_[gt_large[found], rng.random(30) < 0.2]
-    frames = FrameResults(
+    frames = SegmentResults(
         segments=np.array([f"val-{i}" for i in range(6)]),
-        subsets=FRAME_SUBSETS,
+        subsets=REPORTED_SUBSETS,
         pred_segment=segment,
         pred_score=np.where(tp, rng.uniform(0.5, 1, len(tp)), rng.uniform(0, 0.7, len(tp))),
         pred_tp=tp,
@@ -87,9 +88,9 @@ def test_experiments_page_says_whether_the_paper_claims_hold(
     from rem_core import experiment
 
     keys: list[str] = []
-    real_key = experiment.experiment_key
+    real_plan = experiment.plan_experiment
     monkeypatch.setattr(
-        experiment, "experiment_key", lambda *a: keys.append(real_key(*a)) or keys[-1]
+        experiment, "plan_experiment", lambda *a: keys.append(real_plan(*a).key) or real_plan(*a)
     )
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
@@ -123,7 +124,7 @@ def test_experiments_page_says_whether_the_paper_claims_hold(
 
 def _cache_runs(runs: Path, rows: list[str], seeds: int, rng: np.random.Generator) -> None:
     """Cached runs of ``rows`` at ``seeds`` seeds, as the experiment leaves them."""
-    from rem_core.experiment_frames import write_frame_results
+    from rem_core.experiment import write_segment_results
 
     runs.mkdir(parents=True, exist_ok=True)
     curve = {"lower": [0.0, 50.0], "upper": [50.0, 100.0], "n_gt": [4, 4],
@@ -131,7 +132,7 @@ def _cache_runs(runs: Path, rows: list[str], seeds: int, rng: np.random.Generato
     for row in rows:
         for seed in range(seeds):
             frames, ap = _fake_run(rng, 0.95 if row in ("full", "md-rem++") else 0.3)
-            write_frame_results(runs / f"{row}-seed{seed}.npz", frames)
+            write_segment_results(runs / f"{row}-seed{seed}.npz", frames)
             record = {
                 "row": row, "seed": seed, "ap_all": ap["all"], "ap_regular": ap["regular"],
                 "ap_large": ap["large"], "human_tracks": 3, "human_boxes": 30,
@@ -145,13 +146,12 @@ def test_experiments_page_opens_on_the_shipped_reference_until_own_runs_replace_
     app_env: Path, app_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rem_core import experiment
-    from rem_core.experiment_stats import experiment_intervals
-    from rem_core.reference import ship_reference
+    from rem_core.experiment import experiment_intervals, ship_reference
 
     monkeypatch.setenv("REM_REFERENCE_DIR", str(tmp_path / "reference"))
     calls: list[tuple] = []
-    real_key = experiment.experiment_key
-    monkeypatch.setattr(experiment, "experiment_key", lambda *a: calls.append(a) or real_key(*a))
+    real_plan = experiment.plan_experiment
+    monkeypatch.setattr(experiment, "plan_experiment", lambda *a: calls.append(a) or real_plan(*a))
 
     def page() -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
@@ -174,7 +174,7 @@ def test_experiments_page_opens_on_the_shipped_reference_until_own_runs_replace_
     # the maintainer ships the reference: 3 seeds of Partial and Random
     config, dataset = calls[-1]
     cache = tmp_path / "cache"
-    _cache_runs(cache / "experiment" / real_key(config, dataset) / "runs",
+    _cache_runs(cache / "experiment" / real_plan(config, dataset).key / "runs",
                 ["partial", "random"], 3, np.random.default_rng(1))  # fmt: skip
     shipped_config = dataclasses.replace(
         config, experiment=dataclasses.replace(config.experiment, seeds=3)
@@ -199,7 +199,7 @@ def test_experiments_page_opens_on_the_shipped_reference_until_own_runs_replace_
     assert not at.get("toggle")  # nothing of the user's own to switch to
 
     # one run of the user's own: fewer than the reference's, which stays in view
-    runs = app_env / "experiment" / real_key(config, dataset) / "runs"
+    runs = app_env / "experiment" / real_plan(config, dataset).key / "runs"
     _cache_runs(runs, ["partial"], 1, np.random.default_rng(2))
     at.run()
     assert at.toggle(key="exp_show_reference").value and reference_shown(at)

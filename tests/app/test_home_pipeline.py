@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rem_core.artifacts import ensure_world
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.jobs import job_key, read_job
-from rem_core.pipeline import pipeline_status
+from rem_core.pipeline import ensure_world, pipeline_status
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rem_core.dataset import Dataset
-from rem_core.io.importers import import_waymo_objects
+from rem_core.io import import_waymo_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECTS = ROOT.parent / "shared" / "data" / "waymo" / "objects" / "fake_ground_truths.bin"
@@ -70,7 +70,7 @@ def test_imported_features_fill_the_pages_that_can_use_them(
 ) -> None:
     import numpy as np
 
-    from rem_core.io.importers import attach_detections, detections_from_waymo_objects
+    from rem_core.io import attach_detections, detections_from_waymo_objects
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
     ds: Dataset = import_waymo_objects(OBJECTS, tmp_path / "waymo")
@@ -122,7 +122,7 @@ SAMPLES = ROOT.parent / "shared" / "data"
 def test_each_real_sample_runs_in_the_app_from_its_folder(
     fmt: str, inputs: list[str], app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rem_core.io.importers import import_data
+    from rem_core.io import import_data
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path / "cache"))
     ds = import_data(fmt, [str(SAMPLES / i) for i in inputs], tmp_path / "data")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rem_core.artifacts import ensure_world
 from rem_core.config import RemConfig
+from rem_core.pipeline import ensure_world
 
 ROOT = Path(__file__).resolve().parents[2]
 

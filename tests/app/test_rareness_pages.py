@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rem_core.artifacts import ensure_world
 from rem_core.config import RemConfig
+from rem_core.pipeline import ensure_world
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,8 +116,8 @@ def test_pages_without_the_pipeline_say_so(
 
 
 def test_log_prob_rare_beyond_size_table(ready: Path, app_world) -> None:
+    from rem_core.analysis import NOISE_ALL
     from rem_core.config import VEHICLE_SUBTYPES
-    from rem_core.rare_groups import NOISE_ALL
 
     at = open_page("log_prob")
     assert not at.exception

@@ -1,0 +1,91 @@
+"""TODO"""
+
+from rem_core.experiment.claims import (
+    VERDICTS,
+    Claim,
+    paper_claims,
+)
+from rem_core.experiment.export import write_experiment
+from rem_core.experiment.reference import (
+    REFERENCE_RESULTS,
+    Reference,
+    load_reference,
+    reference_root,
+    ship_reference,
+)
+from rem_core.experiment.results import (
+    ExperimentResult,
+    results_table,
+    write_results,
+)
+from rem_core.experiment.rows import (
+    AP_COLUMNS,
+    EXPERIMENT_ROWS,
+    ExperimentRow,
+    experiment_rows,
+)
+from rem_core.experiment.runs import (
+    ExperimentPlan,
+    experiment_config,
+    label_set,
+    plan_experiment,
+    read_experiment,
+    run_experiment,
+)
+from rem_core.experiment.segments import (
+    SegmentResults,
+    read_segment_results,
+    resampled_ap,
+    segment_results,
+    write_segment_results,
+)
+from rem_core.experiment.stats import (
+    BUDGET_STEPS,
+    LEVEL,
+    REFERENCES,
+    RESAMPLES,
+    ExperimentIntervals,
+    bootstrap_intervals,
+    experiment_intervals,
+    load_segment_results,
+    with_intervals,
+)
+
+__all__ = [
+    "AP_COLUMNS",
+    "BUDGET_STEPS",
+    "EXPERIMENT_ROWS",
+    "LEVEL",
+    "REFERENCES",
+    "REFERENCE_RESULTS",
+    "RESAMPLES",
+    "VERDICTS",
+    "Claim",
+    "ExperimentIntervals",
+    "ExperimentPlan",
+    "ExperimentResult",
+    "ExperimentRow",
+    "Reference",
+    "SegmentResults",
+    "bootstrap_intervals",
+    "experiment_config",
+    "experiment_intervals",
+    "experiment_rows",
+    "label_set",
+    "load_reference",
+    "load_segment_results",
+    "paper_claims",
+    "plan_experiment",
+    "read_experiment",
+    "read_segment_results",
+    "reference_root",
+    "resampled_ap",
+    "results_table",
+    "run_experiment",
+    "segment_results",
+    "ship_reference",
+    "with_intervals",
+    "write_experiment",
+    "write_results",
+    "write_segment_results",
+]

@@ -1,0 +1,185 @@
+"""What the pipeline's stages hand each other: how a stage is asked to run (:class:`StageCall`)
+and what the detection and rareness stages give (:class:`DetectionRun`, :class:`RarenessRun`),
+with the one way each is written to and read from its cache entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rem_core.density import DensityEstimator, FeatureReducer, load_estimator
+from rem_core.schema import BOXES, DETECTIONS, conform, read_table
+
+__all__ = [
+    "DetectionRun",
+    "Progress",
+    "RarenessRun",
+    "StageCall",
+    "load_detections",
+    "load_rareness",
+    "write_detections",
+    "write_rareness",
+]
+
+#: ``progress(stage, done, total)``: what a long stage reports as it goes.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class StageCall:
+    """How a stage is asked to run: where the cache is, whom it tells, what it may reuse.
+
+    Attributes:
+        root: the cache root.
+        progress: called with ``(stage, done, total)`` while a long stage runs.
+        shipped: whether a detector ensemble shipped with the package for this very recipe
+            and world may be copied instead of trained (``rem_core.pipeline.shipped``).
+        client: a ``distributed.Client``: stages that work segment by segment run their
+            segments on its cluster (``rem_core.cluster``); ``None``: in this process.
+    """
+
+    root: Path
+    progress: Progress | None = None
+    shipped: bool = True
+    client: Any = None
+
+    def reporter(self, stage: str) -> Callable[[int, int], None]:
+        """``report(done, total)`` for the stage named ``stage`` (silent without progress)."""
+        report = self.progress
+        if report is None:
+            return lambda done, total: None
+        return lambda done, total: report(stage, done, total)
+
+
+@dataclass(frozen=True)
+class DetectionRun:
+    """The detection stage's output over a data set.
+
+    Attributes:
+        path: the cache folder (``None`` until published).
+        detections: the detections (``DETECTIONS``), ``track_id`` filled in.
+        features: ``(N, C)`` float32 features, row ``i`` for detection ``i``.
+        scores: ``(N, M)`` float32 score of each ensemble member for each detection
+            (column 0: the main model; a miss scores 0); NaN outside the unlabelled pool.
+        gt: ground-truth boxes (``BOXES``) of every segment, in the row order of
+            ``gt_features``.
+        gt_features: ``(K, C)`` float32 features of the ground-truth boxes (NaN rows for a
+            box its source could not describe).
+        autolabels: the offboard auto-labeler's boxes (``DETECTIONS`` columns plus
+            ``interpolated``).
+        meta: settings and timings of the run; ``"features"`` names its feature source.
+    """
+
+    path: Path | None
+    detections: pd.DataFrame
+    features: np.ndarray
+    scores: np.ndarray
+    gt: pd.DataFrame
+    gt_features: np.ndarray
+    autolabels: pd.DataFrame
+    meta: dict = field(repr=False)
+
+    @property
+    def variance(self) -> np.ndarray:
+        """``(N,)`` ensemble score variance (paper eq. 9), NaN outside the unlabelled pool."""
+        return np.var(self.scores, axis=1)
+
+    @property
+    def source_name(self) -> str:
+        """The name of the feature source that computed the run (``FEATURE_SOURCES``); ask
+        ``rem_core.pipeline.feature_source(run.source_name)`` what the run can show."""
+        return self.meta.get("features", "detector")
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
+
+
+def write_detections(run: DetectionRun, tmp: Path) -> None:
+    """Write ``run`` into the folder ``tmp`` (the cache entry's temporary folder)."""
+    _write_table(conform(run.detections, DETECTIONS, "detections"), tmp / "detections.parquet")
+    np.save(tmp / "features.npy", run.features)
+    np.save(tmp / "scores.npy", run.scores)
+    _write_table(conform(run.gt, BOXES, "ground truth"), tmp / "gt_boxes.parquet")
+    np.save(tmp / "gt_features.npy", run.gt_features)
+    _write_table(run.autolabels, tmp / "autolabels.parquet")
+    (tmp / "meta.json").write_text(json.dumps(run.meta, indent=2, default=str))
+
+
+def load_detections(path: str | Path) -> DetectionRun:
+    """Read a detection run written by :func:`write_detections`."""
+    path = Path(path)
+    detections = read_table(path / "detections.parquet", DETECTIONS)
+    labels = pq.read_table(path / "autolabels.parquet").to_pandas()
+    interpolated = labels.get("interpolated")
+    labels = conform(labels, DETECTIONS, path / "autolabels.parquet")
+    if interpolated is not None:
+        labels["interpolated"] = interpolated.to_numpy(bool)
+    features = np.load(path / "features.npy")
+    scores = np.load(path / "scores.npy")
+    if len(features) != len(detections) or len(scores) != len(detections):
+        raise ValueError(f"{path}: features or scores do not match the detections' rows")
+    return DetectionRun(
+        path=path,
+        detections=detections,
+        features=features,
+        scores=scores,
+        gt=read_table(path / "gt_boxes.parquet", BOXES),
+        gt_features=np.load(path / "gt_features.npy"),
+        autolabels=labels,
+        meta=json.loads((path / "meta.json").read_text()),
+    )
+
+
+@dataclass(frozen=True)
+class RarenessRun:
+    """The rareness stage's output: the feature space, the density model and log p of all.
+
+    Attributes:
+        path: the cache folder (``None`` until published).
+        reducer: the fitted PCA + standardisation.
+        estimator: the fitted density model.
+        log_prob: ``(N,)`` float64 log-density of every detection of the detection run.
+        gt_log_prob: ``(K,)`` float64 log-density of every ground-truth box (row order of
+            the detection run's ``gt``; pedestrians and cyclists through the vehicle
+            detector's features too; NaN for a box without features).
+        meta: settings, fit size and time.
+    """
+
+    path: Path | None
+    reducer: FeatureReducer
+    estimator: DensityEstimator
+    log_prob: np.ndarray
+    gt_log_prob: np.ndarray
+    meta: dict = field(repr=False)
+
+
+def write_rareness(run: RarenessRun, tmp: Path) -> None:
+    """Write ``run`` into the folder ``tmp`` (the cache entry's temporary folder)."""
+    run.reducer.save(tmp / "reducer")
+    run.estimator.save(tmp / "density")
+    np.save(tmp / "log_prob.npy", run.log_prob)
+    np.save(tmp / "gt_log_prob.npy", run.gt_log_prob)
+    (tmp / "meta.json").write_text(json.dumps(run.meta, indent=2, default=str))
+
+
+def load_rareness(path: str | Path) -> RarenessRun:
+    """Read a rareness run written by :func:`write_rareness`."""
+    path = Path(path)
+    return RarenessRun(
+        path=path,
+        reducer=FeatureReducer.load(path / "reducer"),
+        estimator=load_estimator(path / "density"),
+        log_prob=np.load(path / "log_prob.npy"),
+        gt_log_prob=np.load(path / "gt_log_prob.npy"),
+        meta=json.loads((path / "meta.json").read_text()),
+    )

@@ -1,0 +1,264 @@
+"""The order of REM's stages; the only module that knows it.
+
+world -> detection stage (its feature source: our detector ensemble trained on the source
+pool, geometric descriptors or imported features; ``rem_core.pipeline.sources``) -> detections,
+features, ensemble scores, tracks and auto-labels of every segment -> PCA features and a
+density model fitted on the pools -> log p of every detection and ground-truth object ->
+the unlabelled pool as mining sees it (``ensure_mining_pool``; mining itself is fast and
+not cached).
+
+Each stage is a cache entry ``<cache>/<stage>/<key>/`` (``rem_core.cache.CacheEntry``):
+the key hashes the stage's settings and its inputs' keys, so a second run is instant and a
+changed setting never reuses a stale result; an entry is computed by one process at a time
+and published whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from rem_core.cache import CacheEntry, CacheStage, cache_root, entries
+from rem_core.config import RemConfig, config_to_dict
+from rem_core.dataset import Dataset
+from rem_core.density import fit_density, score_on_cluster
+from rem_core.mining import MiningPool
+from rem_core.pipeline.keys import detections_key, rareness_key
+from rem_core.pipeline.outputs import (
+    DetectionRun,
+    Progress,
+    RarenessRun,
+    StageCall,
+    load_detections,
+    load_rareness,
+    write_detections,
+    write_rareness,
+)
+from rem_core.pipeline.sources import feature_source
+from rem_core.pipeline.sources.detector import detector_entry
+
+_R = TypeVar("_R")
+
+__all__ = [
+    "DETECTION_STAGE",
+    "PIPELINE_STAGES",
+    "RARENESS_STAGE",
+    "PipelineStage",
+    "clear_pipeline",
+    "ensure_detections",
+    "ensure_mining_pool",
+    "ensure_rareness",
+    "fit_rareness",
+    "pipeline_status",
+    "run_pipeline",
+]
+
+
+@dataclass(frozen=True)
+class PipelineStage(Generic[_R]):
+    """A cached stage of the pipeline: how its key is made, how it is computed, written
+    and read. Calling :meth:`ensure` gives its output, computed first if not cached.
+
+    Attributes:
+        stage: its folder in the cache (``rem_core.cache.CACHE_STAGES``).
+        key: ``key(config, dataset)``: its settings' and its inputs' hash.
+        compute: ``compute(config, dataset, call)``: its output (path ``None``), computing
+            the stages it reads through their own ``ensure``.
+        write: ``write(output, tmp)``: the output into the entry's temporary folder.
+        read: ``read(path)``: the published output.
+    """
+
+    stage: CacheStage
+    key: Callable[[RemConfig, Dataset], str]
+    compute: Callable[[RemConfig, Dataset, StageCall], _R]
+    write: Callable[[_R, Path], None]
+    read: Callable[[Path], _R]
+
+    def entry(self, config: RemConfig, dataset: Dataset, root: Path | None = None) -> CacheEntry:
+        """The stage's cache entry for ``config`` on ``dataset``."""
+        return CacheEntry.of(self.stage, self.key(config, dataset), root)
+
+    def ensure(
+        self,
+        config: RemConfig,
+        dataset: Dataset,
+        root: Path | None = None,
+        progress: Progress | None = None,
+        shipped: bool = True,
+        client: Any = None,
+    ) -> _R:
+        """The stage's output for ``config`` on ``dataset``, computed (under the entry's
+        lock, published whole) if not cached under ``root``; ``progress(stage, done,
+        total)`` hears of long stages; ``shipped``: see ``sources.detector.ensure_detectors``;
+        ``client``: a Dask client to run segment-by-segment work on (``rem_core.cluster``).
+        """
+        entry = self.entry(config, dataset, root)
+        call = StageCall(entry.root, progress, shipped, client)
+        return entry.get(lambda: self.compute(config, dataset, call), self.write, self.read)
+
+
+def _detect(config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
+    return feature_source(config.features.source).detect(config, dataset, call)
+
+
+#: Detections, features, ensemble scores, tracks and auto-labels of every segment, computed
+#: by the config's feature source (``rem_core.pipeline.sources``).
+DETECTION_STAGE = PipelineStage(
+    "detections", detections_key, _detect, write_detections, load_detections
+)
+ensure_detections = DETECTION_STAGE.ensure
+
+
+def _fit(config: RemConfig, dataset: Dataset, call: StageCall) -> RarenessRun:
+    run = ensure_detections(config, dataset, call.root, call.progress, call.shipped, call.client)
+    return fit_rareness(config, dataset, run, call)
+
+
+def fit_rareness(
+    config: RemConfig, dataset: Dataset, run: DetectionRun, call: StageCall
+) -> RarenessRun:
+    """Fit the feature reducer and the density on ``run``'s detections in the fit splits
+    scoring at least ``rareness.min_score``, and score every detection and ground-truth box
+    (``path`` ``None``: the caller publishes it)."""
+    cfg = config.rareness
+    det = run.detections
+    fit_rows = det["segment_id"].isin(dataset.split_ids(*cfg.fit_splits)).to_numpy() & (
+        det["score"].to_numpy() >= cfg.min_score
+    )
+    if fit_rows.sum() < 10:
+        raise ValueError(
+            f"rareness: only {fit_rows.sum()} detections in {cfg.fit_splits} score >= "
+            f"{cfg.min_score}; too few to fit a density (10 at least)"
+        )
+    report = call.reporter(f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
+    report(0, 2)
+    start = time.perf_counter()
+    reducer, estimator = fit_density(run.features[fit_rows], cfg)
+    fit_s = time.perf_counter() - start
+    report(1, 2)
+    # Scoring is most of a flow's time: on a cluster, whole batches at a time (same numbers).
+    log_prob = score_on_cluster(estimator, reducer.transform(run.features), call.client)
+    # Ground truth without features of its own (imported features: a missed box) gets NaN.
+    described = np.isfinite(run.gt_features).all(axis=1)
+    gt_log_prob = np.full(len(run.gt_features), np.nan)
+    if described.any():
+        gt_log_prob[described] = score_on_cluster(
+            estimator, reducer.transform(run.gt_features[described]), call.client
+        )
+    report(2, 2)
+    meta = {
+        "config": config_to_dict(cfg),
+        "detections": str(run.path),
+        "fit_rows": int(fit_rows.sum()),
+        "features": run.meta.get("features", "detector"),
+        "gt_features": run.meta.get("gt_features", "own"),
+        "gt_described": int(described.sum()),
+        "fit_s": fit_s,
+        "explained_variance": float(reducer.explained_variance_ratio_.sum()),
+    }
+    return RarenessRun(None, reducer, estimator, log_prob, gt_log_prob, meta)
+
+
+#: PCA features and a density model fitted on the pools, and log p of every detection and
+#: ground-truth box.
+RARENESS_STAGE = PipelineStage("rareness", rareness_key, _fit, write_rareness, load_rareness)
+ensure_rareness = RARENESS_STAGE.ensure
+
+
+def ensure_mining_pool(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+    client: Any = None,
+) -> MiningPool:
+    """The unlabelled pool as mining sees it, running (or reading) the stages before it.
+
+    Detections are the main model's in the unlabelled pool scoring at least
+    ``rareness.min_score`` (the detections the density model was fitted on); ground truth is
+    the pool's vehicles, kept aside for the simulated labeller; auto-labels are the pool's.
+    """
+    det_run = ensure_detections(config, dataset, root, progress, client=client)
+    run = ensure_rareness(config, dataset, root, progress, client=client)
+    pool_ids = set(dataset.split_ids("unlabelled"))
+    det = det_run.detections
+    rows = np.flatnonzero(
+        det["segment_id"].isin(pool_ids).to_numpy()
+        & (det["score"].to_numpy() >= config.rareness.min_score)
+    )
+    gt = det_run.gt
+    gt_rows = np.flatnonzero(
+        gt["segment_id"].isin(pool_ids).to_numpy() & (gt["class"] == "vehicle").to_numpy()
+    )
+    labels = det_run.autolabels
+    return MiningPool(
+        detections=det.iloc[rows].reset_index(drop=True),
+        log_prob=run.log_prob[rows],
+        variance=det_run.variance[rows].astype(np.float64),
+        gt=gt.iloc[gt_rows].reset_index(drop=True),
+        gt_log_prob=run.gt_log_prob[gt_rows],
+        autolabels=labels[labels["segment_id"].isin(pool_ids)].reset_index(drop=True),
+    )
+
+
+#: Stages of :func:`run_pipeline`, in order, as :func:`pipeline_status` names them.
+PIPELINE_STAGES = ("detectors", "detections", "rareness")
+
+
+def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = None) -> dict:
+    """Which stages are cached for ``config`` on ``dataset``, without computing anything.
+
+    Returns:
+        ``{"detectors": bool, "detections": bool, "rareness": bool}`` (detectors: whatever
+        the feature source needs before detecting; rareness: for
+        ``config.rareness.estimator``), and ``"detections_path"`` / ``"rareness_path"``:
+        the cache folders (present or not).
+    """
+    root = Path(root or cache_root())
+    detections = DETECTION_STAGE.entry(config, dataset, root)
+    rareness = RARENESS_STAGE.entry(config, dataset, root)
+    return {
+        "detectors": feature_source(config.features.source).ready(config, dataset, root),
+        "detections": detections.done,
+        "rareness": rareness.done,
+        "detections_path": detections.path,
+        "rareness_path": rareness.path,
+    }
+
+
+def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None) -> list[Path]:
+    """Remove the cached ensemble of ``config`` on ``dataset`` and every stage computed from
+    it (its detections, and the rareness of every density model on them); the removed
+    folders. The next run recomputes them (``rem detect train --retrain``, Home's
+    *Retrain the detectors*)."""
+    root = Path(root or cache_root())
+    detections = DETECTION_STAGE.entry(config, dataset, root)
+    removed = [detector_entry(config, dataset, root), detections]
+    for entry in entries("rareness", root):
+        try:
+            meta = json.loads((entry.path / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("detections") == str(detections.path):
+            removed.append(entry)
+    return [entry.path for entry in removed if entry.remove()]
+
+
+def run_pipeline(
+    config: RemConfig,
+    dataset: Dataset,
+    root: Path | None = None,
+    progress: Progress | None = None,
+    shipped: bool = True,
+    client: Any = None,
+) -> RarenessRun:
+    """Every stage up to the rareness of every object (cached stages are read, not redone;
+    ``shipped``: see :func:`~rem_core.pipeline.sources.detector.ensure_detectors`; ``client``: a
+    Dask client, see :class:`~rem_core.pipeline.outputs.StageCall`)."""
+    return ensure_rareness(config, dataset, root, progress, shipped, client)
