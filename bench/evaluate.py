@@ -28,7 +28,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rem_core.evaluation import bev_iou, bev_iou_pairs, evaluate_detections  # noqa: E402
+from rem_core.evaluation import evaluate_detections  # noqa: E402
+from rem_core.geometry import bev_iou, bev_iou_pairs  # noqa: E402
 from rem_core.schema import BOX_COLUMNS  # noqa: E402
 
 

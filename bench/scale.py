@@ -178,7 +178,7 @@ def bench_score(rows: int | None) -> dict:
     process on one torch thread and on 1 and 2 workers (``density.spread``)."""
     import torch
 
-    from rem_core.density import score_samples
+    from rem_core.density import score_on_cluster
     from rem_core.pipeline import ensure_detections, ensure_rareness
 
     config = RemConfig.demo()
@@ -193,7 +193,7 @@ def bench_score(rows: int | None) -> dict:
         with dask_client(f"local:{workers}") as client:
             client.wait_for_workers(workers)
             start = time.perf_counter()
-            there = score_samples(run.estimator, X, client)
+            there = score_on_cluster(run.estimator, X, client)
             out[f"score_s_{workers}w"] = round(time.perf_counter() - start, 2)
         out[f"score_equal_{workers}w"] = bool(np.array_equal(here, there))
     out["score_speedup_2w"] = round(out["score_s_1w"] / out["score_s_2w"], 2)
@@ -235,14 +235,8 @@ def bench_pool(detections: int, segments: int, parts: int, folder, sample: int) 
     import torch
     from distributed import get_task_stream
 
-    from rem_core.pool import (
-        Pool,
-        SyntheticPool,
-        fit_density,
-        sample_features,
-        score_and_mine,
-        write_pool,
-    )
+    from rem_core.density import fit_density
+    from rem_core.pool import Pool, SyntheticPool, sample_features, score_and_mine, write_pool
 
     spec = SyntheticPool(
         parts=parts,

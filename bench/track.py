@@ -30,11 +30,9 @@ import time  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from rem_core.config import WorldConfig  # noqa: E402
+from rem_core.config import AutoLabelConfig, TrackerConfig, WorldConfig  # noqa: E402
 from rem_core.evaluation import evaluate_detections  # noqa: E402
 from rem_core.track import (  # noqa: E402
-    AutoLabelConfig,
-    TrackerConfig,
     auto_label,
     simulate_detections,
     track_detections,

@@ -106,6 +106,7 @@ def _prepare_workers(client: Any) -> None:
         name = "rem-keep-freed-memory"
 
         def setup(self, worker: Any) -> None:
+            # Imported on the worker: this class travels to it by value.
             from rem_core.memory import keep_freed_memory
 
             keep_freed_memory()

@@ -46,16 +46,16 @@ from rem_core.schema import (
 )
 
 __all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
+    "DATASET_FORMAT",
+    "DATASET_VERSION",
     "Dataset",
     "DatasetWriter",
     "summarize_tracks",
     "write_parquet_folder",
 ]
 
-FORMAT = "rem-dataset"
-FORMAT_VERSION = 1
+DATASET_FORMAT = "rem-dataset"
+DATASET_VERSION = 1
 MANIFEST = "dataset.json"
 
 
@@ -114,12 +114,14 @@ class Dataset:
             manifest = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: unreadable manifest: {exc}") from None
-        if manifest.get("format") != FORMAT:
-            raise DataError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
-        if manifest.get("version") != FORMAT_VERSION:
+        if manifest.get("format") != DATASET_FORMAT:
+            raise DataError(
+                f"{path}: format is {manifest.get('format')!r}, expected {DATASET_FORMAT!r}"
+            )
+        if manifest.get("version") != DATASET_VERSION:
             raise DataError(
                 f"{path}: format version {manifest.get('version')} is not supported "
-                f"(this build reads version {FORMAT_VERSION})"
+                f"(this build reads version {DATASET_VERSION})"
             )
         return cls(root=root, manifest=manifest)
 
@@ -375,5 +377,10 @@ class DatasetWriter:
                 compression="zstd",
             )
             counts[name] = len(df)
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, **self.manifest, "counts": counts}
+        manifest = {
+            "format": DATASET_FORMAT,
+            "version": DATASET_VERSION,
+            **self.manifest,
+            "counts": counts,
+        }
         (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))

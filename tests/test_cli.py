@@ -89,7 +89,7 @@ def test_rem_app_serves_the_app(tmp_path):
 
 def test_estimator_settings_from_the_command_line(capsys):
     from rem_core.cli import build_parser
-    from rem_core.cli._common import settings
+    from rem_core.cli.prepare import settings
 
     parser = build_parser()
     args = parser.parse_args(

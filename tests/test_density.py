@@ -23,8 +23,8 @@ from rem_core.config import (
     RarenessConfig,
     RealNVPConfig,
 )
-from rem_core.config import ESTIMATORS as ESTIMATOR_CLASSES
 from rem_core.density import (
+    ESTIMATOR_CLASSES,
     FFJORD,
     DensityEstimator,
     GaussianDensity,
@@ -42,7 +42,7 @@ from rem_core.density import (
     rareness,
     standard_normal_log_prob,
 )
-from rem_core.density.base import _train_flow
+from rem_core.density.training import _train_flow
 
 # --- helpers ----------------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ from rem_core.detect import (
 from rem_core.detect import batches as batches_module
 from rem_core.detect import train as train_module
 from rem_core.detect.batches import _prefetch
-from rem_core.detect.infer import _decode, _suppress
+from rem_core.detect.decode import _suppress
+from rem_core.detect.decode import decode_boxes as _decode
 from rem_core.detect.model import _train_in_bf16
 from rem_core.detect.targets import _loss, _targets
 from rem_core.evaluation import evaluate_detections

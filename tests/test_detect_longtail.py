@@ -33,7 +33,7 @@ from rem_core.detect import (
     train_detectors,
 )
 from rem_core.detect.batches import _batches, _examples, _prefetch_in_process
-from rem_core.detect.infer import _decode
+from rem_core.detect.decode import decode_boxes as _decode
 from rem_core.detect.targets import _loss, _targets
 from rem_core.geometry import bev_overlap, count_points_in_boxes, wrap_angle
 from rem_core.schema import BOX_COLUMNS

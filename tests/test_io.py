@@ -55,7 +55,7 @@ def test_publish_folder_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
 
 
 def test_a_copy_left_aside_by_a_killed_swap_goes_back(tmp_path: Path) -> None:
-    from rem_core.io import files
+    from rem_core import files
 
     # a writer killed between its two renames: the old copy aside, the new one not in place
     dead = 2**22 + 7  # above Linux's largest pid_max: no process has it
@@ -103,7 +103,7 @@ def test_a_killed_writer_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> No
     left = [p.name for p in tmp_path.iterdir()]
     assert len(left) == 1 and left[0].startswith(".entry.tmp-")
     # a live writer's folder and another machine's are kept
-    from rem_core.io import files
+    from rem_core import files
 
     live = tmp_path / f".entry.tmp-{files._host()}-{os.getpid()}-abc"
     other = tmp_path / ".entry.tmp-elsewhere-1-abc"
@@ -118,7 +118,7 @@ def test_a_killed_writer_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> No
 def test_a_published_file_is_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
     import stat
 
-    from rem_core.io import files
+    from rem_core import files
 
     path = publish_file(tmp_path / "mined.csv", lambda tmp: tmp.write_text("x"))
     # not mkstemp's private 0600: what a plain open() would have made

@@ -25,8 +25,8 @@ from rem_core.track import (
     track_detections,
     tracking_metrics,
 )
-from rem_core.track.autolabel import _grouped_weighted_quantile
 from rem_core.track.motion import _rotations, _to_vehicle, _to_world
+from rem_core.track.smoothing import _grouped_weighted_quantile
 from rem_core.world import simulate_segment
 
 DT = 0.1

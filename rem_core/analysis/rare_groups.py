@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy.stats import ks_2samp
 
 from rem_core.analysis.log_prob import auroc
 from rem_core.config import VEHICLE_SUBTYPES
@@ -126,6 +127,8 @@ def size_log_prob(train_boxes: pd.DataFrame, boxes: pd.DataFrame) -> np.ndarray:
         ``(len(boxes),)`` float64 log p of each box's log-size; ``-log p`` is its size-only
         rareness.
     """
+    # Lazily: rem_core.density loads torch, which the rest of the analyses (and the pages
+    # that show them) do not need.
     from rem_core.density import GaussianDensity
 
     train = _log_size(train_boxes, "train_boxes")
@@ -216,31 +219,15 @@ def rare_group_aurocs(
     """
     lp = as_log_prob(gt, gt_log_prob, "gt_log_prob")
     size_lp = as_log_prob(gt, size_log_prob, "size_log_prob")
-    vehicle = (gt["class"] == "vehicle").to_numpy()
-    noisy = gt["label_noise"].to_numpy(bool)
-    subtype = gt["subtype"].astype(str).to_numpy()
-    kinds = gt["noise_kind"].astype(str).to_numpy()
-    family = pd.Series(subtype).map(VEHICLE_SUBTYPES).fillna("").to_numpy()
     measured = gt["segment_id"].map(splits).isin(eval_splits).to_numpy() & np.isfinite(lp)
     reference = regular_vehicles(gt) & measured
-
-    groups: list[tuple[str, str, str, np.ndarray]] = []
-    pairs = set(zip(family[vehicle], subtype[vehicle], strict=True))
-    rare = sorted((fam, name) for fam, name in pairs if fam not in ("", "regular"))
-    for fam, name in rare:
-        groups.append((name, "subtype", fam, vehicle & (subtype == name) & ~noisy))
-    for kind in sorted(set(kinds[vehicle & noisy]) - {""}):
-        groups.append((kind, "label noise", "label noise", vehicle & noisy & (kinds == kind)))
-    if (vehicle & noisy).any():
-        groups.append((NOISE_ALL, "label noise", "label noise", vehicle & noisy))
-
     ref_sizes = gt.loc[reference, _SIZE].to_numpy(np.float64)
     if len(ref_sizes):
         low, high = np.percentile(ref_sizes, [1, 99], axis=0)
     else:
         low = high = np.full(3, np.nan)
     rows = []
-    for name, kind, fam, member in groups:
+    for name, kind, fam, member in _rare_groups(gt):
         rows_in = member & measured
         n = int(rows_in.sum())
         medians = (
@@ -273,6 +260,27 @@ def rare_group_aurocs(
         eval_splits=tuple(eval_splits),
         min_boxes=min_boxes,
     )
+
+
+def _rare_groups(gt: pd.DataFrame) -> list[tuple[str, str, str, np.ndarray]]:
+    """The rare groups in ``gt``, each ``(name, kind, family, member mask)``: every rare
+    subtype (by family, then name; its non-noisy vehicle boxes), each kind of label noise,
+    then ``NOISE_ALL``."""
+    vehicle = (gt["class"] == "vehicle").to_numpy()
+    noisy = gt["label_noise"].to_numpy(bool)
+    subtype = gt["subtype"].astype(str).to_numpy()
+    kinds = gt["noise_kind"].astype(str).to_numpy()
+    family = pd.Series(subtype).map(VEHICLE_SUBTYPES).fillna("").to_numpy()
+    groups: list[tuple[str, str, str, np.ndarray]] = []
+    pairs = set(zip(family[vehicle], subtype[vehicle], strict=True))
+    rare = sorted((fam, name) for fam, name in pairs if fam not in ("", "regular"))
+    for fam, name in rare:
+        groups.append((name, "subtype", fam, vehicle & (subtype == name) & ~noisy))
+    for kind in sorted(set(kinds[vehicle & noisy]) - {""}):
+        groups.append((kind, "label noise", "label noise", vehicle & noisy & (kinds == kind)))
+    if (vehicle & noisy).any():
+        groups.append((NOISE_ALL, "label noise", "label noise", vehicle & noisy))
+    return groups
 
 
 @dataclass(frozen=True)
@@ -313,8 +321,6 @@ def ks_train_val(
         train_splits: the training pool's splits.
         val_splits: the held-out splits.
     """
-    from scipy.stats import ks_2samp
-
     lp = as_log_prob(gt, gt_log_prob, "gt_log_prob")
     split = gt["segment_id"].map(splits)
     clean = regular_vehicles(gt) & np.isfinite(lp)

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rem_core.cli._common import progress_bar
+from rem_core.cli.progress import progress_bar
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.geometry import size_subset
+from rem_core.io import (
+    attach_detections,
+    check_features,
+    detections_from_kitti,
+    detections_from_waymo_objects,
+    import_data,
+    read_detections,
+)
+from rem_core.world import write_world
 
 __all__ = [
-    "cmd_app",
     "cmd_import",
     "cmd_info",
     "cmd_world",
@@ -25,10 +32,6 @@ __all__ = [
 
 
 def cmd_world(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from rem_core.world import write_world
-
     config = RemConfig.preset(args.preset).world
     config = replace(config, seed=args.seed)
     if args.segments is not None:
@@ -117,8 +120,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rem_core.io import import_data
-
     if args.source == "detections":
         return _import_detections(args)
     if (args.out is None) == (args.into is None):
@@ -166,14 +167,6 @@ def _share(text: str, name: str) -> float:
 
 
 def _import_detections(args: argparse.Namespace) -> int:
-    from rem_core.io import (
-        attach_detections,
-        check_features,
-        detections_from_kitti,
-        detections_from_waymo_objects,
-        read_detections,
-    )
-
     if args.data is None:
         raise ValueError("rem import detections: give --data, the data set they belong to")
     if len(args.path) != 1:
@@ -201,39 +194,3 @@ def _import_detections(args: argparse.Namespace) -> int:
         f"frames stored in {args.data}; REM mines them ({how}) from now on"
     )
     return 0
-
-
-def cmd_app(args: argparse.Namespace) -> int:
-    """``rem app``: the Streamlit app, as ``make app`` starts it, from the project's folder."""
-    import subprocess
-
-    import rem_core
-
-    root = Path(rem_core.__file__).resolve().parent.parent
-    app = root / "app.py"
-    if not app.is_file():
-        raise FileNotFoundError(
-            f"{app}: the app's script is not beside the installed package; install the "
-            "project from its folder (pip install -e .) and run `rem app` again"
-        )
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-               "--server.port", str(args.port)]  # fmt: skip
-    if args.address:
-        command += ["--server.address", args.address]
-    # From the project's folder: streamlit reads .streamlit/config.toml (no file watcher)
-    # from the working directory, and the app's default cache is ./cache there; a relative
-    # REM_CACHE_DIR still means the caller's folder.
-    env = dict(os.environ)
-    if env.get("REM_CACHE_DIR"):
-        env["REM_CACHE_DIR"] = str(Path(env["REM_CACHE_DIR"]).resolve())
-    where = f"http://{args.address or 'localhost'}:{args.port}"
-    print(f"rem: starting the app on {where} (Ctrl-C stops it)", flush=True)
-    server = subprocess.Popen(command, cwd=root, env=env)
-    try:
-        return server.wait()
-    except KeyboardInterrupt:  # the server got the terminal's Ctrl-C too: let it stop
-        try:
-            return server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            return server.wait()

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from dataclasses import replace
 
-from rem_core.cli._common import StageBars, features_for_args, open_dataset, settings
+from rem_core.cli.prepare import features_for_args, open_dataset, settings
+from rem_core.cli.progress import StageBars
 from rem_core.config import RemConfig
+from rem_core.experiment import (
+    REFERENCE_RESULTS,
+    experiment_intervals,
+    paper_claims,
+    plan_experiment,
+    read_experiment,
+    run_experiment,
+    ship_reference,
+    write_experiment,
+)
 
 __all__ = [
     "cmd_experiment",
@@ -14,15 +27,6 @@ __all__ = [
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from rem_core.experiment import (
-        experiment_intervals,
-        paper_claims,
-        run_experiment,
-        write_experiment,
-    )
-
     config = settings(args)
     exp = config.experiment
     if args.rows is not None:
@@ -76,16 +80,6 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def _ship_reference(args: argparse.Namespace, config: RemConfig) -> int:
     """``rem experiment --ship-reference``: the cached runs, computing nothing, as the
     reference the Experiments page opens on (``rem_core.experiment.reference``)."""
-    import shlex
-
-    from rem_core.experiment import (
-        REFERENCE_RESULTS,
-        experiment_intervals,
-        plan_experiment,
-        read_experiment,
-        ship_reference,
-    )
-
     ds = open_dataset(args, config)
     config = features_for_args(config, ds, args)
     exp = config.experiment

@@ -1,4 +1,11 @@
-"""The ``rem`` command line: every command's arguments and the function that runs it."""
+"""The ``rem`` command line, declared: one function per command group.
+
+The pipeline's commands are declared in ``rem_core.cli.stage_commands``. Every command
+names its handler as ``"module:function"`` of ``rem_core.cli``
+(``set_defaults(handler=...)``); ``rem_core.cli.main`` imports that module only when the
+command runs, so that ``rem --help`` and ``rem info`` start without loading torch. The
+arguments several commands share are in ``rem_core.cli.args``.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +13,26 @@ import argparse
 import os
 from pathlib import Path
 
-from rem_core.cli._common import cluster_arg, method_arg, setting_arg
-from rem_core.cli.data import cmd_app, cmd_import, cmd_info, cmd_world
-from rem_core.cli.experiment import cmd_experiment
-from rem_core.cli.pool import add_pool_commands
-from rem_core.cli.stages import (
-    cmd_compare,
-    cmd_detect_run,
-    cmd_detect_ship,
-    cmd_detect_train,
-    cmd_eval,
-    cmd_flow_fit,
-    cmd_mine,
-    cmd_score,
+from rem_core.cli.args import (
+    cluster_arg,
+    dataset_args,
+    estimator_args,
 )
-from rem_core.config import ESTIMATORS, EXPERIMENT_ROW_NAMES, PRESETS, SPLITS
+from rem_core.cli.stage_commands import (
+    add_analysis_commands,
+    add_detect_commands,
+    add_experiment_command,
+    add_mining_commands,
+)
+from rem_core.config import PRESETS, SPLITS
 
-__all__ = [
-    "build_parser",
-]
+__all__ = ["build_parser"]
+
+_Commands = argparse._SubParsersAction
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``rem`` command; a parsed command's ``handler`` names its function."""
     parser = argparse.ArgumentParser(
         prog="rem",
         description="REM Workbench: find the rare objects 3D detectors fail on "
@@ -35,7 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _data,
+        add_detect_commands,
+        add_analysis_commands,
+        _import,
+        add_mining_commands,
+        add_experiment_command,
+        _app,
+        _pool,
+    ):
+        add(sub)
+    return parser
 
+
+def _data(sub: _Commands) -> None:
+    """``rem world`` and ``rem info``: the built-in world, and what a data set holds."""
     p = sub.add_parser(
         "world",
         help="simulate the synthetic LiDAR world and write it as a data set",
@@ -62,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing data set at --out")
     cluster_arg(p)
-    p.set_defaults(func=cmd_world)
+    p.set_defaults(handler="data:cmd_world")
 
     p = sub.add_parser(
         "info",
@@ -71,156 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the share of large vehicle tracks and track lengths of a data set folder.",
     )
     p.add_argument("path", type=Path, help="data set folder")
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(handler="data:cmd_info")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--preset",
-            default="demo",
-            choices=PRESETS,
-            help="settings preset, and the built-in world used without --data (default: demo)",
-        )
-        p.add_argument(
-            "--data",
-            type=Path,
-            default=None,
-            help="a data set folder (default: the preset's built-in world)",
-        )
-        p.add_argument("--members", type=int, default=None, help="ensemble size")
-        p.add_argument("--epochs", type=int, default=None, help="training epochs per detector")
-        cluster_arg(p)
 
-    def estimator_args(p: argparse.ArgumentParser, what: str) -> None:
-        p.add_argument(
-            "--estimator",
-            choices=ESTIMATORS,
-            default=None,
-            help=f"{what} (default: ffjord)",
-        )
-        p.add_argument(
-            "--estimator-setting",
-            action="append",
-            default=[],
-            type=setting_arg,
-            metavar="NAME=VALUE",
-            help="a setting of the chosen estimator, e.g. n_components=4 for gmm, k=5 for knn, "
-            "max_epochs=20 for ffjord (repeatable; JSON values: hidden=[32,32])",
-        )
-
-    def features_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--features",
-            choices=["auto", "detector", "geometry", "imported"],
-            default="auto",
-            help="what REM scores: our detector's ROI features (trained on the source split), "
-            "geometric box descriptors, or the features stored with your detections; auto "
-            "(default) picks what the data set supports and says why",
-        )
-
-    p = sub.add_parser(
-        "detect",
-        help="train the detector ensemble and run it",
-        description="Train the BEV detector ensemble on the source pool, and run "
-        "it over a data set (results are cached by settings and data).",
-    )
-    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="ACTION")
-    q = dsub.add_parser(
-        "train",
-        help="train the ensemble (cached)",
-        description="Train the detector ensemble on the source split.",
-    )
-    common(q)
-    q.add_argument(
-        "--retrain",
-        action="store_true",
-        help="train from scratch: remove the cached ensemble and what was computed from it, "
-        "and do not use the weights that ship with the package",
-    )
-    q.set_defaults(func=cmd_detect_train)
-    q = dsub.add_parser(
-        "ship",
-        help="write the cached ensemble into the package, with its provenance",
-        description="Copy the trained ensemble (trained here if not cached) into "
-        "rem_core/weights/PRESET with provenance.json (cache key, world fingerprint, commit, "
-        "file hashes), to be used instead of training when both match (rem_core.pipeline.shipped).",
-    )
-    common(q)
-    q.add_argument("--out", type=Path, default=None, help="default: rem_core/weights/PRESET")
-    q.set_defaults(func=cmd_detect_ship)
-    q = dsub.add_parser(
-        "run",
-        help="detect, pool features, track and auto-label (cached)",
-        description="Run the main detector over every segment (with ROI-pooled "
-        "features for detections and ground truth), the other members over the "
-        "unlabelled pool (ensemble scores), then track and auto-label.",
-    )
-    common(q)
-    q.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="also copy the results (Parquet tables and .npy features) to this folder",
-    )
-    q.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    features_arg(q)
-    q.set_defaults(func=cmd_detect_run)
-
-    p = sub.add_parser(
-        "eval",
-        help="AP of detections and auto-labels by size subset",
-        description="AP of the main detector's boxes and the auto-labels against "
-        "ground truth: All, Regular [3, 7) m and Large >= 7 m (see "
-        "docs/evaluation.md).",
-    )
-    common(p)
-    p.add_argument(
-        "--split",
-        default="validation",
-        choices=SPLITS,
-        help="segments to evaluate on (default: validation)",
-    )
-    p.add_argument("--iou", default="3d", choices=["3d", "bev"], help="IoU kind (default: 3d)")
-    p.add_argument("--iou-threshold", type=float, default=0.5, help="default: 0.5")
-    p.add_argument(
-        "--min-points",
-        type=int,
-        default=6,
-        help="ground truth with fewer points is don't-care (default 6: Waymo LEVEL_1)",
-    )
-    features_arg(p)
-    p.set_defaults(func=cmd_eval)
-
-    p = sub.add_parser(
-        "flow",
-        help="fit the density model of D-REM",
-        description="Reduce the detections' ROI features by PCA and fit a density "
-        "model (FFJORD by default) on the source and unlabelled pools (cached).",
-    )
-    fsub = p.add_subparsers(dest="flow_command", required=True, metavar="ACTION")
-    q = fsub.add_parser("fit", help="fit (cached) and report", description="Fit the density model.")
-    common(q)
-    estimator_args(q, "density model")
-    features_arg(q)
-    q.set_defaults(func=cmd_flow_fit)
-
-    p = sub.add_parser(
-        "score",
-        help="D-REM, M-REM, MD-REM per detection and track",
-        description="Score every detection (log p, D-REM, M-REM, MD-REM) and every "
-        "track (mean log p over its frames); print the rarest tracks.",
-    )
-    common(p)
-    estimator_args(p, "density model")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="folder for detection_scores.parquet and track_scores.parquet",
-    )
-    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    features_arg(p)
-    p.set_defaults(func=cmd_score)
-
+def _import(sub: _Commands) -> None:
+    """``rem import``: real data sets and a detector's detections."""
     p = sub.add_parser(
         "import",
         help="import real data (Waymo, Argoverse 2, KITTI tracking) as a data set",
@@ -285,121 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="split of every imported segment (default: unlabelled, what REM mines)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(handler="data:cmd_import")
 
-    def mining_options(p: argparse.ArgumentParser) -> None:
-        common(p)
-        estimator_args(p, "density model of D-REM and MD-REM")
-        p.add_argument(
-            "--budget",
-            default=None,
-            help="tracks to label: a count (1500) or a share of the pool's tracks (3%%; "
-            "the default)",
-        )
-        p.add_argument(
-            "--fp-costs-budget",
-            action="store_true",
-            help="a check that finds no object uses one unit of the budget",
-        )
-        p.add_argument("--force", action="store_true", help="replace existing output files")
 
-    p = sub.add_parser(
-        "mine",
-        help="mine tracks under a budget (Algorithm 1) and export them",
-        description="Rank the unlabelled pool's detections by a selection method, have the "
-        "simulated labeller label whole tracks under the budget (Algorithm 1), and write "
-        "the mined track list; optionally the merged label set (mined tracks plus the "
-        "auto-labels that do not overlap them) as Waymo metrics_pb2.Objects.",
-    )
-    mining_options(p)
-    p.add_argument(
-        "--method",
-        type=method_arg,
-        default="md_rem",
-        help="random, predict-size, ensemble, m-rem, d-rem, md-rem (default), oracle-hard "
-        "or oracle-size",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="mined track list, one row per box: .csv, .parquet or .json (tracks nested)",
-    )
-    p.add_argument(
-        "--labels", type=Path, default=None, help="merged label set as Waymo Objects (.bin)"
-    )
-    features_arg(p)
-    p.set_defaults(func=cmd_mine)
-
-    p = sub.add_parser(
-        "compare",
-        help="composition of what each method mines (paper Table 1)",
-        description="Mine with every selection method under the same budget and print "
-        "what each one found: tracks, boxes, shares of Large and irregular vehicles, of "
-        "label-noise and hard boxes, and mean rareness.",
-    )
-    mining_options(p)
-    p.add_argument(
-        "--methods",
-        type=method_arg,
-        nargs="+",
-        default=None,
-        help="methods to compare (default: all)",
-    )
-    p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
-    features_arg(p)
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser(
-        "experiment",
-        help="mine, label, retrain and evaluate (paper Tables 2 and 3)",
-        description="For each row (a selection method and how the rest of the pool is "
-        "labelled: self-labels or the auto-labeler), mine the pool, retrain the detector "
-        "from scratch on source + pool with the source recipe's number of steps, and "
-        "evaluate AP (All, Regular, Large) on the validation split, once per seed. Runs are "
-        "cached one by one: an interrupted experiment resumes where it stopped.",
-    )
-    mining_options(p)
-    p.add_argument(
-        "--rows",
-        default=None,
-        # argparse formats help with %: the 6% and 9% rows' names need escaping
-        help="comma-separated rows (default: all): "
-        + ", ".join(EXPERIMENT_ROW_NAMES).replace("%", "%%"),
-    )
-    p.add_argument("--seeds", type=int, default=None, help="runs per row (default 3)")
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="optimiser steps of each retraining (default: the source recipe's)",
-    )
-    p.add_argument(
-        "--ema-decay",
-        type=float,
-        default=None,
-        help="return each retraining's exponential moving average of the weights with "
-        "this decay, e.g. 0.999 (default: the preset's; 0 keeps the last step's weights)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="folder to write experiment.csv, experiment.json, runs.csv, curves.csv and "
-        "comparisons.csv to (with --ship-reference: the reference folder, default "
-        "rem_core/reference_results/PRESET)",
-    )
-    p.add_argument(
-        "--ship-reference",
-        action="store_true",
-        help="run nothing: write the cached runs of --rows and --seeds, with their intervals "
-        "and provenance, as the reference the Experiments page opens on "
-        "(rem_core.experiment.reference; "
-        "refuses to replace one without --force)",
-    )
-    features_arg(p)
-    p.set_defaults(func=cmd_experiment)
-
+def _app(sub: _Commands) -> None:
+    """``rem app``: the analysis app in the browser."""
     p = sub.add_parser(
         "app",
         help="start the analysis app in the browser (as make app)",
@@ -414,7 +179,77 @@ def build_parser() -> argparse.ArgumentParser:
         help="port to serve on (default: $PORT or 8501, as make app)",
     )
     p.add_argument("--address", default=None, help="address to serve on (default: streamlit's)")
-    p.set_defaults(func=cmd_app)
+    p.set_defaults(handler="app:cmd_app")
 
-    add_pool_commands(sub, common, estimator_args)
-    return parser
+
+def _pool(sub: _Commands) -> None:
+    """``rem pool synth | export | mine``: a pool kept in parts."""
+    p = sub.add_parser(
+        "pool",
+        help="score and mine a pool kept in parts (for pools beyond one machine)",
+        description="A pool folder holds the unlabelled pool's detections, features and "
+        "ground truth in Parquet parts of whole segments; `rem pool mine` fits the density on "
+        "a sample across the parts, scores every part where it lies and mines it exactly "
+        "(docs/scale.md).",
+    )
+    psub = p.add_subparsers(dest="pool_command", required=True, metavar="ACTION")
+
+    q = psub.add_parser(
+        "synth",
+        help="write a synthetic pool (to try a cluster)",
+        description="Write a synthetic pool folder: vehicle tracks in lanes, 3%% of them long "
+        "vehicles whose features are rare (rem_core.pool.synthetic).",
+    )
+    q.add_argument("out", type=Path, help="the pool folder to write")
+    q.add_argument("--parts", type=int, default=20, help="parts (default 20)")
+    q.add_argument("--segments", type=int, default=1000, help="segments in all (default 1000)")
+    q.add_argument("--tracks", type=int, default=500, help="tracks per segment (default 500)")
+    q.add_argument(
+        "--detections", type=int, default=10_000_000, help="detections in all (default 10M)"
+    )
+    q.add_argument("--features", type=int, default=64, help="feature dimensions (default 64)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--force", action="store_true", help="replace an existing folder")
+    cluster_arg(q)
+    q.set_defaults(handler="pool:cmd_pool_synth")
+
+    q = psub.add_parser(
+        "export",
+        help="write the pipeline's unlabelled pool as a pool folder",
+        description="Run (or read) the detection stage and write the unlabelled pool that "
+        "mining sees as a pool folder of parts of consecutive segments.",
+    )
+    q.add_argument("out", type=Path, help="the pool folder to write")
+    dataset_args(q)
+    q.add_argument("--parts", type=int, default=8, help="parts (default 8)")
+    q.add_argument("--force", action="store_true", help="replace an existing folder")
+    q.set_defaults(handler="pool:cmd_pool_export")
+
+    q = psub.add_parser(
+        "mine",
+        help="fit, score and mine a pool folder part by part",
+        description="Fit the preset's PCA and density model on a sample drawn across the "
+        "parts, score every part (D-REM: -log p, by predicted track when the pool has "
+        "tracks) and mine the budget by the exact partitioned Algorithm 1. Writes OUT: "
+        "tracks.parquet (the mined tracks), part-NNNNN.parquet (log_prob, rareness, "
+        "discarded_by per detection), meta.json.",
+    )
+    q.add_argument("pool", type=Path, help="a pool folder (rem pool synth / export)")
+    q.add_argument("--out", type=Path, required=True, help="the output folder")
+    q.add_argument(
+        "--preset",
+        default="demo",
+        choices=PRESETS,
+        help="settings preset of the density model and the mining (default demo)",
+    )
+    estimator_args(q, "density model")
+    q.add_argument(
+        "--budget", default=None, help="tracks to label: a count or a share (default: 3%%)"
+    )
+    q.add_argument("--fp-costs-budget", action="store_true")
+    q.add_argument(
+        "--sample", type=int, default=50_000, help="detections to fit on (default 50000)"
+    )
+    q.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    cluster_arg(q)
+    q.set_defaults(handler="pool:cmd_pool_mine")

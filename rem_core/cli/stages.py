@@ -1,30 +1,46 @@
-"""The pipeline's commands: ``rem detect``, ``rem eval``, ``rem flow fit``, ``rem score``,
-``rem mine`` and ``rem compare``."""
+"""The pipeline's stages from the command line: ``rem detect``, ``rem eval``, ``rem flow fit``
+and ``rem score``."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from rem_core.cli._common import StageBars, prepare
+from rem_core.cli.prepare import prepare
+from rem_core.cli.progress import StageBars
+from rem_core.config import config_to_dict
+from rem_core.dataset import write_parquet_folder
+from rem_core.evaluation import REPORTED_SUBSETS, evaluate_detections
+from rem_core.files import publish_folder
+from rem_core.mining import aggregate_tracks, d_rem, m_rem, md_rem
+from rem_core.pipeline import (
+    DETECTOR_VERSION,
+    SHIPPED,
+    clear_pipeline,
+    detector_entry,
+    detector_key,
+    detector_origin,
+    ensure_detections,
+    ensure_detectors,
+    ensure_rareness,
+    ship_detectors,
+)
 
 __all__ = [
-    "cmd_compare",
     "cmd_detect_run",
     "cmd_detect_ship",
     "cmd_detect_train",
     "cmd_eval",
     "cmd_flow_fit",
-    "cmd_mine",
     "cmd_score",
 ]
 
 
 def cmd_detect_train(args: argparse.Namespace) -> int:
-    from rem_core.pipeline import clear_pipeline, detector_key, detector_origin, ensure_detectors
-
     config, ds = prepare(args, features=False)
     if args.retrain:
         for path in clear_pipeline(config, ds):
@@ -37,18 +53,6 @@ def cmd_detect_train(args: argparse.Namespace) -> int:
 
 
 def cmd_detect_ship(args: argparse.Namespace) -> int:
-    import time
-
-    from rem_core.config import config_to_dict
-    from rem_core.pipeline import (
-        DETECTOR_VERSION,
-        SHIPPED,
-        detector_entry,
-        detector_origin,
-        ensure_detectors,
-        ship_detectors,
-    )
-
     config, ds = prepare(args, features=False)
     entry = detector_entry(config, ds)
     key = entry.key
@@ -76,10 +80,6 @@ def cmd_detect_ship(args: argparse.Namespace) -> int:
 
 
 def cmd_detect_run(args: argparse.Namespace) -> int:
-    import shutil
-
-    from rem_core.pipeline import ensure_detections
-
     config, ds = prepare(args)
     run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
     det = run.detections
@@ -93,7 +93,6 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
         f"cached in {run.path}"
     )
     if args.out is not None:
-        from rem_core.files import publish_folder
 
         def write(tmp: Path) -> None:
             shutil.copytree(run.path, tmp, dirs_exist_ok=True)
@@ -104,9 +103,6 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rem_core.evaluation import evaluate_detections
-    from rem_core.pipeline import ensure_detections
-
     # a data set's own detections are evaluated as they are
     config, ds = prepare(args)
     run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
@@ -124,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         summary.insert(0, "boxes", name)
         rows.append(summary)
     table = pd.concat(rows, ignore_index=True)
-    table = table[table["subset"].isin(["all", "regular", "large"])]
+    table = table[table["subset"].isin(REPORTED_SUBSETS)]
     print(
         f"AP at {args.iou.upper()} IoU {args.iou_threshold} on the {args.split} split "
         f"({len(segments)} segments; ground truth with >= {args.min_points} points)"
@@ -134,8 +130,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_flow_fit(args: argparse.Namespace) -> int:
-    from rem_core.pipeline import ensure_rareness
-
     config, ds = prepare(args)
     run = ensure_rareness(config, ds, progress=StageBars(), client=args.client)
     meta = run.meta
@@ -148,9 +142,6 @@ def cmd_flow_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from rem_core.mining import aggregate_tracks, d_rem, m_rem, md_rem
-    from rem_core.pipeline import ensure_detections, ensure_rareness
-
     config, ds = prepare(args)
     det_run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
     run = ensure_rareness(config, ds, progress=StageBars(), client=args.client)
@@ -166,67 +157,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     print(f"{len(table):,} detections and {len(tracks):,} tracks scored; rarest tracks:")
     print(tracks.head(10).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.out is not None:
-        from rem_core.dataset import write_parquet_folder
-
         write_parquet_folder(
             args.out, {"detection_scores": table, "track_scores": tracks}, force=args.force
         )
         print(f"wrote {args.out}/detection_scores.parquet and track_scores.parquet")
-    return 0
-
-
-def cmd_mine(args: argparse.Namespace) -> int:
-    from rem_core.mining import MINED_FORMATS, mine, write_label_set, write_mined
-    from rem_core.pipeline import ensure_mining_pool
-
-    # Validate the outputs before the (possibly long) pipeline runs.
-    if args.out.suffix.lower() not in MINED_FORMATS:
-        raise ValueError(f"--out {args.out}: use a suffix of {', '.join(MINED_FORMATS)}")
-    for out in (args.out, args.labels):
-        if out is not None and out.exists() and not args.force:
-            raise FileExistsError(f"{out}: exists; pass --force to replace it")
-    if args.labels is not None and args.labels.suffix.lower() != ".bin":
-        raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
-    config, ds = prepare(args)
-    pool = ensure_mining_pool(config, ds, progress=StageBars(), client=args.client)
-    mined = mine(pool, args.method, config, client=args.client)
-    write_mined(mined.boxes, args.out, force=args.force)
-    c = mined.composition
-    print(
-        f"{args.method.replace('_', '-')}: {c.tracks} of {pool.num_tracks} tracks "
-        f"(budget {c.budget}), {c.boxes:,} boxes, {c.checks} checks ({c.false_positives} false "
-        f"positives); Large {c.large_share:.1%}, irregular {c.irregular_share:.1%}"
-    )
-    print(f"wrote {args.out}")
-    if args.labels is not None:
-        write_label_set(mined.labels, ds.frames, args.labels, force=args.force)
-        human = int((mined.labels["source"] == "human").sum())
-        print(
-            f"wrote {args.labels}: {len(mined.labels):,} boxes ({human:,} human, "
-            f"{len(mined.labels) - human:,} auto-labelled)"
-        )
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from rem_core.mining import compare_methods
-    from rem_core.pipeline import ensure_mining_pool
-
-    config, ds = prepare(args)
-    pool = ensure_mining_pool(config, ds, progress=StageBars(), client=args.client)
-    table = compare_methods(pool, config, methods=args.methods)
-    shares = ["large_share", "irregular_share", "label_noise_share", "hard_share"]
-    shown = table.copy()
-    shown[shares] = shown[shares] * 100
-    shown["method"] = shown["method"].str.replace("_", "-")
-    print(
-        f"Mined tracks at a budget of {config.mining.budget} ({table['budget'].iloc[-1]} of "
-        f"{pool.num_tracks} ground-truth tracks); shares in %; 'pool' is every track"
-    )
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    if args.out is not None:
-        from rem_core.files import publish_file
-
-        publish_file(args.out, lambda tmp: table.to_csv(tmp, index=False), force=args.force)
-        print(f"wrote {args.out}")
     return 0

@@ -44,6 +44,7 @@ from rem_core.config.experiment import (
 from rem_core.config.names import (
     ESTIMATORS,
     EXPERIMENT_ROW_NAMES,
+    FEATURE_CHOICES,
     FEATURE_SOURCES,
     MINING_METHODS,
     PRECISIONS,
@@ -96,6 +97,7 @@ __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_SETTINGS",
     "EXPERIMENT_ROW_NAMES",
+    "FEATURE_CHOICES",
     "FEATURE_SOURCES",
     "MINING_METHODS",
     "OTHER_REGION_VEHICLE_MIX",

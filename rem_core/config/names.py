@@ -14,6 +14,7 @@ from typing import Literal, get_args
 __all__ = [
     "ESTIMATORS",
     "EXPERIMENT_ROW_NAMES",
+    "FEATURE_CHOICES",
     "FEATURE_SOURCES",
     "MINING_METHODS",
     "PRECISIONS",
@@ -44,6 +45,8 @@ ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
 #: Where the features REM scores come from (``FeatureConfig.source``).
 FeatureSourceName = Literal["detector", "geometry", "imported"]
 FEATURE_SOURCES: tuple[FeatureSourceName, ...] = get_args(FeatureSourceName)
+#: What ``--features`` accepts: a feature source, or ``"auto"`` (the one the data supports).
+FEATURE_CHOICES: tuple[str, ...] = ("auto", *FEATURE_SOURCES)
 
 #: Training precisions of ``DetectorConfig.precision``.
 Precision = Literal["auto", "bf16", "fp32"]

@@ -24,6 +24,12 @@ Every estimator takes keyword settings, the fields of its settings class in
 one such object as ``config``. :class:`~rem_core.config.RarenessConfig` carries one of each,
 and :func:`estimator_for` builds the one it chooses.
 
+The package's modules: ``base`` (the protocol, persistence), ``baselines``, ``cnf`` (the
+flow's dynamics and solves), ``ffjord``, ``realnvp``, ``training`` (the flows' shared
+training loop), ``reduce`` (the PCA reducer, ``FeatureReducer``), ``registry`` (estimators
+by name, and ``fit_density``: the reducer and the model fitted together), ``selection``
+and ``spread`` (scoring on a Dask cluster in whole batches).
+
 Example:
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(500, 3))
@@ -36,9 +42,7 @@ Example:
 """
 
 from rem_core.density.base import (
-    BatchLoss,
     DensityEstimator,
-    EpochRecord,
     SolverStalled,
     rareness,
     standard_normal_log_prob,
@@ -75,6 +79,10 @@ from rem_core.density.selection import (
 from rem_core.density.spread import (
     score_batch,
     score_on_cluster,
+)
+from rem_core.density.training import (
+    BatchLoss,
+    EpochRecord,
 )
 
 __all__ = [

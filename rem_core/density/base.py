@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import pickle
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
@@ -17,12 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rem_core.config import DensityConfig, RealNVPConfig, Settings
+from rem_core.config import Settings
 
 __all__ = [
-    "BatchLoss",
     "DensityEstimator",
-    "EpochRecord",
     "SolverStalled",
     "rareness",
     "standard_normal_log_prob",
@@ -167,188 +162,10 @@ def _read(folder: str | Path, kind: str | None) -> tuple[dict, dict[str, Tensor]
     return info, state
 
 
-@dataclass(frozen=True)
-class EpochRecord:
-    """One training epoch of a flow.
-
-    Attributes:
-        epoch: 1-based epoch number.
-        train_nll: mean training NLL (nats per row; Hutchinson estimate for FFJORD), without
-            any regularisation penalty.
-        val_nll: mean held-out NLL (nats per row), NaN without a held-out split.
-        nfe: mean function evaluations per training batch (forward solve; 0 for RealNVP).
-        seconds: wall time of the epoch.
-        stalled: the epoch was cut short because an ODE solve raised :class:`SolverStalled`;
-            its NLLs are NaN and training stopped there.
-        kinetic: mean RNODE kinetic energy ``integral ||f||^2 dt`` per training row, NaN when
-            not computed (FFJORD without regularisation, other estimators).
-        jacobian: mean RNODE Jacobian penalty ``integral ||eps^T df/dz||^2 dt`` per row, NaN
-            when not computed.
-    """
-
-    epoch: int
-    train_nll: float
-    val_nll: float
-    nfe: float
-    seconds: float
-    stalled: bool = False
-    kinetic: float = math.nan
-    jacobian: float = math.nan
-
-
-@dataclass(frozen=True)
-class BatchLoss:
-    """What a flow's ``batch_loss`` returns for one mini-batch.
-
-    Attributes:
-        loss: the scalar to minimise (NLL plus any penalty), with its graph.
-        nfe: function evaluations of the batch's forward solve (0 for discrete flows).
-        nll: the batch's mean NLL without penalties; ``None`` means ``loss`` is the NLL.
-        kinetic: mean kinetic energy per row (NaN when not computed).
-        jacobian: mean Jacobian penalty per row (NaN when not computed).
-    """
-
-    loss: Tensor
-    nfe: int
-    nll: float | None = None
-    kinetic: float = math.nan
-    jacobian: float = math.nan
-
-
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """``(B,)`` log N(z; 0, I) of ``z`` ``(B, D)``."""
     return -0.5 * (z.pow(2).sum(dim=1) + z.shape[1] * _LOG_2PI)
 
 
-def _build(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
-    # nn.Module initialisers draw from the global generator: fork it so we never reseed it.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
-
-
 class SolverStalled(RuntimeError):
     """An ODE solve exceeded its budget of function evaluations (stiff learned dynamics)."""
-
-
-def _train_flow(
-    module: nn.Module,
-    X: np.ndarray,
-    settings: DensityConfig | RealNVPConfig,
-    *,
-    batch_loss: Callable[[Tensor, torch.Generator], BatchLoss | tuple[Tensor, int]],
-    eval_nll: Callable[[Tensor], float],
-    name: str,
-) -> list[EpochRecord]:
-    """Adam on the mean NLL with early stopping on a held-out split; restores the best weights.
-
-    ``settings``, the flow's settings, gives Adam's ``lr`` and ``weight_decay``,
-    ``batch_size``, ``max_epochs``, ``patience`` and ``val_fraction`` of early stopping,
-    ``seed`` and ``device``. ``batch_loss`` returns a :class:`BatchLoss` or a ``(loss, nfe)``
-    pair (the loss is then the NLL). A :class:`SolverStalled` raised by ``batch_loss`` or
-    ``eval_nll`` ends training there, keeping the best weights so far (the last complete
-    epoch's without a held-out split); in the first epoch it propagates.
-    """
-    batch_size, patience, seed = settings.batch_size, settings.patience, settings.seed
-    val_fraction, device = settings.val_fraction, torch.device(settings.device)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(X))
-    n_val = int(round(val_fraction * len(X))) if val_fraction > 0 and len(X) >= 2 else 0
-    n_val = min(n_val, len(X) - 1)
-    x_val = torch.as_tensor(X[order[:n_val]], dtype=torch.float32, device=device)
-    x_train = torch.as_tensor(X[order[n_val:]], dtype=torch.float32, device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.Adam(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    best, best_state, waited = math.inf, copy.deepcopy(module.state_dict()), 0
-    history: list[EpochRecord] = []
-    stalled = False
-    for epoch in range(1, settings.max_epochs + 1):
-        start = time.perf_counter()
-        before = copy.deepcopy(module.state_dict())
-        module.train()
-        perm = torch.randperm(len(x_train), generator=gen, device=device)
-        total, kinetic, jacobian, nfe_sum, batches = 0.0, 0.0, 0.0, 0, 0
-        try:
-            for i in range(0, len(x_train), batch_size):
-                xb = x_train[perm[i : i + batch_size]]
-                out = batch_loss(xb, gen)
-                if not isinstance(out, BatchLoss):
-                    out = BatchLoss(*out)
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                opt.step()
-                nll = float(out.loss.detach()) if out.nll is None else out.nll
-                total += nll * len(xb)
-                kinetic += out.kinetic * len(xb)
-                jacobian += out.jacobian * len(xb)
-                nfe_sum += out.nfe
-                batches += 1
-            module.eval()
-            val = eval_nll(x_val) if n_val else math.nan
-        except SolverStalled as exc:
-            if epoch == 1:
-                raise SolverStalled(f"{name}: stalled in the first epoch: {exc}") from None
-            history.append(
-                EpochRecord(
-                    epoch=epoch,
-                    train_nll=math.nan,
-                    val_nll=math.nan,
-                    nfe=nfe_sum / max(batches, 1),
-                    seconds=time.perf_counter() - start,
-                    stalled=True,
-                )
-            )
-            logger.warning(
-                "%s: stopped at epoch %d, keeping the best weights: %s", name, epoch, exc
-            )
-            stalled = True
-            if not n_val:
-                best_state = before  # the weights of the last complete epoch
-            break
-        record = EpochRecord(
-            epoch=epoch,
-            train_nll=total / len(x_train),
-            val_nll=val,
-            nfe=nfe_sum / batches,
-            seconds=time.perf_counter() - start,
-            kinetic=kinetic / len(x_train),
-            jacobian=jacobian / len(x_train),
-        )
-        history.append(record)
-        logger.info(
-            "%s epoch %d: train nll %.4f, val nll %.4f, nfe/batch %.1f, %.1f s%s",
-            name,
-            epoch,
-            record.train_nll,
-            record.val_nll,
-            record.nfe,
-            record.seconds,
-            ""
-            if math.isnan(record.kinetic)
-            else f", kinetic {record.kinetic:.4g}, jacobian {record.jacobian:.4g}",
-        )
-        if not math.isfinite(record.train_nll):
-            raise ValueError(f"{name}: training diverged at epoch {epoch}; lower lr")
-        if n_val == 0:
-            continue
-        if val < best - 1e-4:
-            best, best_state, waited = val, copy.deepcopy(module.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= patience:
-                logger.info("%s: early stop at epoch %d (best val nll %.4f)", name, epoch, best)
-                break
-    if n_val or stalled:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
-
-
-def _score_in_batches(
-    fn: Callable[[Tensor], Tensor], X: np.ndarray, batch: int, device
-) -> np.ndarray:
-    out = []
-    for i in range(0, len(X), batch):
-        xb = torch.as_tensor(X[i : i + batch], dtype=torch.float32, device=device)
-        out.append(fn(xb).detach().double().cpu().numpy())
-    return np.concatenate(out)

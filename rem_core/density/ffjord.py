@@ -16,18 +16,20 @@ from torch import Tensor, nn
 
 from rem_core.config import DensityConfig
 from rem_core.density.base import (
-    BatchLoss,
-    EpochRecord,
     _as_matrix,
-    _build,
     _configure,
     _read,
     _require_fitted,
-    _score_in_batches,
-    _train_flow,
     _write_flow,
 )
 from rem_core.density.cnf import MLPDynamics, cnf_log_prob, cnf_regularised_terms
+from rem_core.density.training import (
+    BatchLoss,
+    EpochRecord,
+    _build,
+    _score_in_batches,
+    _train_flow,
+)
 
 __all__ = ["FFJORD"]
 

@@ -12,16 +12,18 @@ from torch import Tensor, nn
 
 from rem_core.config import RealNVPConfig
 from rem_core.density.base import (
-    EpochRecord,
     _as_matrix,
-    _build,
     _configure,
     _read,
     _require_fitted,
-    _score_in_batches,
-    _train_flow,
     _write_flow,
     standard_normal_log_prob,
+)
+from rem_core.density.training import (
+    EpochRecord,
+    _build,
+    _score_in_batches,
+    _train_flow,
 )
 
 __all__ = [

@@ -229,6 +229,23 @@ def select_density(
         ValueError: no candidates, a ``k`` larger than the features allow, or mismatched
             feature counts.
     """
+    X_fit, X_heldout = _checked_inputs(X_fit, X_heldout, candidates)
+    k_common = max(c.k for c in candidates)
+    reducer = FeatureReducer(k=k_common, seed=seed).fit(X_fit)
+    Z_fit, Z_held = reducer.transform(X_fit), reducer.transform(X_heldout)
+    began = time.perf_counter()
+    fits = [
+        _fit_candidate(c, Z_fit, Z_held, k_common, began=began, time_budget_s=time_budget_s)
+        for c in candidates
+    ]
+    best = min(fits, key=lambda f: f.heldout_nll_common)
+    return DensitySelection(reducer=reducer, fits=fits, best_by_k=_best_by_k(fits), best=best)
+
+
+def _checked_inputs(
+    X_fit: np.ndarray, X_heldout: np.ndarray, candidates: Sequence[Candidate]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X_fit`` and ``X_heldout`` as arrays, after checking them and the candidates."""
     if not candidates:
         raise ValueError("candidates: give at least one candidate")
     X_fit, X_heldout = np.asarray(X_fit), np.asarray(X_heldout)
@@ -239,58 +256,68 @@ def select_density(
         )
     if len(X_heldout) == 0:
         raise ValueError("X_heldout: is empty; hold out some rows to score")
-    k_common = max(c.k for c in candidates)
-    reducer = FeatureReducer(k=k_common, seed=seed).fit(X_fit)
-    Z_fit, Z_held = reducer.transform(X_fit), reducer.transform(X_heldout)
-    fits = []
-    began = time.perf_counter()
-    for c in candidates:
-        est = c.make_estimator()
-        start = time.perf_counter()
-        try:
-            if time_budget_s is not None and start - began > time_budget_s:
-                raise _OverBudget(f"skipped: the time budget of {time_budget_s:g} s was spent")
-            est.fit(Z_fit[:, : c.k])
-            fit_s = time.perf_counter() - start
-            log_p = est.score_samples(Z_held[:, : c.k])
-            error = ""
-        except (SolverStalled, _OverBudget) as exc:
-            # A candidate whose dynamics turn stiff at once is a bad candidate, not a crash.
-            fit_s = time.perf_counter() - start
-            log_p = np.full(len(Z_held), -math.inf)
-            error = str(exc)
-            logger.warning("%s: not scored: %s", c.label, exc)
-        tail = _standard_normal_log_prob(Z_held[:, c.k :])
-        history = getattr(est, "history_", [])
-        complete = [r for r in history if not r.stalled]
-        fit = CandidateFit(
-            candidate=c,
-            estimator=est,
-            heldout_nll=float(-log_p.mean()),
-            heldout_nll_common=float(-(log_p + tail).mean()),
-            fit_s=fit_s,
-            epochs=len(history),
-            train_nfe=complete[-1].nfe if complete and c.estimator == "ffjord" else math.nan,
-            score_nfe=float(getattr(est, "last_nfe_", math.nan)),
-            stalled=bool(getattr(est, "stalled_", False)),
-            error=error,
-        )
-        logger.info(
-            "%s: held-out nll %.4f (common %d-D: %.4f), fit %.1f s",
-            c.label,
-            fit.heldout_nll,
-            k_common,
-            fit.heldout_nll_common,
-            fit_s,
-        )
-        fits.append(fit)
+    return X_fit, X_heldout
+
+
+def _fit_candidate(
+    c: Candidate,
+    Z_fit: np.ndarray,
+    Z_held: np.ndarray,
+    k_common: int,
+    *,
+    began: float,
+    time_budget_s: float | None,
+) -> CandidateFit:
+    """Fit one candidate on its first ``k`` components and score the held-out rows."""
+    est = c.make_estimator()
+    start = time.perf_counter()
+    try:
+        if time_budget_s is not None and start - began > time_budget_s:
+            raise _OverBudget(f"skipped: the time budget of {time_budget_s:g} s was spent")
+        est.fit(Z_fit[:, : c.k])
+        fit_s = time.perf_counter() - start
+        log_p = est.score_samples(Z_held[:, : c.k])
+        error = ""
+    except (SolverStalled, _OverBudget) as exc:
+        # A candidate whose dynamics turn stiff at once is a bad candidate, not a crash.
+        fit_s = time.perf_counter() - start
+        log_p = np.full(len(Z_held), -math.inf)
+        error = str(exc)
+        logger.warning("%s: not scored: %s", c.label, exc)
+    tail = _standard_normal_log_prob(Z_held[:, c.k :])
+    history = getattr(est, "history_", [])
+    complete = [r for r in history if not r.stalled]
+    fit = CandidateFit(
+        candidate=c,
+        estimator=est,
+        heldout_nll=float(-log_p.mean()),
+        heldout_nll_common=float(-(log_p + tail).mean()),
+        fit_s=fit_s,
+        epochs=len(history),
+        train_nfe=complete[-1].nfe if complete and c.estimator == "ffjord" else math.nan,
+        score_nfe=float(getattr(est, "last_nfe_", math.nan)),
+        stalled=bool(getattr(est, "stalled_", False)),
+        error=error,
+    )
+    logger.info(
+        "%s: held-out nll %.4f (common %d-D: %.4f), fit %.1f s",
+        c.label,
+        fit.heldout_nll,
+        k_common,
+        fit.heldout_nll_common,
+        fit_s,
+    )
+    return fit
+
+
+def _best_by_k(fits: list[CandidateFit]) -> dict[int, CandidateFit]:
+    """Per ``k``, the fit with the lowest NLL in its own space (the first of equals)."""
     best_by_k: dict[int, CandidateFit] = {}
     for f in fits:
         k = f.candidate.k
         if k not in best_by_k or f.heldout_nll < best_by_k[k].heldout_nll:
             best_by_k[k] = f
-    best = min(fits, key=lambda f: f.heldout_nll_common)
-    return DensitySelection(reducer=reducer, fits=fits, best_by_k=best_by_k, best=best)
+    return best_by_k
 
 
 class _OverBudget(Exception):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rem_core.cluster import map_in_order
 from rem_core.density.base import DensityEstimator
 
 __all__ = ["score_batch", "score_on_cluster"]
@@ -47,7 +48,6 @@ def score_on_cluster(estimator: DensityEstimator, X: np.ndarray, client: Any = N
     batch = score_batch(estimator)
     if client is None or batch is None or len(X) <= batch:
         return estimator.score_samples(X)
-    from rem_core.cluster import map_in_order
 
     chunk = batch * max(1, -(-CHUNK_ROWS // batch))
     starts = range(0, len(X), chunk)

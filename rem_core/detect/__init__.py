@@ -20,6 +20,7 @@ from rem_core.detect.augment import (
     move_frame,
     paste_objects,
 )
+from rem_core.detect.decode import decode_boxes
 from rem_core.detect.diagnose import (
     box_errors,
     summarize_box_errors,
@@ -29,8 +30,6 @@ from rem_core.detect.infer import (
     detect,
     detect_ensemble,
     ensemble_scores,
-    feature_map,
-    pool_roi_features,
 )
 from rem_core.detect.model import (
     N_HEAD,
@@ -41,6 +40,10 @@ from rem_core.detect.model import (
     bev_grid,
     load_detector,
     save_detector,
+)
+from rem_core.detect.roi import (
+    feature_map,
+    pool_roi_features,
 )
 from rem_core.detect.train import (
     default_steps,
@@ -60,6 +63,7 @@ __all__ = [
     "box_errors",
     "build_object_database",
     "crop_window",
+    "decode_boxes",
     "default_steps",
     "detect",
     "detect_ensemble",

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
-from rem_core.config import DetectorConfig
+from rem_core.cluster import map_in_order
 from rem_core.dataset import Dataset
-from rem_core.detect.model import STRIDE, BevDetector, _heading, _torch_setup, bev_grid
+from rem_core.detect.decode import decode_boxes
+from rem_core.detect.model import BevDetector, _torch_setup, bev_grid
+from rem_core.detect.roi import pool_roi_features
 from rem_core.evaluation import match_frames
-from rem_core.geometry import PointGrid, bev_corners, expand_ranges, wrap_angle
+from rem_core.geometry import PointGrid
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 
 __all__ = [
@@ -25,125 +26,9 @@ __all__ = [
     "detect",
     "detect_ensemble",
     "ensemble_scores",
-    "feature_map",
-    "pool_roi_features",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _decode(heads: torch.Tensor, config: DetectorConfig) -> np.ndarray:
-    """Boxes and scores of one frame's head outputs: ``(K, 8)`` = 7 box columns + score."""
-    heat = torch.sigmoid(heads[0])
-    peaks = heat == F.max_pool2d(heat[None, None], 3, 1, 1)[0, 0]
-    scores = torch.where(peaks, heat, torch.zeros_like(heat)).reshape(-1)
-    k = min(config.max_detections * 2, scores.numel())
-    top, idx = torch.topk(scores, k)
-    keep = top > config.score_threshold
-    top, idx = top[keep], idx[keep]
-    g = heat.shape[1]
-    i, j = idx // g, idx % g
-    r = heads[1:, i, j].T.double().numpy()
-    cell = config.cell_m * STRIDE
-    boxes = np.column_stack(
-        [
-            (i.numpy() + r[:, 0]) * cell - config.range_m,
-            (j.numpy() + r[:, 1]) * cell - config.range_m,
-            r[:, 2],
-            np.exp(np.clip(r[:, 3:6], -3, 4)),
-            _heading(r[:, 6], r[:, 7], r[:, 8]),
-            top.double().numpy(),
-        ]
-    )
-    boxes[:, 6] = wrap_angle(boxes[:, 6])
-    return _suppress(boxes)[: config.max_detections]
-
-
-def _suppress(boxes: np.ndarray) -> np.ndarray:
-    """Drop a box whose centre lies inside the footprint of a higher-scoring box.
-
-    Heatmap peaks along a long vehicle would otherwise give it several boxes. Boxes arrive
-    sorted by descending score.
-    """
-    if len(boxes) < 2:
-        return boxes
-    d = boxes[None, :, :2] - boxes[:, None, :2]  # d[a, b] = centre of b seen from a
-    cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
-    along = np.abs(cos * d[..., 0] + sin * d[..., 1]) <= boxes[:, 3, None] / 2
-    across = np.abs(-sin * d[..., 0] + cos * d[..., 1]) <= boxes[:, 4, None] / 2
-    covered = np.triu(along & across, k=1)  # a covers b, a scored higher
-    keep = np.ones(len(boxes), bool)
-    for b in range(1, len(boxes)):  # K <= 2 x max_detections; greedy order matters
-        if covered[:b, b][keep[:b]].any():
-            keep[b] = False
-    return boxes[keep]
-
-
-def pool_roi_features(
-    features: torch.Tensor, boxes: np.ndarray, config: DetectorConfig
-) -> np.ndarray:
-    """ROI max-pooling (paper section 3.1): the feature map's maximum inside each box.
-
-    The max runs over the cells whose centres lie inside the rotated box in BEV; a box too
-    small to hold a cell centre takes the cell under its centre.
-
-    Args:
-        features: ``(C, H, W)`` final BEV feature map of one frame.
-        boxes: ``(N, 7)`` boxes in the vehicle frame.
-        config: the detector's grid.
-
-    Returns:
-        ``(N, C)`` float32 features.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    c, h, w = features.shape
-    if len(boxes) == 0:
-        return np.zeros((0, c), np.float32)
-    cell = config.cell_m * STRIDE
-    corners = bev_corners(boxes)
-    lo = np.floor((corners.min(1) + config.range_m) / cell - 0.5).astype(np.int64)
-    hi = np.ceil((corners.max(1) + config.range_m) / cell - 0.5).astype(np.int64)
-    lo = np.clip(lo, 0, [h - 1, w - 1])
-    hi = np.clip(hi, -1, [h - 1, w - 1])
-    span = np.maximum(hi - lo + 1, 0)
-    count = span[:, 0] * span[:, 1]
-    owner, k = expand_ranges(np.zeros(len(boxes), np.int64), count)
-    ncol = np.maximum(span[owner, 1], 1)
-    i = lo[owner, 0] + k // ncol
-    j = lo[owner, 1] + k % ncol
-    dx = (i + 0.5) * cell - config.range_m - boxes[owner, 0]
-    dy = (j + 0.5) * cell - config.range_m - boxes[owner, 1]
-    cos, sin = np.cos(boxes[owner, 6]), np.sin(boxes[owner, 6])
-    inside = (np.abs(cos * dx + sin * dy) <= boxes[owner, 3] / 2) & (
-        np.abs(-sin * dx + cos * dy) <= boxes[owner, 4] / 2
-    )
-    empty = np.bincount(owner[inside], minlength=len(boxes)) == 0
-    ci = np.clip(np.floor((boxes[empty, 0] + config.range_m) / cell), 0, h - 1).astype(np.int64)
-    cj = np.clip(np.floor((boxes[empty, 1] + config.range_m) / cell), 0, w - 1).astype(np.int64)
-    owner = np.concatenate([owner[inside], np.flatnonzero(empty)])
-    flat = np.concatenate([i[inside] * w + j[inside], ci * w + cj])
-    values = features.reshape(c, -1)[:, torch.from_numpy(flat)].T  # (pairs, C)
-    out = torch.full((len(boxes), c), -torch.inf, dtype=values.dtype)
-    out.scatter_reduce_(0, torch.from_numpy(owner)[:, None].expand(-1, c), values, "amax")
-    return out.numpy().astype(np.float32)
-
-
-@torch.no_grad()
-def feature_map(model: BevDetector, points: np.ndarray) -> torch.Tensor:
-    """The final BEV feature map of one frame.
-
-    Args:
-        model: a trained detector.
-        points: ``(N, >=4)`` float32 ``x, y, z, intensity`` in the vehicle frame.
-
-    Returns:
-        ``(feature_channels, G/2, G/2)`` float32 tensor on the CPU; cell ``(i, j)`` is
-        centred at ``x = -R + (i + 0.5) 2c``, ``y = -R + (j + 0.5) 2c`` (see the module
-        docstring).
-    """
-    device = next(model.parameters()).device
-    _, features = model.eval()(bev_grid(points, model.config)[None].to(device))
-    return features[0].cpu()
 
 
 @dataclass(frozen=True)
@@ -250,7 +135,6 @@ def _run(
         )
     else:
         # One task a segment; the weights go to every worker once, the data set by its path.
-        from rem_core.cluster import map_in_order
 
         outputs = map_in_order(
             client,
@@ -313,7 +197,7 @@ def _run_segment(
         for model, part in zip(models, parts, strict=True):
             heads, fmap = model(grid)
             heads, fmap = heads.cpu(), fmap.cpu()
-            found = _decode(heads[0], model.config)
+            found = decode_boxes(heads[0], model.config)
             part.rows.append(
                 pd.DataFrame(
                     {

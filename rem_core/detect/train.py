@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rem_core.config import DetectorConfig
 from rem_core.dataset import Dataset
-from rem_core.detect.augment import build_object_database
+from rem_core.detect.augment import ObjectDatabase, build_object_database
 from rem_core.detect.batches import _batch_stream, _crop_cells
 from rem_core.detect.model import BevDetector, _torch_setup, _train_in_bf16
 from rem_core.detect.targets import _loss
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A training frame: its points, the boxes to learn and the boxes to ignore.
+_Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def default_steps(config: DetectorConfig, frames: int) -> int:
@@ -80,6 +84,16 @@ def train_detector(
     return model
 
 
+@dataclass
+class _Members:
+    """The ensemble in training: each member's model, optimiser, schedule and EMA (if any)."""
+
+    models: list[BevDetector]
+    optimizers: list[torch.optim.Optimizer]
+    schedules: list[torch.optim.lr_scheduler.LRScheduler]
+    averages: list[AveragedModel]
+
+
 def train_detectors(
     config: DetectorConfig,
     dataset: Dataset,
@@ -114,6 +128,25 @@ def train_detectors(
         segments = dataset.split_ids("source")
     if not segments:
         raise ValueError(f"{dataset.root}: no source segments to train a detector on")
+    samples, pasteable = _training_samples(config, dataset, segments, labels)
+    log.info("training on %d frames of %d segments", len(samples), len(segments))
+    database = _paste_database(config, pasteable)
+    if not members:
+        return []
+    total = default_steps(config, len(samples)) if steps is None else steps
+    ensemble = _new_members(config, members, device, total, ema_decay)
+    _run_steps(config, ensemble, samples, database, total, device, progress)
+    models = [a.module for a in ensemble.averages] if ensemble.averages else ensemble.models
+    return [m.eval().to("cpu", memory_format=torch.contiguous_format) for m in models]
+
+
+def _training_samples(
+    config: DetectorConfig,
+    dataset: Dataset,
+    segments: Sequence[str],
+    labels: pd.DataFrame | None,
+) -> tuple[list[_Sample], list[tuple[np.ndarray, np.ndarray]]]:
+    """Each training frame's points and boxes to learn and ignore, and its boxes to paste."""
     boxes = dataset.boxes if labels is None else labels
     if "class" in boxes:
         boxes = boxes[boxes["class"] == "vehicle"]
@@ -143,19 +176,31 @@ def train_detectors(
                 pasteable.append((frame_points, b.loc[human, BOX_COLUMNS].to_numpy()))
     if not samples:
         raise ValueError(f"{dataset.root}: the training segments hold no frames")
-    log.info("training on %d frames of %d segments", len(samples), len(segments))
+    return samples, pasteable
 
-    database = None
-    if config.paste_large:
-        database = build_object_database(
-            pasteable, min_length=LARGE_MIN_M, min_points=max(config.min_train_points, 1)
-        )
-        log.info("pasting from %d long objects", len(database))
 
-    if not members:
-        return []
+def _paste_database(
+    config: DetectorConfig, pasteable: list[tuple[np.ndarray, np.ndarray]]
+) -> ObjectDatabase | None:
+    """The long objects to paste into training frames, or ``None`` without pasting."""
+    if not config.paste_large:
+        return None
+    database = build_object_database(
+        pasteable, min_length=LARGE_MIN_M, min_points=max(config.min_train_points, 1)
+    )
+    log.info("pasting from %d long objects", len(database))
+    return database
+
+
+def _new_members(
+    config: DetectorConfig,
+    members: Sequence[int],
+    device: torch.device,
+    total: int,
+    ema_decay: float,
+) -> _Members:
+    """Each member's seeded model, optimiser, schedule over ``total`` steps and EMA (if any)."""
     models, optimizers, schedules = [], [], []
-    total = default_steps(config, len(samples)) if steps is None else steps
     for member in members:
         with torch.random.fork_rng(devices=[]):  # seed the weights, not the global state
             torch.manual_seed(config.seed + member)
@@ -174,12 +219,27 @@ def train_detectors(
         AveragedModel(m, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         for m in (models if ema_decay > 0 else [])
     ]
+    return _Members(models, optimizers, schedules, averages)
+
+
+def _run_steps(
+    config: DetectorConfig,
+    ensemble: _Members,
+    samples: list[_Sample],
+    database: ObjectDatabase | None,
+    total: int,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Every member's ``total`` optimiser steps on the batch stream, logging once an epoch."""
     steps_per_epoch = max(default_steps(replace(config, epochs=1), len(samples)), 1)
     bf16 = _train_in_bf16(config, device)
-    log.info("training %d member(s) in %s", len(members), "bf16 autocast" if bf16 else "fp32")
+    log.info(
+        "training %d member(s) in %s", len(ensemble.models), "bf16 autocast" if bf16 else "fp32"
+    )
     start = time.perf_counter()
     threads = torch.get_num_threads()
-    light = _crop_cells(config) < config.grid_size and len(models) == 1
+    light = _crop_cells(config) < config.grid_size and len(ensemble.models) == 1
     if config.loader == "process" and light and not config.num_threads and threads > 1:
         # The worker builds a batch of crops in about as long as one network needs for it
         # on one core: one core each (on 2 cores, 31 ms a step against 58 with two torch
@@ -189,19 +249,7 @@ def train_detectors(
     try:
         batches = _batch_stream(samples, config, database, total)
         for step, (grid, batch) in enumerate(batches, start=1):
-            grid = grid.to(device).contiguous(memory_format=torch.channels_last)
-            batch = {key: t.to(device) for key, t in batch.items()}
-            for model, optimizer, schedule in zip(models, optimizers, schedules, strict=True):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    heads, _ = model(grid)
-                loss, parts = _loss(heads.float(), batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-            if averages:
-                for model, average in zip(models, averages, strict=True):
-                    average.update_parameters(model)
+            loss, parts = _step_members(ensemble, grid, batch, device, bf16)
             if progress is not None:
                 progress(step, total)
             if step % steps_per_epoch == 0 or step == total:
@@ -215,6 +263,29 @@ def train_detectors(
                 )
     finally:
         torch.set_num_threads(threads)
-    if averages:
-        models = [average.module for average in averages]
-    return [m.eval().to("cpu", memory_format=torch.contiguous_format) for m in models]
+
+
+def _step_members(
+    ensemble: _Members,
+    grid: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    bf16: bool,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One optimiser step of every member on one batch; the last member's loss and parts."""
+    grid = grid.to(device).contiguous(memory_format=torch.channels_last)
+    batch = {key: t.to(device) for key, t in batch.items()}
+    for model, optimizer, schedule in zip(
+        ensemble.models, ensemble.optimizers, ensemble.schedules, strict=True
+    ):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            heads, _ = model(grid)
+        loss, parts = _loss(heads.float(), batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    if ensemble.averages:
+        for model, average in zip(ensemble.models, ensemble.averages, strict=True):
+            average.update_parameters(model)
+    return loss, parts

@@ -21,16 +21,16 @@ The metric (``docs/evaluation.md`` has the worked definitions):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
 from rem_core.evaluation.average_precision import PRCurve, precision_recall
 from rem_core.evaluation.matching import BoxMatch, frame_keys, match_boxes
+from rem_core.evaluation.results import SIZE_SUBSETS, DetectionEval
 from rem_core.geometry import (
     IoUKind,
     as_boxes,
@@ -38,92 +38,7 @@ from rem_core.geometry import (
 )
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
-__all__ = [
-    "LEVEL_1_MIN_POINTS",
-    "REPORTED_SUBSETS",
-    "SIZE_SUBSETS",
-    "DetectionEval",
-    "evaluate_detections",
-    "recall_by_group",
-]
-
-#: Size subsets reported by ``evaluate_detections``: every box, then by ``size_subset``.
-SIZE_SUBSETS = ("all", "regular", "large", "small")
-#: The subsets the paper's tables report vehicle AP for (Tables 2 and 3), in report order.
-REPORTED_SUBSETS = ("all", "regular", "large")
-
-#: Waymo's LEVEL_1 difficulty: boxes with more than 5 points. Sparser boxes are
-#: "don't care" in the AP this project reports.
-LEVEL_1_MIN_POINTS = 6
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@dataclass(frozen=True, eq=False)
-class DetectionEval:
-    """The result of ``evaluate_detections``.
-
-    Attributes:
-        iou: ``"3d"`` or ``"bev"``.
-        iou_threshold: minimum IoU of a match.
-        classes: the evaluated classes.
-        curves: ``PRCurve`` per ``(class, subset)``, subsets as in ``SIZE_SUBSETS``.
-        gt: one row per evaluated ground-truth box, in input order: ``gt_index`` (row
-            position in the input table), ``segment_id``, ``frame_index``, ``class`` and
-            whichever of ``track_id, subtype, num_points, distance`` the input had;
-            ``subset``; ``matched`` (bool); ``pred_index`` (matched prediction's row
-            position in the detections table, -1 if none); ``iou`` and ``score`` of that
-            match (NaN if none); ``max_iou`` with any prediction of its frame and class.
-        predictions: one row per evaluated prediction, in input order: ``pred_index``,
-            ``segment_id``, ``frame_index``, ``class``, whichever of ``detection_id,
-            track_id`` the input had, ``score``, ``subset``, ``tp`` (bool), ``ignored``
-            (bool: unmatched but on a box without points, left out of AP; a prediction
-            neither ``tp`` nor ``ignored`` is a false positive), ``gt_index`` (-1 if none),
-            ``iou`` with the matched box (NaN if none), ``max_iou`` with any ground-truth
-            box of its frame and class (0 if none).
-    """
-
-    iou: IoUKind
-    iou_threshold: float
-    classes: tuple[str, ...]
-    curves: Mapping[tuple[str, str], PRCurve]
-    gt: pd.DataFrame
-    predictions: pd.DataFrame
-
-    def curve(self, subset: str = "all", class_name: str | None = None) -> PRCurve:
-        """The curve of one subset; ``class_name`` may be left out when one class is evaluated."""
-        if class_name is None:
-            if len(self.classes) != 1:
-                raise ValueError(f"class_name: pick one of {list(self.classes)}")
-            class_name = self.classes[0]
-        if (class_name, subset) not in self.curves:
-            raise KeyError(f"no curve for class {class_name!r}, subset {subset!r}")
-        return self.curves[class_name, subset]
-
-    def ap(self, subset: str = "all", class_name: str | None = None) -> float:
-        """AP of a subset; without ``class_name``, the mean over classes with ground truth."""
-        if class_name is not None or len(self.classes) == 1:
-            return self.curve(subset, class_name).ap
-        values = [self.curves[c, subset].ap for c in self.classes]
-        values = [v for v in values if not np.isnan(v)]
-        return float(np.mean(values)) if values else float("nan")
-
-    def summary(self) -> pd.DataFrame:
-        """One row per ``(class, subset)``: ``class, subset, ap, n_gt, n_pred, n_tp``."""
-        rows = [
-            {
-                "class": c,
-                "subset": s,
-                "ap": cv.ap,
-                "n_gt": cv.n_gt,
-                "n_pred": cv.n_pred,
-                "n_tp": cv.n_tp,
-            }
-            for (c, s), cv in self.curves.items()
-        ]
-        return pd.DataFrame(rows, columns=["class", "subset", "ap", "n_gt", "n_pred", "n_tp"])
-
+__all__ = ["evaluate_detections"]
 
 _KEYS = ["segment_id", "frame_index", "class"]
 
@@ -184,6 +99,75 @@ def evaluate_detections(
         SchemaError: a table lacks a column or has a non-finite box or score.
         ValueError: a bad ``iou`` kind or threshold.
     """
+    classes = _check_arguments(detections, ground_truth, iou, iou_threshold, classes)
+    rows = _select_rows(detections, ground_truth, classes, min_points)
+    matches = _match_rows(rows, iou, iou_threshold)
+    return DetectionEval(
+        iou=iou,
+        iou_threshold=float(iou_threshold),
+        classes=classes,
+        curves=MappingProxyType(_curves(rows, matches, classes)),
+        gt=_gt_table(rows, matches),
+        predictions=_prediction_table(rows, matches),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """The rows ``evaluate_detections`` evaluates, and the "don't care" boxes.
+
+    Attributes:
+        pred_pos: ``(P,)`` row positions of the evaluated predictions in the detections.
+        gt_pos: ``(G,)`` row positions of the evaluated boxes in the ground truth.
+        det: the ``P`` evaluated predictions.
+        gt: the ``G`` evaluated ground-truth boxes.
+        void: the "don't care" ground-truth boxes (too few points).
+    """
+
+    pred_pos: np.ndarray
+    gt_pos: np.ndarray
+    det: pd.DataFrame
+    gt: pd.DataFrame
+    void: pd.DataFrame
+
+
+@dataclass(frozen=True, eq=False)
+class _Matches:
+    """How the evaluated rows matched, per prediction and per ground-truth box.
+
+    Attributes:
+        scores: ``(P,)`` float64 prediction scores.
+        tp: ``(P,)`` bool, the prediction matched a box.
+        ignored: ``(P,)`` bool, unmatched but on a "don't care" box.
+        pred_gt: ``(P,)`` matched box's position in ``_Rows.gt``, -1 if none.
+        pred_iou: ``(P,)`` IoU with the matched box.
+        pred_max: ``(P,)`` max IoU with any box of the prediction's frame and class.
+        pred_subset: ``(P,)`` object size subset of each prediction.
+        gt_pred: ``(G,)`` matched prediction's position in ``_Rows.det``, -1 if none.
+        gt_max: ``(G,)`` max IoU with any prediction of the box's frame and class.
+        gt_subset: ``(G,)`` object size subset of each box.
+    """
+
+    scores: np.ndarray
+    tp: np.ndarray
+    ignored: np.ndarray
+    pred_gt: np.ndarray
+    pred_iou: np.ndarray
+    pred_max: np.ndarray
+    pred_subset: np.ndarray
+    gt_pred: np.ndarray
+    gt_max: np.ndarray
+    gt_subset: np.ndarray
+
+
+def _check_arguments(
+    detections: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    iou: IoUKind,
+    iou_threshold: float,
+    classes: Sequence[str],
+) -> tuple[str, ...]:
+    """Check the options and the tables' columns; return the classes as a tuple."""
     if iou not in ("3d", "bev"):
         raise ValueError(f"iou: expected '3d' or 'bev', got {iou!r}")
     if not 0.0 < iou_threshold <= 1.0:
@@ -193,7 +177,16 @@ def evaluate_detections(
         raise ValueError("classes: name at least one class")
     _require(detections, [*_KEYS, *BOX_COLUMNS, "score"], "detections")
     _require(ground_truth, [*_KEYS, *BOX_COLUMNS], "ground truth")
+    return classes
 
+
+def _select_rows(
+    detections: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    classes: tuple[str, ...],
+    min_points: int,
+) -> _Rows:
+    """The rows of the classes, ground truth with fewer than ``min_points`` set apart."""
     pred_pos = np.flatnonzero(detections["class"].isin(classes).to_numpy())
     in_class = ground_truth["class"].isin(classes).to_numpy()
     empty = np.zeros(len(ground_truth), bool)
@@ -202,9 +195,14 @@ def evaluate_detections(
     gt_pos, void_pos = np.flatnonzero(in_class & ~empty), np.flatnonzero(in_class & empty)
     det, gt = detections.iloc[pred_pos], ground_truth.iloc[gt_pos]
     void = ground_truth.iloc[void_pos]
-    n_pred, n_gt = len(det), len(gt)
+    return _Rows(pred_pos=pred_pos, gt_pos=gt_pos, det=det, gt=gt, void=void)
 
-    found, ignored = _match(det, gt, void, iou, iou_threshold)
+
+def _match_rows(rows: _Rows, iou: IoUKind, threshold: float) -> _Matches:
+    """Match the rows (``_match``), with each side's best IoU and size subset."""
+    det, gt = rows.det, rows.gt
+    n_pred, n_gt = len(det), len(gt)
+    found, ignored = _match(det, gt, rows.void, iou, threshold)
     pred_gt, pred_iou, scores = found.match, found.iou, det["score"].to_numpy(np.float64)
     tp = pred_gt >= 0
     gt_pred = np.full(n_gt, -1, np.int64)
@@ -220,48 +218,66 @@ def evaluate_detections(
         object
     )
     pred_subset = np.where(tp, _take(gt_subset, pred_gt, None), own_subset)
+    return _Matches(
+        scores=scores,
+        tp=tp,
+        ignored=ignored,
+        pred_gt=pred_gt,
+        pred_iou=pred_iou,
+        pred_max=pred_max,
+        pred_subset=pred_subset,
+        gt_pred=gt_pred,
+        gt_max=gt_max,
+        gt_subset=gt_subset,
+    )
 
-    pred_class = det["class"].to_numpy(object)
-    gt_class = gt["class"].to_numpy(object)
+
+def _curves(
+    rows: _Rows, matches: _Matches, classes: tuple[str, ...]
+) -> dict[tuple[str, str], PRCurve]:
+    """The precision-recall curve per class and size subset, "don't care" predictions left out."""
+    pred_class = rows.det["class"].to_numpy(object)
+    gt_class = rows.gt["class"].to_numpy(object)
     curves: dict[tuple[str, str], PRCurve] = {}
     for c in classes:
         for s in SIZE_SUBSETS:
-            pm = (pred_class == c) & ~ignored & ((s == "all") | (pred_subset == s))
-            gm = (gt_class == c) & ((s == "all") | (gt_subset == s))
-            curves[c, s] = precision_recall(scores[pm], tp[pm], int(gm.sum()))
+            pm = (pred_class == c) & ~matches.ignored & ((s == "all") | (matches.pred_subset == s))
+            gm = (gt_class == c) & ((s == "all") | (matches.gt_subset == s))
+            curves[c, s] = precision_recall(matches.scores[pm], matches.tp[pm], int(gm.sum()))
+    return curves
 
-    matched = gt_pred >= 0
-    gt_table = pd.DataFrame({"gt_index": gt_pos.astype(np.int64)})
+
+def _gt_table(rows: _Rows, matches: _Matches) -> pd.DataFrame:
+    """One row per evaluated ground-truth box: its keys, subset and match (``DetectionEval.gt``)."""
+    gt, gt_pred = rows.gt, matches.gt_pred
+    table = pd.DataFrame({"gt_index": rows.gt_pos.astype(np.int64)})
     for col in [*_KEYS, "track_id", "subtype", "num_points", "distance"]:
         if col in gt.columns:
-            gt_table[col] = gt[col].to_numpy()
-    gt_table["subset"] = gt_subset.astype(str)
-    gt_table["matched"] = matched
-    gt_table["pred_index"] = _take(pred_pos, gt_pred, -1)
-    gt_table["iou"] = _take(pred_iou, gt_pred, np.nan)
-    gt_table["score"] = _take(scores, gt_pred, np.nan)
-    gt_table["max_iou"] = gt_max
+            table[col] = gt[col].to_numpy()
+    table["subset"] = matches.gt_subset.astype(str)
+    table["matched"] = gt_pred >= 0
+    table["pred_index"] = _take(rows.pred_pos, gt_pred, -1)
+    table["iou"] = _take(matches.pred_iou, gt_pred, np.nan)
+    table["score"] = _take(matches.scores, gt_pred, np.nan)
+    table["max_iou"] = matches.gt_max
+    return table
 
-    pred_table = pd.DataFrame({"pred_index": pred_pos.astype(np.int64)})
+
+def _prediction_table(rows: _Rows, matches: _Matches) -> pd.DataFrame:
+    """One row per evaluated prediction: keys, score, subset and match (``.predictions``)."""
+    det, tp = rows.det, matches.tp
+    table = pd.DataFrame({"pred_index": rows.pred_pos.astype(np.int64)})
     for col in [*_KEYS, "detection_id", "track_id"]:
         if col in det.columns:
-            pred_table[col] = det[col].to_numpy()
-    pred_table["score"] = scores
-    pred_table["subset"] = pred_subset.astype(str)
-    pred_table["tp"] = tp
-    pred_table["ignored"] = ignored
-    pred_table["gt_index"] = _take(gt_pos, pred_gt, -1)
-    pred_table["iou"] = np.where(tp, pred_iou, np.nan)
-    pred_table["max_iou"] = pred_max
-
-    return DetectionEval(
-        iou=iou,
-        iou_threshold=float(iou_threshold),
-        classes=classes,
-        curves=MappingProxyType(curves),
-        gt=gt_table,
-        predictions=pred_table,
-    )
+            table[col] = det[col].to_numpy()
+    table["score"] = matches.scores
+    table["subset"] = matches.pred_subset.astype(str)
+    table["tp"] = tp
+    table["ignored"] = matches.ignored
+    table["gt_index"] = _take(rows.gt_pos, matches.pred_gt, -1)
+    table["iou"] = np.where(tp, matches.pred_iou, np.nan)
+    table["max_iou"] = matches.pred_max
+    return table
 
 
 def _match(
@@ -296,60 +312,4 @@ def _take(values: np.ndarray, index: np.ndarray, fill: object) -> np.ndarray:
     out = np.full(len(index), fill, dtype=values.dtype)
     hit = index >= 0
     out[hit] = values[index[hit]]
-    return out
-
-
-def recall_by_group(
-    result: DetectionEval | ArrayLike,
-    groups: ArrayLike | str,
-    *,
-    score_threshold: float | None = None,
-) -> pd.DataFrame:
-    """Recall of ground-truth boxes by any grouping (rareness bin, subtype, distance bin...).
-
-    Args:
-        result: a ``DetectionEval`` (its ``gt`` table), or ``(G,)`` bool "detected" flags.
-        groups: ``(G,)`` group of each ground-truth box, in the order of ``result.gt`` rows
-            (or of the flags); or the name of a ``result.gt`` column. Categorical groups
-            (e.g. from ``pd.cut``) keep their empty categories.
-        score_threshold: count a box as detected only if its match scores at least this
-            (exact: a score-first match never depends on lower-scored predictions). Needs
-            a ``DetectionEval``.
-
-    Returns:
-        One row per group, sorted: ``group, n_gt, n_detected, recall`` (recall NaN for an
-        empty group).
-
-    Example:
-        >>> recall_by_group([True, False, True], ["a", "a", "b"])
-          group  n_gt  n_detected  recall
-        0     a     2           1     0.5
-        1     b     1           1     1.0
-    """
-    if isinstance(result, DetectionEval):
-        detected = result.gt["matched"].to_numpy(bool)
-        if score_threshold is not None:
-            detected = detected & (result.gt["score"].to_numpy(np.float64) >= score_threshold)
-        if isinstance(groups, str):
-            if groups not in result.gt.columns:
-                raise KeyError(f"groups: no column {groups!r} in the result's gt table")
-            groups = result.gt[groups]
-    else:
-        if score_threshold is not None:
-            raise ValueError("score_threshold needs a DetectionEval (flags carry no scores)")
-        if isinstance(groups, str):
-            raise ValueError("groups: a column name needs a DetectionEval")
-        detected = np.asarray(result, dtype=bool).reshape(-1)
-    groups = groups.reset_index(drop=True) if isinstance(groups, pd.Series) else groups
-    if len(groups) != len(detected):
-        raise ValueError(f"groups has {len(groups)} entries for {len(detected)} ground-truth boxes")
-    frame = pd.DataFrame({"group": groups, "detected": detected})
-    out = (
-        frame.groupby("group", sort=True, observed=False, dropna=False)["detected"]
-        .agg(n_gt="size", n_detected="sum")
-        .reset_index()
-    )
-    out["n_gt"] = out["n_gt"].astype(np.int64)
-    out["n_detected"] = out["n_detected"].astype(np.int64)
-    out["recall"] = out["n_detected"] / out["n_gt"].where(out["n_gt"] > 0)
     return out

@@ -1,4 +1,20 @@
-"""TODO"""
+"""The paper's active-learning experiment (Tables 2 and 3): mine, label, retrain, evaluate;
+its statistics, its claims and its shipped reference.
+
+* ``rows``: the rows (``EXPERIMENT_ROWS``: a selection method and how the rest of the pool
+  is labelled) and the AP a run reports (``AP_COLUMNS``).
+* ``runs``: the experiment's plan (``plan_experiment``: its detector recipe, step count and
+  cache key, computed once), each row's label set (``label_set``), the cached runs
+  (``run_experiment``, ``read_experiment``).
+* ``results``: the runs' table of AP by row over seeds, and the share of the Large gap closed.
+* ``segments``: a run's per-segment results (``SegmentResults``), which recompute its AP on
+  resampled validation sets.
+* ``stats``: the paired two-level bootstrap (seeds and validation segments) of every row and
+  every comparison.
+* ``claims``: the paper's claims, said from the intervals (holds, does not, not settled).
+* ``export``: the files ``rem experiment --out`` writes.
+* ``reference``: the reference tables that ship with the package, read and shipped.
+"""
 
 from rem_core.experiment.claims import (
     VERDICTS,

@@ -186,9 +186,37 @@ def ship_reference(
             f"{list(result.table['row'])}"
         )
     plan = plan_experiment(config, dataset)
-    key = plan.key
-    if result.path.name != key:
-        raise ValueError(f"{result.path}: not the runs of these settings (experiment key {key})")
+    if result.path.name != plan.key:
+        raise ValueError(
+            f"{result.path}: not the runs of these settings (experiment key {plan.key})"
+        )
+    provenance = _provenance(result, intervals, plan, dataset, command)
+
+    def write(tmp: Path) -> None:
+        write_experiment(result, tmp, force=True, intervals=intervals)
+        intervals.rows.to_csv(tmp / "intervals.csv", index=False)
+        provenance["sha256"] = {name: file_sha256(tmp / name) for name in TABLES}
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        (tmp / "README.md").write_text(
+            "# The experiment's shipped reference\n\n"
+            f"Computed {provenance['computed']} with `{command}` and shipped with `make "
+            "reference` (`rem experiment --ship-reference`): the Experiments page opens on "
+            "these tables until the user's own runs replace them (docs/experiment.md, \"The "
+            'shipped reference"). `provenance.json` says what made them.\n'
+        )
+
+    publish_folder(out, write)  # whole or absent: written beside it, then renamed
+    return out
+
+
+def _provenance(
+    result: ExperimentResult,
+    intervals: ExperimentIntervals,
+    plan: ExperimentPlan,
+    dataset: Dataset,
+    command: str,
+) -> dict:
+    """What ``provenance.json`` says of a reference (its files' hashes are added as written)."""
     runs = [result.path / "runs" / f"{r}-seed{s}.json" for r, s in
             zip(result.runs["row"], result.runs["seed"], strict=True)]  # fmt: skip
     stamps = [p.stat().st_mtime for p in runs if p.is_file()]
@@ -197,8 +225,8 @@ def ship_reference(
     commit = git("rev-parse", "HEAD")
     # read-only: no index refresh, which could race with a git command run meanwhile
     changes = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
-    provenance = {
-        "experiment_key": key,
+    return {
+        "experiment_key": plan.key,
         "rareness_key": rareness_key(plan.config, dataset),
         "world_config_hash": dataset_key(dataset),
         "world_fingerprint": world_fingerprint(dataset),
@@ -216,22 +244,6 @@ def ship_reference(
         "command": command,
         "settings": _settings(plan),
     }  # fmt: skip
-
-    def write(tmp: Path) -> None:
-        write_experiment(result, tmp, force=True, intervals=intervals)
-        intervals.rows.to_csv(tmp / "intervals.csv", index=False)
-        provenance["sha256"] = {name: file_sha256(tmp / name) for name in TABLES}
-        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        (tmp / "README.md").write_text(
-            "# The experiment's shipped reference\n\n"
-            f"Computed {provenance['computed']} with `{command}` and shipped with `make "
-            "reference` (`rem experiment --ship-reference`): the Experiments page opens on "
-            "these tables until the user's own runs replace them (docs/experiment.md, \"The "
-            'shipped reference"). `provenance.json` says what made them.\n'
-        )
-
-    publish_folder(out, write)  # whole or absent: written beside it, then renamed
-    return out
 
 
 def read_reference(folder: str | Path) -> Reference:

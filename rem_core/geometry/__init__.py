@@ -1,4 +1,17 @@
-"""TODO"""
+"""What a box is and how two overlap: the lowest layer the simulator, the detector, tracking,
+evaluation and mining share.
+
+Box convention (as Waymo): an ``(N, 7)`` float array ``center_x, center_y, center_z, length,
+width, height, heading`` in metres and radians, geometric centre, ``length`` along the
+heading, heading in [-pi, pi) counter-clockwise from +x.
+
+* ``boxes``: corners, points inside boxes (``PointGrid``), size subsets (``size_subset``:
+  Regular [3, 7) m, Large >= 7 m).
+* ``iou``: rotated BEV IoU and 3D IoU of upright boxes, dense, paired and per frame
+  (``iou_within_keys``), exact and vectorised.
+* ``descriptors``: geometric descriptors of boxes (shape and the points inside), the
+  features REM scores on data without a detector.
+"""
 
 from rem_core.geometry.boxes import (
     LARGE_MIN_M,

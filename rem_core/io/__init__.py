@@ -1,3 +1,18 @@
+"""Reading public data formats into data sets, and a detector's detections into one.
+
+* ``importers``: ``import_data`` (``rem import``) and the per-format importers: Waymo v1
+  segment TFRecords, Waymo ``Objects`` files, Waymo v2 Parquet components, Argoverse 2
+  sensor logs, KITTI tracking; ``segments`` finds each format's inputs and reads them as
+  segments.
+* ``waymo``, ``waymo_v2``, ``waymo_lidar``, ``tfrecord``, ``av2``, ``kitti``: the formats
+  (the Waymo protos, ``waymo-open-dataset``, are an optional dependency, imported where
+  they are read).
+* ``detections``: a detector's detections as a table; ``attach``: storing them, with their
+  features, beside a data set's tables (``rem import detections``).
+
+``docs/io.md`` describes the formats, what each importer keeps, and the checks.
+"""
+
 from rem_core.io.attach import (
     DETECTION_FEATURES_FILE,
     DETECTIONS_FILE,

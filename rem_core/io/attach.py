@@ -14,6 +14,10 @@ import numpy as np
 import pandas as pd
 
 from rem_core.dataset import Dataset
+from rem_core.files import publish_file
+from rem_core.io.detections import check_features, read_detections
+from rem_core.io.kitti import read_kitti_detections
+from rem_core.io.waymo import read_objects
 from rem_core.schema import DataError
 
 __all__ = [
@@ -34,7 +38,6 @@ DETECTION_FEATURES_FILE = "detection_features.npy"
 def detections_from_waymo_objects(path: str | Path, dataset: Dataset) -> pd.DataFrame:
     """Predictions in a Waymo ``Objects`` file, placed on the data set's frames by segment
     (context name) and timestamp; their scores kept."""
-    from rem_core.io.waymo import read_objects
 
     preds = read_objects(path)
     frames = dataset.frames.set_index(["segment_id", "timestamp_micros"])["frame_index"]
@@ -50,7 +53,6 @@ def detections_from_waymo_objects(path: str | Path, dataset: Dataset) -> pd.Data
 def detections_from_kitti(folder: str | Path, calib: str | Path) -> pd.DataFrame:
     """AB3DMOT detection files: ``folder`` holds one folder per class (or the files
     themselves), ``NNNN.txt`` per sequence; ``calib`` the sequences' calibration files."""
-    from rem_core.io.kitti import read_kitti_detections
 
     folder, calib = Path(folder), Path(calib)
     files = sorted(folder.glob("*.txt")) or sorted(folder.glob("*/*.txt"))
@@ -87,9 +89,6 @@ def attach_detections(
         DataError: features that do not match the rows, or are not finite.
     """
     import tempfile
-
-    from rem_core.files import publish_file
-    from rem_core.io.detections import check_features, read_detections
 
     dataset = Dataset.open(root)
     target = Path(root) / DETECTIONS_FILE

@@ -15,7 +15,7 @@ set's own detections (``attach_detections``, ``DETECTIONS_FILE``, ...) are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -121,12 +121,40 @@ def import_data(
             data set, or a segment id already in it (both named).
         FileExistsError: ``out`` exists, without ``into`` or ``force``.
     """
+    _check_import(fmt, split, source_share)
+    read, name = _FORMATS[fmt]
+    inputs = _distinct_inputs(fmt, paths)
+    out = Path(out)
+    old = None
+    imports: list[dict] = []
+    manifest: dict = {"source": name, "paths": [str(p) for p in inputs]}
+    if into:
+        old = Dataset.open(out)
+        manifest, imports = _grown_manifest(old, inputs, out)
+    with DatasetWriter(out, manifest, overwrite=force or into) as writer:
+        before = set()
+        if old is not None:
+            writer.add_dataset(old)
+            before = set(writer.segment_ids)
+        _add_segments(writer, read, inputs, split, before, out)
+        new = [s for s in writer.segment_ids if s not in before]
+        drawn = _draw_source(writer, new, source_share, seed)
+        imports.append(_import_entry(name, inputs, split, len(new), source_share, seed, drawn))
+        writer.manifest["imports"] = imports
+    return Dataset.open(out)
+
+
+def _check_import(fmt: str, split: str, source_share: float | None) -> None:
+    """Raise ``ValueError`` for an unknown format or split, or a source share out of range."""
     if fmt not in _FORMATS:
         raise ValueError(f"import: unknown format {fmt!r}; choose one of {sorted(_FORMATS)}")
     _check_split(split)
     if source_share is not None and not 0 < source_share <= 1:
         raise ValueError(f"source share: must be in (0, 1], got {source_share}")
-    read, name = _FORMATS[fmt]
+
+
+def _distinct_inputs(fmt: str, paths: Sequence[str | Path]) -> list[Path]:
+    """The inputs of ``fmt`` found in ``paths``; ``DataError`` for one given twice."""
     inputs = _expand(fmt, paths)
     seen = {}
     for path in inputs:
@@ -134,66 +162,86 @@ def import_data(
         if key in seen:
             raise DataError(f"{path}: given twice")
         seen[key] = path
-    out = Path(out)
-    old = None
-    imports: list[dict] = []
-    manifest: dict = {"source": name, "paths": [str(p) for p in inputs]}
-    if into:
-        old = Dataset.open(out)
-        manifest = dict(old.manifest)
-        manifest.pop("counts", None)
-        imports = list(manifest.get("imports", []))
-        done = {p for entry in imports for p in entry["paths"]}
-        done.update(str(p) for p in manifest.get("paths", []))
-        if manifest.get("path"):
-            done.add(str(manifest["path"]))
-        for path in inputs:
-            if str(path) in done or str(path.resolve()) in done:
-                raise DataError(f"{path}: already imported into {out}")
-    with DatasetWriter(out, manifest, overwrite=force or into) as writer:
-        before = set()
-        if old is not None:
-            writer.add_dataset(old)
-            before = set(writer.segment_ids)
-        read_from: dict[str, Path] = {}
-        for path in inputs:
-            for segment, frames, boxes, points in read(path, split):
-                segment_id = str(segment["segment_id"].iloc[0])
-                if segment_id in before:
-                    raise DataError(
-                        f"{path}: segment {segment_id!r} is already in {out}; it was imported "
-                        "before (a log is imported once)"
-                    )
-                if segment_id in read_from:
-                    raise DataError(
-                        f"{path}: segment {segment_id!r} was read from {read_from[segment_id]} "
-                        "already (segment ids must be unique in a data set)"
-                    )
-                read_from[segment_id] = path
-                writer.add_segment(segment, frames, boxes, points)
-        new = [s for s in writer.segment_ids if s not in before]
-        drawn: list[str] = []
-        if source_share is not None and new:
-            k = max(1, round(source_share * len(new)))
-            picks = np.random.default_rng(seed).choice(len(new), size=k, replace=False)
-            drawn = sorted(new[i] for i in picks)
-            for segment_id in drawn:
-                writer.set_split(segment_id, "source")
-        imports.append(
-            {
-                "source": name,
-                "paths": [str(p.resolve()) for p in inputs],
-                "split": split,
-                "segments": len(new),
-                **(
-                    {"source_share": source_share, "seed": seed, "source_segments": drawn}
-                    if source_share is not None
-                    else {}
-                ),  # fmt: skip
-            }
-        )
-        writer.manifest["imports"] = imports
-    return Dataset.open(out)
+    return inputs
+
+
+def _grown_manifest(old: Dataset, inputs: list[Path], out: Path) -> tuple[dict, list[dict]]:
+    """The manifest of ``old`` to grow, and its imports; ``DataError`` for an input in them."""
+    manifest = dict(old.manifest)
+    manifest.pop("counts", None)
+    imports = list(manifest.get("imports", []))
+    done = {p for entry in imports for p in entry["paths"]}
+    done.update(str(p) for p in manifest.get("paths", []))
+    if manifest.get("path"):
+        done.add(str(manifest["path"]))
+    for path in inputs:
+        if str(path) in done or str(path.resolve()) in done:
+            raise DataError(f"{path}: already imported into {out}")
+    return manifest, imports
+
+
+def _add_segments(
+    writer: DatasetWriter,
+    read: Callable[[Path, str], Iterator],
+    inputs: list[Path],
+    split: str,
+    before: set[str],
+    out: Path,
+) -> None:
+    """Every segment of ``inputs`` written; ``DataError`` for a segment id met before."""
+    read_from: dict[str, Path] = {}
+    for path in inputs:
+        for segment, frames, boxes, points in read(path, split):
+            segment_id = str(segment["segment_id"].iloc[0])
+            if segment_id in before:
+                raise DataError(
+                    f"{path}: segment {segment_id!r} is already in {out}; it was imported "
+                    "before (a log is imported once)"
+                )
+            if segment_id in read_from:
+                raise DataError(
+                    f"{path}: segment {segment_id!r} was read from {read_from[segment_id]} "
+                    "already (segment ids must be unique in a data set)"
+                )
+            read_from[segment_id] = path
+            writer.add_segment(segment, frames, boxes, points)
+
+
+def _draw_source(
+    writer: DatasetWriter, new: list[str], source_share: float | None, seed: int
+) -> list[str]:
+    """The share ``source_share`` of the ``new`` segments moved to ``source`` (sorted ids)."""
+    drawn: list[str] = []
+    if source_share is not None and new:
+        k = max(1, round(source_share * len(new)))
+        picks = np.random.default_rng(seed).choice(len(new), size=k, replace=False)
+        drawn = sorted(new[i] for i in picks)
+        for segment_id in drawn:
+            writer.set_split(segment_id, "source")
+    return drawn
+
+
+def _import_entry(
+    name: str,
+    inputs: list[Path],
+    split: str,
+    segments: int,
+    source_share: float | None,
+    seed: int,
+    drawn: list[str],
+) -> dict:
+    """The manifest's record of this import."""
+    return {
+        "source": name,
+        "paths": [str(p.resolve()) for p in inputs],
+        "split": split,
+        "segments": segments,
+        **(
+            {"source_share": source_share, "seed": seed, "source_segments": drawn}
+            if source_share is not None
+            else {}
+        ),  # fmt: skip
+    }
 
 
 #: ``rem import`` sources and their importers.

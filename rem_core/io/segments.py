@@ -15,6 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rem_core.io.av2 import read_annotations, read_sweep
+from rem_core.io.kitti import read_labels, sequence_length
+from rem_core.io.waymo import frame_boxes, frame_row, read_frames, read_objects
+from rem_core.io.waymo_lidar import frame_points
+from rem_core.io.waymo_v2 import read_lidar_box, read_lidar_points
 from rem_core.schema import BOXES, DataError
 
 _EMPTY = np.zeros((0, 4), np.float32)
@@ -71,7 +76,6 @@ def _segment(segment_id: str, split: str, domain: str, n_frames: int, hz: float)
 
 
 def _kitti_segments(root: Path, split: str) -> Iterator:
-    from rem_core.io.kitti import read_labels, sequence_length
 
     labels = root / "training" / "label_02" if (root / "training").is_dir() else root / "label_02"
     calib = labels.parent / "calib"
@@ -87,8 +91,6 @@ def _kitti_segments(root: Path, split: str) -> Iterator:
 
 def _av2_segments(log: Path, split: str) -> Iterator:
     import pyarrow.feather as feather
-
-    from rem_core.io.av2 import read_annotations, read_sweep
 
     boxes = read_annotations(log / "annotations.feather")
     stamps = np.sort(boxes["timestamp_ns"].unique())
@@ -110,7 +112,6 @@ def _av2_segments(log: Path, split: str) -> Iterator:
 
 
 def _waymo_objects_segments(path: Path, split: str) -> Iterator:
-    from rem_core.io.waymo import read_objects
 
     objects = read_objects(path)
     for segment_id, rows in objects.groupby("segment_id", sort=True):
@@ -127,8 +128,6 @@ def _waymo_objects_segments(path: Path, split: str) -> Iterator:
 
 
 def _waymo_segments(path: Path, split: str) -> Iterator:
-    from rem_core.io.waymo import frame_boxes, frame_row, read_frames
-    from rem_core.io.waymo_lidar import frame_points
 
     rows, boxes, points = [], [], []
     for index, frame in enumerate(read_frames(path)):
@@ -149,7 +148,6 @@ def _waymo_segments(path: Path, split: str) -> Iterator:
 
 
 def _waymo_v2_segments(root: Path, split: str) -> Iterator:
-    from rem_core.io.waymo_v2 import read_lidar_box, read_lidar_points
 
     files = sorted((root / "lidar_box").glob("*.parquet"))
     if not files:

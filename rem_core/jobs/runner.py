@@ -19,8 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rem_core.cluster import dask_client
 from rem_core.config import RemConfig
+from rem_core.dataset import Dataset
+from rem_core.experiment import run_experiment
 from rem_core.jobs.status import _write_json
+from rem_core.pipeline import clear_pipeline, ensure_world, run_pipeline
 
 __all__ = [
     "STATUS_INTERVAL_S",
@@ -70,7 +74,6 @@ def _client(cluster: str | None, report: _Reporter) -> Iterator[Any]:
         ConnectionError: naming the cluster, when its scheduler cannot be reached or a local
             cluster cannot start.
     """
-    from rem_core.cluster import dask_client
 
     # "none", not None: the job runs where its spec says, whatever $REM_DASK_SCHEDULER says
     with contextlib.ExitStack() as stack:
@@ -92,8 +95,6 @@ def _run(spec: dict[str, Any], report: _Reporter) -> None:
 
 
 def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
-    from rem_core.dataset import Dataset
-    from rem_core.pipeline import ensure_world
 
     root = Path(spec["root"])
     config: RemConfig = spec["config"]
@@ -109,8 +110,6 @@ def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
     else:
         dataset = Dataset.open(spec["data"])
     if spec["kind"] == "pipeline":
-        from rem_core.pipeline import clear_pipeline, run_pipeline
-
         if spec.get("retrain"):
             for path in clear_pipeline(config, dataset, root):
                 log.info("retrain: removed %s", path)
@@ -123,8 +122,6 @@ def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
             client=client,
         )
     else:
-        from rem_core.experiment import run_experiment
-
         run_experiment(config, dataset, root=root, progress=report, client=client)
 
 

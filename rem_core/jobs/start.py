@@ -119,10 +119,7 @@ def start_job(
     try:
         if not _lock(fd):
             # running (a reader's brief test of the lock lasts microseconds, not 0.25 s)
-            status = read_job(key, root)
-            if status is None or not status.running:  # its starter is writing the status
-                status = JobStatus(key, kind, label or kind, "running", started=time.time())
-            return status
+            return _running_job(key, kind, label, root)
         spec = {
             "kind": kind,
             "label": label or kind,
@@ -133,37 +130,60 @@ def start_job(
             "retrain": retrain,
             "cluster": cluster,
         }
-        tmp = folder / f".spec.{os.getpid()}.tmp"
-        tmp.write_bytes(pickle.dumps(spec))
-        os.replace(tmp, folder / "spec.pkl")
-        status = {"kind": kind, "label": spec["label"], "state": "running", "stages": []}
-        status.update(started=time.time(), cluster=cluster)
-        _write_json(folder / "status.json", status)
-        env = dict(os.environ, REM_CACHE_DIR=str(root), PYTHONUNBUFFERED="1")
-        with open(folder / "log.txt", "wb") as out:
-            try:
-                process = _spawn(folder, fd, out, env)
-            except OSError as exc:
-                status.update(state="failed", error=f"cannot start the job: {exc}")
-                _write_json(folder / "status.json", status)
-                raise
-        tmp = folder / f".pid.{os.getpid()}.tmp"
-        tmp.write_text(str(process.pid))
-        os.replace(tmp, folder / "pid")
-        # reap it when it ends (no zombie while this process lives)
-        threading.Thread(target=process.wait, name=f"rem-job-{key}", daemon=True).start()
-        return JobStatus(
-            key=key,
-            kind=kind,
-            label=spec["label"],
-            state="running",
-            started=status["started"],
-            pid=process.pid,
-            log=folder / "log.txt",
-            cluster=cluster,
-        )
+        return _launch(key, folder, fd, spec)
     finally:
         os.close(fd)  # the job process keeps its own copy of the locked file
+
+
+def _running_job(key: str, kind: str, label: str, root: Path) -> JobStatus:
+    """The status of job ``key``, running already (its lock is held)."""
+    status = read_job(key, root)
+    if status is None or not status.running:  # its starter is writing the status
+        status = JobStatus(key, kind, label or kind, "running", started=time.time())
+    return status
+
+
+def _launch(key: str, folder: Path, fd: int, spec: dict[str, Any]) -> JobStatus:
+    """Write the job's spec and status, spawn its process holding ``fd``; its status."""
+    _write_spec(folder, spec)
+    status = {"kind": spec["kind"], "label": spec["label"], "state": "running", "stages": []}
+    status.update(started=time.time(), cluster=spec["cluster"])
+    _write_json(folder / "status.json", status)
+    env = dict(os.environ, REM_CACHE_DIR=spec["root"], PYTHONUNBUFFERED="1")
+    with open(folder / "log.txt", "wb") as out:
+        try:
+            process = _spawn(folder, fd, out, env)
+        except OSError as exc:
+            status.update(state="failed", error=f"cannot start the job: {exc}")
+            _write_json(folder / "status.json", status)
+            raise
+    _write_pid(folder, process.pid)
+    # reap it when it ends (no zombie while this process lives)
+    threading.Thread(target=process.wait, name=f"rem-job-{key}", daemon=True).start()
+    return JobStatus(
+        key=key,
+        kind=spec["kind"],
+        label=spec["label"],
+        state="running",
+        started=status["started"],
+        pid=process.pid,
+        log=folder / "log.txt",
+        cluster=spec["cluster"],
+    )
+
+
+def _write_spec(folder: Path, spec: dict[str, Any]) -> None:
+    """``spec.pkl``: what the job runs, replaced atomically."""
+    tmp = folder / f".spec.{os.getpid()}.tmp"
+    tmp.write_bytes(pickle.dumps(spec))
+    os.replace(tmp, folder / "spec.pkl")
+
+
+def _write_pid(folder: Path, pid: int) -> None:
+    """``pid``: the job process's id, replaced atomically."""
+    tmp = folder / f".pid.{os.getpid()}.tmp"
+    tmp.write_text(str(pid))
+    os.replace(tmp, folder / "pid")
 
 
 def stop_job(key: str, root: Path | None = None, timeout: float = 10.0) -> bool:

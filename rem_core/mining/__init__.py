@@ -1,7 +1,10 @@
 """Track-level mining under a budget (paper Algorithm 1), its selection methods, what each
 method mined (Table 1), and export for labelling tools.
 
-* ``algorithm``: :func:`select_tracks` (Algorithm 1) and :func:`merge_labels`.
+* ``algorithm``: :func:`select_tracks` (Algorithm 1); ``labels``: :func:`merge_labels`
+  (its step 5).
+* ``scores``: REM's scores per detection (D-REM, M-REM, MD-REM, the easy-object filter) and
+  per track.
 * ``partitioned``: :func:`select_tracks_partitioned`, the same over partitions of segments.
 * ``methods``: the pool (:class:`MiningPool`) and what each method ranks it by.
 * ``composition``: the share of Large, irregular, label-noise and hard objects mined.
@@ -11,7 +14,6 @@ method mined (Table 1), and export for labelling tools.
 
 from rem_core.mining.algorithm import (
     MiningResult,
-    merge_labels,
     resolve_budget,
     select_tracks,
 )
@@ -30,8 +32,8 @@ from rem_core.mining.export import (
     write_label_set,
     write_mined,
 )
+from rem_core.mining.labels import merge_labels
 from rem_core.mining.methods import (
-    MINING_METHODS,
     MiningPool,
     best_overlap,
     rank_detections,
@@ -64,7 +66,6 @@ from rem_core.mining.scores import (
 __all__ = [
     "MINED_COLUMNS",
     "MINED_FORMATS",
-    "MINING_METHODS",
     "Composition",
     "MergedChecks",
     "Mined",

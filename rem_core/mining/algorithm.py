@@ -13,7 +13,8 @@ budget of ``K`` tracks.
    labelled and joins ``S_h``; every remaining detection that intersects ``T`` (BEV IoU > 0
    with ``T``'s box in the detection's frame; ``b`` itself included) is discarded.
 4. Repeat until ``|S_h| = K``, the budget is spent, or no detection is left.
-5. Merge: ``S = S_h + (S_a - {auto-labelled tracks that intersect S_h})``.
+5. Merge: ``S = S_h + (S_a - {auto-labelled tracks that intersect S_h})``
+   (``rem_core.mining.labels.merge_labels``).
 
 :func:`select_tracks` is the fast implementation: it never computes the full overlap
 relation of the pool. Detections are walked in blocks in rareness order; one vectorised
@@ -26,17 +27,18 @@ over the block is then a short Python loop over the block's hits and misses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from rem_core.evaluation import frame_keys, match_frames
+from rem_core.evaluation import frame_keys
 from rem_core.geometry import bev_iou_pairs, expand_ranges
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
-__all__ = ["MiningResult", "merge_labels", "resolve_budget", "select_tracks"]
+__all__ = ["MiningResult", "resolve_budget", "select_tracks"]
 
 # Detections examined per vectorised pass: large enough to amortise numpy's per-call cost,
 # small enough that little work is wasted past the last mined track.
@@ -149,6 +151,53 @@ def _overlap_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return bev_iou_pairs(a, b) if len(a) else np.zeros(0)
 
 
+@dataclass
+class _Pool:
+    """The pool indexed for mining: boxes as arrays, track codes and per-frame row indexes.
+
+    Attributes:
+        det_key, gt_key: frame code of each detection and ground-truth row.
+        det_boxes, gt_boxes: the box columns as float64 arrays.
+        n_tids: distinct track ids; a track's code is ``segment code * n_tids + track id code``.
+        track_of_row: ``(G,)`` int64 track code of each ground-truth row.
+        by_frame_det, by_frame_gt: detection and ground-truth rows by frame code.
+        by_segment_gt: ground-truth rows by segment code.
+    """
+
+    det_key: np.ndarray
+    gt_key: np.ndarray
+    det_boxes: np.ndarray
+    gt_boxes: np.ndarray
+    n_tids: int
+    track_of_row: np.ndarray
+    by_frame_det: _Index
+    by_frame_gt: _Index
+    by_segment_gt: _Index
+
+
+@dataclass
+class _Greedy:
+    """The greedy walk's bookkeeping, updated block by block.
+
+    Attributes:
+        discarded, discarded_at: as :class:`MiningResult`'s.
+        n_checked: checks made so far.
+        checked, hits: per block, the rows checked and whether each check found a track.
+        mined_tracks: the track code of each mined track, in mining order.
+        mined_by: the row of the detection whose check found each mined track.
+        spent: budget units used.
+    """
+
+    discarded: np.ndarray
+    discarded_at: np.ndarray
+    n_checked: int = 0
+    checked: list[np.ndarray] = field(default_factory=list)
+    hits: list[np.ndarray] = field(default_factory=list)
+    mined_tracks: list[int] = field(default_factory=list)
+    mined_by: list[int] = field(default_factory=list)
+    spent: int = 0
+
+
 def select_tracks(
     detections: pd.DataFrame,
     rareness: ArrayLike,
@@ -173,6 +222,37 @@ def select_tracks(
     Returns:
         The mined tracks, the checks and the discards.
     """
+    r, budget = _checked_inputs(detections, rareness, gt, budget)
+    n = len(detections)
+    state = _Greedy(discarded=np.zeros(n, bool), discarded_at=np.full(n, -1, np.int64))
+    track_of_row = np.zeros(0, np.int64)
+    if budget > 0 and n > 0 and len(gt):
+        pool = _index_pool(detections, gt)
+        track_of_row = pool.track_of_row
+        for block in _blocks_in_order(r, budget):
+            block = block[~state.discarded[block]]
+            if not len(block):
+                continue
+            found = _found_tracks(pool, block, check_iou)
+            members = _track_members(pool, np.unique(found[found >= 0]))
+            _check_block(state, block, found, members, budget, fp_costs_budget)
+            if state.spent >= budget:
+                break
+    return MiningResult(
+        tracks=_tracks_table(gt, track_of_row, state, r),
+        checked=np.concatenate(state.checked) if state.checked else np.zeros(0, np.int64),
+        hit=np.concatenate(state.hits) if state.hits else np.zeros(0, bool),
+        discarded=state.discarded,
+        budget=budget,
+        spent=int(state.spent),
+        discarded_at=state.discarded_at,
+    )
+
+
+def _checked_inputs(
+    detections: pd.DataFrame, rareness: ArrayLike, gt: pd.DataFrame, budget: int
+) -> tuple[np.ndarray, int]:
+    """The rareness as float64 and the budget as an int, after checking every input."""
     _require(detections, ["segment_id", "frame_index", *BOX_COLUMNS], "detections")
     _require(gt, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "ground truth")
     r = np.asarray(rareness, dtype=np.float64)
@@ -184,93 +264,114 @@ def select_tracks(
         raise ValueError(f"rareness: {int(np.isnan(r).sum())} values are NaN")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
         raise ValueError(f"budget: must be a count >= 0, got {budget!r}")
-    budget = int(budget)
+    return r, int(budget)
 
-    n = len(detections)
-    discarded = np.zeros(n, bool)
-    discarded_at = np.full(n, -1, np.int64)
-    n_checked = 0
-    checked: list[np.ndarray] = []
-    hits: list[np.ndarray] = []
-    mined_tracks: list[int] = []
-    mined_by: list[int] = []
-    spent = 0
-    track_of_row = np.zeros(0, np.int64)
-    if budget > 0 and n > 0 and len(gt):
-        det_key, gt_key = frame_keys(detections, gt)
-        (gt_seg,) = frame_keys(gt, by=["segment_id"])
-        n_keys = int(max(det_key.max(), gt_key.max())) + 1
-        det_boxes = detections[BOX_COLUMNS].to_numpy(np.float64)
-        gt_boxes = gt[BOX_COLUMNS].to_numpy(np.float64)
-        # A track is a (segment, track id) pair: one int64 code, never densified.
-        tid, tids = pd.factorize(gt["track_id"])
-        n_tids = max(len(tids), 1)
-        track_of_row = gt_seg * n_tids + tid
-        by_frame_det = _Index(det_key, n_keys)
-        by_frame_gt = _Index(gt_key, n_keys)
-        by_segment_gt = _Index(gt_seg, int(gt_seg.max()) + 1)
-        order, rest = _order_prefix(r, 4 * budget + 4 * _BLOCK)
-        pos = 0
-        while spent < budget:
-            if pos >= len(order):
-                if not len(rest):
-                    break
-                order, pos = rest[np.lexsort((rest, -r[rest]))], 0
-                rest = np.zeros(0, np.int64)
-            block = order[pos : pos + _BLOCK]
-            pos += len(block)
-            block = block[~discarded[block]]
-            if not len(block):
-                continue
-            # The best ground-truth box of each detection of the block (-1: none).
-            owner, g = by_frame_gt.rows_of(det_key[block])
-            iou = _overlap_iou(det_boxes[block[owner]], gt_boxes[g])
-            keep = iou > check_iou
-            owner, g, iou = owner[keep], g[keep], iou[keep]
-            best = np.full(len(block), -1, np.int64)
-            sort = np.lexsort((-g, iou, owner))  # per owner the best last; ties: first row
-            best[owner[sort]] = g[sort]
-            found = np.where(best >= 0, track_of_row[np.maximum(best, 0)], -1)
-            # Every detection intersecting each track found in the block: the track's boxes
-            # (from its segment's rows), then the detections of each box's frame.
-            tracks = np.unique(found[found >= 0])
-            s_owner, s_row = by_segment_gt.rows_of(tracks // n_tids)
-            mine = track_of_row[s_row] == tracks[s_owner]
-            t_owner, t_box = s_owner[mine], s_row[mine]
-            d_owner, d_row = by_frame_det.rows_of(gt_key[t_box])
-            overlap = _overlap_iou(det_boxes[d_row], gt_boxes[t_box[d_owner]]) > 0
-            pair_track, d_row = tracks[t_owner[d_owner]][overlap], d_row[overlap]
-            split = np.argsort(pair_track, kind="stable")
-            pair_track, d_row = pair_track[split], d_row[split]
-            lo = np.searchsorted(pair_track, tracks, side="left")
-            hi = np.searchsorted(pair_track, tracks, side="right")
-            members = {int(t): d_row[a:b] for t, a, b in zip(tracks, lo, hi, strict=True)}
-            # The greedy step, in rareness order: cheap bookkeeping only.
-            block_checked, block_hit = [], []
-            for i, row in enumerate(block):
-                if discarded[row]:
-                    continue
-                discarded[row] = True
-                discarded_at[row] = n_checked
-                n_checked += 1
-                track = int(found[i])
-                block_checked.append(row)
-                block_hit.append(track >= 0)
-                if track < 0:
-                    spent += fp_costs_budget
-                else:
-                    mined_tracks.append(track)
-                    mined_by.append(int(row))
-                    gone = members[track][~discarded[members[track]]]
-                    discarded[gone] = True
-                    discarded_at[gone] = n_checked - 1
-                    spent += 1
-                if spent >= budget:
-                    break
-            checked.append(np.asarray(block_checked, np.int64))
-            hits.append(np.asarray(block_hit, bool))
 
-    mined = np.asarray(mined_tracks, np.int64)
+def _index_pool(detections: pd.DataFrame, gt: pd.DataFrame) -> _Pool:
+    """Frame and segment codes, box arrays, track codes and row indexes of the pool."""
+    det_key, gt_key = frame_keys(detections, gt)
+    (gt_seg,) = frame_keys(gt, by=["segment_id"])
+    n_keys = int(max(det_key.max(), gt_key.max())) + 1
+    # A track is a (segment, track id) pair: one int64 code, never densified.
+    tid, tids = pd.factorize(gt["track_id"])
+    n_tids = max(len(tids), 1)
+    return _Pool(
+        det_key=det_key,
+        gt_key=gt_key,
+        det_boxes=detections[BOX_COLUMNS].to_numpy(np.float64),
+        gt_boxes=gt[BOX_COLUMNS].to_numpy(np.float64),
+        n_tids=n_tids,
+        track_of_row=gt_seg * n_tids + tid,
+        by_frame_det=_Index(det_key, n_keys),
+        by_frame_gt=_Index(gt_key, n_keys),
+        by_segment_gt=_Index(gt_seg, int(gt_seg.max()) + 1),
+    )
+
+
+def _blocks_in_order(r: np.ndarray, budget: int) -> Iterator[np.ndarray]:
+    """Blocks of ``_BLOCK`` rows in descending rareness order, sorting the pool lazily."""
+    order, rest = _order_prefix(r, 4 * budget + 4 * _BLOCK)
+    pos = 0
+    while True:
+        if pos >= len(order):
+            if not len(rest):
+                return
+            order, pos = rest[np.lexsort((rest, -r[rest]))], 0
+            rest = np.zeros(0, np.int64)
+        block = order[pos : pos + _BLOCK]
+        pos += len(block)
+        yield block
+
+
+def _found_tracks(pool: _Pool, block: np.ndarray, check_iou: float) -> np.ndarray:
+    """The track code a check of each detection of ``block`` would find (-1: none)."""
+    # The best ground-truth box of each detection of the block (-1: none).
+    owner, g = pool.by_frame_gt.rows_of(pool.det_key[block])
+    iou = _overlap_iou(pool.det_boxes[block[owner]], pool.gt_boxes[g])
+    keep = iou > check_iou
+    owner, g, iou = owner[keep], g[keep], iou[keep]
+    best = np.full(len(block), -1, np.int64)
+    sort = np.lexsort((-g, iou, owner))  # per owner the best last; ties: first row
+    best[owner[sort]] = g[sort]
+    return np.where(best >= 0, pool.track_of_row[np.maximum(best, 0)], -1)
+
+
+def _track_members(pool: _Pool, tracks: np.ndarray) -> dict[int, np.ndarray]:
+    """Per track code of ``tracks`` (sorted, unique), every detection intersecting it."""
+    # The track's boxes (from its segment's rows), then the detections of each box's frame.
+    s_owner, s_row = pool.by_segment_gt.rows_of(tracks // pool.n_tids)
+    mine = pool.track_of_row[s_row] == tracks[s_owner]
+    t_owner, t_box = s_owner[mine], s_row[mine]
+    d_owner, d_row = pool.by_frame_det.rows_of(pool.gt_key[t_box])
+    overlap = _overlap_iou(pool.det_boxes[d_row], pool.gt_boxes[t_box[d_owner]]) > 0
+    pair_track, d_row = tracks[t_owner[d_owner]][overlap], d_row[overlap]
+    split = np.argsort(pair_track, kind="stable")
+    pair_track, d_row = pair_track[split], d_row[split]
+    lo = np.searchsorted(pair_track, tracks, side="left")
+    hi = np.searchsorted(pair_track, tracks, side="right")
+    return {int(t): d_row[a:b] for t, a, b in zip(tracks, lo, hi, strict=True)}
+
+
+def _check_block(
+    state: _Greedy,
+    block: np.ndarray,
+    found: np.ndarray,
+    members: dict[int, np.ndarray],
+    budget: int,
+    fp_costs_budget: bool,
+) -> None:
+    """The greedy step over one block, in rareness order: cheap bookkeeping only."""
+    discarded, discarded_at = state.discarded, state.discarded_at
+    block_checked, block_hit = [], []
+    for i, row in enumerate(block):
+        if discarded[row]:
+            continue
+        discarded[row] = True
+        discarded_at[row] = state.n_checked
+        state.n_checked += 1
+        track = int(found[i])
+        block_checked.append(row)
+        block_hit.append(track >= 0)
+        if track < 0:
+            state.spent += fp_costs_budget
+        else:
+            state.mined_tracks.append(track)
+            state.mined_by.append(int(row))
+            gone = members[track][~discarded[members[track]]]
+            discarded[gone] = True
+            discarded_at[gone] = state.n_checked - 1
+            state.spent += 1
+        if state.spent >= budget:
+            break
+    state.checked.append(np.asarray(block_checked, np.int64))
+    state.hits.append(np.asarray(block_hit, bool))
+
+
+def _tracks_table(
+    gt: pd.DataFrame, track_of_row: np.ndarray, state: _Greedy, r: np.ndarray
+) -> pd.DataFrame:
+    """The mined tracks in mining order, each named by its first ground-truth row."""
+    mined = np.asarray(state.mined_tracks, np.int64)
     if len(mined):
         # The first ground-truth row of each mined track names it.
         rows = np.flatnonzero(np.isin(track_of_row, mined))
@@ -280,8 +381,8 @@ def select_tracks(
         tid = gt["track_id"].iloc[first_box].to_numpy(object)
     else:
         seg = tid = np.zeros(0, object)
-    by = np.asarray(mined_by, np.int64)
-    tracks_table = pd.DataFrame(
+    by = np.asarray(state.mined_by, np.int64)
+    return pd.DataFrame(
         {
             "rank": np.arange(1, len(mined) + 1, dtype=np.int64),
             "segment_id": seg,
@@ -290,59 +391,3 @@ def select_tracks(
             "rareness": r[by],
         }
     )
-    return MiningResult(
-        tracks=tracks_table,
-        checked=np.concatenate(checked) if checked else np.zeros(0, np.int64),
-        hit=np.concatenate(hits) if hits else np.zeros(0, bool),
-        discarded=discarded,
-        budget=budget,
-        spent=int(spent),
-        discarded_at=discarded_at,
-    )
-
-
-def merge_labels(result: MiningResult, gt: pd.DataFrame, autolabels: pd.DataFrame) -> pd.DataFrame:
-    """The label set ``S`` (Algorithm 1, step 5): mined tracks plus the auto-labels left.
-
-    An auto-labelled track is dropped when any of its boxes has BEV IoU > 0 with a box of a
-    mined track in the same frame: the human label replaces it.
-
-    Args:
-        result: what :func:`select_tracks` mined.
-        gt: the ground truth it mined from.
-        autolabels: auto-labelled boxes ``S_a``: ``segment_id, frame_index, track_id`` and
-            the box columns.
-
-    Returns:
-        The columns common to ``gt`` and ``autolabels`` plus ``score`` (1 for human
-        labels, the auto-label's own score if it has one, else NaN) and ``source``
-        (``"human"`` or ``"auto"``); the mined tracks' boxes first (mining order, then
-        frame), then the kept auto-labels in input order.
-    """
-    _require(gt, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "ground truth")
-    _require(autolabels, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "auto-labels")
-    rank = pd.Series(
-        result.tracks["rank"].to_numpy(),
-        index=pd.MultiIndex.from_frame(result.tracks[["segment_id", "track_id"]]),
-    )
-    gt_rank = rank.reindex(pd.MultiIndex.from_frame(gt[["segment_id", "track_id"]])).to_numpy()
-    human_rows = np.flatnonzero(~np.isnan(gt_rank))
-    human_rows = human_rows[
-        np.lexsort((gt["frame_index"].to_numpy()[human_rows], gt_rank[human_rows]))
-    ]
-    human = gt.iloc[human_rows]
-
-    keep = np.ones(len(autolabels), bool)
-    if len(human) and len(autolabels):
-        touching = match_frames(autolabels, human, "best").match >= 0
-        auto_track, _ = pd.factorize(
-            pd.MultiIndex.from_frame(autolabels[["segment_id", "track_id"]])
-        )
-        keep = ~np.isin(auto_track, np.unique(auto_track[touching]))
-    auto = autolabels[keep]
-
-    columns = [c for c in gt.columns if c in autolabels.columns and c not in ("score", "source")]
-    human_part = human[columns].assign(score=1.0, source="human")
-    auto_score = auto["score"].to_numpy(np.float64) if "score" in auto else np.nan
-    auto_part = auto[columns].assign(score=auto_score, source="auto")
-    return pd.concat([human_part, auto_part], ignore_index=True)

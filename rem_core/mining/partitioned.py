@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from rem_core.cluster import map_in_order
 from rem_core.mining.algorithm import MiningResult, select_tracks
 
 __all__ = [
@@ -264,8 +265,6 @@ def select_tracks_partitioned(
         if client is None:
             fresh = [mine_part(*a) for a in args]
         else:
-            from rem_core.cluster import map_in_order
-
             fresh = list(map_in_order(client, _mine_part_args, args))
         for p, res in zip(which, fresh, strict=True):
             kept[p] = res

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rem_core.cluster import n_workers
 from rem_core.config import MINING_METHODS, MiningConfig, RemConfig
 from rem_core.mining.algorithm import MiningResult, merge_labels, resolve_budget, select_tracks
 from rem_core.mining.composition import (
@@ -54,7 +55,6 @@ def select_from_pool(
     settings = {"check_iou": mining.check_iou, "fp_costs_budget": mining.fp_costs_budget}
     if client is None:
         return select_tracks(*args, **settings)
-    from rem_core.cluster import n_workers
 
     return select_tracks_partitioned(*args, **settings, partitions=n_workers(client), client=client)
 

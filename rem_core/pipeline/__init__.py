@@ -1,4 +1,24 @@
-"""TODO"""
+"""The pipeline: REM's stages in order, each a cache entry, and what they hand each other.
+
+world (``world``: the built-in world, simulated once) -> detection stage (by feature source:
+``sources``: our detector ensemble trained on the source pool, shipped weights when they
+match (``shipped``), geometric descriptors, or a researcher's imported features) ->
+rareness stage (the PCA reducer and the density model fitted on the pools, log p of every
+detection and ground-truth box) -> the unlabelled pool as mining sees it
+(``ensure_mining_pool``; mining itself is fast and not cached).
+
+* ``keys``: every stage's cache key, assembled in one place.
+* ``outputs``: what the stages hand each other (``StageCall``, ``DetectionRun``,
+  ``RarenessRun``) and the one writer and reader of each.
+* ``stages``: ``PipelineStage``, the detection and rareness stages, the mining pool,
+  ``pipeline_status``, ``clear_pipeline``, ``run_pipeline``.
+* ``sources``: the feature sources and the choice among them.
+* ``shipped``: the detector ensembles that ship with the package, and their provenance.
+* ``world``: ``ensure_world``, the world's cache entry.
+
+Each stage is a cache entry ``<cache>/<stage>/<key>/`` (``rem_core.cache.CacheEntry``),
+computed by one process at a time and published whole; a second run reads it.
+"""
 
 from rem_core.pipeline.keys import (
     DETECTOR_VERSION,
@@ -30,7 +50,6 @@ from rem_core.pipeline.shipped import (
     world_fingerprint,
 )
 from rem_core.pipeline.sources import (
-    FEATURE_CHOICES,
     MIN_DETECTOR_FRAMES,
     DetectorFeatures,
     FeatureChoice,
@@ -66,7 +85,6 @@ __all__ = [
     "DETECTION_STAGE",
     "DETECTOR_VERSION",
     "EXPERIMENT_VERSION",
-    "FEATURE_CHOICES",
     "GEOMETRY_VERSION",
     "MIN_DETECTOR_FRAMES",
     "PIPELINE_STAGES",

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from rem_core.pipeline import ensure_detections
 from rem_core.pool.folder import DETECTION_COLUMNS, GT_COLUMNS, TRACK_COLUMN, Pool, write_pool
 
 __all__ = ["export_pool"]
@@ -27,7 +28,6 @@ def export_pool(
     cached): the rows mining sees (``pipeline.ensure_mining_pool``: detections scoring at
     least ``rareness.min_score``, in their order, with their predicted tracks and features;
     the pool's vehicle boxes as ground truth)."""
-    from rem_core.pipeline import ensure_detections
 
     if parts < 1:
         raise ValueError(f"parts: must be >= 1, got {parts}")

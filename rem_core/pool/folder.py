@@ -27,7 +27,7 @@ __all__ = [
     "write_pool",
 ]
 
-FORMAT, VERSION = "rem-pool", 1
+POOL_FORMAT, POOL_VERSION = "rem-pool", 1
 DETECTION_COLUMNS = ["segment_id", "frame_index", *BOX_COLUMNS, "score"]
 #: Optional: each detection's predicted track (null for an untracked one), for ranking a
 #: detection by its track's mean rareness.
@@ -63,10 +63,10 @@ class Pool:
             raise ValueError(f"{path}: not found; is {folder} a pool folder?") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not JSON ({exc})") from None
-        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        if meta.get("format") != POOL_FORMAT or meta.get("version") != POOL_VERSION:
             raise ValueError(
                 f"{path}: format {meta.get('format')!r} version "
-                f"{meta.get('version')!r}; expected {FORMAT!r} {VERSION}"
+                f"{meta.get('version')!r}; expected {POOL_FORMAT!r} {POOL_VERSION}"
             )
         parts = meta.get("parts")
         if not isinstance(parts, list) or not parts:
@@ -153,8 +153,8 @@ def write_pool(
                         f"{owner[segment]} and {p}; a part holds whole segments"
                     )
         meta = {
-            "format": FORMAT,
-            "version": VERSION,
+            "format": POOL_FORMAT,
+            "version": POOL_VERSION,
             "features": dims.pop() if dims else 1,
             "tracked": tracked.pop(),
             "parts": infos,

@@ -15,7 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rem_core.files import publish_file, publishing
-from rem_core.mining import PartChecks, merge_partitions, mine_part, part_checks, resolve_budget
+from rem_core.mining import (
+    MergedChecks,
+    PartChecks,
+    merge_partitions,
+    mine_part,
+    part_checks,
+    resolve_budget,
+    track_codes,
+    track_mean,
+)
 from rem_core.pool.folder import Pool
 
 __all__ = ["PoolMining", "sample_features", "score_and_mine"]
@@ -104,21 +113,53 @@ def score_and_mine(
         raise ValueError(f"rank_by: must be 'track' or 'detection', got {rank_by!r}")
     start = time.perf_counter()
     budget = resolve_budget(budget, pool.tracks)
-    offsets = pool.offsets
-    any_gt = sum(p["gt"] for p in pool.parts) > 0
+    kept = _score_parts(pool, reducer, estimator, rank_by, client)
+    scored = time.perf_counter()
+    merged, mined = _mine_parts(pool, kept, budget, check_iou, fp_costs_budget, client)
+    timings = {"score": scored - start, "mine": time.perf_counter() - scored}
+    result = PoolMining(
+        merged.tracks,
+        merged.rows,
+        merged.hit,
+        merged.budget,
+        merged.spent,
+        None if out is None else Path(out),
+        timings,
+    )
+    if out is not None:
+        _publish_mining(pool, out, kept, mined, merged, timings, client)
+    return result
+
+
+def _score_parts(
+    pool: Pool, reducer: Any, estimator: Any, rank_by: str, client: Any | None
+) -> list[Any]:
+    """Every part read and scored: here, or on the workers (their futures, once all are done)."""
     n_parts = len(pool.parts)
     if client is None:
-        kept = [_score_part(pool.folder, p, reducer, estimator, rank_by) for p in range(n_parts)]
-    else:
-        models = client.scatter([reducer, estimator], broadcast=True, hash=False)
-        kept = [
-            client.submit(_score_part, pool.folder, p, *models, rank_by, pure=False)
-            for p in range(n_parts)
-        ]
-        from distributed import wait
+        return [_score_part(pool.folder, p, reducer, estimator, rank_by) for p in range(n_parts)]
+    models = client.scatter([reducer, estimator], broadcast=True, hash=False)
+    kept = [
+        client.submit(_score_part, pool.folder, p, *models, rank_by, pure=False)
+        for p in range(n_parts)
+    ]
+    from distributed import wait  # only with a client: slow to import (as in rem_core.cluster)
 
-        wait(kept)
-    scored = time.perf_counter()
+    wait(kept)
+    return kept
+
+
+def _mine_parts(
+    pool: Pool,
+    kept: list[Any],
+    budget: int,
+    check_iou: float,
+    fp_costs_budget: bool,
+    client: Any | None,
+) -> tuple[MergedChecks, dict[int, Any]]:
+    """The scored parts mined by the partitioned Algorithm 1: merged checks, and each part's."""
+    offsets = pool.offsets
+    any_gt = sum(p["gt"] for p in pool.parts) > 0
     mined: dict[int, Any] = {}
 
     def run(which: list[int], budgets: list[int]) -> list[PartChecks]:
@@ -138,18 +179,20 @@ def score_and_mine(
     merged = merge_partitions(
         run, [p["detections"] for p in pool.parts], budget, fp_costs_budget=fp_costs_budget
     )
-    timings = {"score": scored - start, "mine": time.perf_counter() - scored}
-    result = PoolMining(
-        merged.tracks,
-        merged.rows,
-        merged.hit,
-        merged.budget,
-        merged.spent,
-        None if out is None else Path(out),
-        timings,
-    )
-    if out is None:
-        return result
+    return merged, mined
+
+
+def _publish_mining(
+    pool: Pool,
+    out: str | Path,
+    kept: list[Any],
+    mined: dict[int, Any],
+    merged: MergedChecks,
+    timings: dict[str, float],
+    client: Any | None,
+) -> None:
+    """The folder ``out`` published whole: each part's scores, the mined tracks, ``meta.json``."""
+    n_parts = len(pool.parts)
     with publishing(out) as tmp:
         if client is None:
             for p in range(n_parts):
@@ -174,7 +217,6 @@ def score_and_mine(
             "timings": timings,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    return result
 
 
 def _second(pair: tuple) -> Any:
@@ -184,8 +226,6 @@ def _second(pair: tuple) -> Any:
 def _score_part(folder: Path, p: int, reducer: Any, estimator: Any, rank_by: str) -> tuple:
     """Part ``p`` read and scored: ``(detections, log p, rareness, ground truth)`` (kept by
     the worker). A track lies in one segment, so its mean is the part's."""
-    from rem_core.mining import track_codes, track_mean
-
     pool = Pool.open(folder)
     det, features = pool.read(p)
     log_prob = estimator.score_samples(reducer.transform(features)) if len(det) else np.zeros(0)

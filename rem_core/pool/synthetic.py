@@ -56,11 +56,50 @@ class SyntheticPool:
         return synthetic_part(self, p)
 
 
+@dataclass(frozen=True)
+class _Tracks:
+    """A part's tracks, segment after segment: where each drives and what it is.
+
+    Attributes:
+        seg, k: each track's segment in the part and number in its segment.
+        turn: which of its lane's stretches of the segment it takes.
+        x0, y0, vx: its start (m) and speed along x (m/s).
+        large, length, width: whether it is a long vehicle, and its size (m).
+    """
+
+    seg: np.ndarray
+    k: np.ndarray
+    turn: np.ndarray
+    x0: np.ndarray
+    y0: np.ndarray
+    vx: np.ndarray
+    large: np.ndarray
+    length: np.ndarray
+    width: np.ndarray
+
+
 def synthetic_part(spec: SyntheticPool, p: int) -> PoolPart:
     """Part ``p`` of the pool ``spec``: ``(detections, features, ground truth)``."""
     if not 0 <= p < spec.parts:
         raise ValueError(f"part {p}: the pool has parts 0 to {spec.parts - 1}")
     rng = np.random.default_rng([spec.seed, p])
+    life = _track_life(spec)
+    tracks = _draw_tracks(spec, rng)
+    names = np.array([f"seg{p * spec.segments + s:06d}" for s in range(spec.segments)], object)
+    gt, t = _ground_truth(spec, tracks, life, names)
+    n_fp = spec.detections // 20
+    det, seen = _seen_boxes(spec, gt, n_fp, rng)
+    fp = _false_positives(spec, names, n_fp, rng)
+    features = _features(spec, tracks.large, t[seen], n_fp, rng)
+
+    det = pd.concat([det, fp], ignore_index=True)
+    order = np.lexsort((det["frame_index"].to_numpy(), det["segment_id"].to_numpy()))
+    det = det.iloc[order].reset_index(drop=True)
+    return det, features[order].astype(np.float32), gt
+
+
+def _track_life(spec: SyntheticPool) -> int:
+    """Frames each track lives: an equal stretch of the segment for each turn of a lane."""
     lanes = _COLUMNS * _ROWS
     turns = -(-spec.tracks // lanes)
     life = spec.frames // turns
@@ -69,6 +108,12 @@ def synthetic_part(spec: SyntheticPool, p: int) -> PoolPart:
             f"{spec.tracks} tracks of a segment in {lanes} lanes need more than "
             f"{spec.frames} frames"
         )
+    return life
+
+
+def _draw_tracks(spec: SyntheticPool, rng: np.random.Generator) -> _Tracks:
+    """The part's tracks, taking the lanes in turn, with their starts, speeds and sizes drawn."""
+    lanes = _COLUMNS * _ROWS
     n_tracks = spec.segments * spec.tracks
     seg = np.repeat(np.arange(spec.segments), spec.tracks)
     k = np.tile(np.arange(spec.tracks), spec.segments)
@@ -79,29 +124,39 @@ def synthetic_part(spec: SyntheticPool, p: int) -> PoolPart:
     large = rng.random(n_tracks) < spec.large
     length = np.where(large, rng.uniform(8, 14, n_tracks), rng.uniform(3.8, 5.2, n_tracks))
     width = np.where(large, 2.6, rng.uniform(1.7, 2.0, n_tracks))
+    return _Tracks(seg, k, turn, x0, y0, vx, large, length, width)
 
-    # Ground truth: every frame of every track's stretch.
+
+def _ground_truth(
+    spec: SyntheticPool, tracks: _Tracks, life: int, names: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Ground truth: every frame of every track's stretch; with each box's track."""
+    n_tracks = len(tracks.seg)
     step = np.tile(np.arange(life), n_tracks)
     t = np.repeat(np.arange(n_tracks), life)
-    frame = turn[t] * life + step
-    names = np.array([f"seg{p * spec.segments + s:06d}" for s in range(spec.segments)], object)
+    frame = tracks.turn[t] * life + step
     track_names = np.array([f"t{i:04d}" for i in range(spec.tracks)], object)
     gt = pd.DataFrame(
         {
-            "segment_id": names[seg[t]],
+            "segment_id": names[tracks.seg[t]],
             "frame_index": frame.astype(np.int64),
-            "track_id": track_names[k[t]],
-            "center_x": x0[t] + vx[t] * step * 0.1,
-            "center_y": y0[t],
+            "track_id": track_names[tracks.k[t]],
+            "center_x": tracks.x0[t] + tracks.vx[t] * step * 0.1,
+            "center_y": tracks.y0[t],
             "center_z": 0.9,
-            "length": length[t],
-            "width": width[t],
-            "height": np.where(large[t], 3.2, 1.7),
+            "length": tracks.length[t],
+            "width": tracks.width[t],
+            "height": np.where(tracks.large[t], 3.2, 1.7),
             "heading": 0.0,
         }
     )
+    return gt, t
 
-    n_fp = spec.detections // 20
+
+def _seen_boxes(
+    spec: SyntheticPool, gt: pd.DataFrame, n_fp: int, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The true detections, noised: a uniform draw of the ground-truth boxes, and their rows."""
     n_seen = spec.detections - n_fp
     if n_seen > len(gt):
         raise ValueError(
@@ -115,7 +170,14 @@ def synthetic_part(spec: SyntheticPool, p: int) -> PoolPart:
     det["length"] *= rng.uniform(0.85, 1.1, n_seen)
     det["heading"] = rng.normal(0, 0.05, n_seen)
     det["score"] = rng.uniform(0.3, 1.0, n_seen)
-    fp = pd.DataFrame(
+    return det, seen
+
+
+def _false_positives(
+    spec: SyntheticPool, names: np.ndarray, n_fp: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """``n_fp`` untracked false positives scattered over the segments' frames."""
+    return pd.DataFrame(
         {
             "segment_id": names[rng.integers(0, spec.segments, n_fp)],
             "frame_index": rng.integers(0, spec.frames, n_fp),
@@ -131,17 +193,21 @@ def synthetic_part(spec: SyntheticPool, p: int) -> PoolPart:
         }
     )
 
-    # Features: the track's latent point (or a false positive's own), mapped and noised.
+
+def _features(
+    spec: SyntheticPool,
+    large: np.ndarray,
+    seen_tracks: np.ndarray,
+    n_fp: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Features: the track's latent point (or a false positive's own), mapped and noised."""
+    n_tracks, n_seen = len(large), len(seen_tracks)
     mapping = np.random.default_rng([spec.seed, 1 << 30]).normal(size=(_LATENT, spec.features))
     centres = np.random.default_rng([spec.seed, 1 << 31]).normal(0, 3, size=(5, _LATENT))
     cluster = np.where(large, 4, rng.integers(0, 4, n_tracks))
     latent = centres[cluster] + rng.normal(0, 1, (n_tracks, _LATENT))
-    seen_latent = latent[t[seen]] + rng.normal(0, 0.3, (n_seen, _LATENT))
+    seen_latent = latent[seen_tracks] + rng.normal(0, 0.3, (n_seen, _LATENT))
     fp_latent = centres[rng.integers(0, 4, n_fp)] + rng.normal(0, 1.5, (n_fp, _LATENT))
     z = np.concatenate([seen_latent, fp_latent])
-    features = z @ mapping + rng.normal(0, 0.1, (len(z), spec.features))
-
-    det = pd.concat([det, fp], ignore_index=True)
-    order = np.lexsort((det["frame_index"].to_numpy(), det["segment_id"].to_numpy()))
-    det = det.iloc[order].reset_index(drop=True)
-    return det, features[order].astype(np.float32), gt
+    return z @ mapping + rng.normal(0, 0.1, (len(z), spec.features))

@@ -1,4 +1,4 @@
-"""Poses and the constant-velocity Kalman filter shared by the tracker and the auto-labeler."""
+"""Poses, heading axes and the constant-velocity Kalman filter of the tracker and auto-labeler."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pandas as pd
 
 from rem_core.geometry import wrap_angle
 from rem_core.schema import FRAMES, conform
+
+__all__: list[str] = []
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,12 @@ def _to_vehicle(boxes: np.ndarray, rotation: np.ndarray, translation: np.ndarray
     out[:, :3] = np.einsum("nji,nj->ni", rotation, boxes[:, :3] - translation)
     out[:, 6] = wrap_angle(boxes[:, 6] - np.arctan2(rotation[:, 1, 0], rotation[:, 0, 0]))
     return out
+
+
+def _align_axis(angle: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``angle`` or ``angle + pi``, whichever lies within pi/2 of ``reference``, wrapped."""
+    flip = np.cos(angle - reference) < 0
+    return wrap_angle(angle + np.pi * flip)
 
 
 def _cv_model(dt: float, accel_std: float) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,87 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _check_ranges(settings: list[tuple[str, float, float]]) -> None:
+    """Raise ``ValueError`` for the first ``(name, value, hi)`` whose value is not in
+    ``[0, hi]``."""
+    for name, value, hi in settings:
+        if not (_is_number(value) and 0 <= value <= hi):
+            raise ValueError(f"{name}: must be in [0, {hi}], got {value}")
+
+
+def _true_detections(
+    boxes: pd.DataFrame,
+    rng: np.random.Generator,
+    center_noise_m: float,
+    size_noise: float,
+    heading_noise_rad: float,
+    flip_probability: float,
+    miss_probability: float,
+) -> pd.DataFrame:
+    """The detected boxes, noisy and scored (see ``simulate_detections``); not yet ordered,
+    headings not yet wrapped."""
+    gt = boxes[rng.random(len(boxes)) >= miss_probability].reset_index(drop=True)
+    n = len(gt)
+    pts = gt["num_points"].to_numpy(np.float64)
+    sparse = np.exp(-pts / 50)
+    b = gt[BOX_COLUMNS].to_numpy(np.float64).copy()
+    b[:, :2] += rng.normal(0, 1, (n, 2)) * (center_noise_m * (0.75 + 0.5 * sparse))[:, None]
+    b[:, 2] += rng.normal(0, 0.1, n)
+    b[:, 3:6] *= np.exp(rng.normal(-0.1 * sparse[:, None], size_noise, (n, 3)))
+    b[:, 6] += rng.normal(0, heading_noise_rad, n) + np.pi * (rng.random(n) < flip_probability)
+    logit = 1.5 * (np.log10(pts + 1) - 1) + rng.normal(0, 0.5, n)
+    return pd.DataFrame(
+        {
+            "segment_id": gt["segment_id"].to_numpy(),
+            "frame_index": gt["frame_index"].to_numpy(),
+            "class": gt["class"].to_numpy(),
+            **{c: b[:, i] for i, c in enumerate(BOX_COLUMNS)},
+            "score": 1 / (1 + np.exp(-logit)),
+            "num_points": gt["num_points"].to_numpy(),
+        }
+    )
+
+
+def _false_positives(
+    boxes: pd.DataFrame, rng: np.random.Generator, per_frame: float
+) -> pd.DataFrame:
+    """``Poisson(per_frame)`` false positives in each frame of ``boxes``: copies of random
+    boxes placed 5-60 m away at random, low scores, few points."""
+    frames = boxes[["segment_id", "frame_index"]].drop_duplicates().reset_index(drop=True)
+    n_fp = rng.poisson(per_frame, len(frames)) if len(boxes) else np.zeros(0, int)
+    src = boxes.iloc[rng.integers(0, max(len(boxes), 1), n_fp.sum())]
+    fb = src[BOX_COLUMNS].to_numpy(np.float64).copy()
+    r, a = rng.uniform(5, 60, len(fb)), rng.uniform(-np.pi, np.pi, len(fb))
+    fb[:, 0], fb[:, 1], fb[:, 6] = r * np.cos(a), r * np.sin(a), rng.uniform(-np.pi, np.pi, len(fb))
+    return pd.DataFrame(
+        {
+            "segment_id": np.repeat(frames["segment_id"].to_numpy(), n_fp),
+            "frame_index": np.repeat(frames["frame_index"].to_numpy(), n_fp),
+            "class": src["class"].to_numpy(),
+            **{c: fb[:, i] for i, c in enumerate(BOX_COLUMNS)},
+            "score": 0.4 * rng.beta(1, 3, len(fb)),
+            "num_points": rng.integers(1, 6, len(fb)),
+        }
+    )
+
+
+def _detection_table(
+    true: pd.DataFrame, fake: pd.DataFrame, segment_ids: pd.Series
+) -> pd.DataFrame:
+    """True and false detections in one ``DETECTIONS`` table, ordered by segment (as in
+    ``segment_ids``) and frame, headings wrapped, ``detection_id`` 0, 1, ..."""
+    out = pd.concat([true, fake], ignore_index=True)
+    segment_order = {s: i for i, s in enumerate(pd.unique(segment_ids))}
+    out = out.iloc[
+        np.lexsort((out["frame_index"].to_numpy(), out["segment_id"].map(segment_order)))
+    ].reset_index(drop=True)
+    out["heading"] = wrap_angle(out["heading"].to_numpy())
+    out["detection_id"] = np.arange(len(out), dtype=np.int64)
+    out["distance"] = np.hypot(out["center_x"], out["center_y"])
+    out["track_id"] = None
+    return conform(out, DETECTIONS, "simulated detections")
+
+
 def simulate_detections(
     boxes: pd.DataFrame,
     *,
@@ -55,61 +136,25 @@ def simulate_detections(
         A table in the ``DETECTIONS`` schema (``track_id`` null), ordered by segment and
         frame, ``detection_id`` 0, 1, ...
     """
-    for name, value, hi in [
-        ("center_noise_m", center_noise_m, 10.0),
-        ("size_noise", size_noise, 2.0),
-        ("heading_noise_rad", heading_noise_rad, np.pi),
-        ("flip_probability", flip_probability, 1.0),
-        ("miss_probability", miss_probability, 1.0),
-        ("false_positives_per_frame", false_positives_per_frame, 1000.0),
-    ]:
-        if not (_is_number(value) and 0 <= value <= hi):
-            raise ValueError(f"{name}: must be in [0, {hi}], got {value}")
+    _check_ranges(
+        [
+            ("center_noise_m", center_noise_m, 10.0),
+            ("size_noise", size_noise, 2.0),
+            ("heading_noise_rad", heading_noise_rad, np.pi),
+            ("flip_probability", flip_probability, 1.0),
+            ("miss_probability", miss_probability, 1.0),
+            ("false_positives_per_frame", false_positives_per_frame, 1000.0),
+        ]
+    )
     rng = np.random.default_rng(seed)
-    gt = boxes[rng.random(len(boxes)) >= miss_probability].reset_index(drop=True)
-    n = len(gt)
-    pts = gt["num_points"].to_numpy(np.float64)
-    sparse = np.exp(-pts / 50)
-    b = gt[BOX_COLUMNS].to_numpy(np.float64).copy()
-    b[:, :2] += rng.normal(0, 1, (n, 2)) * (center_noise_m * (0.75 + 0.5 * sparse))[:, None]
-    b[:, 2] += rng.normal(0, 0.1, n)
-    b[:, 3:6] *= np.exp(rng.normal(-0.1 * sparse[:, None], size_noise, (n, 3)))
-    b[:, 6] += rng.normal(0, heading_noise_rad, n) + np.pi * (rng.random(n) < flip_probability)
-    logit = 1.5 * (np.log10(pts + 1) - 1) + rng.normal(0, 0.5, n)
-    true = pd.DataFrame(
-        {
-            "segment_id": gt["segment_id"].to_numpy(),
-            "frame_index": gt["frame_index"].to_numpy(),
-            "class": gt["class"].to_numpy(),
-            **{c: b[:, i] for i, c in enumerate(BOX_COLUMNS)},
-            "score": 1 / (1 + np.exp(-logit)),
-            "num_points": gt["num_points"].to_numpy(),
-        }
+    true = _true_detections(
+        boxes,
+        rng,
+        center_noise_m,
+        size_noise,
+        heading_noise_rad,
+        flip_probability,
+        miss_probability,
     )
-
-    frames = boxes[["segment_id", "frame_index"]].drop_duplicates().reset_index(drop=True)
-    n_fp = rng.poisson(false_positives_per_frame, len(frames)) if len(boxes) else np.zeros(0, int)
-    src = boxes.iloc[rng.integers(0, max(len(boxes), 1), n_fp.sum())]
-    fb = src[BOX_COLUMNS].to_numpy(np.float64).copy()
-    r, a = rng.uniform(5, 60, len(fb)), rng.uniform(-np.pi, np.pi, len(fb))
-    fb[:, 0], fb[:, 1], fb[:, 6] = r * np.cos(a), r * np.sin(a), rng.uniform(-np.pi, np.pi, len(fb))
-    fake = pd.DataFrame(
-        {
-            "segment_id": np.repeat(frames["segment_id"].to_numpy(), n_fp),
-            "frame_index": np.repeat(frames["frame_index"].to_numpy(), n_fp),
-            "class": src["class"].to_numpy(),
-            **{c: fb[:, i] for i, c in enumerate(BOX_COLUMNS)},
-            "score": 0.4 * rng.beta(1, 3, len(fb)),
-            "num_points": rng.integers(1, 6, len(fb)),
-        }
-    )
-    out = pd.concat([true, fake], ignore_index=True)
-    segment_order = {s: i for i, s in enumerate(pd.unique(boxes["segment_id"]))}
-    out = out.iloc[
-        np.lexsort((out["frame_index"].to_numpy(), out["segment_id"].map(segment_order)))
-    ].reset_index(drop=True)
-    out["heading"] = wrap_angle(out["heading"].to_numpy())
-    out["detection_id"] = np.arange(len(out), dtype=np.int64)
-    out["distance"] = np.hypot(out["center_x"], out["center_y"])
-    out["track_id"] = None
-    return conform(out, DETECTIONS, "simulated detections")
+    fake = _false_positives(boxes, rng, false_positives_per_frame)
+    return _detection_table(true, fake, boxes["segment_id"])

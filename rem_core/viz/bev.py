@@ -7,6 +7,8 @@ the 3D view's (``rem_core.viz.scene``) default chase camera.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -90,43 +92,54 @@ def bev_figure(
     points = _check_points(points)
     boxes = _check_boxes(boxes)
     fig = go.Figure()
-
     across = _across_extent(points, extent_m)
+    fig.add_trace(_height_trace(points, extent_m, cell_m, across))
+    fig.add_trace(_ego_trace("bev"))
+    for array, hover, style in _box_traces(boxes, color_by, highlight_track, "bev"):
+        fig.add_trace(_outline_trace(array, hover, style))
+    _bev_layout(fig, extent_m, across, height, show_legend)
+    return fig
+
+
+def _height_trace(points: np.ndarray, extent_m: float, cell_m: float, across: float) -> go.Heatmap:
+    """The highest point per cell as a float32 heatmap of the columns in view."""
     image, centres = _bev_height_image(points, extent_m, cell_m)
     # only the columns in view are sent (about half of them for a road scene)
     seen = np.abs(centres) <= across + cell_m
-    fig.add_trace(
-        go.Heatmap(
-            x=centres[seen].astype(np.float32),  # plot x = vehicle y
-            y=centres.astype(np.float32),  # plot y = vehicle x
-            z=np.ascontiguousarray(image[:, seen]),
-            colorscale=_POINT_SCALE,
-            zmin=_HEIGHT_RANGE_M[0],
-            zmax=_HEIGHT_RANGE_M[1],
-            showscale=False,
-            hovertemplate="x %{y:.1f} m, y %{x:.1f} m<br>top %{z:.1f} m<extra></extra>",
-            name="points",
-        )
+    return go.Heatmap(
+        x=centres[seen].astype(np.float32),  # plot x = vehicle y
+        y=centres.astype(np.float32),  # plot y = vehicle x
+        z=np.ascontiguousarray(image[:, seen]),
+        colorscale=_POINT_SCALE,
+        zmin=_HEIGHT_RANGE_M[0],
+        zmax=_HEIGHT_RANGE_M[1],
+        showscale=False,
+        hovertemplate="x %{y:.1f} m, y %{x:.1f} m<br>top %{z:.1f} m<extra></extra>",
+        name="points",
     )
-    fig.add_trace(_ego_trace("bev"))
 
-    for array, hover, style in _box_traces(boxes, color_by, highlight_track, "bev"):
-        corners = bev_corners(array)  # (M, 4, 2), front-left first
-        front = (corners[:, 0] + corners[:, 3]) / 2
-        # outline closed, a gap, then the heading tick: 5 + 2 vertices per box
-        path = np.concatenate([corners, corners[:, :1]], axis=1)
-        ticks = np.stack([array[:, :2], front], axis=1)
-        xy = np.concatenate([_with_gaps(path), _with_gaps(ticks)])
-        texts = np.concatenate([np.repeat(hover, 6), np.repeat(hover, 3)])
-        fig.add_trace(
-            go.Scatter(
-                x=xy[:, 1].tolist(),  # vehicle y across
-                y=xy[:, 0].tolist(),  # vehicle x up
-                text=texts.tolist(),
-                **style,
-            )
-        )
 
+def _outline_trace(array: np.ndarray, hover: np.ndarray, style: dict[str, Any]) -> go.Scatter:
+    """One group's boxes as one line trace: each box's closed outline, then its heading tick."""
+    corners = bev_corners(array)  # (M, 4, 2), front-left first
+    front = (corners[:, 0] + corners[:, 3]) / 2
+    # outline closed, a gap, then the heading tick: 5 + 2 vertices per box
+    path = np.concatenate([corners, corners[:, :1]], axis=1)
+    ticks = np.stack([array[:, :2], front], axis=1)
+    xy = np.concatenate([_with_gaps(path), _with_gaps(ticks)])
+    texts = np.concatenate([np.repeat(hover, 6), np.repeat(hover, 3)])
+    return go.Scatter(
+        x=xy[:, 1].tolist(),  # vehicle y across
+        y=xy[:, 0].tolist(),  # vehicle x up
+        text=texts.tolist(),
+        **style,
+    )
+
+
+def _bev_layout(
+    fig: go.Figure, extent_m: float, across: float, height: int, show_legend: bool
+) -> None:
+    """Set the dark layout and the axes: x forward up, y left to the left, at equal scale."""
     _dark_layout(fig, height, show_legend)
     fig.update_layout(margin=dict(l=60, r=10, t=30, b=45))
     axis = dict(
@@ -149,4 +162,3 @@ def bev_figure(
         ),
         dragmode="pan",
     )
-    return fig

@@ -75,41 +75,61 @@ def scene_figure(
         A figure with a point trace, the ego marker, and one ``Scatter3d`` line trace per box
         group; box traces carry ``meta={"kind": "boxes", "group": ..., "boxes": M}``.
     """
+    points, across = _points_in_view(points, extent_m, max_points, seed)
+    boxes = _check_boxes(boxes)
+    fig = go.Figure()
+    fig.add_trace(_point_trace(points, point_color))
+    fig.add_trace(_ego_trace("3d"))
+    for trace in _wireframe_traces(boxes, color_by, highlight_track):
+        fig.add_trace(trace)
+    _dark_layout(fig, height, show_legend)
+    _scene_layout(fig, extent_m, across, _top_m(points, boxes))
+    return fig
+
+
+def _points_in_view(
+    points: np.ndarray | None, extent_m: float, max_points: int, seed: int
+) -> tuple[np.ndarray, float]:
+    """The checked points inside the view, decimated, and the view's half-width across (y)."""
     points = _check_points(points)
     across = _across_extent(points, extent_m)
     inside = (np.abs(points[:, 0]) <= extent_m) & (np.abs(points[:, 1]) <= across)
-    points = decimate_points(points[inside], max_points, seed)
-    boxes = _check_boxes(boxes)
-    fig = go.Figure()
+    return decimate_points(points[inside], max_points, seed), across
 
+
+def _point_trace(points: np.ndarray, point_color: PointColor) -> go.Scatter3d:
+    """The points as small squares in a grey ramp, with a colour bar when there are any."""
     values, (cmin, cmax), label = _point_colors(points, point_color)
     x, y, z = display_columns(points)
-    fig.add_trace(
-        go.Scatter3d(
-            x=x,
-            y=y,
-            z=z,
-            mode="markers",
-            name=f"points ({len(points):,})",
-            marker=dict(
-                size=1.6,
-                symbol=_POINT_SYMBOL,
-                color=values,
-                colorscale=_POINT_SCALE,
-                cmin=cmin,
-                cmax=cmax,
-                showscale=len(points) > 0,
-                colorbar=dict(title=dict(text=label, side="right"), thickness=10, len=0.5, x=1.0),
-            ),
-            hoverinfo="skip",
-            showlegend=False,
-        )
+    return go.Scatter3d(
+        x=x,
+        y=y,
+        z=z,
+        mode="markers",
+        name=f"points ({len(points):,})",
+        marker=dict(
+            size=1.6,
+            symbol=_POINT_SYMBOL,
+            color=values,
+            colorscale=_POINT_SCALE,
+            cmin=cmin,
+            cmax=cmax,
+            showscale=len(points) > 0,
+            colorbar=dict(title=dict(text=label, side="right"), thickness=10, len=0.5, x=1.0),
+        ),
+        hoverinfo="skip",
+        showlegend=False,
     )
-    fig.add_trace(_ego_trace("3d"))
 
+
+def _wireframe_traces(
+    boxes: pd.DataFrame, color_by: ColorBy, highlight_track: str | None
+) -> list[go.Scatter3d]:
+    """One line trace of the 12 edges of its boxes per box group, with a hover label per box."""
+    traces: list[go.Scatter3d] = []
     for array, hover, style in _box_traces(boxes, color_by, highlight_track, "3d"):
         xyz = _with_gaps(box_edges(array).reshape(-1, 2, 3))
-        fig.add_trace(
+        traces.append(
             go.Scatter3d(
                 x=xyz[:, 0].tolist(),
                 y=xyz[:, 1].tolist(),
@@ -119,9 +139,12 @@ def scene_figure(
                 **style,
             )
         )
+    return traces
 
-    _dark_layout(fig, height, show_legend)
-    top = float(
+
+def _top_m(points: np.ndarray, boxes: pd.DataFrame) -> float:
+    """Top of the vertical axis, metres: the highest point or box top, at least 4, rounded up."""
+    return float(
         np.ceil(
             max(
                 4.0,
@@ -130,6 +153,10 @@ def scene_figure(
             )
         )
     )
+
+
+def _scene_layout(fig: go.Figure, extent_m: float, across: float, top: float) -> None:
+    """Set the dark 3D axes around the ego and the chase camera from behind and above."""
     axis = dict(
         backgroundcolor=BACKGROUND,
         gridcolor=GRID,
@@ -153,4 +180,3 @@ def scene_figure(
             dragmode="orbit",
         ),
     )
-    return fig

@@ -1,8 +1,14 @@
-"""Sweeping one segment with the LiDAR: labels, points and point counts per frame."""
+"""Sweeping one segment with the LiDAR: labels, points and point counts per frame.
+
+``Segment`` is a simulated segment, ``plan_segments`` lists a world's segments and
+``simulate_segment`` builds one: it lays out the scene, then per frame places everything
+(``rem_core.world.frame_geometry``), sweeps the LiDAR, labels the objects it sees (with
+label noise) and collects the frame's row, boxes and points, which it assembles into the
+segment's tables.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,8 +17,18 @@ import pandas as pd
 from rem_core.config import DomainConfig, WorldConfig
 from rem_core.geometry import wrap_angle
 from rem_core.schema import BOXES, FRAMES, SEGMENTS, conform
+from rem_core.world.frame_geometry import (
+    _Agents,
+    _frame_solids,
+    _frame_spray,
+    _hills,
+    _Pose,
+    _pose,
+    _stack_agents,
+    _stack_statics,
+)
 from rem_core.world.label_noise import _noisy_labels
-from rem_core.world.lidar import HIT_STATIC, Lidar, Solids
+from rem_core.world.lidar import Lidar
 from rem_core.world.scene import _SceneBuilder
 
 __all__ = [
@@ -98,29 +114,147 @@ def plan_segments(config: WorldConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["index", "segment_id", "split", "domain"])
 
 
-def _rz(yaw: np.ndarray) -> np.ndarray:
-    """``(N, 3, 3)`` rotations about z."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    out = np.zeros((len(yaw), 3, 3))
-    out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1], out[:, 2, 2] = c, -s, s, c, 1.0
-    return out
+@dataclass(frozen=True)
+class _Labels:
+    """The labelled objects of one frame.
+
+    Attributes:
+        agent: ``(N,)`` the labelled agents.
+        boxes: ``(N, 7)`` their label boxes in the vehicle frame, noise included.
+        counts: ``(N,)`` LiDAR points inside each box.
+        noise: ``(N,)`` the kind of label noise, ``""`` for none.
+    """
+
+    agent: np.ndarray
+    boxes: np.ndarray
+    counts: np.ndarray
+    noise: np.ndarray
 
 
-def _hills(domain: DomainConfig, rng: np.random.Generator) -> Callable:
-    """The ground's height ``h(x, y)`` in the world frame: two waves of random phase, along
-    and across the main road (flat, and no randomness drawn, without hills)."""
-    amplitude, wavelength = domain.hill_amplitude_m, domain.hill_wavelength_m
-    if amplitude <= 0:
-        return lambda x, y: np.zeros(np.broadcast(x, y).shape)
-    phase = rng.uniform(0.0, 2 * np.pi, 2)
-    k = 2 * np.pi / wavelength
+def _build_scene(
+    config: WorldConfig, domain: DomainConfig, rng: np.random.Generator
+) -> _SceneBuilder:
+    """Lay out the segment's structures, parked vehicles, traffic and pedestrians."""
+    scene = _SceneBuilder(config, domain, rng)
+    scene.build_structures()
+    scene.build_parked()
+    scene.build_traffic()
+    scene.build_pedestrians()
+    return scene
 
-    def height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return amplitude * (
-            np.sin(k * np.asarray(x) + phase[0]) + np.sin(k * np.asarray(y) + phase[1])
-        )
 
-    return height
+def _true_boxes(agents: _Agents, pose: _Pose, index: np.ndarray) -> np.ndarray:
+    """``(N, 7)`` exact label boxes of the agents ``index`` in the vehicle frame, standing
+    ``LABEL_CLEARANCE_M`` above the ground under them."""
+    return np.column_stack(
+        [
+            pose.rel[index],
+            pose.lift[index] + agents.z0[index] + (agents.dims[index, 2] + LABEL_CLEARANCE_M) / 2,
+            agents.dims[index, :2],
+            agents.dims[index, 2] - LABEL_CLEARANCE_M,
+            wrap_angle(agents.yaw[index] - pose.ego_yaw),
+        ]
+    )
+
+
+def _label_frame(
+    config: WorldConfig,
+    lidar: Lidar,
+    agents: _Agents,
+    pose: _Pose,
+    points: np.ndarray,
+    ray: np.ndarray,
+    rng: np.random.Generator,
+) -> _Labels:
+    """Label one frame: as labellers do, an object gets a box when the LiDAR sees it (in
+    range, with points); then some labels get noise and their points are counted again."""
+    in_range = np.flatnonzero(pose.dist <= config.lidar.max_range_m)
+    boxes = _true_boxes(agents, pose, in_range)
+    counts = lidar.count_in_boxes(points, ray, boxes)
+    visible = counts >= config.min_label_points
+    labelled, boxes, counts = in_range[visible], boxes[visible], counts[visible]
+    noise, keep = _noisy_labels(
+        boxes,
+        agents.cls[labelled] == "vehicle",
+        ~agents.moving[labelled],
+        config.label_noise_fraction,
+        rng,
+    )
+    labelled, boxes, counts, noise = labelled[keep], boxes[keep], counts[keep], noise[keep]
+    boxes[:, 6] = wrap_angle(boxes[:, 6])
+    wrong = noise != ""
+    counts[wrong] = lidar.count_in_boxes(points, ray, boxes[wrong])
+    return _Labels(agent=labelled, boxes=boxes, counts=counts, noise=noise)
+
+
+def _box_table(
+    segment_id: str, frame_index: int, agents: _Agents, pose: _Pose, labels: _Labels
+) -> pd.DataFrame:
+    """One frame's labels as rows of the ``BOXES`` table (not yet conformed)."""
+    labelled, boxes = labels.agent, labels.boxes
+    speed = agents.velocity[labelled] @ pose.to_vehicle.T
+    return pd.DataFrame(
+        {
+            "segment_id": segment_id,
+            "frame_index": frame_index,
+            "track_id": agents.track_ids[labelled],
+            "class": agents.cls[labelled],
+            "subtype": agents.subtypes[labelled],
+            "center_x": boxes[:, 0],
+            "center_y": boxes[:, 1],
+            "center_z": boxes[:, 2],
+            "length": boxes[:, 3],
+            "width": boxes[:, 4],
+            "height": boxes[:, 5],
+            "heading": boxes[:, 6],
+            "speed_x": speed[:, 0],
+            "speed_y": speed[:, 1],
+            "num_points": labels.counts,
+            "distance": np.hypot(boxes[:, 0], boxes[:, 1]),
+            "label_noise": labels.noise != "",
+            "noise_kind": labels.noise,
+        }
+    )
+
+
+def _frame_row(
+    segment_id: str, frame_index: int, timestamp_micros: int, pose: _Pose, n_points: int
+) -> tuple:
+    """One frame as a row of the ``FRAMES`` table: the ego's pose, level, as a quaternion."""
+    return (
+        segment_id,
+        frame_index,
+        timestamp_micros,
+        pose.ego_xy[0],
+        pose.ego_xy[1],
+        0.0,
+        np.cos(pose.ego_yaw / 2),
+        0.0,
+        0.0,
+        np.sin(pose.ego_yaw / 2),
+        n_points,
+    )
+
+
+def _assemble(
+    row: pd.Series,
+    frame_rows: list[tuple],
+    box_tables: list[pd.DataFrame],
+    point_chunks: list[np.ndarray],
+) -> Segment:
+    """Join the frames' rows, boxes and points into a ``Segment``."""
+    frames = conform(pd.DataFrame(frame_rows, columns=FRAMES.names), FRAMES, "frames")
+    boxes_table = conform(pd.concat(box_tables, ignore_index=True), BOXES, "boxes")
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in point_chunks])]).astype(np.int64)
+    return Segment(
+        segment_id=str(row["segment_id"]),
+        split=str(row["split"]),
+        domain=str(row["domain"]),
+        frames=frames,
+        boxes=boxes_table,
+        points=np.concatenate(point_chunks),
+        offsets=offsets,
+    )
 
 
 def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None) -> Segment:
@@ -144,193 +278,23 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
     sensor_rng = np.random.default_rng([config.seed, index, 1])
     label_rng = np.random.default_rng([config.seed, index, 2])
 
-    scene = _SceneBuilder(config, domain, scene_rng)
-    scene.build_structures()
-    scene.build_parked()
-    scene.build_traffic()
-    scene.build_pedestrians()
-    agents = scene.agents
-
-    # Agent parts, stacked; centres get their height above ground.
-    n_parts = np.array([len(a.shape.half) for a in agents], dtype=np.int64)
-    part_owner = np.repeat(np.arange(len(agents)), n_parts)
-    part_center = np.concatenate(
-        [a.shape.center + [0, 0, a.z0 + a.shape.dims[2] / 2] for a in agents]
-    )
-    part_half = np.concatenate([a.shape.half for a in agents])
-    part_rot = np.concatenate([a.shape.rotation for a in agents])
-    part_refl = np.concatenate([a.shape.reflectivity for a in agents])
-    agent_dims = np.stack([a.shape.dims for a in agents])
-    agent_yaw = np.array([a.yaw for a in agents])
-    agent_start = np.stack([a.start for a in agents])
-    agent_velocity = np.stack([a.velocity for a in agents])
-    agent_moving = np.hypot(agent_velocity[:, 0], agent_velocity[:, 1]) > 0.1
-    agent_z0 = np.array([a.z0 for a in agents])
-    # Spray thrown up by a moving vehicle in the wet: from its rear wheels to a plume
-    # behind it, longer at speed (object frame, label box centre at the origin).
-    speed_ms = np.hypot(agent_velocity[:, 0], agent_velocity[:, 1])
-    sprays = agent_moving & (agent_z0 == 0) & (np.array([a.cls for a in agents]) == "vehicle")
-    plume = np.clip(0.3 * speed_ms, 1.5, 4.5)
-    rear = -agent_dims[:, 0] / 2
-    spray_center_obj = np.column_stack(
-        [rear + (1.2 - plume) / 2, np.zeros(len(agents)), np.full(len(agents), 0.65)]
-    )
-    spray_half = np.column_stack(
-        [(plume + 1.2) / 2, agent_dims[:, 1] / 2 + 0.2, np.full(len(agents), 0.65)]
-    )
-    agent_radius = np.hypot(agent_dims[:, 0], agent_dims[:, 1]) / 2
-    agent_cls = np.array([a.cls for a in agents], dtype=object)
-    prefix = {"vehicle": "v", "pedestrian": "p", "cyclist": "c"}
-    track_ids = np.array([f"{prefix[a.cls]}{i:04d}" for i, a in enumerate(agents)], dtype=object)
-    subtypes = np.array([a.subtype for a in agents], dtype=object)
-
-    static_center = np.stack([c for c, _, _, _ in scene.static])
-    static_half = np.stack([s for _, s, _, _ in scene.static]) / 2
-    static_yaw = np.array([y for _, _, y, _ in scene.static])
-    static_refl = np.array([r for _, _, _, r in scene.static])
-    static_radius = np.linalg.norm(static_half[:, :2], axis=1)
-
+    scene = _build_scene(config, domain, scene_rng)
+    agents = _stack_agents(scene.agents)
     ground = _hills(domain, np.random.default_rng([config.seed, index, 3]))
-    static_ground = ground(static_center[:, 0], static_center[:, 1])
+    statics = _stack_statics(scene.static, ground)
 
     max_range = config.lidar.max_range_m
     base_micros = EPOCH_MICROS + index * 3_600_000_000
     frame_rows, box_tables, point_chunks = [], [], []
     for f, t in enumerate(scene.times):
-        ego_xy = scene.ego_start + scene.ego_velocity * t
-        c, s = np.cos(scene.ego_yaw), np.sin(scene.ego_yaw)
-        to_vehicle = np.array([[c, s], [-s, c]])
-
-        ego_z = float(ground(ego_xy[:1], ego_xy[1:])[0])
-        agent_xy = agent_start + agent_velocity * t
-        rel = (agent_xy - ego_xy) @ to_vehicle.T
-        lift = ground(agent_xy[:, 0], agent_xy[:, 1]) - ego_z  # (A,) 0 on flat ground
-
-        def terrain(x: np.ndarray, y: np.ndarray, c=c, s=s, ego_xy=ego_xy, ego_z=ego_z):
-            return ground(ego_xy[0] + c * x - s * y, ego_xy[1] + s * x + c * y) - ego_z
-
-        dist = np.hypot(rel[:, 0], rel[:, 1])
-        seen = np.flatnonzero(dist - agent_radius <= max_range)
-        parts = np.flatnonzero(np.isin(part_owner, seen))
-        owner = part_owner[parts]
-        rot = _rz(agent_yaw[owner] - scene.ego_yaw)
-        center = np.einsum("pij,pj->pi", rot, part_center[parts])
-        center[:, :2] += rel[owner]
-        center[:, 2] += lift[owner]
-
-        s_rel = (static_center[:, :2] - ego_xy) @ to_vehicle.T
-        near = np.flatnonzero(np.hypot(s_rel[:, 0], s_rel[:, 1]) - static_radius <= max_range)
-        solids = Solids(
-            center=np.concatenate(
-                [
-                    center,
-                    np.column_stack(
-                        [s_rel[near], static_center[near, 2] + static_ground[near] - ego_z]
-                    ),
-                ]
-            ),
-            half=np.concatenate([part_half[parts], static_half[near]]),
-            rotation=np.concatenate([rot @ part_rot[parts], _rz(static_yaw[near] - scene.ego_yaw)]),
-            owner=np.concatenate([owner, np.full(len(near), HIT_STATIC)]),
-            reflectivity=np.concatenate([part_refl[parts], static_refl[near]]),
-        )
-        spray = None
-        if domain.spray_per_m > 0:
-            throw = seen[sprays[seen]]
-            rot_s = _rz(agent_yaw[throw] - scene.ego_yaw)
-            spray_center = np.einsum("pij,pj->pi", rot_s, spray_center_obj[throw])
-            spray_center[:, :2] += rel[throw]
-            spray_center[:, 2] += lift[throw]
-            spray = Solids(
-                center=spray_center,
-                half=spray_half[throw],
-                rotation=rot_s,
-                owner=throw,
-                reflectivity=np.full(len(throw), 0.02),
-            )
-        sweep = lidar.cast(
-            solids, sensor_rng, domain, spray, terrain if domain.hill_amplitude_m > 0 else None
-        )
-        points, ray = lidar.points(sweep)
-
-        # As labellers do, an object gets a box when the LiDAR sees it: in range, with points.
-        in_range = np.flatnonzero(dist <= max_range)
-        boxes = np.column_stack(
-            [
-                rel[in_range],
-                lift[in_range]
-                + agent_z0[in_range]
-                + (agent_dims[in_range, 2] + LABEL_CLEARANCE_M) / 2,
-                agent_dims[in_range, :2],
-                agent_dims[in_range, 2] - LABEL_CLEARANCE_M,
-                wrap_angle(agent_yaw[in_range] - scene.ego_yaw),
-            ]
-        )
-        counts = lidar.count_in_boxes(points, ray, boxes)
-        visible = counts >= config.min_label_points
-        labelled, boxes, counts = in_range[visible], boxes[visible], counts[visible]
-        noise, keep = _noisy_labels(
-            boxes,
-            agent_cls[labelled] == "vehicle",
-            ~agent_moving[labelled],
-            config.label_noise_fraction,
-            label_rng,
-        )
-        labelled, boxes, counts, noise = labelled[keep], boxes[keep], counts[keep], noise[keep]
-        boxes[:, 6] = wrap_angle(boxes[:, 6])
-        wrong = noise != ""
-        counts[wrong] = lidar.count_in_boxes(points, ray, boxes[wrong])
-        speed = agent_velocity[labelled] @ to_vehicle.T
-        box_tables.append(
-            pd.DataFrame(
-                {
-                    "segment_id": row["segment_id"],
-                    "frame_index": f,
-                    "track_id": track_ids[labelled],
-                    "class": agent_cls[labelled],
-                    "subtype": subtypes[labelled],
-                    "center_x": boxes[:, 0],
-                    "center_y": boxes[:, 1],
-                    "center_z": boxes[:, 2],
-                    "length": boxes[:, 3],
-                    "width": boxes[:, 4],
-                    "height": boxes[:, 5],
-                    "heading": boxes[:, 6],
-                    "speed_x": speed[:, 0],
-                    "speed_y": speed[:, 1],
-                    "num_points": counts,
-                    "distance": np.hypot(boxes[:, 0], boxes[:, 1]),
-                    "label_noise": noise != "",
-                    "noise_kind": noise,
-                }
-            )
-        )
-        frame_rows.append(
-            (
-                row["segment_id"],
-                f,
-                base_micros + round(t * 1e6),
-                ego_xy[0],
-                ego_xy[1],
-                0.0,
-                np.cos(scene.ego_yaw / 2),
-                0.0,
-                0.0,
-                np.sin(scene.ego_yaw / 2),
-                len(points),
-            )
-        )
+        pose = _pose(scene, agents, ground, t)
+        solids, seen = _frame_solids(agents, statics, pose, max_range)
+        spray = _frame_spray(agents, pose, seen) if domain.spray_per_m > 0 else None
+        terrain = pose.terrain if domain.hill_amplitude_m > 0 else None
+        points, ray = lidar.points(lidar.cast(solids, sensor_rng, domain, spray, terrain))
+        labels = _label_frame(config, lidar, agents, pose, points, ray, label_rng)
+        box_tables.append(_box_table(row["segment_id"], f, agents, pose, labels))
+        timestamp = base_micros + round(t * 1e6)
+        frame_rows.append(_frame_row(row["segment_id"], f, timestamp, pose, len(points)))
         point_chunks.append(points)
-
-    frames = conform(pd.DataFrame(frame_rows, columns=FRAMES.names), FRAMES, "frames")
-    boxes_table = conform(pd.concat(box_tables, ignore_index=True), BOXES, "boxes")
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in point_chunks])]).astype(np.int64)
-    return Segment(
-        segment_id=str(row["segment_id"]),
-        split=str(row["split"]),
-        domain=str(row["domain"]),
-        frames=frames,
-        boxes=boxes_table,
-        points=np.concatenate(point_chunks),
-        offsets=offsets,
-    )
+    return _assemble(row, frame_rows, box_tables, point_chunks)

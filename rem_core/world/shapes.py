@@ -143,115 +143,180 @@ def _passenger(
     return L, W, H
 
 
+def _bus(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A bus: one long body with a roof unit, on large wheels."""
+    u = rng.uniform
+    L, W, H = u(10.5, 13.0), u(2.5, 2.55), u(2.9, 3.15)
+    b.box(-L / 2, L / 2, 0.35, H, W, paint)
+    b.box(-0.2 * L, 0.05 * L, H, H + u(0.25, 0.4), 0.7 * W, paint)  # roof unit
+    _axles(b, L, W, (0.32 * L, -0.25 * L), r=0.5)
+
+
+def _box_truck(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A box truck: a cab ahead of a tall cargo box on a chassis."""
+    u = rng.uniform
+    L, W, H = u(7.0, 9.5), u(2.35, 2.5), u(3.2, 3.7)
+    b.box(L / 2 - 2.2, L / 2, 0.45, u(2.5, 2.8), W - 0.1, paint)  # cab
+    b.box(-L / 2, L / 2 - 2.4, 0.95, H, W, u(0.3, 0.6))  # cargo box
+    b.box(-L / 2 + 0.5, L / 2 - 2.2, 0.5, 0.95, 1.0, 0.05)  # chassis
+    _axles(b, L, W, (L / 2 - 1.2, -0.3 * L), r=0.5)
+
+
+def _tractor_trailer(rng: np.random.Generator, b: _Builder, paint: float, parked: bool) -> None:
+    """A tractor and its trailer; a parked one stands articulated half the time."""
+    u = rng.uniform
+    L, W, H = u(14.0, 18.0), u(2.5, 2.6), u(3.8, 4.1)
+    b.box(L / 2 - 2.6, L / 2, 0.6, u(3.0, 3.8), W - 0.1, paint)  # cab
+    b.box(L / 2 - 6.0, L / 2 - 2.6, 0.6, 1.2, 1.2, 0.05)  # tractor chassis
+    _axles(b, L, W, (L / 2 - 1.3, L / 2 - 4.8), r=0.5)
+    first = len(b.parts)
+    hitch = L / 2 - 4.5
+    b.box(-L / 2, hitch + 1.0, 1.25, H, W, u(0.3, 0.6))  # trailer
+    _axles(b, L, W, (-L / 2 + 1.5, -L / 2 + 2.8), r=0.5)
+    if parked and rng.random() < 0.5:
+        b.articulate(first, hitch, u(-0.2, 0.2))
+
+
+def _car_carrier(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A car carrier: a cab and two decks, each with a row of cars and an empty slot now
+    and then."""
+    u = rng.uniform
+    L, W = u(16.0, 21.0), 2.55
+    b.box(L / 2 - 2.6, L / 2, 0.6, 3.4, W - 0.1, paint)  # cab
+    b.box(-L / 2, L / 2 - 2.8, 0.7, 0.95, W, 0.05)  # lower deck
+    b.box(-L / 2, L / 2 - 0.8, 2.25, 2.4, W, 0.05)  # upper deck
+    for deck_z0, deck_z1, x_end in ((0.95, 2.15, L / 2 - 2.9), (2.4, 3.75, L / 2 - 1.0)):
+        x = -L / 2 + 0.2
+        while x + 4.4 <= x_end:
+            if rng.random() < 0.8:  # an empty slot now and then
+                b.box(x, x + 4.3, deck_z0, deck_z1, 1.8, u(0.08, 0.5))
+            x += 4.6
+    _axles(b, L, W, (L / 2 - 1.3, -L / 2 + 2.0), r=0.5)
+
+
+def _roof_load(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A car with a long load on its roof."""
+    u = rng.uniform
+    base = rng.choice(["sedan", "suv", "van"])
+    L, W, H = _passenger(str(base), rng, b, paint)
+    load = u(L + 0.8, L + 2.2)  # a ladder or kayak overhanging both ends
+    shift = u(-0.4, 0.4)
+    b.box(shift - load / 2, shift + load / 2, H, H + u(0.12, 0.25), u(0.35, 0.6), u(0.2, 0.7))
+
+
+def _flatbed_ramp(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A flatbed truck with its loading ramp lowered from the bed to the road."""
+    u = rng.uniform
+    L, W = u(7.2, 9.0), u(2.3, 2.5)
+    ramp = u(2.0, 2.8)
+    angle = np.arcsin(min(1.0 / ramp, 0.9))  # the ramp runs from the bed down to the road
+    run = ramp * np.cos(angle)
+    bed_rear = -L / 2 + run
+    b.box(L / 2 - 2.3, L / 2, 0.5, u(2.5, 2.7), W - 0.1, paint)  # cab
+    b.box(bed_rear, L / 2 - 2.4, 0.95, 1.1, W, u(0.2, 0.4))  # flat bed
+    b.box(bed_rear - ramp / 2, bed_rear + ramp / 2, 0.5 - 0.04, 0.5 + 0.04, W - 0.2, u(0.2, 0.5))
+    cx, cz = bed_rear - run / 2, 0.55
+    c, h, r, refl = b.parts[-1]
+    b.parts[-1] = (np.array([cx, 0.0, cz]), h, _rot(0.0, -angle), refl)
+    _axles(b, L, W, (L / 2 - 1.2, bed_rear + 1.2), r=0.45)
+
+
+def _roof_box(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A car with a cargo box on its roof."""
+    u = rng.uniform
+    base = rng.choice(["sedan", "hatchback", "suv"])
+    L, W, H = _passenger(str(base), rng, b, paint)
+    box_l = u(1.4, 2.0)  # a closed cargo box on roof bars, within the car's length
+    shift = u(-0.35, 0.05) * L
+    b.box(
+        shift - box_l / 2,
+        shift + box_l / 2,
+        H + 0.06,
+        H + u(0.38, 0.48),
+        u(0.75, 0.9),
+        u(0.3, 0.6),
+    )
+
+
+def _tall_load(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A pickup with a load stacked in its bed, above the cab."""
+    u = rng.uniform
+    L, W, H = _passenger("pickup", rng, b, paint)
+    top = u(2.2, 2.55)  # furniture or crates stacked in the bed, above the cab
+    b.box(-L / 2 + 0.15, -0.14 * L, 0.55 * H, top, u(1.3, 1.65), u(0.15, 0.6))
+
+
+def _open_door(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A car with one or two doors of one side standing open."""
+    u = rng.uniform
+    base = rng.choice(["sedan", "suv", "hatchback"])
+    L, W, H = _passenger(str(base), rng, b, paint)
+    # One or two doors of one side stand open, turned about their front hinges.
+    side = rng.choice([-1.0, 1.0])
+    hinges = [0.12 * L] if rng.random() < 0.6 else [0.12 * L, -0.12 * L]
+    for hinge in hinges:
+        door, angle = u(0.95, 1.1), u(0.6, 1.1)
+        dx, dy = -np.cos(angle) * door / 2, side * (W / 2 + np.sin(angle) * door / 2)
+        b.box(
+            hinge + dx - door / 2,
+            hinge + dx + door / 2,
+            0.3,
+            0.85 * H,
+            0.06,
+            paint,
+            y=dy,
+            yaw=-side * angle,
+        )
+
+
+def _tow_truck(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A flatbed tow truck; the car it carries is an object of its own ("towed_car")."""
+    u = rng.uniform
+    L, W = u(7.0, 8.0), u(2.3, 2.45)
+    b.box(L / 2 - 2.3, L / 2, 0.5, u(2.4, 2.7), W - 0.1, paint)  # cab
+    b.box(-L / 2, L / 2 - 2.4, TOW_BED_Z - 0.12, TOW_BED_Z, W, u(0.2, 0.4))  # tilt bed
+    b.box(-L / 2 + 0.6, L / 2 - 2.3, 0.5, TOW_BED_Z - 0.12, 1.0, 0.05)  # chassis
+    _axles(b, L, W, (L / 2 - 1.2, -L / 2 + 1.4), r=0.45)
+
+
+def _microcar(rng: np.random.Generator, b: _Builder, paint: float) -> None:
+    """A microcar: a short, narrow car."""
+    u = rng.uniform
+    L, W, H = u(2.0, 2.6), u(1.0, 1.4), u(1.35, 1.55)
+    _car(b, L, W, H, 0.55 * H, (-0.45, 0.25), paint)
+
+
 def _vehicle(subtype: str, rng: np.random.Generator, parked: bool) -> _Builder:
+    """The parts of a random vehicle of a subtype (see ``make_shape``)."""
     u = rng.uniform
     b = _Builder()
     paint = u(0.08, 0.5)
     if subtype in ("sedan", "hatchback", "suv", "pickup", "van"):
         _passenger(subtype, rng, b, paint)
     elif subtype == "bus":
-        L, W, H = u(10.5, 13.0), u(2.5, 2.55), u(2.9, 3.15)
-        b.box(-L / 2, L / 2, 0.35, H, W, paint)
-        b.box(-0.2 * L, 0.05 * L, H, H + u(0.25, 0.4), 0.7 * W, paint)  # roof unit
-        _axles(b, L, W, (0.32 * L, -0.25 * L), r=0.5)
+        _bus(rng, b, paint)
     elif subtype == "box_truck":
-        L, W, H = u(7.0, 9.5), u(2.35, 2.5), u(3.2, 3.7)
-        b.box(L / 2 - 2.2, L / 2, 0.45, u(2.5, 2.8), W - 0.1, paint)  # cab
-        b.box(-L / 2, L / 2 - 2.4, 0.95, H, W, u(0.3, 0.6))  # cargo box
-        b.box(-L / 2 + 0.5, L / 2 - 2.2, 0.5, 0.95, 1.0, 0.05)  # chassis
-        _axles(b, L, W, (L / 2 - 1.2, -0.3 * L), r=0.5)
+        _box_truck(rng, b, paint)
     elif subtype == "tractor_trailer":
-        L, W, H = u(14.0, 18.0), u(2.5, 2.6), u(3.8, 4.1)
-        b.box(L / 2 - 2.6, L / 2, 0.6, u(3.0, 3.8), W - 0.1, paint)  # cab
-        b.box(L / 2 - 6.0, L / 2 - 2.6, 0.6, 1.2, 1.2, 0.05)  # tractor chassis
-        _axles(b, L, W, (L / 2 - 1.3, L / 2 - 4.8), r=0.5)
-        first = len(b.parts)
-        hitch = L / 2 - 4.5
-        b.box(-L / 2, hitch + 1.0, 1.25, H, W, u(0.3, 0.6))  # trailer
-        _axles(b, L, W, (-L / 2 + 1.5, -L / 2 + 2.8), r=0.5)
-        if parked and rng.random() < 0.5:
-            b.articulate(first, hitch, u(-0.2, 0.2))
+        _tractor_trailer(rng, b, paint, parked)
     elif subtype == "car_carrier":
-        L, W = u(16.0, 21.0), 2.55
-        b.box(L / 2 - 2.6, L / 2, 0.6, 3.4, W - 0.1, paint)  # cab
-        b.box(-L / 2, L / 2 - 2.8, 0.7, 0.95, W, 0.05)  # lower deck
-        b.box(-L / 2, L / 2 - 0.8, 2.25, 2.4, W, 0.05)  # upper deck
-        for deck_z0, deck_z1, x_end in ((0.95, 2.15, L / 2 - 2.9), (2.4, 3.75, L / 2 - 1.0)):
-            x = -L / 2 + 0.2
-            while x + 4.4 <= x_end:
-                if rng.random() < 0.8:  # an empty slot now and then
-                    b.box(x, x + 4.3, deck_z0, deck_z1, 1.8, u(0.08, 0.5))
-                x += 4.6
-        _axles(b, L, W, (L / 2 - 1.3, -L / 2 + 2.0), r=0.5)
+        _car_carrier(rng, b, paint)
     elif subtype == "roof_load":
-        base = rng.choice(["sedan", "suv", "van"])
-        L, W, H = _passenger(str(base), rng, b, paint)
-        load = u(L + 0.8, L + 2.2)  # a ladder or kayak overhanging both ends
-        shift = u(-0.4, 0.4)
-        b.box(shift - load / 2, shift + load / 2, H, H + u(0.12, 0.25), u(0.35, 0.6), u(0.2, 0.7))
+        _roof_load(rng, b, paint)
     elif subtype == "flatbed_ramp":
-        L, W = u(7.2, 9.0), u(2.3, 2.5)
-        ramp = u(2.0, 2.8)
-        angle = np.arcsin(min(1.0 / ramp, 0.9))  # the ramp runs from the bed down to the road
-        run = ramp * np.cos(angle)
-        bed_rear = -L / 2 + run
-        b.box(L / 2 - 2.3, L / 2, 0.5, u(2.5, 2.7), W - 0.1, paint)  # cab
-        b.box(bed_rear, L / 2 - 2.4, 0.95, 1.1, W, u(0.2, 0.4))  # flat bed
-        b.box(
-            bed_rear - ramp / 2, bed_rear + ramp / 2, 0.5 - 0.04, 0.5 + 0.04, W - 0.2, u(0.2, 0.5)
-        )
-        cx, cz = bed_rear - run / 2, 0.55
-        c, h, r, refl = b.parts[-1]
-        b.parts[-1] = (np.array([cx, 0.0, cz]), h, _rot(0.0, -angle), refl)
-        _axles(b, L, W, (L / 2 - 1.2, bed_rear + 1.2), r=0.45)
+        _flatbed_ramp(rng, b, paint)
     elif subtype == "roof_box":
-        base = rng.choice(["sedan", "hatchback", "suv"])
-        L, W, H = _passenger(str(base), rng, b, paint)
-        box_l = u(1.4, 2.0)  # a closed cargo box on roof bars, within the car's length
-        shift = u(-0.35, 0.05) * L
-        b.box(
-            shift - box_l / 2,
-            shift + box_l / 2,
-            H + 0.06,
-            H + u(0.38, 0.48),
-            u(0.75, 0.9),
-            u(0.3, 0.6),
-        )
+        _roof_box(rng, b, paint)
     elif subtype == "tall_load":
-        L, W, H = _passenger("pickup", rng, b, paint)
-        top = u(2.2, 2.55)  # furniture or crates stacked in the bed, above the cab
-        b.box(-L / 2 + 0.15, -0.14 * L, 0.55 * H, top, u(1.3, 1.65), u(0.15, 0.6))
+        _tall_load(rng, b, paint)
     elif subtype == "open_door":
-        base = rng.choice(["sedan", "suv", "hatchback"])
-        L, W, H = _passenger(str(base), rng, b, paint)
-        # One or two doors of one side stand open, turned about their front hinges.
-        side = rng.choice([-1.0, 1.0])
-        hinges = [0.12 * L] if rng.random() < 0.6 else [0.12 * L, -0.12 * L]
-        for hinge in hinges:
-            door, angle = u(0.95, 1.1), u(0.6, 1.1)
-            dx, dy = -np.cos(angle) * door / 2, side * (W / 2 + np.sin(angle) * door / 2)
-            b.box(
-                hinge + dx - door / 2,
-                hinge + dx + door / 2,
-                0.3,
-                0.85 * H,
-                0.06,
-                paint,
-                y=dy,
-                yaw=-side * angle,
-            )
+        _open_door(rng, b, paint)
     elif subtype == "tow_truck":
-        # A flatbed tow truck; the car it carries is an object of its own ("towed_car").
-        L, W = u(7.0, 8.0), u(2.3, 2.45)
-        b.box(L / 2 - 2.3, L / 2, 0.5, u(2.4, 2.7), W - 0.1, paint)  # cab
-        b.box(-L / 2, L / 2 - 2.4, TOW_BED_Z - 0.12, TOW_BED_Z, W, u(0.2, 0.4))  # tilt bed
-        b.box(-L / 2 + 0.6, L / 2 - 2.3, 0.5, TOW_BED_Z - 0.12, 1.0, 0.05)  # chassis
-        _axles(b, L, W, (L / 2 - 1.2, -L / 2 + 1.4), r=0.45)
+        _tow_truck(rng, b, paint)
     elif subtype == "towed_car":
         _passenger(str(rng.choice(["sedan", "hatchback", "suv"])), rng, b, paint)
     elif subtype == "microcar":
-        L, W, H = u(2.0, 2.6), u(1.0, 1.4), u(1.35, 1.55)
-        _car(b, L, W, H, 0.55 * H, (-0.45, 0.25), paint)
+        _microcar(rng, b, paint)
     else:
         raise ValueError(f"subtype: unknown vehicle subtype {subtype!r}")
     return b

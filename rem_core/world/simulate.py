@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rem_core.cluster import map_in_order
 from rem_core.config import WorldConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset, DatasetWriter
 from rem_core.world.lidar import Lidar
@@ -69,8 +70,6 @@ def simulate_world(
     if workers < 1:
         raise ValueError(f"workers: must be >= 1, got {workers}")
     if client is not None:
-        from rem_core.cluster import map_in_order
-
         segments = map_in_order(client, _simulate_index, range(total), config)
     elif workers == 1 or total <= 1:
         lidar = Lidar(config.lidar)

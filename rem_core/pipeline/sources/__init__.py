@@ -26,7 +26,6 @@ from rem_core.pipeline.sources.boxes import (
     ImportedFeatures,
 )
 from rem_core.pipeline.sources.choice import (
-    FEATURE_CHOICES,
     MIN_DETECTOR_FRAMES,
     FeatureChoice,
     choose_features,
@@ -41,7 +40,6 @@ from rem_core.pipeline.sources.detector import (
 )
 
 __all__ = [
-    "FEATURE_CHOICES",
     "MIN_DETECTOR_FRAMES",
     "DetectorFeatures",
     "FeatureChoice",

@@ -12,7 +12,9 @@ import pandas as pd
 
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
-from rem_core.io import DETECTION_FEATURES_FILE, DETECTIONS_FILE
+from rem_core.geometry import box_descriptors
+from rem_core.io import DETECTION_FEATURES_FILE, DETECTIONS_FILE, check_features
+from rem_core.mining import best_overlap
 from rem_core.pipeline.keys import dataset_key
 from rem_core.pipeline.outputs import DetectionRun, StageCall
 from rem_core.pipeline.sources.base import FeatureSource
@@ -71,7 +73,6 @@ class GeometryFeatures(_BoxFeatures):
         )
 
     def _features(self, config, dataset, gt, client=None):
-        from rem_core.geometry import box_descriptors
 
         points = dataset.points if dataset.frames["num_points"].any() else None
         gt_features = box_descriptors(gt, points)
@@ -109,7 +110,6 @@ class ImportedFeatures(_BoxFeatures):
     own_gt_features = False
 
     def _features(self, config, dataset, gt, client=None):
-        from rem_core.mining import best_overlap
 
         detections, features = _imported_detections(dataset)
         match, iou = best_overlap(gt, detections)
@@ -122,7 +122,6 @@ class ImportedFeatures(_BoxFeatures):
 
 def _imported_detections(dataset: Dataset) -> tuple[pd.DataFrame, np.ndarray]:
     """The data set's detections and their features, checked to pair row for row."""
-    from rem_core.io import check_features
 
     root = Path(dataset.root)
     det_file, feat_file = root / DETECTIONS_FILE, root / DETECTION_FEATURES_FILE

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rem_core.config import FEATURE_SOURCES, FeatureConfig, RemConfig
+from rem_core.config import FEATURE_CHOICES, FEATURE_SOURCES, FeatureConfig, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.io import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.pipeline.sources.base import FeatureSource
@@ -15,7 +15,6 @@ from rem_core.pipeline.sources.detector import DetectorFeatures
 from rem_core.schema import DataError
 
 __all__ = [
-    "FEATURE_CHOICES",
     "MIN_DETECTOR_FRAMES",
     "FeatureChoice",
     "choose_features",
@@ -41,9 +40,6 @@ def feature_source(name: str) -> FeatureSource:
 #: Frames with a point cloud the source split needs for our detector to be trained on it
 #: (the tiny world's single source segment has 8).
 MIN_DETECTOR_FRAMES = 8
-
-#: What ``--features`` accepts: a feature source, or ``"auto"`` (:func:`choose_features`).
-FEATURE_CHOICES = ("auto", *FEATURE_SOURCES)
 
 
 @dataclass(frozen=True)
