@@ -1,6 +1,6 @@
 """Benchmark: the active-learning experiment (paper Tables 2 and 3) on the demo world.
 
-Runs ``rem_core.experiment.runs.run_experiment`` for the chosen rows and seeds on the preset's
+Runs ``rem_core.experiment.run_experiment`` for the chosen rows and seeds on the preset's
 world (its pipeline is built first if it is not cached; runs already cached are read, not
 redone, so ``--fresh`` times a run from scratch in a new cache folder of experiments only).
 ``seconds`` is the wall time of the runs this invocation computed; ``seconds_per_run`` their

@@ -89,7 +89,7 @@ def app_config(data: OpenData | None, estimator: str | None = None) -> RemConfig
 
     A built-in world uses its preset's settings, a data set folder the demo preset's
     detector, tracker, density and scoring settings. The features are the sidebar's choice
-    (``app_features``; automatic by default: see ``rem_core.pipeline.stages.choose_features``).
+    (``app_features``; automatic by default: see ``rem_core.pipeline.choose_features``).
     ``estimator`` (default: the sidebar's choice) picks the density model. ``data`` may be
     ``None`` for a built-in world not built yet (its preset's features, our detector's).
     """
@@ -156,7 +156,7 @@ def experiment_job(data: OpenData, config: RemConfig) -> JobStatus | None:
 
 
 def start_experiment(data: OpenData, config: RemConfig) -> JobStatus:
-    """Start the active-learning experiment (``rem_core.experiment.runs.run_experiment``; it runs
+    """Start the active-learning experiment (``rem_core.experiment.run_experiment``; it runs
     the pipeline's missing stages first) in a process of its own unless it runs already."""
     root = _root(data)
     return start_job(
@@ -169,7 +169,7 @@ def start_experiment(data: OpenData, config: RemConfig) -> JobStatus:
 
 
 def status(data: OpenData, config: RemConfig) -> dict:
-    """Which stages are cached (see ``rem_core.pipeline.stages.pipeline_status``)."""
+    """Which stages are cached (see ``rem_core.pipeline.pipeline_status``)."""
     return pipeline_status(config, data.dataset)
 
 

@@ -48,7 +48,7 @@ min_boxes = c4.number_input("Boxes at least", 1, 200, 3, key="tracks_min_boxes")
 # --- load ------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def tracks_of(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFrame:
-    """One row per track, rarest first (``rem_core.analysis.recall.track_table``)."""
+    """One row per track, rarest first (``rem_core.analysis.track_table``)."""
     if source == "gt":
         return track_table(_ds, _det.gt, _run.gt_log_prob, gt=_det.gt)
     return track_table(_ds, _det.detections, _run.log_prob)

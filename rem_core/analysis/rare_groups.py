@@ -11,7 +11,7 @@ features the density model scored (``RarenessRun.gt_log_prob``):
   whose family in ``VEHICLE_SUBTYPES`` is not ``"regular"``; each non-empty ``noise_kind``;
   all label noise together), the AUROC of D-REM rareness and of size-only rareness at
   telling the group's boxes from regular, non-noisy vehicle boxes.
-* ``rem_core.analysis.noise.label_noise_in_rarest``: the share of label-noise vehicle boxes
+* ``rem_core.analysis.label_noise_in_rarest``: the share of label-noise vehicle boxes
   among the rarest 5% (the paper: at least half of them), and the share of the rarest 5%
   that is label noise.
 * :func:`ks_train_val`: how far the training pool's log p lies from validation's (a model

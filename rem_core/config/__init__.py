@@ -200,7 +200,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a (nested) config dataclass.
 
     Every field, except those declared ``omit_default`` (added after the cache keys were
-    fixed) while they hold their default: see ``rem_core.config.rules.settings_dict``.
+    fixed) while they hold their default: see ``rem_core.config.settings_dict``.
     """
     return json.loads(json.dumps(settings_dict(config)))
 

@@ -58,7 +58,7 @@ MiningMethod = Literal[
 ]
 MINING_METHODS: tuple[MiningMethod, ...] = get_args(MiningMethod)
 
-#: Row keys of the active-learning experiment (``rem_core.experiment.runs.EXPERIMENT_ROWS``), in
+#: Row keys of the active-learning experiment (``rem_core.experiment.EXPERIMENT_ROWS``), in
 #: the table's order.
 ExperimentRowName = Literal[
     "partial",

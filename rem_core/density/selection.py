@@ -209,7 +209,7 @@ def select_density(
 ) -> DensitySelection:
     """Fit every candidate on ``X_fit`` and keep the best by held-out NLL.
 
-    One :class:`~rem_core.density.reduce.FeatureReducer` with ``K = max k`` components is fitted on
+    One :class:`~rem_core.density.FeatureReducer` with ``K = max k`` components is fitted on
     ``X_fit``; a candidate of ``k`` components is fitted on the first ``k`` standardised
     components and scored on those of ``X_heldout``, in its own space and in the common
     ``K``-D space (module docstring).

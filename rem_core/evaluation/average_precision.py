@@ -3,7 +3,7 @@
 ``AP = sum_k (r_k - r_{k-1}) * max_{j >= k} p_j`` with ``r_{-1} = 0``: the exact area under
 the max-precision envelope, one curve point per distinct score (every-point interpolation,
 as PASCAL VOC since 2010). Which prediction is a true positive is decided before, by
-matching (``rem_core.evaluation.evaluate.evaluate_detections``, ``rem_core.evaluation.matching``).
+matching (``rem_core.evaluation.evaluate_detections``, ``rem_core.evaluation.matching``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ The metric (``docs/evaluation.md`` has the worked definitions):
 * **AP**: the exact area under the max-precision envelope of the precision-recall curve,
   with one curve point per distinct score (``rem_core.evaluation.average_precision``).
 * **Size subsets** (paper Table 3): a ground-truth box belongs to the subset of its own
-  size (``rem_core.geometry.boxes.size_subset``); a matched prediction to its ground truth's subset;
+  size (``rem_core.geometry.size_subset``); a matched prediction to its ground truth's subset;
   an unmatched prediction to the subset of its own predicted size.
 """
 

@@ -5,7 +5,7 @@ width, height, heading`` in the vehicle frame, metres and radians.
 
 Boxes are compared only within a frame (equal ``segment_id, frame_index``, or any other key
 columns): :func:`frame_keys` numbers the frames of several tables consistently, and
-``rem_core.geometry.iou.iou_within_keys`` gives every overlapping pair of a frame with its IoU (the
+``rem_core.geometry.iou_within_keys`` gives every overlapping pair of a frame with its IoU (the
 sparse per-frame IoU matrix). Each row of ``a`` then gets at most one row of ``b``, by one of
 three rules (``MATCH_RULES``); a match always needs IoU ``> 0`` and ``>= min_iou``:
 

@@ -25,7 +25,7 @@ def write_experiment(
     """Write the results to ``folder`` (created if missing), each file atomically.
 
     Files: ``experiment.csv`` and ``experiment.json`` (the table, with the 95% intervals of
-    ``rem_core.experiment.stats.with_intervals`` as extra columns), ``runs.csv`` (one row
+    ``rem_core.experiment.with_intervals`` as extra columns), ``runs.csv`` (one row
     per row and seed), ``curves.csv`` (``row, seed`` and each recall-by-rareness bin) and
     ``comparisons.csv`` (``ExperimentIntervals.comparisons``: paired differences).
 

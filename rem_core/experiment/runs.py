@@ -3,7 +3,7 @@
 Each row of the table is a way to label the unlabelled pool for a second training:
 
 1. the detector ensemble, trained on the labelled source pool, and the pipeline's pool
-   (``rem_core.pipeline.stages.ensure_mining_pool``) give every selection method its ranking;
+   (``rem_core.pipeline.ensure_mining_pool``) give every selection method its ranking;
 2. a method mines the pool under a budget (Algorithm 1): the whole ground-truth tracks it
    finds are the human labels;
 3. the rest of the pool is labelled by the main model's detections ("SL", self-labelling)

@@ -1,7 +1,7 @@
 """Per-segment results of an experiment run: what a segment bootstrap needs to recompute AP.
 
 A run of the active-learning experiment (``rem_core.experiment.runs``) evaluates one retrained
-detector on the validation split (``rem_core.evaluation.evaluate.evaluate_detections``: 3D IoU 0.5,
+detector on the validation split (``rem_core.evaluation.evaluate_detections``: 3D IoU 0.5,
 LEVEL_1). Its AP of a subset is ``precision_recall(scores, tp, n_gt)`` of that subset's
 predictions, so keeping, for every evaluated prediction, its segment, score, true-positive
 flag and subsets, and the number of ground-truth boxes of every segment and subset, is

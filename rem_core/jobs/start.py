@@ -92,7 +92,7 @@ def start_job(
         label: what it runs, for messages.
         root: the cache root (default ``cache_root()``); the job process caches there too.
         retrain: for a pipeline, train the detectors from scratch first
-            (``rem_core.pipeline.stages.clear_pipeline``; no shipped weights).
+            (``rem_core.pipeline.clear_pipeline``; no shipped weights).
         cluster: the Dask cluster its segment-by-segment stages run on
             (``rem_core.cluster``): ``local``, ``local:N`` or a scheduler address such as
             ``tcp://host:8786``. ``None`` or empty: in the job's own process

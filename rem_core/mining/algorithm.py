@@ -14,7 +14,7 @@ budget of ``K`` tracks.
    with ``T``'s box in the detection's frame; ``b`` itself included) is discarded.
 4. Repeat until ``|S_h| = K``, the budget is spent, or no detection is left.
 5. Merge: ``S = S_h + (S_a - {auto-labelled tracks that intersect S_h})``
-   (``rem_core.mining.labels.merge_labels``).
+   (``rem_core.mining.merge_labels``).
 
 :func:`select_tracks` is the fast implementation: it never computes the full overlap
 relation of the pool. Detections are walked in blocks in rareness order; one vectorised

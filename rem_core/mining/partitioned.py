@@ -1,5 +1,5 @@
 """Algorithm 1 over partitions of the pool (segments), exactly: the same selection as
-:func:`~rem_core.mining.algorithm.select_tracks` on the whole pool.
+:func:`~rem_core.mining.select_tracks` on the whole pool.
 
 Why it is exact: a check can discard only detections of its own segment (a track, and every
 box of it, lies in one segment, and a detection is discarded when it overlaps one of the
@@ -223,7 +223,7 @@ def select_tracks_partitioned(
     partitions: int = 2,
     client: Any | None = None,
 ) -> MiningResult:
-    """:func:`~rem_core.mining.algorithm.select_tracks`, run on ``partitions`` groups of whole
+    """:func:`~rem_core.mining.select_tracks`, run on ``partitions`` groups of whole
     segments and merged: the same result (see the module docstring).
 
     Args:

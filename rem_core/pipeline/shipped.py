@@ -7,13 +7,13 @@ byte-identical weights. Training them is the longest stage of the app's first st
 member as the cache holds it, and ``provenance.json`` saying what made them:
 
 - ``detector_key``: the cache key of the ensemble (the detector's settings, the world's
-  settings and ``DETECTOR_VERSION``: see ``rem_core.pipeline.stages.detector_key``);
+  settings and ``DETECTOR_VERSION``: see ``rem_core.pipeline.detector_key``);
 - ``world_fingerprint``: a hash of the world's content (:func:`world_fingerprint`), so that
   a world simulated differently on another machine (another numpy, another CPU) is not
   given weights trained on a different one;
 - ``commit``, ``trained_s``, ``members``, ``sha256`` of every weight file, and the settings.
 
-``rem_core.pipeline.stages.ensure_detectors`` copies them into the cache instead of training when
+``rem_core.pipeline.ensure_detectors`` copies them into the cache instead of training when
 both the key and the fingerprint match and the files' hashes are intact; otherwise it
 trains, as always. ``rem detect ship`` writes them (a maintainer's step, after a change of
 the detector or the world: ``make weights``), and ``rem detect train --retrain`` (or Home's

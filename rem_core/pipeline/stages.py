@@ -259,6 +259,6 @@ def run_pipeline(
     client: Any = None,
 ) -> RarenessRun:
     """Every stage up to the rareness of every object (cached stages are read, not redone;
-    ``shipped``: see :func:`~rem_core.pipeline.sources.detector.ensure_detectors`; ``client``: a
-    Dask client, see :class:`~rem_core.pipeline.outputs.StageCall`)."""
+    ``shipped``: see :func:`~rem_core.pipeline.ensure_detectors`; ``client``: a
+    Dask client, see :class:`~rem_core.pipeline.StageCall`)."""
     return ensure_rareness(config, dataset, root, progress, shipped, client)

@@ -13,7 +13,7 @@ world frame, reached through each frame's vehicle-to-world pose (``FRAMES`` tabl
   ``max_missed`` frames without a match.
 * ``tracking_metrics``: ID switches, fragmentations, purity and mostly-tracked ratio against
   ground-truth track ids, on score-first greedy BEV IoU matching
-  (``rem_core.evaluation.evaluate.evaluate_detections``).
+  (``rem_core.evaluation.evaluate_detections``).
 * ``auto_label``: offboard refinement that sees each whole track, past and future (after
   Qi et al. 2021, "Offboard 3D object detection from point cloud sequences"): one size per
   object, Rauch-Tung-Striebel smoothed centres, headings resolved modulo pi and aligned

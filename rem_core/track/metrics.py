@@ -59,7 +59,7 @@ def tracking_metrics(
     Only detections with a ``track_id`` count (the tracker's output). In every frame,
     detections in descending score order each take the unmatched ground-truth box of their
     class with the highest BEV IoU, if it is ``>= iou_threshold``
-    (``rem_core.evaluation.evaluate.evaluate_detections``); then, along each ground-truth track in
+    (``rem_core.evaluation.evaluate_detections``); then, along each ground-truth track in
     frame order, changes of the matched predicted id are ID switches and resumed matching
     after an unmatched labelled frame is a fragmentation.
 

@@ -29,11 +29,11 @@ def experiment_ap_figure(table: pd.DataFrame, metric: str = "ap_large", *, heigh
     marker where it is known.
 
     Whiskers show the 95% interval when ``table`` has ``<metric>_low`` and
-    ``<metric>_high`` (``rem_core.experiment.stats.with_intervals``), else one standard
+    ``<metric>_high`` (``rem_core.experiment.with_intervals``), else one standard
     deviation over seeds.
 
     Args:
-        table: ``rem_core.experiment.runs.results_table`` output, with or without intervals.
+        table: ``rem_core.experiment.results_table`` output, with or without intervals.
         metric: ``ap_large``, ``ap_regular`` or ``ap_all``.
         height: figure height in pixels.
     """

@@ -11,8 +11,8 @@ rare families (large and irregular vehicle subtypes, see ``VEHICLE_SUBTYPES``) i
 vivid colours with thicker lines; label-noise boxes in dashed magenta, in a trace of their
 own; a highlighted track in thick white on top of everything (:func:`_box_groups`).
 
-The figures themselves are ``rem_core.viz.scene.scene_figure`` (3D) and
-``rem_core.viz.bev.bev_figure`` (bird's-eye view).
+The figures themselves are ``rem_core.viz.scene_figure`` (3D) and
+``rem_core.viz.bev_figure`` (bird's-eye view).
 """
 
 from __future__ import annotations

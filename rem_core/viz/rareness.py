@@ -46,7 +46,7 @@ def log_prob_histogram(
     """Overlaid density histograms of ground-truth log-probabilities (paper Fig. 6).
 
     Args:
-        groups: the table of ``rem_core.analysis.recall.log_prob_groups`` (one row per box).
+        groups: the table of ``rem_core.analysis.log_prob_groups`` (one row per box).
         by: ``"size"`` (Regular vs Large vehicles, every split), ``"split"`` (vehicles of the
             source pool vs validation) or ``"set"`` (validation's regular vehicles against the
             OOD sets: Large, the other region, pedestrians; the legend gives each set's AUROC

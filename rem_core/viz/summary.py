@@ -28,7 +28,7 @@ class DatasetSummary:
         n_tracks: tracks.
         n_vehicle_tracks: tracks of class ``vehicle``.
         n_large_vehicle_tracks: vehicle tracks whose largest median dimension is >= 7 m
-            (``rem_core.geometry.boxes.size_subset``).
+            (``rem_core.geometry.size_subset``).
         large_vehicle_share: ``n_large_vehicle_tracks / n_vehicle_tracks`` (NaN if none).
     """
 

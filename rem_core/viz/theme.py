@@ -70,7 +70,7 @@ HIGHLIGHT_COLOR = "#ffffff"
 #: Order of splits in summaries; unknown splits follow in alphabetical order.
 SPLIT_ORDER = SPLITS
 
-#: Colour per out-of-distribution set of ``rem_core.analysis.recall.log_prob_groups`` and per size.
+#: Colour per out-of-distribution set of ``rem_core.analysis.log_prob_groups`` and per size.
 SET_COLORS: dict[str, str] = {
     "validation": "#4c9be8",
     "regular": "#4c9be8",

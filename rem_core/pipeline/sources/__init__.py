@@ -1,18 +1,18 @@
 """Feature sources: what the detection stage's features come from.
 
 Each source is an object with one interface (:class:`FeatureSource`): ``detect``, which
-returns a :class:`~rem_core.pipeline.outputs.DetectionRun` (its cache key is
-``rem_core.pipeline.keys.detections_key``). The pipeline chains stages
+returns a :class:`~rem_core.pipeline.DetectionRun` (its cache key is
+``rem_core.pipeline.detections_key``). The pipeline chains stages
 without knowing which source it runs, and the pages ask a run's source
 (``feature_source(run.source_name)``) what it can show
 (a trained ensemble, a score variance, features of its own for ground truth) instead of
 testing names.
 
-- ``"detector"`` (:class:`~rem_core.pipeline.sources.detector.DetectorFeatures`, the paper's):
+- ``"detector"`` (:class:`~rem_core.pipeline.DetectorFeatures`, the paper's):
   ROI-pooled BEV features of our detector ensemble, trained on the source pool.
-- ``"geometry"`` (:class:`~rem_core.pipeline.sources.boxes.GeometryFeatures`): geometric
+- ``"geometry"`` (:class:`~rem_core.pipeline.GeometryFeatures`): geometric
   descriptors of the boxes, for data without point clouds to train a detector on.
-- ``"imported"`` (:class:`~rem_core.pipeline.sources.boxes.ImportedFeatures`): the features a
+- ``"imported"`` (:class:`~rem_core.pipeline.ImportedFeatures`): the features a
   researcher's detector gave its detections (``rem import detections --features``).
 
 >>> from rem_core.config import FEATURE_SOURCES
