@@ -11,7 +11,7 @@ import pandas as pd
 
 from rem_core.cluster import n_workers
 from rem_core.config import MINING_METHODS, MiningConfig, RemConfig
-from rem_core.mining.algorithm import MiningResult, merge_labels, resolve_budget, select_tracks
+from rem_core.mining.algorithm import MiningResult, resolve_budget, select_tracks
 from rem_core.mining.composition import (
     Composition,
     composition_table,
@@ -19,6 +19,7 @@ from rem_core.mining.composition import (
     describe_selection,
 )
 from rem_core.mining.export import mined_boxes
+from rem_core.mining.labels import merge_labels
 from rem_core.mining.methods import MiningPool, rank_detections
 from rem_core.mining.partitioned import select_tracks_partitioned
 
