@@ -221,10 +221,10 @@ def test_a_flow_scores_the_same_on_a_cluster(client, monkeypatch):
         here = flow.score_samples(X)
     finally:
         torch.set_num_threads(threads)
-    np.testing.assert_array_equal(spread.score_samples(flow, X, client), here)
+    np.testing.assert_array_equal(spread.score_on_cluster(flow, X, client), here)
     gaussian = GaussianDensity().fit(X)  # a baseline: scored in the client
     np.testing.assert_array_equal(
-        spread.score_samples(gaussian, X, client), gaussian.score_samples(X)
+        spread.score_on_cluster(gaussian, X, client), gaussian.score_samples(X)
     )
 
 

@@ -22,9 +22,7 @@ from typing import Any
 from rem_core.cluster import dask_client
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
-from rem_core.experiment import run_experiment
 from rem_core.jobs.status import _write_json
-from rem_core.pipeline import clear_pipeline, ensure_world, run_pipeline
 
 __all__ = [
     "STATUS_INTERVAL_S",
@@ -95,6 +93,10 @@ def _run(spec: dict[str, Any], report: _Reporter) -> None:
 
 
 def _run_on(spec: dict[str, Any], report: _Reporter, client: Any) -> None:
+    # Imported here, once the stop handler is installed: the stages load torch, which takes
+    # seconds, and a job stopped meanwhile must still say it was stopped on request.
+    from rem_core.experiment import run_experiment
+    from rem_core.pipeline import clear_pipeline, ensure_world, run_pipeline
 
     root = Path(spec["root"])
     config: RemConfig = spec["config"]
