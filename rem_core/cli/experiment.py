@@ -106,6 +106,6 @@ def _ship_reference(args: argparse.Namespace, config: RemConfig) -> int:
     out = args.out or REFERENCE_RESULTS / args.preset
     intervals = experiment_intervals(result)
     ship_reference(result, intervals, out, shlex.join(["rem", *kept]), config=config,
-                   dataset=ds, force=args.force)  # fmt: skip
+                   dataset=ds, force=args.force, plan=plan)  # fmt: skip
     print(f"shipped {len(result.runs)} runs of {len(result.table)} rows to {out}")
     return 0

@@ -157,6 +157,7 @@ def ship_reference(
     config: RemConfig,
     dataset: Dataset,
     force: bool = False,
+    plan: ExperimentPlan | None = None,
 ) -> Path:
     """Write ``result`` and its ``intervals`` as a shipped reference to ``out_dir``.
 
@@ -168,6 +169,7 @@ def ship_reference(
         out_dir: the folder to create (``rem_core/reference_results/<preset>``).
         command: the ``rem experiment`` command that computes these runs.
         force: replace a folder that holds anything but a README.md.
+        plan: the experiment's ``plan_experiment(config, dataset)`` when the caller holds it.
 
     Raises:
         FileExistsError: ``out_dir`` holds a reference (or other files) and ``force`` is false.
@@ -185,7 +187,7 @@ def ship_reference(
             f"intervals: rows {list(intervals.rows['row'])} are not the result's "
             f"{list(result.table['row'])}"
         )
-    plan = plan_experiment(config, dataset)
+    plan = plan or plan_experiment(config, dataset)
     if result.path.name != plan.key:
         raise ValueError(
             f"{result.path}: not the runs of these settings (experiment key {plan.key})"
