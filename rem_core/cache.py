@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
 
+from rem_core.errors import InputError
 from rem_core.files import publish_folder
 
 __all__ = [
@@ -149,7 +150,7 @@ class CacheEntry:
     ) -> CacheEntry:
         """The entry ``key`` of ``stage`` under ``root`` (default :func:`cache_root`)."""
         if stage not in CACHE_STAGES:
-            raise ValueError(f"cache: unknown stage {stage!r}; known: {', '.join(CACHE_STAGES)}")
+            raise InputError(f"cache: unknown stage {stage!r}; known: {', '.join(CACHE_STAGES)}")
         return cls(stage, key, Path(root or cache_root()), tuple(marks))
 
     @property

@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from rem_core.errors import InputError
+
 __all__ = ["SCHEDULER_ENV", "cluster_spec", "dask_client", "map_in_order", "n_workers"]
 
 log = logging.getLogger(__name__)
@@ -47,12 +49,12 @@ def cluster_spec(spec: str | None) -> tuple[str, Any] | None:
     if spec == "local" or spec.startswith("local:"):
         count = spec.partition(":")[2]
         if count and not (count.isdigit() and int(count) >= 1):
-            raise ValueError(f"--cluster {spec!r}: write local or local:N with N >= 1 workers")
+            raise InputError(f"--cluster {spec!r}: write local or local:N with N >= 1 workers")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         return ("local", int(count) if count else cores)
     if "://" in spec:
         return ("address", spec)
-    raise ValueError(
+    raise InputError(
         f"--cluster {spec!r}: expected local, local:N or a scheduler address such as "
         "tcp://host:8786"
     )

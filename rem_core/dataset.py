@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rem_core.config import SPLITS
+from rem_core.errors import InputError, InputKeyError
 from rem_core.files import publishing
 from rem_core.schema import (
     BOX_COLUMNS,
@@ -138,7 +139,7 @@ class Dataset:
         """
         unknown = [s for s in splits if s not in SPLITS]
         if unknown:
-            raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {unknown[0]!r}")
+            raise InputError(f"split: must be one of {', '.join(SPLITS)}, got {unknown[0]!r}")
         segments = self.segments
         return segments.loc[segments["split"].isin(splits), "segment_id"].tolist()
 
@@ -172,7 +173,7 @@ class Dataset:
         """
         f = self.frames
         if not ((f["segment_id"] == segment_id) & (f["frame_index"] == int(frame_index))).any():
-            raise KeyError(f"{self.root}: no frame {frame_index} in segment {segment_id!r}")
+            raise InputKeyError(f"{self.root}: no frame {frame_index} in segment {segment_id!r}")
         table = read_table(self.points_path(segment_id), POINTS, frame_index=int(frame_index))
         return table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)
 
@@ -287,7 +288,7 @@ class DatasetWriter:
             if str(segment["segment_id"].iloc[0]) == segment_id:
                 segment["split"] = split
                 return
-        raise KeyError(f"segment {segment_id!r} was not added")
+        raise InputKeyError(f"segment {segment_id!r} was not added")
 
     def add_segment(
         self,

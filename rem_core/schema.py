@@ -26,6 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rem_core.errors import InputError
+
 __all__ = [
     "BOXES",
     "BOX_COLUMNS",
@@ -148,11 +150,11 @@ TRACKS = pa.schema(
 _FINITE = set(BOX_COLUMNS) | {"x", "y", "z", "score", "pose_x", "pose_y", "pose_z"}
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A table does not match its schema; the message names the source and the column."""
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A file cannot be read as the data it should hold; the message names the file."""
 
 

@@ -25,6 +25,7 @@ ENGINE = ROOT / "rem_core"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
+        {"errors"},
         {"config", "schema", "files", "memory", "provenance"},
         {"cluster", "dataset", "cache", "geometry"},
         {"evaluation", "io", "world", "density"},

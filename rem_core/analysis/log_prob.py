@@ -8,6 +8,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score
 
+from rem_core.errors import InputError
 from rem_core.geometry import size_subset
 
 __all__ = ["auroc", "log_prob_groups", "ood_aurocs"]
@@ -23,9 +24,9 @@ def auroc(rareness_ood: ArrayLike, rareness_in: ArrayLike) -> float:
     a = np.asarray(rareness_ood, dtype=np.float64)
     b = np.asarray(rareness_in, dtype=np.float64)
     if len(a) == 0 or len(b) == 0:
-        raise ValueError(f"auroc: both sets need objects (got {len(a)} and {len(b)})")
+        raise InputError(f"auroc: both sets need objects (got {len(a)} and {len(b)})")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("auroc: rareness values must be finite")
+        raise InputError("auroc: rareness values must be finite")
     labels = np.r_[np.ones(len(a)), np.zeros(len(b))]
     return float(roc_auc_score(labels, np.r_[a, b]))
 
@@ -46,7 +47,7 @@ def log_prob_groups(gt: pd.DataFrame, gt_log_prob: ArrayLike, splits: pd.Series)
     """
     lp = np.asarray(gt_log_prob, dtype=np.float64)
     if len(lp) != len(gt):
-        raise ValueError(f"gt_log_prob: {len(lp)} values for {len(gt)} boxes")
+        raise InputError(f"gt_log_prob: {len(lp)} values for {len(gt)} boxes")
     out = gt[["segment_id", "track_id", "class", "subtype"]].reset_index(drop=True).copy()
     out["split"] = out["segment_id"].map(splits).to_numpy()
     vehicle = (out["class"] == "vehicle").to_numpy()

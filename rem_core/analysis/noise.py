@@ -11,6 +11,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from rem_core.analysis.rare_groups import EVAL_SPLITS, as_log_prob
+from rem_core.errors import InputError
 
 __all__ = ["RarestNoise", "label_noise_in_rarest"]
 
@@ -67,7 +68,7 @@ def label_noise_in_rarest(
         eval_splits: with ``splits``, the splits whose boxes are ranked (together).
     """
     if not 0 < share <= 1:
-        raise ValueError(f"share: must be in (0, 1], got {share}")
+        raise InputError(f"share: must be in (0, 1], got {share}")
     lp = as_log_prob(gt, gt_log_prob, "gt_log_prob")
     keep = (gt["class"] == "vehicle").to_numpy() & np.isfinite(lp)
     if splits is not None:

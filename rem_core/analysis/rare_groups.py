@@ -41,6 +41,7 @@ from scipy.stats import ks_2samp
 
 from rem_core.analysis.log_prob import auroc
 from rem_core.config import VEHICLE_SUBTYPES
+from rem_core.errors import InputError
 
 __all__ = [
     "EVAL_SPLITS",
@@ -106,7 +107,7 @@ def size_train_boxes(
 def _log_size(boxes: pd.DataFrame, name: str) -> np.ndarray:
     sizes = boxes[_SIZE].to_numpy(np.float64)
     if not (np.isfinite(sizes).all() and (sizes > 0).all()):
-        raise ValueError(f"{name}: length, width and height must be finite and > 0 metres")
+        raise InputError(f"{name}: length, width and height must be finite and > 0 metres")
     return np.log(sizes)
 
 
@@ -133,7 +134,7 @@ def size_log_prob(train_boxes: pd.DataFrame, boxes: pd.DataFrame) -> np.ndarray:
 
     train = _log_size(train_boxes, "train_boxes")
     if len(train) < 4:
-        raise ValueError(f"train_boxes: a 3-D Gaussian needs 4 boxes at least, got {len(train)}")
+        raise InputError(f"train_boxes: a 3-D Gaussian needs 4 boxes at least, got {len(train)}")
     model = GaussianDensity(reg=1e-6).fit(train)
     return model.score_samples(_log_size(boxes, "boxes"))
 
@@ -141,7 +142,7 @@ def size_log_prob(train_boxes: pd.DataFrame, boxes: pd.DataFrame) -> np.ndarray:
 def as_log_prob(gt: pd.DataFrame, values: ArrayLike, name: str) -> np.ndarray:
     lp = np.asarray(values, dtype=np.float64)
     if lp.shape != (len(gt),):
-        raise ValueError(f"{name}: shape {lp.shape} for {len(gt)} boxes; one value per box")
+        raise InputError(f"{name}: shape {lp.shape} for {len(gt)} boxes; one value per box")
     return lp
 
 

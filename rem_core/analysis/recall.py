@@ -13,6 +13,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.stats import spearmanr
 
+from rem_core.errors import InputError
 from rem_core.evaluation import DetectionEval, recall_by_group
 from rem_core.mining import rareness_percentile
 
@@ -55,7 +56,7 @@ def recall_by_rareness(
         The recall per bin and its rank correlation with rareness.
     """
     if not 0 < bin_width <= 100 or abs(100 / bin_width - round(100 / bin_width)) > 1e-9:
-        raise ValueError(f"bin_width: must divide 100, got {bin_width}")
+        raise InputError(f"bin_width: must divide 100, got {bin_width}")
     pct = rareness_percentile(rareness)
     edges = np.linspace(0, 100, round(100 / bin_width) + 1)
     groups = pd.cut(pct, edges, include_lowest=True)

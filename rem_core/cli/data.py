@@ -12,6 +12,7 @@ import pandas as pd
 from rem_core.cli.progress import progress_bar
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
+from rem_core.errors import InputError
 from rem_core.geometry import size_subset
 from rem_core.io import (
     attach_detections,
@@ -123,12 +124,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.source == "detections":
         return _import_detections(args)
     if (args.out is None) == (args.into is None):
-        raise ValueError(
+        raise InputError(
             f"rem import {args.source}: give --out (a data set folder to create) or --into "
             "(a data set to add to)"
         )
     if args.into is not None and args.force:
-        raise ValueError("rem import: --force replaces an --out folder; --into adds to one")
+        raise InputError("rem import: --force replaces an --out folder; --into adds to one")
     share = None if args.source_share is None else _share(args.source_share, "--source-share")
     ds = import_data(
         args.source,
@@ -160,23 +161,23 @@ def _share(text: str, name: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ValueError(f"{name}: expected a share such as 10% or 0.1, got {text!r}") from None
+        raise InputError(f"{name}: expected a share such as 10% or 0.1, got {text!r}") from None
     if not 0 < value <= 1:
-        raise ValueError(f"{name}: must be in (0, 100%], got {text!r}")
+        raise InputError(f"{name}: must be in (0, 100%], got {text!r}")
     return value
 
 
 def _import_detections(args: argparse.Namespace) -> int:
     if args.data is None:
-        raise ValueError("rem import detections: give --data, the data set they belong to")
+        raise InputError("rem import detections: give --data, the data set they belong to")
     if len(args.path) != 1:
-        raise ValueError(f"rem import detections: give one PATH, got {len(args.path)}")
+        raise InputError(f"rem import detections: give one PATH, got {len(args.path)}")
     path = Path(args.path[0])
     if args.format == "waymo-objects":
         table = detections_from_waymo_objects(path, Dataset.open(args.data))
     elif args.format == "kitti":
         if args.calib is None:
-            raise ValueError("rem import detections --format kitti: give --calib, the folder "
+            raise InputError("rem import detections --format kitti: give --calib, the folder "
                              "of the sequences' calibration files")  # fmt: skip
         table = detections_from_kitti(path, args.calib)
     else:

@@ -7,6 +7,7 @@ import argparse
 
 from rem_core.cli.prepare import prepare
 from rem_core.cli.progress import StageBars
+from rem_core.errors import InputError
 from rem_core.files import publish_file
 from rem_core.mining import MINED_FORMATS, compare_methods, mine, write_label_set, write_mined
 from rem_core.pipeline import ensure_mining_pool
@@ -17,12 +18,12 @@ __all__ = ["cmd_compare", "cmd_mine"]
 def cmd_mine(args: argparse.Namespace) -> int:
     # Validate the outputs before the (possibly long) pipeline runs.
     if args.out.suffix.lower() not in MINED_FORMATS:
-        raise ValueError(f"--out {args.out}: use a suffix of {', '.join(MINED_FORMATS)}")
+        raise InputError(f"--out {args.out}: use a suffix of {', '.join(MINED_FORMATS)}")
     for out in (args.out, args.labels):
         if out is not None and out.exists() and not args.force:
             raise FileExistsError(f"{out}: exists; pass --force to replace it")
     if args.labels is not None and args.labels.suffix.lower() != ".bin":
-        raise ValueError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
+        raise InputError(f"--labels {args.labels}: a Waymo Objects file must end in .bin")
     config, ds = prepare(args)
     pool = ensure_mining_pool(config, ds, progress=StageBars(), client=args.client)
     mined = mine(pool, args.method, config, client=args.client)

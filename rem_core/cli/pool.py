@@ -10,6 +10,7 @@ from pathlib import Path
 from rem_core.cli.prepare import prepare, settings
 from rem_core.cli.progress import StageBars
 from rem_core.density import fit_density
+from rem_core.errors import InputError
 from rem_core.pool import (
     Pool,
     SyntheticPool,
@@ -31,9 +32,9 @@ def cmd_pool_synth(args: argparse.Namespace) -> int:
     _refuse_existing(args.out, args.force)
     for name in ("parts", "segments", "tracks", "detections", "features"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name}: must be >= 1, got {getattr(args, name)}")
+            raise InputError(f"--{name}: must be >= 1, got {getattr(args, name)}")
     if args.segments % args.parts or args.detections % args.parts:
-        raise ValueError(
+        raise InputError(
             f"--segments {args.segments} and --detections {args.detections} must be multiples "
             f"of --parts {args.parts}"
         )

@@ -14,6 +14,7 @@ from rem_core.cli.prepare import prepare
 from rem_core.cli.progress import StageBars
 from rem_core.config import config_to_dict
 from rem_core.dataset import write_parquet_folder
+from rem_core.errors import InputError
 from rem_core.evaluation import REPORTED_SUBSETS, evaluate_detections
 from rem_core.files import publish_folder
 from rem_core.mining import aggregate_tracks, d_rem, m_rem, md_rem
@@ -108,7 +109,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = ensure_detections(config, ds, progress=StageBars(), client=args.client)
     segments = ds.split_ids(args.split)
     if not segments:
-        raise ValueError(f"split: {ds.root} has no {args.split!r} segments")
+        raise InputError(f"split: {ds.root} has no {args.split!r} segments")
     gt = ds.boxes[ds.boxes["segment_id"].isin(segments)]
     rows = []
     for name, table in (("detections", run.detections), ("auto-labels", run.autolabels)):

@@ -88,6 +88,7 @@ from rem_core.config.world import (
     VehicleMix,
     WorldConfig,
 )
+from rem_core.errors import InputError
 
 __all__ = [
     "ACTIVATIONS",
@@ -192,7 +193,7 @@ class RemConfig:
     def preset(cls, name: str) -> RemConfig:
         """The preset called ``name``, one of ``PRESETS``: ``tiny``, ``demo`` or ``full``."""
         if name not in PRESETS:
-            raise ValueError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+            raise InputError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         return getattr(cls, name)()
 
 

@@ -11,7 +11,7 @@ The defaults are the estimators' defaults.
 >>> ESTIMATOR_SETTINGS["knn"](k=0)
 Traceback (most recent call last):
     ...
-ValueError: knn.k: must be an int >= 1, got 0
+rem_core.errors.InputError: knn.k: must be an int >= 1, got 0
 """
 
 from __future__ import annotations

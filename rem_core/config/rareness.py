@@ -25,6 +25,7 @@ from rem_core.config.rules import (
     one_of,
     setting,
 )
+from rem_core.errors import InputError
 
 __all__ = [
     "MiningConfig",
@@ -115,7 +116,7 @@ class RarenessConfig(Settings):
     def _settings_field(self, name: str | None) -> str:
         name = self.estimator if name is None else name
         if name not in self.SETTINGS_FIELDS:
-            raise ValueError(
+            raise InputError(
                 f"rareness.estimator: unknown {name!r}; known: {', '.join(ESTIMATORS)}"
             )
         return self.SETTINGS_FIELDS[name]

@@ -23,7 +23,7 @@ before it existed stay the same, and changing it changes the key as any other se
 >>> Lamp(watts=0)
 Traceback (most recent call last):
     ...
-ValueError: lamp.watts: must be a number in (0, 200] W, got 0
+rem_core.errors.InputError: lamp.watts: must be a number in (0, 200] W, got 0
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
+
+from rem_core.errors import InputError
 
 __all__ = [
     "Check",
@@ -67,7 +69,7 @@ def is_int(value: object) -> bool:
 def require(condition: bool, name: str, message: str) -> None:
     """Raise ``ValueError("<name>: <message>")`` unless ``condition``."""
     if not condition:
-        raise ValueError(f"{name}: {message}")
+        raise InputError(f"{name}: {message}")
 
 
 class Rule:
@@ -104,7 +106,7 @@ class Interval(Rule):
         """
         text = text.strip()
         if len(text) < 5 or text[0] not in "[(" or text[-1] not in "])" or "," not in text:
-            raise ValueError(f"interval {text!r}: write it as '[low, high)' and the like")
+            raise InputError(f"interval {text!r}: write it as '[low, high)' and the like")
         low, high = (float(part) for part in text[1:-1].split(","))
         return cls(low, high, text[0] == "[", text[-1] == "]", **settings)
 
@@ -220,7 +222,7 @@ class Settings:
             rule = f.metadata.get("rule")
             problem = rule.problem(value) if rule is not None else None
             if problem is not None:
-                raise ValueError(f"{self.section}.{f.name}: {problem}")
+                raise InputError(f"{self.section}.{f.name}: {problem}")
         self._validate()
 
     def _validate(self) -> None:
@@ -242,12 +244,12 @@ class Settings:
         >>> Lamp().changed(volts=230)
         Traceback (most recent call last):
             ...
-        ValueError: lamp: unknown setting volts; known: watts
+        rem_core.errors.InputError: lamp: unknown setting volts; known: watts
         """
         names = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
         unknown = sorted(set(changes) - set(names))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"{self.section}: unknown setting {', '.join(unknown)}; known: {', '.join(names)}"
             )
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rem_core.config import Settings
+from rem_core.errors import InputError
 
 __all__ = [
     "DensityEstimator",
@@ -30,7 +31,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 def _check(condition: bool, name: str, message: str) -> None:
     if not condition:
-        raise ValueError(f"{name}: {message}")
+        raise InputError(f"{name}: {message}")
 
 
 S = TypeVar("S", bound=Settings)
@@ -47,7 +48,7 @@ def _configure(kind: type[S], config: S | None, settings: dict[str, Any]) -> S:
     if config is None:
         config = kind()
     elif not isinstance(config, kind):
-        raise ValueError(
+        raise InputError(
             f"{kind.section}: config must be a {kind.__name__}, got {type(config).__name__}"
         )
     return config.changed(**settings)
@@ -93,7 +94,7 @@ def _as_matrix(X: Any, n_features: int | None = None) -> np.ndarray:
     try:
         arr = np.asarray(X)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"X: not convertible to an array ({exc})") from None
+        raise InputError(f"X: not convertible to an array ({exc})") from None
     _check(arr.ndim == 2, "X", f"must be a 2-D array (N, D), got shape {arr.shape}")
     _check(
         arr.dtype.kind in "fiu",
@@ -114,7 +115,7 @@ def _as_matrix(X: Any, n_features: int | None = None) -> np.ndarray:
 def _require_fitted(est: Any) -> int:
     d = getattr(est, "n_features_in_", None)
     if d is None:
-        raise ValueError(f"{type(est).__name__}: not fitted; call fit(X) first")
+        raise InputError(f"{type(est).__name__}: not fitted; call fit(X) first")
     return int(d)
 
 
@@ -152,13 +153,13 @@ def _read(folder: str | Path, kind: str | None) -> tuple[dict, dict[str, Tensor]
         found = info["estimator"]
         info["settings"]
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{folder}: not a saved density estimator ({exc})") from None
+        raise InputError(f"{folder}: not a saved density estimator ({exc})") from None
     if kind is not None and found != kind:
-        raise ValueError(f"{folder}: holds a {found!r} estimator, not {kind!r}")
+        raise InputError(f"{folder}: holds a {found!r} estimator, not {kind!r}")
     try:
         state = torch.load(folder / "density.pt", weights_only=True, map_location="cpu")
     except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
-        raise ValueError(f"{folder}: cannot load the estimator's tensors ({exc})") from None
+        raise InputError(f"{folder}: cannot load the estimator's tensors ({exc})") from None
     return info, state
 
 

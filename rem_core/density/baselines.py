@@ -21,6 +21,7 @@ from rem_core.density.base import (
     _require_fitted,
     _write,
 )
+from rem_core.errors import InputError
 
 __all__ = [
     "GaussianDensity",
@@ -68,7 +69,7 @@ class GaussianDensity:
         try:
             self._chol = cholesky(self.covariance_, lower=True)
         except np.linalg.LinAlgError:
-            raise ValueError(
+            raise InputError(
                 "gaussian.reg: the covariance is singular; increase reg (e.g. 1e-3)"
             ) from None
         self._log_det = 2.0 * np.log(np.diag(self._chol)).sum()

@@ -30,6 +30,7 @@ from rem_core.density.training import (
     _score_in_batches,
     _train_flow,
 )
+from rem_core.errors import InputError
 
 __all__ = ["FFJORD"]
 
@@ -151,12 +152,12 @@ class FFJORD:
         try:
             est = cls(**raw)
         except ValueError as exc:
-            raise ValueError(f"{folder}: bad saved settings ({exc})") from None
+            raise InputError(f"{folder}: bad saved settings ({exc})") from None
         dyn = est._make(int(info["n_features_in"]))
         try:
             dyn.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"{folder}: weights do not match the config ({exc})") from None
+            raise InputError(f"{folder}: weights do not match the config ({exc})") from None
         est.dynamics_ = dyn.eval()
         est.n_features_in_ = int(info["n_features_in"])
         est.history_ = [EpochRecord(**r) for r in info.get("history", [])]

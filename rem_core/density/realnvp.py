@@ -25,6 +25,7 @@ from rem_core.density.training import (
     _score_in_batches,
     _train_flow,
 )
+from rem_core.errors import InputError
 
 __all__ = [
     "RealNVP",
@@ -136,7 +137,7 @@ class RealNVP:
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"{folder}: weights do not match the settings ({exc})") from None
+            raise InputError(f"{folder}: weights do not match the settings ({exc})") from None
         est.net_ = net.to(torch.device(est.config.device)).eval()
         est.n_features_in_ = d
         est.history_ = [EpochRecord(**r) for r in info.get("history", [])]

@@ -14,6 +14,8 @@ from typing import Self
 import numpy as np
 from sklearn.decomposition import PCA
 
+from rem_core.errors import InputError
+
 __all__ = ["FeatureReducer"]
 
 
@@ -41,12 +43,12 @@ class FeatureReducer:
     def _check(self, X: np.ndarray, fitted: bool) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim != 2:
-            raise ValueError(f"X: expected an (N, D) feature matrix, got shape {X.shape}")
+            raise InputError(f"X: expected an (N, D) feature matrix, got shape {X.shape}")
         if not np.isfinite(X).all():
             row = int(np.flatnonzero(~np.isfinite(X).all(1))[0])
-            raise ValueError(f"X: row {row} has a non-finite feature")
+            raise InputError(f"X: row {row} has a non-finite feature")
         if fitted and X.shape[1] != self.mean_.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"X: expected {self.mean_.shape[0]} features (as fitted), got {X.shape[1]}"
             )
         return X.astype(np.float64)
@@ -54,10 +56,10 @@ class FeatureReducer:
     def fit(self, X: np.ndarray) -> Self:
         """Fit on ``(N, D)`` features (paper: the source and unlabelled pools together)."""
         if not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k: must be an int >= 1, got {self.k!r}")
+            raise InputError(f"k: must be an int >= 1, got {self.k!r}")
         X = self._check(X, fitted=False)
         if self.k > min(X.shape):
-            raise ValueError(
+            raise InputError(
                 f"k: {self.k} components need at least {self.k} rows and features, "
                 f"got X of shape {X.shape}"
             )
@@ -73,7 +75,7 @@ class FeatureReducer:
     def transform(self, X: np.ndarray) -> np.ndarray:
         """``(N, k)`` float32 standardised components of ``(N, D)`` features."""
         if not hasattr(self, "mean_"):
-            raise ValueError("FeatureReducer: call fit before transform")
+            raise InputError("FeatureReducer: call fit before transform")
         X = self._check(X, fitted=True)
         proj = (X - self.mean_) @ self.components_.T
         return ((proj - self.proj_mean_) / self.proj_std_).astype(np.float32)
@@ -111,5 +113,5 @@ class FeatureReducer:
                 out.proj_mean_ = arrays["proj_mean"]
                 out.proj_std_ = arrays["proj_std"]
         except (OSError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{folder}: not a saved FeatureReducer ({exc})") from None
+            raise InputError(f"{folder}: not a saved FeatureReducer ({exc})") from None
         return out

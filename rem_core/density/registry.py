@@ -13,6 +13,7 @@ from rem_core.density.baselines import GaussianDensity, GaussianMixtureDensity, 
 from rem_core.density.ffjord import FFJORD
 from rem_core.density.realnvp import RealNVP
 from rem_core.density.reduce import FeatureReducer
+from rem_core.errors import InputError
 
 __all__ = ["ESTIMATOR_CLASSES", "estimator_for", "fit_density", "load_estimator", "make_estimator"]
 
@@ -36,13 +37,13 @@ def make_estimator(name: str, **settings: Any) -> DensityEstimator:
             ``knn.k: must be an int >= 1, got 0``).
     """
     if name not in ESTIMATOR_CLASSES:
-        raise ValueError(
+        raise InputError(
             f"density.estimator: unknown {name!r}; known: {', '.join(ESTIMATOR_CLASSES)}"
         )
     try:
         return ESTIMATOR_CLASSES[name](**settings)
     except TypeError as exc:
-        raise ValueError(f"density.{name}: bad settings ({exc})") from None
+        raise InputError(f"density.{name}: bad settings ({exc})") from None
 
 
 def load_estimator(folder: str | Path) -> DensityEstimator:
@@ -50,7 +51,7 @@ def load_estimator(folder: str | Path) -> DensityEstimator:
     info, _ = _read(folder, None)
     kind = info["estimator"]
     if kind not in ESTIMATOR_CLASSES:
-        raise ValueError(f"{folder}: unknown estimator {kind!r}")
+        raise InputError(f"{folder}: unknown estimator {kind!r}")
     return ESTIMATOR_CLASSES[kind].load(folder)
 
 

@@ -49,6 +49,7 @@ from rem_core.config import DensityConfig, RarenessConfig
 from rem_core.density.base import DensityEstimator, SolverStalled
 from rem_core.density.reduce import FeatureReducer
 from rem_core.density.registry import estimator_for
+from rem_core.errors import InputError
 
 __all__ = ["Candidate", "CandidateFit", "DensitySelection", "select_density"]
 
@@ -76,9 +77,9 @@ class Candidate:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1):
-            raise ValueError(f"candidate.k: must be an int >= 1, got {self.k!r}")
+            raise InputError(f"candidate.k: must be an int >= 1, got {self.k!r}")
         if self.estimator not in _NORMALISED:
-            raise ValueError(
+            raise InputError(
                 f"candidate.estimator: must be one of {', '.join(_NORMALISED)} (a normalised "
                 f"density, so held-out likelihoods compare), got {self.estimator!r}"
             )
@@ -161,7 +162,7 @@ class DensitySelection:
     def transform(self, X: np.ndarray, k: int) -> np.ndarray:
         """``(N, k)`` float32 standardised components of raw features ``X`` ``(N, C)``."""
         if not 1 <= k <= self.reducer.k:
-            raise ValueError(f"k: must be in [1, {self.reducer.k}], got {k}")
+            raise InputError(f"k: must be in [1, {self.reducer.k}], got {k}")
         return self.reducer.transform(X)[:, :k]
 
     def table(self) -> pd.DataFrame:
@@ -247,15 +248,15 @@ def _checked_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``X_fit`` and ``X_heldout`` as arrays, after checking them and the candidates."""
     if not candidates:
-        raise ValueError("candidates: give at least one candidate")
+        raise InputError("candidates: give at least one candidate")
     X_fit, X_heldout = np.asarray(X_fit), np.asarray(X_heldout)
     if X_fit.ndim != 2 or X_heldout.ndim != 2 or X_fit.shape[1] != X_heldout.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"X_fit, X_heldout: need (N, C) and (M, C) feature matrices, got shapes "
             f"{X_fit.shape} and {X_heldout.shape}"
         )
     if len(X_heldout) == 0:
-        raise ValueError("X_heldout: is empty; hold out some rows to score")
+        raise InputError("X_heldout: is empty; hold out some rows to score")
     return X_fit, X_heldout
 
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from rem_core.config import DensityConfig, RealNVPConfig
 from rem_core.density.base import SolverStalled
+from rem_core.errors import InputError
 
 __all__ = ["BatchLoss", "EpochRecord"]
 
@@ -146,7 +147,7 @@ def _train_flow(
         run.history.append(record)
         _log_epoch(name, record)
         if not math.isfinite(record.train_nll):
-            raise ValueError(f"{name}: training diverged at epoch {epoch}; lower lr")
+            raise InputError(f"{name}: training diverged at epoch {epoch}; lower lr")
         if n_val and _should_stop(run, module, val, settings.patience, name, epoch):
             break
     if n_val or run.stalled:

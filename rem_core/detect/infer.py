@@ -17,6 +17,7 @@ from rem_core.dataset import Dataset
 from rem_core.detect.decode import decode_boxes
 from rem_core.detect.model import BevDetector, _torch_setup, bev_grid
 from rem_core.detect.roi import pool_roi_features
+from rem_core.errors import InputError
 from rem_core.evaluation import match_frames
 from rem_core.geometry import PointGrid
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
@@ -112,7 +113,7 @@ def _run(
     config = models[0].config
     for m in models[1:]:
         if (m.config.range_m, m.config.cell_m) != (config.range_m, config.cell_m):
-            raise ValueError("detect_ensemble: the models must share the BEV grid settings")
+            raise InputError("detect_ensemble: the models must share the BEV grid settings")
     if segments is None:
         segments = dataset.segments["segment_id"].tolist()
     frames = dataset.frames[dataset.frames["segment_id"].isin(segments)]

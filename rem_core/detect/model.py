@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from rem_core.config import DetectorConfig
+from rem_core.errors import InputError
 from rem_core.geometry import wrap_angle
 from rem_core.memory import keep_freed_memory
 
@@ -231,11 +232,11 @@ def load_detector(folder: str | Path) -> BevDetector:
             raw["paste_stretch"] = tuple(raw["paste_stretch"])
         config = DetectorConfig(**raw)
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{folder}: not a saved detector ({exc})") from None
+        raise InputError(f"{folder}: not a saved detector ({exc})") from None
     model = BevDetector(config)
     try:
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
         model.load_state_dict(state)
     except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
-        raise ValueError(f"{folder}: cannot load the detector's weights ({exc})") from None
+        raise InputError(f"{folder}: cannot load the detector's weights ({exc})") from None
     return model.eval()

@@ -23,6 +23,7 @@ from rem_core.detect.augment import ObjectDatabase, build_object_database
 from rem_core.detect.batches import _batch_stream, _crop_cells
 from rem_core.detect.model import BevDetector, _torch_setup, _train_in_bf16
 from rem_core.detect.targets import _loss
+from rem_core.errors import InputError
 from rem_core.geometry import LARGE_MIN_M
 from rem_core.schema import BOX_COLUMNS
 
@@ -122,12 +123,12 @@ def train_detectors(
         The trained models in ``members``' order, in eval mode, on the CPU.
     """
     if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay: must be in [0, 1), got {ema_decay}")
+        raise InputError(f"ema_decay: must be in [0, 1), got {ema_decay}")
     device = _torch_setup(config)
     if segments is None:
         segments = dataset.split_ids("source")
     if not segments:
-        raise ValueError(f"{dataset.root}: no source segments to train a detector on")
+        raise InputError(f"{dataset.root}: no source segments to train a detector on")
     samples, pasteable = _training_samples(config, dataset, segments, labels)
     log.info("training on %d frames of %d segments", len(samples), len(segments))
     database = _paste_database(config, pasteable)
@@ -175,7 +176,7 @@ def _training_samples(
                 human = learn & (b["source"] != "pseudo") if "source" in b else learn
                 pasteable.append((frame_points, b.loc[human, BOX_COLUMNS].to_numpy()))
     if not samples:
-        raise ValueError(f"{dataset.root}: the training segments hold no frames")
+        raise InputError(f"{dataset.root}: the training segments hold no frames")
     return samples, pasteable
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError
+
 __all__ = ["PRCurve", "precision_recall"]
 
 
@@ -65,10 +67,10 @@ def precision_recall(scores: ArrayLike, is_tp: ArrayLike, n_gt: int) -> PRCurve:
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     tp = np.asarray(is_tp, dtype=bool).reshape(-1)
     if len(scores) != len(tp):
-        raise ValueError(f"scores ({len(scores)}) and is_tp ({len(tp)}) differ in length")
+        raise InputError(f"scores ({len(scores)}) and is_tp ({len(tp)}) differ in length")
     n_tp = int(tp.sum())
     if n_tp > n_gt:
-        raise ValueError(f"{n_tp} true positives but only n_gt={n_gt} ground-truth boxes")
+        raise InputError(f"{n_tp} true positives but only n_gt={n_gt} ground-truth boxes")
     order = np.argsort(-scores, kind="stable")
     s, cum_tp = scores[order], np.cumsum(tp[order])
     last = np.flatnonzero(np.r_[s[1:] != s[:-1], True]) if len(s) else np.empty(0, int)

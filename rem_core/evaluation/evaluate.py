@@ -28,6 +28,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from rem_core.errors import InputError
 from rem_core.evaluation.average_precision import PRCurve, precision_recall
 from rem_core.evaluation.matching import BoxMatch, frame_keys, match_boxes
 from rem_core.evaluation.results import SIZE_SUBSETS, DetectionEval
@@ -169,12 +170,12 @@ def _check_arguments(
 ) -> tuple[str, ...]:
     """Check the options and the tables' columns; return the classes as a tuple."""
     if iou not in ("3d", "bev"):
-        raise ValueError(f"iou: expected '3d' or 'bev', got {iou!r}")
+        raise InputError(f"iou: expected '3d' or 'bev', got {iou!r}")
     if not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(f"iou_threshold: expected a value in (0, 1], got {iou_threshold}")
+        raise InputError(f"iou_threshold: expected a value in (0, 1], got {iou_threshold}")
     classes = (classes,) if isinstance(classes, str) else tuple(classes)
     if not classes:
-        raise ValueError("classes: name at least one class")
+        raise InputError("classes: name at least one class")
     _require(detections, [*_KEYS, *BOX_COLUMNS, "score"], "detections")
     _require(ground_truth, [*_KEYS, *BOX_COLUMNS], "ground truth")
     return classes

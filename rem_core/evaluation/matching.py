@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError
 from rem_core.geometry import IoUKind, as_boxes, bev_iou, iou_3d, iou_within_keys
 from rem_core.schema import BOX_COLUMNS, SchemaError
 
@@ -211,17 +212,17 @@ def match_boxes(
         match, match_iou = _optimal(a, b, key_a, key_b, (i, j, v), min_iou, iou)
     else:
         if scores is None:
-            raise ValueError("scores: the greedy rule ranks by score; give one per box of a")
+            raise InputError("scores: the greedy rule ranks by score; give one per box of a")
         s = np.asarray(scores, dtype=np.float64)
         if s.shape != (n_a,):
-            raise ValueError(f"scores: expected shape ({n_a},), got {s.shape}")
+            raise InputError(f"scores: expected shape ({n_a},), got {s.shape}")
         match, match_iou = _greedy(key_a, s, i[ok], j[ok], v[ok], n_b)
     return BoxMatch(match=match, iou=match_iou, pair_a=i, pair_b=j, pair_iou=v)
 
 
 def _check_rule(rule: str) -> None:
     if rule not in MATCH_RULES:
-        raise ValueError(f"rule: expected one of {', '.join(MATCH_RULES)}, got {rule!r}")
+        raise InputError(f"rule: expected one of {', '.join(MATCH_RULES)}, got {rule!r}")
 
 
 def _unmatched(n: int) -> tuple[np.ndarray, np.ndarray]:

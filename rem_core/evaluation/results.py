@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError, InputKeyError
 from rem_core.evaluation.average_precision import PRCurve
 from rem_core.geometry import IoUKind
 
@@ -67,10 +68,10 @@ class DetectionEval:
         """The curve of one subset; ``class_name`` may be left out when one class is evaluated."""
         if class_name is None:
             if len(self.classes) != 1:
-                raise ValueError(f"class_name: pick one of {list(self.classes)}")
+                raise InputError(f"class_name: pick one of {list(self.classes)}")
             class_name = self.classes[0]
         if (class_name, subset) not in self.curves:
-            raise KeyError(f"no curve for class {class_name!r}, subset {subset!r}")
+            raise InputKeyError(f"no curve for class {class_name!r}, subset {subset!r}")
         return self.curves[class_name, subset]
 
     def ap(self, subset: str = "all", class_name: str | None = None) -> float:
@@ -130,17 +131,17 @@ def recall_by_group(
             detected = detected & (result.gt["score"].to_numpy(np.float64) >= score_threshold)
         if isinstance(groups, str):
             if groups not in result.gt.columns:
-                raise KeyError(f"groups: no column {groups!r} in the result's gt table")
+                raise InputKeyError(f"groups: no column {groups!r} in the result's gt table")
             groups = result.gt[groups]
     else:
         if score_threshold is not None:
-            raise ValueError("score_threshold needs a DetectionEval (flags carry no scores)")
+            raise InputError("score_threshold needs a DetectionEval (flags carry no scores)")
         if isinstance(groups, str):
-            raise ValueError("groups: a column name needs a DetectionEval")
+            raise InputError("groups: a column name needs a DetectionEval")
         detected = np.asarray(result, dtype=bool).reshape(-1)
     groups = groups.reset_index(drop=True) if isinstance(groups, pd.Series) else groups
     if len(groups) != len(detected):
-        raise ValueError(f"groups has {len(groups)} entries for {len(detected)} ground-truth boxes")
+        raise InputError(f"groups has {len(groups)} entries for {len(detected)} ground-truth boxes")
     frame = pd.DataFrame({"group": groups, "detected": detected})
     out = (
         frame.groupby("group", sort=True, observed=False, dropna=False)["detected"]

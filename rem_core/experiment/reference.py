@@ -33,6 +33,7 @@ import pandas as pd
 
 from rem_core.config import RemConfig, config_to_dict
 from rem_core.dataset import Dataset
+from rem_core.errors import InputError
 from rem_core.experiment.export import write_experiment
 from rem_core.experiment.results import ExperimentResult
 from rem_core.experiment.runs import ExperimentPlan, plan_experiment
@@ -181,15 +182,15 @@ def ship_reference(
         if held:
             raise FileExistsError(f"{out}: holds {', '.join(held)}; pass --force to replace it")
     if result.runs.empty:
-        raise ValueError(f"{result.path}: no cached run to ship")
+        raise InputError(f"{result.path}: no cached run to ship")
     if list(intervals.rows["row"]) != list(result.table["row"]):
-        raise ValueError(
+        raise InputError(
             f"intervals: rows {list(intervals.rows['row'])} are not the result's "
             f"{list(result.table['row'])}"
         )
     plan = plan or plan_experiment(config, dataset)
     if result.path.name != plan.key:
-        raise ValueError(
+        raise InputError(
             f"{result.path}: not the runs of these settings (experiment key {plan.key})"
         )
     provenance = _provenance(result, intervals, plan, dataset, command)
@@ -261,10 +262,10 @@ def read_reference(folder: str | Path) -> Reference:
     try:
         provenance = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
     for name, want in provenance.get("sha256", {}).items():
         if file_sha256(folder / name) != want:
-            raise ValueError(f"{folder / name}: altered since it was shipped (sha256 differs)")
+            raise InputError(f"{folder / name}: altered since it was shipped (sha256 differs)")
     tables = {}
     needed = {"experiment.csv": ("row", "label", "group", "ap_large"), "runs.csv": ("row", "seed"),
               "intervals.csv": ("row", "gap_closed_low"), "curves.csv": ("row", "seed", "lower"),
@@ -273,7 +274,7 @@ def read_reference(folder: str | Path) -> Reference:
         table = pd.read_csv(folder / name, keep_default_na=False, na_values=[""])
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ValueError(f"{folder / name}: missing column(s) {', '.join(missing)}")
+            raise InputError(f"{folder / name}: missing column(s) {', '.join(missing)}")
         tables[name] = table
     comparisons = tables["comparisons.csv"]
     comparisons["holds"] = comparisons["holds"].astype("boolean")

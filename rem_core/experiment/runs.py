@@ -39,6 +39,7 @@ from rem_core.cache import CacheEntry, compute_once
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.detect import default_steps, detect, train_detector
+from rem_core.errors import InputError
 from rem_core.evaluation import LEVEL_1_MIN_POINTS, REPORTED_SUBSETS, evaluate_detections
 from rem_core.experiment.results import ExperimentResult, results_table, write_results
 from rem_core.experiment.rows import AP_COLUMNS, EXPERIMENT_ROWS, ExperimentRow
@@ -256,7 +257,7 @@ def run_experiment(
     exp = plan.config.experiment
     unknown = [r for r in exp.rows if r not in EXPERIMENT_ROWS]
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"experiment.rows: unknown row {unknown[0]!r}; known: {', '.join(EXPERIMENT_ROWS)}"
         )
     entry = plan.entry(root)
@@ -297,7 +298,7 @@ def _validation(
     rareness_run = ensure_rareness(config, dataset, root, progress)
     val_ids = dataset.split_ids("validation")
     if not val_ids:
-        raise ValueError(f"{dataset.root}: no validation segments to evaluate the runs on")
+        raise InputError(f"{dataset.root}: no validation segments to evaluate the runs on")
     val_rows = np.flatnonzero(det_run.gt["segment_id"].isin(val_ids).to_numpy())
     return (
         val_ids,

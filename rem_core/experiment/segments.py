@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rem_core.errors import InputError
 from rem_core.evaluation import REPORTED_SUBSETS, DetectionEval, precision_recall
 from rem_core.files import publish_file
 
@@ -73,9 +74,9 @@ class SegmentResults:
         }
         for name, (got, want) in shapes.items():
             if got != want:
-                raise ValueError(f"SegmentResults.{name}: shape {got}, expected {want}")
+                raise InputError(f"SegmentResults.{name}: shape {got}, expected {want}")
         if n_pred and not (0 <= self.pred_segment.min() and self.pred_segment.max() < n_seg):
-            raise ValueError(f"SegmentResults.pred_segment: an index outside [0, {n_seg})")
+            raise InputError(f"SegmentResults.pred_segment: an index outside [0, {n_seg})")
 
     def ap(self) -> dict[str, float]:
         """AP of every subset, as ``evaluate_detections`` computes it (bit for bit)."""
@@ -95,7 +96,7 @@ class SegmentResults:
         where = pd.Index(segments).get_indexer(self.segments)
         if (where < 0).any():
             missing = self.segments[where < 0][0]
-            raise ValueError(f"segments: {missing!r} of the run is not among them")
+            raise InputError(f"segments: {missing!r} of the run is not among them")
         counts = np.zeros((len(segments), len(self.subsets)), np.int64)
         counts[where] = self.gt_count
         return SegmentResults(
@@ -154,7 +155,7 @@ def segment_results(
 def _segment_index(index: pd.Index, ids: pd.Series, what: str) -> np.ndarray:
     where = index.get_indexer(ids.astype(str))
     if (where < 0).any():
-        raise ValueError(f"{what}: segment {ids.iloc[np.flatnonzero(where < 0)[0]]!r} is not "
+        raise InputError(f"{what}: segment {ids.iloc[np.flatnonzero(where < 0)[0]]!r} is not "
                          "among the evaluated segments")  # fmt: skip
     return where.astype(np.int64)
 
@@ -188,9 +189,9 @@ def read_segment_results(path: str | Path) -> SegmentResults:
     with np.load(path, allow_pickle=False) as data:
         missing = [k for k in ("format", *_ARRAYS) if k not in data.files]
         if missing:
-            raise ValueError(f"{path}: not a run's segment results (no array {missing[0]!r})")
+            raise InputError(f"{path}: not a run's segment results (no array {missing[0]!r})")
         if int(data["format"]) != SEGMENT_RESULTS_FORMAT:
-            raise ValueError(
+            raise InputError(
                 f"{path}: format {int(data['format'])}, expected {SEGMENT_RESULTS_FORMAT}"
             )
         return SegmentResults(
@@ -232,11 +233,11 @@ def resampled_ap(
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 2 or weights.shape[1] != len(frames.segments):
-        raise ValueError(
+        raise InputError(
             f"weights: shape {weights.shape}, expected (B, {len(frames.segments)}) segments"
         )
     if (weights < 0).any():
-        raise ValueError("weights: a negative segment weight")
+        raise InputError("weights: a negative segment weight")
     n_res = len(weights)
     out = np.empty((n_res, len(frames.subsets)))
     for k in range(len(frames.subsets)):

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError
 from rem_core.experiment.results import ExperimentResult
 from rem_core.experiment.rows import AP_COLUMNS
 from rem_core.experiment.segments import SegmentResults, read_segment_results, resampled_ap
@@ -110,11 +111,11 @@ def bootstrap_intervals(
     """
     missing = [c for c in ("row", "seed", *AP_COLUMNS) if c not in runs.columns]
     if missing:
-        raise ValueError(f"runs: missing column(s) {', '.join(missing)}")
+        raise InputError(f"runs: missing column(s) {', '.join(missing)}")
     if not (isinstance(resamples, int) and resamples >= 1):
-        raise ValueError(f"resamples: expected a positive integer, got {resamples!r}")
+        raise InputError(f"resamples: expected a positive integer, got {resamples!r}")
     if not 0 < level < 1:
-        raise ValueError(f"level: expected a value in (0, 1), got {level!r}")
+        raise InputError(f"level: expected a value in (0, 1), got {level!r}")
     boot = _Bootstrap(runs, frames, resamples, seed)
     names = list(dict.fromkeys(runs["row"]))
     if pairs is None:

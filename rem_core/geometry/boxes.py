@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError
+
 __all__ = [
     "LARGE_MIN_M",
     "PointGrid",
@@ -47,11 +49,11 @@ def as_boxes(boxes: ArrayLike, name: str) -> np.ndarray:
     """
     arr = np.asarray(boxes, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 7:
-        raise ValueError(f"{name}: expected an (N, 7) box array, got shape {arr.shape}")
+        raise InputError(f"{name}: expected an (N, 7) box array, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: boxes must be finite")
+        raise InputError(f"{name}: boxes must be finite")
     if (arr[:, 3:6] < 0).any():
-        raise ValueError(f"{name}: length, width and height must be >= 0")
+        raise InputError(f"{name}: length, width and height must be >= 0")
     return arr
 
 

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError
 from rem_core.geometry.boxes import as_boxes, bev_corners
 
 __all__ = [
@@ -214,7 +215,7 @@ def _dense_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
 def _pairs_iou(a: ArrayLike, b: ArrayLike, kind: IoUKind) -> np.ndarray:
     a, b = as_boxes(a, "a"), as_boxes(b, "b")
     if a.shape != b.shape:
-        raise ValueError(f"a and b must pair up row by row, got {a.shape} and {b.shape}")
+        raise InputError(f"a and b must pair up row by row, got {a.shape} and {b.shape}")
     idx = np.arange(len(a))
     keep = _may_overlap(_Reach(a), _Reach(b), idx, idx, kind)
     out = np.zeros(len(a))
@@ -284,17 +285,17 @@ def iou_within_keys(
         ([1, 1], [0, 1], [1.0, 1.0])
     """
     if kind not in ("3d", "bev"):
-        raise ValueError(f"kind: expected '3d' or 'bev', got {kind!r}")
+        raise InputError(f"kind: expected '3d' or 'bev', got {kind!r}")
     a, b = as_boxes(a, "a"), as_boxes(b, "b")
     key_a = np.asarray(key_a, dtype=np.int64)
     key_b = np.asarray(key_b, dtype=np.int64)
     if key_a.shape != (len(a),) or key_b.shape != (len(b),):
-        raise ValueError(
+        raise InputError(
             f"keys: expected shapes ({len(a)},) and ({len(b)},), got {key_a.shape} and "
             f"{key_b.shape}"
         )
     if (len(key_a) and key_a.min() < 0) or (len(key_b) and key_b.min() < 0):
-        raise ValueError("keys: must be >= 0")
+        raise InputError("keys: must be >= 0")
     return _sparse_iou(a, b, key_a, key_b, kind)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from rem_core.config import SPLITS
 from rem_core.dataset import Dataset, DatasetWriter
+from rem_core.errors import InputError
 from rem_core.io.segments import _FORMATS, _expand
 from rem_core.schema import DataError
 
@@ -38,7 +39,7 @@ __all__ = [
 
 def _check_split(split: str) -> None:
     if split not in SPLITS:
-        raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise InputError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
 
 
 def import_kitti_tracking(
@@ -147,10 +148,10 @@ def import_data(
 def _check_import(fmt: str, split: str, source_share: float | None) -> None:
     """Raise ``ValueError`` for an unknown format or split, or a source share out of range."""
     if fmt not in _FORMATS:
-        raise ValueError(f"import: unknown format {fmt!r}; choose one of {sorted(_FORMATS)}")
+        raise InputError(f"import: unknown format {fmt!r}; choose one of {sorted(_FORMATS)}")
     _check_split(split)
     if source_share is not None and not 0 < source_share <= 1:
-        raise ValueError(f"source share: must be in (0, 1], got {source_share}")
+        raise InputError(f"source share: must be in (0, 1], got {source_share}")
 
 
 def _distinct_inputs(fmt: str, paths: Sequence[str | Path]) -> list[Path]:

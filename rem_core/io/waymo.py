@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rem_core.errors import InputError
 from rem_core.files import publish_file
 from rem_core.io.tfrecord import read_records
 from rem_core.schema import BOX_COLUMNS, BOXES, DataError, SchemaError, conform
@@ -215,7 +216,7 @@ def read_objects(path: str | Path) -> pd.DataFrame:
     try:
         message.ParseFromString(path.read_bytes())
     except DecodeError as exc:
-        raise ValueError(f"{path}: not a metrics_pb2.Objects file ({exc})") from None
+        raise InputError(f"{path}: not a metrics_pb2.Objects file ({exc})") from None
     names = {v: k for k, v in WAYMO_TYPES.items()}
     rows = [
         {

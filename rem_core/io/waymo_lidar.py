@@ -25,6 +25,8 @@ import zlib
 
 import numpy as np
 
+from rem_core.errors import InputError
+
 __all__ = [
     "beam_inclinations",
     "decode_matrix",
@@ -59,7 +61,7 @@ def beam_inclinations(calibration, height: int) -> np.ndarray:
     explicit = np.asarray(calibration.beam_inclinations, dtype=np.float64)
     if explicit.size:
         if explicit.size != height:
-            raise ValueError(
+            raise InputError(
                 f"laser {calibration.name}: {explicit.size} beam inclinations for a range "
                 f"image of {height} rows"
             )
@@ -114,7 +116,7 @@ def range_image_to_points(
     """
     image = np.asarray(range_image, dtype=np.float64)
     if image.ndim != 3 or image.shape[2] < 2:
-        raise ValueError(f"range_image: expected (H, W, >=2), got shape {image.shape}")
+        raise InputError(f"range_image: expected (H, W, >=2), got shape {image.shape}")
     h, w = image.shape[:2]
     extrinsic = _extrinsic(calibration)
     incl = beam_inclinations(calibration, h)
@@ -128,7 +130,7 @@ def range_image_to_points(
     points = sensor @ extrinsic[:3, :3].T + extrinsic[:3, 3]
     if pixel_pose is not None:
         if frame_pose is None:
-            raise ValueError("frame_pose: required with a pixel_pose")
+            raise InputError("frame_pose: required with a pixel_pose")
         pose = np.asarray(pixel_pose, dtype=np.float64)[rows, cols]
         rot = rotation_from_rpy(pose[:, 0], pose[:, 1], pose[:, 2])
         world = np.einsum("nij,nj->ni", rot, points) + pose[:, 3:6]
@@ -149,7 +151,7 @@ def points_to_range_image(points: np.ndarray, calibration, height: int, width: i
         no-label-zone 0; pixels without a point have range 0.
     """
     if height < 2 or width < 1:
-        raise ValueError(f"range image: needs at least 2 rows and 1 column, got {height} x {width}")
+        raise InputError(f"range image: needs at least 2 rows and 1 column, got {height} x {width}")
     pts = np.asarray(points, dtype=np.float64)
     extrinsic = _extrinsic(calibration)
     sensor = (pts[:, :3] - extrinsic[:3, 3]) @ extrinsic[:3, :3]
@@ -192,10 +194,10 @@ def frame_points(frame, lasers: tuple[int, ...] | None = None) -> np.ndarray:
         if lasers is not None and laser.name not in lasers:
             continue
         if laser.name not in calibrations:
-            raise ValueError(f"laser {laser.name}: no calibration in the frame's context")
+            raise InputError(f"laser {laser.name}: no calibration in the frame's context")
         compressed = laser.ri_return1.range_image_compressed
         if not compressed:
-            raise ValueError(f"laser {laser.name}: no range image (first return)")
+            raise InputError(f"laser {laser.name}: no range image (first return)")
         image = decode_matrix(compressed)
         pose = laser.ri_return1.range_image_pose_compressed
         pixel_pose = decode_matrix(pose) if pose else None

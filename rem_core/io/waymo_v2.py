@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from rem_core.errors import InputError
 from rem_core.io.waymo import WAYMO_TYPES
 from rem_core.io.waymo_lidar import range_image_to_points
 from rem_core.schema import BOXES, DataError, conform
@@ -152,7 +153,7 @@ def read_lidar_points(
     }
     pixel_poses, vehicle_poses = {}, {}
     if (lidar_pose_path is None) != (vehicle_pose_path is None):
-        raise ValueError("lidar_pose_path and vehicle_pose_path: give both or neither")
+        raise InputError("lidar_pose_path and vehicle_pose_path: give both or neither")
     if lidar_pose_path is not None:
         poses = _table(
             Path(lidar_pose_path), [_SEGMENT, _TIME, _POSE_RI + "values", _POSE_RI + "shape"]

@@ -16,6 +16,7 @@ from typing import Any
 from rem_core.cache import cache_root
 from rem_core.cluster import cluster_spec
 from rem_core.config import RemConfig, WorldConfig
+from rem_core.errors import InputError
 from rem_core.jobs.status import (
     KINDS,
     JobStatus,
@@ -65,7 +66,7 @@ def _cluster(cluster: str | None) -> str | None:
     try:
         parsed = cluster_spec(value)
     except ValueError as exc:
-        raise ValueError(f"start_job: {str(exc).replace('--cluster ', 'cluster ', 1)}") from None
+        raise InputError(f"start_job: {str(exc).replace('--cluster ', 'cluster ', 1)}") from None
     return None if parsed is None else value
 
 
@@ -108,9 +109,9 @@ def start_job(
             anything is written or started.
     """
     if kind not in KINDS:
-        raise ValueError(f"job kind: unknown {kind!r}; choose one of {KINDS}")
+        raise InputError(f"job kind: unknown {kind!r}; choose one of {KINDS}")
     if (data is None) == (world is None):
-        raise ValueError("start_job: give exactly one of data= and world=")
+        raise InputError("start_job: give exactly one of data= and world=")
     cluster = _cluster(cluster)
     root = Path(root or cache_root()).resolve()
     folder = job_folder(key, root)

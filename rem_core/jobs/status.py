@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from rem_core.cache import CacheEntry
 from rem_core.config import RemConfig, config_hash
+from rem_core.errors import InputError
 
 __all__ = [
     "KINDS",
@@ -105,7 +106,7 @@ def job_key(kind: str, config: RemConfig, data: str | os.PathLike) -> str:
     same before and after a world is simulated.
     """
     if kind not in KINDS:
-        raise ValueError(f"job kind: unknown {kind!r}; choose one of {KINDS}")
+        raise InputError(f"job kind: unknown {kind!r}; choose one of {KINDS}")
     return config_hash(config, kind, str(Path(data).resolve()))
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from rem_core.errors import InputError
 from rem_core.evaluation import frame_keys
 from rem_core.geometry import bev_iou_pairs, expand_ranges
 from rem_core.schema import BOX_COLUMNS, SchemaError
@@ -86,25 +87,25 @@ def resolve_budget(budget: int | float | str, num_tracks: int) -> int:
         ValueError: naming the value, when it is negative, not whole, or not understood.
     """
     if isinstance(budget, bool):
-        raise ValueError(f"budget: expected a count or a share like '3%', got {budget!r}")
+        raise InputError(f"budget: expected a count or a share like '3%', got {budget!r}")
     if isinstance(budget, str):
         text = budget.strip()
         share = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*%", text)
         if share:
             pct = float(share.group(1))
             if pct > 100:
-                raise ValueError(f"budget: a share must be at most 100%, got {budget!r}")
+                raise InputError(f"budget: a share must be at most 100%, got {budget!r}")
             return int(round(pct / 100 * num_tracks))
         if re.fullmatch(r"\d+", text):
             return int(text)
-        raise ValueError(f"budget: expected a count or a share like '3%', got {budget!r}")
+        raise InputError(f"budget: expected a count or a share like '3%', got {budget!r}")
     if isinstance(budget, (int, np.integer)):
         if budget < 0:
-            raise ValueError(f"budget: must be >= 0, got {budget}")
+            raise InputError(f"budget: must be >= 0, got {budget}")
         return int(budget)
     if isinstance(budget, float) and budget.is_integer() and budget >= 0:
         return int(budget)
-    raise ValueError(
+    raise InputError(
         f"budget: expected a whole count or a share like '3%', got {budget!r} "
         "(for a fraction of the pool write e.g. '3%')"
     )
@@ -257,13 +258,13 @@ def _checked_inputs(
     _require(gt, ["segment_id", "frame_index", "track_id", *BOX_COLUMNS], "ground truth")
     r = np.asarray(rareness, dtype=np.float64)
     if r.shape != (len(detections),):
-        raise ValueError(
+        raise InputError(
             f"rareness: {r.size} values for {len(detections)} detections; one per detection"
         )
     if np.isnan(r).any():
-        raise ValueError(f"rareness: {int(np.isnan(r).sum())} values are NaN")
+        raise InputError(f"rareness: {int(np.isnan(r).sum())} values are NaN")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
-        raise ValueError(f"budget: must be a count >= 0, got {budget!r}")
+        raise InputError(f"budget: must be a count >= 0, got {budget!r}")
     return r, int(budget)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rem_core.errors import InputError
 from rem_core.files import publish_file
 from rem_core.io import write_objects
 from rem_core.mining.algorithm import MiningResult
@@ -131,13 +132,13 @@ def write_mined(table: pd.DataFrame, path: str | Path, *, force: bool = False) -
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MINED_FORMATS:
-        raise ValueError(
+        raise InputError(
             f"{path}: unknown format {path.suffix or '(no suffix)'!r}; "
             f"use one of {', '.join(MINED_FORMATS)}"
         )
     missing = [c for c in MINED_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"mined table: missing columns {missing} (see mined_boxes)")
+        raise InputError(f"mined table: missing columns {missing} (see mined_boxes)")
     table = table[MINED_COLUMNS]
 
     def write(tmp: Path) -> None:
@@ -175,10 +176,10 @@ def read_mined(path: str | Path) -> pd.DataFrame:
         ]
         table = pd.DataFrame(rows, columns=MINED_COLUMNS)
     else:
-        raise ValueError(f"{path}: unknown format; use one of {', '.join(MINED_FORMATS)}")
+        raise InputError(f"{path}: unknown format; use one of {', '.join(MINED_FORMATS)}")
     missing = [c for c in MINED_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
+        raise InputError(f"{path}: missing columns {missing}")
     return table[MINED_COLUMNS]
 
 
@@ -194,7 +195,7 @@ def write_label_set(
     """
     path = Path(path)
     if path.suffix.lower() != ".bin":
-        raise ValueError(f"{path}: a Waymo Objects file must end in .bin")
+        raise InputError(f"{path}: a Waymo Objects file must end in .bin")
     boxes = labels.copy()
     if "score" not in boxes:
         boxes["score"] = 1.0

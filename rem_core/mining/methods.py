@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.config import MINING_METHODS, ScoreConfig
+from rem_core.errors import InputError
 from rem_core.evaluation import match_frames
 from rem_core.mining.scores import d_rem, m_rem, md_rem
 
@@ -81,7 +82,7 @@ class MiningPool:
             ("gt_log_prob", self.gt_log_prob, g),
         ):
             if len(values) != rows:
-                raise ValueError(f"mining pool: {name} has {len(values)} values for {rows} rows")
+                raise InputError(f"mining pool: {name} has {len(values)} values for {rows} rows")
 
     @property
     def num_tracks(self) -> int:
@@ -160,9 +161,9 @@ def rank_detections(
         ``(N,)`` float64, finite or ``-inf`` (ranked last).
     """
     if rank_by not in ("track", "detection"):
-        raise ValueError(f"rank_by: must be 'track' or 'detection', got {rank_by!r}")
+        raise InputError(f"rank_by: must be 'track' or 'detection', got {rank_by!r}")
     if method not in MINING_METHODS:
-        raise ValueError(f"method: unknown {method!r}; choose one of {', '.join(MINING_METHODS)}")
+        raise InputError(f"method: unknown {method!r}; choose one of {', '.join(MINING_METHODS)}")
     values = _detection_values(pool, method, score or ScoreConfig(), seed)
     if rank_by == "detection" or method == "random" or method.startswith("oracle_"):
         return values
@@ -196,13 +197,13 @@ def _detection_values(pool: MiningPool, method: str, score: ScoreConfig, seed: i
             dims = pool.gt[["length", "width", "height"]].to_numpy(np.float64)
             out[hit] = dims[row[hit]].max(axis=1)
         return out
-    raise ValueError(f"method: unknown {method!r}; choose one of {', '.join(MINING_METHODS)}")
+    raise InputError(f"method: unknown {method!r}; choose one of {', '.join(MINING_METHODS)}")
 
 
 def _finite_variance(variance: np.ndarray) -> np.ndarray:
     v = np.asarray(variance, dtype=np.float64)
     if np.isnan(v).any():
-        raise ValueError(
+        raise InputError(
             f"variance: {int(np.isnan(v).sum())} detections have no ensemble scores "
             "(the ensemble runs on the unlabelled pool only)"
         )

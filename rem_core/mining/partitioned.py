@@ -27,6 +27,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from rem_core.cluster import map_in_order
+from rem_core.errors import InputError
 from rem_core.mining.algorithm import MiningResult, select_tracks
 
 __all__ = [
@@ -235,11 +236,11 @@ def select_tracks_partitioned(
     """
     r = np.asarray(rareness, dtype=np.float64)
     if r.shape != (len(detections),):
-        raise ValueError(
+        raise InputError(
             f"rareness: {r.size} values for {len(detections)} detections; one per detection"
         )
     if partitions < 1:
-        raise ValueError(f"partitions: must be >= 1, got {partitions}")
+        raise InputError(f"partitions: must be >= 1, got {partitions}")
     codes, _ = pd.factorize(pd.concat([detections["segment_id"], gt["segment_id"]]))
     part = codes % partitions
     det_part, gt_part = part[: len(detections)], part[len(detections) :]

@@ -17,6 +17,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from rem_core.config import ScoreConfig
+from rem_core.errors import InputError
 
 __all__ = [
     "aggregate_tracks",
@@ -85,7 +86,7 @@ def aggregate_tracks(boxes: pd.DataFrame, log_prob: ArrayLike) -> pd.DataFrame:
     """
     lp = np.asarray(log_prob, dtype=np.float64)
     if len(lp) != len(boxes):
-        raise ValueError(f"log_prob: {len(lp)} values for {len(boxes)} boxes")
+        raise InputError(f"log_prob: {len(lp)} values for {len(boxes)} boxes")
     table = pd.DataFrame(
         {
             "segment_id": boxes["segment_id"].to_numpy(),

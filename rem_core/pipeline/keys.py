@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rem_core.config import FEATURE_SOURCES, RemConfig, WorldConfig, config_hash
 from rem_core.dataset import Dataset
+from rem_core.errors import InputError
 from rem_core.io import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 
 __all__ = [
@@ -80,7 +81,7 @@ def detections_key(config: RemConfig, dataset: Dataset) -> str:
     (``config.features.source``) reads, and its inputs'."""
     source = config.features.source
     if source not in SOURCE_FILES:
-        raise ValueError(f"features.source: unknown {source!r}; choose one of {FEATURE_SOURCES}")
+        raise InputError(f"features.source: unknown {source!r}; choose one of {FEATURE_SOURCES}")
     if source == "detector":
         return config_hash(
             config.detector,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rem_core.density import DensityEstimator, FeatureReducer, load_estimator
+from rem_core.errors import InputError
 from rem_core.schema import BOXES, DETECTIONS, conform, read_table
 
 __all__ = [
@@ -127,7 +128,7 @@ def load_detections(path: str | Path) -> DetectionRun:
     features = np.load(path / "features.npy")
     scores = np.load(path / "scores.npy")
     if len(features) != len(detections) or len(scores) != len(detections):
-        raise ValueError(f"{path}: features or scores do not match the detections' rows")
+        raise InputError(f"{path}: features or scores do not match the detections' rows")
     return DetectionRun(
         path=path,
         detections=detections,

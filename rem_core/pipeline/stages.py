@@ -28,6 +28,7 @@ from rem_core.cache import CacheEntry, CacheStage, cache_root, entries
 from rem_core.config import RemConfig, config_to_dict
 from rem_core.dataset import Dataset
 from rem_core.density import fit_density, score_on_cluster
+from rem_core.errors import InputError
 from rem_core.mining import MiningPool
 from rem_core.pipeline.keys import detections_key, rareness_key
 from rem_core.pipeline.outputs import (
@@ -132,7 +133,7 @@ def fit_rareness(
         det["score"].to_numpy() >= cfg.min_score
     )
     if fit_rows.sum() < 10:
-        raise ValueError(
+        raise InputError(
             f"rareness: only {fit_rows.sum()} detections in {cfg.fit_splits} score >= "
             f"{cfg.min_score}; too few to fit a density (10 at least)"
         )

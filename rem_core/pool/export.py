@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from rem_core.errors import InputError
 from rem_core.pipeline import ensure_detections
 from rem_core.pool.folder import DETECTION_COLUMNS, GT_COLUMNS, TRACK_COLUMN, Pool, write_pool
 
@@ -30,7 +31,7 @@ def export_pool(
     the pool's vehicle boxes as ground truth)."""
 
     if parts < 1:
-        raise ValueError(f"parts: must be >= 1, got {parts}")
+        raise InputError(f"parts: must be >= 1, got {parts}")
     run = ensure_detections(config, dataset, root, progress, client=client)
     pool_ids = list(dataset.split_ids("unlabelled"))
     det, gt = run.detections, run.gt

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rem_core.errors import InputError
 from rem_core.files import publish_file, publishing
 from rem_core.schema import BOX_COLUMNS
 
@@ -60,23 +61,23 @@ class Pool:
         try:
             meta = json.loads(path.read_text())
         except FileNotFoundError:
-            raise ValueError(f"{path}: not found; is {folder} a pool folder?") from None
+            raise InputError(f"{path}: not found; is {folder} a pool folder?") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON ({exc})") from None
+            raise InputError(f"{path}: not JSON ({exc})") from None
         if meta.get("format") != POOL_FORMAT or meta.get("version") != POOL_VERSION:
-            raise ValueError(
+            raise InputError(
                 f"{path}: format {meta.get('format')!r} version "
                 f"{meta.get('version')!r}; expected {POOL_FORMAT!r} {POOL_VERSION}"
             )
         parts = meta.get("parts")
         if not isinstance(parts, list) or not parts:
-            raise ValueError(f"{path}: field 'parts' must be a non-empty list")
+            raise InputError(f"{path}: field 'parts' must be a non-empty list")
         for i, part in enumerate(parts):
             for field in ("detections", "gt", "tracks", "segments"):
                 if not isinstance(part.get(field), int) or part[field] < 0:
-                    raise ValueError(f"{path}: parts[{i}].{field} must be a count >= 0")
+                    raise InputError(f"{path}: parts[{i}].{field} must be a count >= 0")
         if not isinstance(meta.get("features"), int) or meta["features"] < 1:
-            raise ValueError(f"{path}: field 'features' must be an int >= 1")
+            raise InputError(f"{path}: field 'features' must be an int >= 1")
         return cls(folder, meta["features"], tuple(parts), bool(meta.get("tracked", False)))
 
     @property
@@ -99,7 +100,7 @@ class Pool:
         columns = DETECTION_COLUMNS + [TRACK_COLUMN] * self.tracked + ["features"] * features
         table = pq.read_table(path, columns=columns)
         if table.num_rows != self.parts[p]["detections"]:
-            raise ValueError(
+            raise InputError(
                 f"{path}: {table.num_rows} rows; pool.json says {self.parts[p]['detections']}"
             )
         feats = None
@@ -141,14 +142,14 @@ def write_pool(
         dims = {info.pop("features") for info in infos if info["detections"]}
         tracked = {info.pop("tracked") for info in infos}
         if len(tracked) > 1:
-            raise ValueError(f"{folder}: some parts' detections have a track_id, some not")
+            raise InputError(f"{folder}: some parts' detections have a track_id, some not")
         if len(dims) > 1:
-            raise ValueError(f"{folder}: parts have features of widths {sorted(dims)}")
+            raise InputError(f"{folder}: parts have features of widths {sorted(dims)}")
         owner: dict[str, int] = {}
         for p, info in enumerate(infos):
             for segment in info.pop("segment_ids"):
                 if owner.setdefault(segment, p) != p:
-                    raise ValueError(
+                    raise InputError(
                         f"{folder}: segment {segment!r} lies in parts "
                         f"{owner[segment]} and {p}; a part holds whole segments"
                     )
@@ -169,14 +170,14 @@ def _write_part(make_part: Callable[[int], PoolPart], p: int, folder: Path) -> d
     for name, table, columns in (("detections", det, DETECTION_COLUMNS), ("gt", gt, GT_COLUMNS)):
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ValueError(f"{where}: {name} lack the columns {missing}")
+            raise InputError(f"{where}: {name} lack the columns {missing}")
     features = np.asarray(features, np.float32)
     if features.ndim != 2 or len(features) != len(det):
-        raise ValueError(
+        raise InputError(
             f"{where}: features of shape {features.shape} for {len(det)} detections; one row each"
         )
     if not np.isfinite(features).all():
-        raise ValueError(
+        raise InputError(
             f"{where}: {int((~np.isfinite(features)).any(1).sum())} detections "
             "have features that are not finite"
         )

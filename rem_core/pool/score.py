@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rem_core.errors import InputError
 from rem_core.files import publish_file, publishing
 from rem_core.mining import (
     MergedChecks,
@@ -110,7 +111,7 @@ def score_and_mine(
     (a worker that dies is replaced and its parts computed again); otherwise in turn here.
     """
     if rank_by not in ("track", "detection"):
-        raise ValueError(f"rank_by: must be 'track' or 'detection', got {rank_by!r}")
+        raise InputError(f"rank_by: must be 'track' or 'detection', got {rank_by!r}")
     start = time.perf_counter()
     budget = resolve_budget(budget, pool.tracks)
     kept = _score_parts(pool, reducer, estimator, rank_by, client)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rem_core.errors import InputError
 from rem_core.pool.folder import PoolPart
 
 __all__ = ["SyntheticPool", "synthetic_part"]
@@ -81,7 +82,7 @@ class _Tracks:
 def synthetic_part(spec: SyntheticPool, p: int) -> PoolPart:
     """Part ``p`` of the pool ``spec``: ``(detections, features, ground truth)``."""
     if not 0 <= p < spec.parts:
-        raise ValueError(f"part {p}: the pool has parts 0 to {spec.parts - 1}")
+        raise InputError(f"part {p}: the pool has parts 0 to {spec.parts - 1}")
     rng = np.random.default_rng([spec.seed, p])
     life = _track_life(spec)
     tracks = _draw_tracks(spec, rng)
@@ -104,7 +105,7 @@ def _track_life(spec: SyntheticPool) -> int:
     turns = -(-spec.tracks // lanes)
     life = spec.frames // turns
     if life < 1:
-        raise ValueError(
+        raise InputError(
             f"{spec.tracks} tracks of a segment in {lanes} lanes need more than "
             f"{spec.frames} frames"
         )
@@ -159,7 +160,7 @@ def _seen_boxes(
     """The true detections, noised: a uniform draw of the ground-truth boxes, and their rows."""
     n_seen = spec.detections - n_fp
     if n_seen > len(gt):
-        raise ValueError(
+        raise InputError(
             f"{spec.detections} detections a part, but its {len(gt)} ground-truth "
             "boxes can be seen at most once each; ask for fewer detections"
         )

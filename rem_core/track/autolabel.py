@@ -18,6 +18,7 @@ import pandas as pd
 
 from rem_core.cluster import map_in_order
 from rem_core.config import AutoLabelConfig
+from rem_core.errors import InputError
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 from rem_core.track.motion import _segment_frames, _SegmentFrames, _to_vehicle
 from rem_core.track.smoothing import (
@@ -217,7 +218,7 @@ def _label_jobs(det: pd.DataFrame, poses: dict[str, _SegmentFrames]) -> list[tup
     jobs = []
     for segment_id, rows in det.groupby("segment_id", sort=False):
         if segment_id not in poses:
-            raise ValueError(f"tracked: segment {segment_id!r} is not in the frames table")
+            raise InputError(f"tracked: segment {segment_id!r} is not in the frames table")
         jobs.append((rows, poses[segment_id], str(segment_id)))
     return jobs
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rem_core.errors import InputError
 from rem_core.evaluation import evaluate_detections
 
 __all__ = [
@@ -79,9 +80,9 @@ def tracking_metrics(
         (3, 0.991)
     """
     if "track_id" not in tracked.columns:
-        raise ValueError("tracked: no track_id column; run track_detections first")
+        raise InputError("tracked: no track_id column; run track_detections first")
     if "track_id" not in ground_truth.columns:
-        raise ValueError("ground_truth: no track_id column; tracking needs true track ids")
+        raise InputError("ground_truth: no track_id column; tracking needs true track ids")
     pred = tracked[tracked["track_id"].notna().to_numpy()].reset_index(drop=True)
     classes = sorted(set(ground_truth["class"]) | set(pred["class"]))
     if not classes:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rem_core.errors import InputError
 from rem_core.geometry import wrap_angle
 from rem_core.schema import FRAMES, conform
 
@@ -45,7 +46,7 @@ class _SegmentFrames:
         pos = np.minimum(pos, len(self.frame_index) - 1)
         bad = self.frame_index[pos] != frame_index
         if bad.any():
-            raise ValueError(
+            raise InputError(
                 f"detections: frame {int(frame_index[np.flatnonzero(bad)[0]])} of segment "
                 f"{segment_id!r} is not in the frames table"
             )
@@ -74,10 +75,10 @@ def _segment_frames(frames: pd.DataFrame) -> dict[str, _SegmentFrames]:
         f = f.sort_values("frame_index", kind="stable")
         index = f["frame_index"].to_numpy(np.int64)
         if (np.diff(index) == 0).any():
-            raise ValueError(f"frames: segment {segment_id!r} lists a frame twice")
+            raise InputError(f"frames: segment {segment_id!r} lists a frame twice")
         micros = f["timestamp_micros"].to_numpy(np.int64)
         if (np.diff(micros) <= 0).any():
-            raise ValueError(
+            raise InputError(
                 f"frames: timestamp_micros of segment {segment_id!r} must increase with frame_index"
             )
         rotation = _rotations(f[["pose_qw", "pose_qx", "pose_qy", "pose_qz"]].to_numpy())

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.config import is_number as _is_number
+from rem_core.errors import InputError
 from rem_core.geometry import wrap_angle
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 
@@ -23,7 +24,7 @@ def _check_ranges(settings: list[tuple[str, float, float]]) -> None:
     ``[0, hi]``."""
     for name, value, hi in settings:
         if not (_is_number(value) and 0 <= value <= hi):
-            raise ValueError(f"{name}: must be in [0, {hi}], got {value}")
+            raise InputError(f"{name}: must be in [0, {hi}], got {value}")
 
 
 def _true_detections(

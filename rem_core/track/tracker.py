@@ -18,6 +18,7 @@ import pandas as pd
 
 from rem_core.cluster import map_in_order
 from rem_core.config import TrackerConfig
+from rem_core.errors import InputError
 from rem_core.schema import BOX_COLUMNS, DETECTIONS, conform
 from rem_core.track.association import (
     _born_tracks,
@@ -105,7 +106,7 @@ def _track_jobs(det: pd.DataFrame, poses: dict[str, _SegmentFrames]) -> tuple[li
     jobs = []
     for segment_id, rows in det.groupby("segment_id", sort=False).indices.items():
         if segment_id not in poses:
-            raise ValueError(f"detections: segment {segment_id!r} is not in the frames table")
+            raise InputError(f"detections: segment {segment_id!r} is not in the frames table")
         sub = det.iloc[rows]
         jobs.append(
             (

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from rem_core.errors import InputError
 from rem_core.geometry import bev_corners
 from rem_core.viz.frame import (
     _HEIGHT_RANGE_M,
@@ -88,7 +89,7 @@ def bev_figure(
         :func:`scene_figure`).
     """
     if extent_m <= 0 or cell_m <= 0:
-        raise ValueError(f"extent_m and cell_m must be > 0, got {extent_m} and {cell_m}")
+        raise InputError(f"extent_m and cell_m must be > 0, got {extent_m} and {cell_m}")
     points = _check_points(points)
     boxes = _check_boxes(boxes)
     fig = go.Figure()

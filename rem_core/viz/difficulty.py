@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from rem_core.errors import InputError
 from rem_core.viz.theme import OTHER_COLOR, SET_COLORS, TEXT, chart_layout
 
 __all__ = ["DIFFICULTY_AXES", "SUBSET_COLORS", "rare_vs_hard_figure"]
@@ -57,10 +58,10 @@ def rare_vs_hard_figure(
         One ``Scattergl`` trace per subset present; the legend counts each subset in full.
     """
     if x not in DIFFICULTY_AXES:
-        raise ValueError(f"x: must be one of {', '.join(DIFFICULTY_AXES)}, got {x!r}")
+        raise InputError(f"x: must be one of {', '.join(DIFFICULTY_AXES)}, got {x!r}")
     for column in ("rareness", "subset", x):
         if column not in table.columns:
-            raise ValueError(f"table: missing column {column!r}")
+            raise InputError(f"table: missing column {column!r}")
     rows = table[np.isfinite(table["rareness"].to_numpy(float))]
     keep = np.ones(len(rows), bool)
     regular = (rows["subset"] == "regular").to_numpy()

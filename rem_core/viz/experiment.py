@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from scipy.stats import spearmanr
 
 from rem_core.analysis import RecallCurve
+from rem_core.errors import InputError
 from rem_core.viz.theme import chart_layout
 
 __all__ = ["GROUP_COLORS", "experiment_ap_figure", "mean_recall_curve"]
@@ -103,7 +104,7 @@ def mean_recall_curve(by_seed: Mapping[int, pd.DataFrame]) -> RecallCurve:
     """One recall-by-rareness curve from the same bins of several seeds: pooled counts."""
     frames = list(by_seed.values())
     if not frames:
-        raise ValueError("by_seed: no curves")
+        raise InputError("by_seed: no curves")
     bins = frames[0][["lower", "upper"]].copy()
     bins["n_gt"] = sum(f["n_gt"].to_numpy() for f in frames)
     bins["n_detected"] = sum(f["n_detected"].to_numpy() for f in frames)

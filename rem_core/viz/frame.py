@@ -26,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from rem_core.config import VEHICLE_SUBTYPES
+from rem_core.errors import InputError
 from rem_core.geometry import box_corners, size_subset
 from rem_core.schema import BOX_COLUMNS
 from rem_core.viz import theme
@@ -102,7 +103,7 @@ def decimate_points(points: np.ndarray, max_points: int, seed: int = 0) -> np.nd
         (3, 4)
     """
     if max_points < 0:
-        raise ValueError(f"max_points must be >= 0, got {max_points}")
+        raise InputError(f"max_points must be >= 0, got {max_points}")
     if len(points) <= max_points:
         return points
     rows = np.random.default_rng(seed).choice(len(points), size=max_points, replace=False)
@@ -126,7 +127,7 @@ def _check_points(points: np.ndarray | None) -> np.ndarray:
         return np.zeros((0, 4), np.float32)
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] < 3:
-        raise ValueError(f"points must be an (N, >=3) array of x, y, z, got shape {points.shape}")
+        raise InputError(f"points must be an (N, >=3) array of x, y, z, got shape {points.shape}")
     return points
 
 
@@ -135,13 +136,13 @@ def _check_boxes(boxes: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in BOX_COLUMNS})
     missing = [c for c in BOX_COLUMNS if c not in boxes.columns]
     if missing:
-        raise ValueError(f"boxes table is missing column(s) {', '.join(missing)}")
+        raise InputError(f"boxes table is missing column(s) {', '.join(missing)}")
     return boxes.reset_index(drop=True)
 
 
 def _color_key(boxes: pd.DataFrame, color_by: ColorBy) -> tuple[np.ndarray, dict[str, str]]:
     if color_by not in ("class", "subtype"):
-        raise ValueError(f"color_by must be 'class' or 'subtype', got {color_by!r}")
+        raise InputError(f"color_by must be 'class' or 'subtype', got {color_by!r}")
     if color_by == "subtype" and "subtype" in boxes.columns:
         return boxes["subtype"].astype(str).to_numpy(), theme.SUBTYPE_COLORS
     if "class" in boxes.columns:
@@ -272,11 +273,11 @@ def _point_colors(points: np.ndarray, point_color: PointColor) -> tuple[np.ndarr
         return np.ascontiguousarray(points[:, 2], np.float32), _HEIGHT_RANGE_M, "height (m)"
     if point_color == "intensity":
         if points.shape[1] < 4:
-            raise ValueError("point_color='intensity' needs (N, 4) points with an intensity column")
+            raise InputError("point_color='intensity' needs (N, 4) points with an intensity column")
         values = np.ascontiguousarray(points[:, 3], np.float32)
         top = float(np.percentile(values, 99)) if len(values) else 1.0
         return values, (0.0, max(top, 1e-3)), "intensity"
-    raise ValueError(f"point_color must be 'height' or 'intensity', got {point_color!r}")
+    raise InputError(f"point_color must be 'height' or 'intensity', got {point_color!r}")
 
 
 def _ego_trace(view: View) -> go.Scatter3d | go.Scatter:

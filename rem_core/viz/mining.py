@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from rem_core.errors import InputError
 from rem_core.viz.theme import chart_layout
 
 __all__ = ["SHARES", "composition_figure"]
@@ -31,7 +32,7 @@ def composition_figure(table: pd.DataFrame, *, height: int = 380) -> go.Figure:
     """
     missing = [c for c in ["method", *SHARES] if c not in table.columns]
     if missing:
-        raise ValueError(f"table: missing columns {missing} (see composition_table)")
+        raise InputError(f"table: missing columns {missing} (see composition_table)")
     methods = table["method"].str.replace("_", "-")
     fig = go.Figure()
     for column, (label, color) in SHARES.items():

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from rem_core.analysis import RecallCurve, ood_aurocs
+from rem_core.errors import InputError
 from rem_core.viz.theme import OTHER_COLOR, SET_COLORS, chart_layout
 
 __all__ = ["HISTOGRAM_GROUPS", "log_prob_histogram", "recall_figure"]
@@ -59,10 +60,10 @@ def log_prob_histogram(
         groups of very different sizes compare; x is ``log p`` (rarer to the left).
     """
     if by not in HISTOGRAM_GROUPS:
-        raise ValueError(f"by: must be one of {', '.join(HISTOGRAM_GROUPS)}, got {by!r}")
+        raise InputError(f"by: must be one of {', '.join(HISTOGRAM_GROUPS)}, got {by!r}")
     for column in ("class", "size", "split", "set", "log_prob"):
         if column not in groups.columns:
-            raise ValueError(f"groups: missing column {column!r} (see log_prob_groups)")
+            raise InputError(f"groups: missing column {column!r} (see log_prob_groups)")
     values = {k: v[np.isfinite(v)] for k, v in _group_values(groups, by).items()}
     finite = [v for v in values.values() if len(v)]
     fig = go.Figure()

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rem_core.errors import InputError
 from rem_core.geometry import bev_corners
 from rem_core.schema import BOX_COLUMNS
 from rem_core.viz.frame import DISPLAY_POINTS, ColorBy, decimate_points, display_columns
@@ -25,7 +26,7 @@ def crop_around(points: np.ndarray, center_xy: np.ndarray, radius_m: float) -> n
     """The rows of ``points`` ``(N, >=3)`` within ``radius_m`` of ``center_xy`` in BEV."""
     points = np.asarray(points, dtype=np.float32)
     if points.ndim != 2 or points.shape[1] < 3:
-        raise ValueError(f"points: expected an (N, >=3) array, got shape {points.shape}")
+        raise InputError(f"points: expected an (N, >=3) array, got shape {points.shape}")
     d = points[:, :2] - np.asarray(center_xy, dtype=np.float32)[None]
     return points[np.einsum("ij,ij->i", d, d) <= radius_m * radius_m]
 
@@ -61,7 +62,7 @@ def track_figure(
     """
     mine = boxes[boxes["track_id"].astype(str) == str(track_id)]
     if mine.empty:
-        raise ValueError(f"track_id: no box of this frame belongs to track {track_id!r}")
+        raise InputError(f"track_id: no box of this frame belongs to track {track_id!r}")
     center = mine[["center_x", "center_y"]].to_numpy(np.float64)[0]
     near = crop_around(points, center, radius_m).copy()
     near[:, :2] -= center.astype(np.float32)
@@ -202,7 +203,7 @@ def track_gallery(
         magenta dashed for label noise), each panel on axes of its own at equal scale.
     """
     if columns < 1:
-        raise ValueError(f"columns must be >= 1, got {columns}")
+        raise InputError(f"columns must be >= 1, got {columns}")
     rows = max(1, -(-len(shots) // columns))
     fig = make_subplots(
         rows=rows,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rem_core.config import DomainConfig, WorldConfig
+from rem_core.errors import InputError
 from rem_core.geometry import bev_overlap
 from rem_core.world.shapes import TOW_BED_Z, Shape, make_shape
 
@@ -182,7 +183,7 @@ class _SceneBuilder:
     def sample_subtype(self, moving: bool = False) -> str:
         """A vehicle subtype of the mix; a moving vehicle never has its doors open."""
         if moving and self.parked_only_mix:
-            raise ValueError(
+            raise InputError(
                 f"vehicle_mix: only subtypes seen parked ({', '.join(sorted(PARKED_ONLY))}); "
                 "moving traffic needs at least one other subtype"
             )

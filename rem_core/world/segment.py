@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rem_core.config import DomainConfig, WorldConfig
+from rem_core.errors import InputError
 from rem_core.geometry import wrap_angle
 from rem_core.schema import BOXES, FRAMES, SEGMENTS, conform
 from rem_core.world.frame_geometry import (
@@ -270,7 +271,7 @@ def simulate_segment(config: WorldConfig, index: int, lidar: Lidar | None = None
     """
     plan = plan_segments(config)
     if not 0 <= index < len(plan):
-        raise ValueError(f"index: segment {index} is outside 0..{len(plan) - 1}")
+        raise InputError(f"index: segment {index} is outside 0..{len(plan) - 1}")
     row = plan.iloc[index]
     domain = config.ood_domain if row["split"] == "ood" else DomainConfig()
     lidar = lidar or Lidar(config.lidar)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rem_core.errors import InputError
+
 __all__ = ["TOW_BED_Z", "Shape", "make_shape"]
 
 #: Height of a tow truck's bed above the road: the car it carries stands on it.
@@ -139,7 +141,7 @@ def _passenger(
         b.box(0.36 * L, L / 2, 0.3, 0.5 * H, W, paint)
         _axles(b, L, W, (0.33 * L, -0.32 * L))
     else:
-        raise ValueError(f"subtype: {subtype!r} is not a passenger vehicle")
+        raise InputError(f"subtype: {subtype!r} is not a passenger vehicle")
     return L, W, H
 
 
@@ -318,7 +320,7 @@ def _vehicle(subtype: str, rng: np.random.Generator, parked: bool) -> _Builder:
     elif subtype == "microcar":
         _microcar(rng, b, paint)
     else:
-        raise ValueError(f"subtype: unknown vehicle subtype {subtype!r}")
+        raise InputError(f"subtype: unknown vehicle subtype {subtype!r}")
     return b
 
 
@@ -361,4 +363,4 @@ def make_shape(cls: str, subtype: str, rng: np.random.Generator, parked: bool = 
         return _pedestrian(rng).build()
     if cls == "cyclist":
         return _cyclist(rng).build()
-    raise ValueError(f"class: unknown object class {cls!r}")
+    raise InputError(f"class: unknown object class {cls!r}")

@@ -14,6 +14,7 @@ from typing import Any
 from rem_core.cluster import map_in_order
 from rem_core.config import WorldConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset, DatasetWriter
+from rem_core.errors import InputError
 from rem_core.world.lidar import Lidar
 from rem_core.world.segment import (
     Segment,
@@ -68,7 +69,7 @@ def simulate_world(
     """
     total = config.n_total_segments
     if workers < 1:
-        raise ValueError(f"workers: must be >= 1, got {workers}")
+        raise InputError(f"workers: must be >= 1, got {workers}")
     if client is not None:
         segments = map_in_order(client, _simulate_index, range(total), config)
     elif workers == 1 or total <= 1:

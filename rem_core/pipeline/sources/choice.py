@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rem_core.config import FEATURE_CHOICES, FEATURE_SOURCES, FeatureConfig, RemConfig
 from rem_core.dataset import Dataset
+from rem_core.errors import InputError
 from rem_core.io import DETECTION_FEATURES_FILE, DETECTIONS_FILE
 from rem_core.pipeline.sources.base import FeatureSource
 from rem_core.pipeline.sources.boxes import GeometryFeatures, ImportedFeatures
@@ -33,7 +34,7 @@ _SOURCES: dict[str, type[FeatureSource]] = {
 def feature_source(name: str) -> FeatureSource:
     """The feature source called ``name`` (one of ``FEATURE_SOURCES``)."""
     if name not in _SOURCES:
-        raise ValueError(f"features.source: unknown {name!r}; choose one of {FEATURE_SOURCES}")
+        raise InputError(f"features.source: unknown {name!r}; choose one of {FEATURE_SOURCES}")
     return _SOURCES[name]()
 
 
@@ -66,7 +67,7 @@ def choose_features(dataset: Dataset, wanted: str = "auto") -> FeatureChoice:
     ``DataError`` naming what is missing and the command that would add it.
     """
     if wanted not in FEATURE_CHOICES:
-        raise ValueError(f"features: unknown {wanted!r}; choose one of {FEATURE_CHOICES}")
+        raise InputError(f"features: unknown {wanted!r}; choose one of {FEATURE_CHOICES}")
     root = Path(dataset.root)
     imported = (root / DETECTIONS_FILE).is_file() and (root / DETECTION_FEATURES_FILE).is_file()
     frames = dataset.frames
