@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8501
 
 .PHONY: app test test-all bench bench-detector bench-experiment lint setup system clean-cache weights \
-	reference
+	reference verify
 
 setup: system $(STAMP)
 
@@ -73,9 +73,19 @@ weights: setup
 
 # Re-ship the experiment's reference tables (rem_core/reference_results/demo, with their
 # provenance), which the Experiments page opens on, from the demo experiment's cached runs
-# (`make bench-experiment` computes them). It trains nothing; it replaces the shipped folder.
+# (`make bench-experiment` computes them). It trains nothing; it replaces the shipped folder
+# with the same rows and seeds: bench/reference_command.py reads them from the shipped
+# provenance, runs `rem experiment --preset demo --rows ... --seeds ... --ship-reference
+# --force`, and puts the old folder back if the cache gave other seeds.
 reference: setup
-	$(VENV)/bin/rem experiment --preset demo --ship-reference --force
+	$(PY) bench/reference_command.py --run
+
+# Does this code, on this machine, give what ships? Retrains one shipped demo detector and
+# compares its bytes, redoes 2 of the shipped reference's runs and compares their AP; prints
+# a table, records it for the app, exits 1 if it differs and a paper claim's verdict changes
+# (docs/experiment.md, "Machines"). About 15 min on 2 cores after the demo pipeline.
+verify: setup
+	$(VENV)/bin/rem verify --preset demo --runs 2
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -30,6 +30,7 @@ from rem_core.experiment import (
     plan_experiment,
     read_experiment,
     reference_root,
+    reference_status,
     with_intervals,
 )
 from rem_core.viz import experiment_ap_figure, mean_recall_curve, recall_figure
@@ -151,14 +152,23 @@ if reference is not None and result is not None:
         help=f"On: the reference's {count(len(reference.runs), 'run')} of these rows; off: "
         f"your {count(done, 'run')} for these settings.",
     )
+status = reference_status(shipped) if shipped is not None else None
 if show_reference:
     about, run_box = st.columns([3, 2])
     about.info(reference.label, icon=":material/verified:")
+    # How current it is: its code against this code, its machine against this one.
+    say = about.caption if status.current and status.same_machine else about.warning
+    say("\n\n".join(status.sentences()), icon=":material/history:")
     run_box.subheader("Run it yourself")
 else:
     run_box = st.container()
     if why:
         st.caption(f":material/info: {why}")
+    elif status is not None and result is not None:
+        st.caption(
+            ":material/info: Your runs are shown on their own, never paired with the shipped "
+            "reference's in one comparison. " + " ".join(status.sentences()[1:])
+        )
 
 with run_box:
     if job is not None and job.running:

@@ -27,8 +27,31 @@ from pages._shared import (
 )
 from rem_core.cluster import SCHEDULER_ENV, cluster_spec
 from rem_core.config import RemConfig
+from rem_core.experiment import read_verification
 from rem_core.jobs import JobStatus, stop_job
 from rem_core.pipeline import detector_origin, feature_source
+
+
+def _trained_on(origin: dict) -> str:
+    """`, trained on <machine>` as the shipped weights recorded it, or nothing."""
+    m, k = origin.get("machine") or {}, origin.get("kernels") or {}
+    if not m:
+        return ""
+    kernels = f", {k['capability']} kernels on {k['threads']} threads" if k else ""
+    return f", trained on {m.get('cpu_model', '?')} ({m.get('cpus', '?')} CPUs{kernels})"
+
+
+def _verified() -> str:
+    """What ``rem verify`` last found here, or that it has not run."""
+    found = read_verification()
+    if found is None:
+        return (
+            "Whether training here writes the same bytes has not been checked on this machine: "
+            "`make verify` retrains one and compares (another CPU's kernels may write other "
+            "bytes; docs/detector.md)."
+        )
+    return found.summary()
+
 
 run_in_app()
 
@@ -278,10 +301,11 @@ if origin:
         if origin["origin"] == "shipped":
             st.markdown(
                 f"The {config.detector.ensemble_size} detectors **ship with the app**: trained "
-                "with these very settings on this very world (checked against the world's "
-                f"fingerprint and the weights' hashes; shipped at commit `{origin['commit']}`), "
-                "they are what training here writes, byte for byte, on the reference machine "
-                "(docs/app.md). Retraining them takes about 4 minutes on 2 cores."
+                "with these very settings, on this very world, by this code (their cache key "
+                "holds the settings, the world's bytes and the detector code's fingerprint; "
+                f"their files' hashes are checked), shipped at commit `{origin['commit']}`"
+                f"{_trained_on(origin)}. {_verified()} Retraining them takes about 4 minutes "
+                "on 2 cores."
             )
         else:
             st.markdown(f"The {config.detector.ensemble_size} detectors were trained here.")

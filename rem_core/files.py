@@ -1,4 +1,5 @@
-"""Publishing files and folders: whole or not at all, never silently overwritten.
+"""Publishing files and folders: whole or not at all, never silently overwritten; and the
+hash of a file's content.
 
 Every writer of the cache and of a user's outputs goes through these: ``publish_file`` for a
 file, ``publish_folder`` (or the ``publishing`` context) for a folder. Both write into a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import shutil
 import socket
@@ -21,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["clean_stale", "publish_file", "publish_folder", "publishing"]
+__all__ = ["clean_stale", "file_sha256", "publish_file", "publish_folder", "publishing"]
 
 
 def publish_file(path: str | Path, write: Callable[[Path], None], *, force: bool = False) -> Path:
@@ -189,3 +191,22 @@ def publish_folder(path: str | Path, write: Callable[[Path], None], *, force: bo
     with publishing(path, force=force) as tmp:
         write(tmp)
     return Path(path)
+
+
+#: ``file_sha256``'s hashes by file: its path, size, modification time and inode.
+_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file at ``path``, in hex; read once per process for as long as the
+    file's size, modification time and inode stay the same."""
+    path = Path(path)
+    stat = path.stat()
+    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if memo not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+        _HASHES[memo] = digest.hexdigest()
+    return _HASHES[memo]

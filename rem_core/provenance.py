@@ -1,24 +1,25 @@
 """What made a file that ships with the package: the commit, the machine, the bytes' hashes.
 
 The shipped detector ensemble (``rem_core.pipeline.shipped``) and the experiment's reference
-tables (``rem_core.experiment.reference``) record these in their ``provenance.json``.
+tables (``rem_core.experiment.reference``) record these in their ``provenance.json``, beside
+their files' hashes (``rem_core.files.file_sha256``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["file_sha256", "git", "machine"]
+__all__ = ["KERNEL_ENV", "cpu_flags", "git", "kernels", "machine"]
 
+#: Environment variables that choose torch's, oneDNN's and MKL's CPU kernels.
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of the file at ``path``, in hex."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+#: The CPU features the kernels choose by (``/proc/cpuinfo`` flags).
+_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
 
 
 def git(*args: str) -> str | None:
@@ -57,4 +58,37 @@ def machine() -> dict:
         "python": platform.python_version(),
         **versions,
         "platform": platform.platform(),
+    }
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features among those the kernels choose by (AVX2, FMA, AVX-512, AMX)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            have = set(line.partition(":")[2].split())
+            return [flag for flag in _FLAGS if flag in have]
+    return []
+
+
+def kernels() -> dict:
+    """What chooses torch's CPU kernels here: its instruction set, threads, oneDNN and MKL,
+    the environment variables that pin them, and the CPU's features."""
+    # Lazily: torch is heavy, and most readers of a provenance never compute with it.
+    import torch
+
+    onednn = None
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            onednn = line.strip().lstrip("- ")
+    return {
+        "torch": torch.__version__,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "mkldnn": bool(torch.backends.mkldnn.enabled),
+        "onednn": onednn,
+        "env": {name: os.environ.get(name) for name in KERNEL_ENV},
+        "cpu_flags": cpu_flags(),
     }

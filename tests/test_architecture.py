@@ -249,6 +249,28 @@ def test_no_two_public_objects_share_a_name():
     assert not shared, shared
 
 
+#: Modules that unpickle (and so may run) whatever a file holds: nothing imports them.
+PICKLERS = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "shelve"}
+
+
+def test_no_module_imports_pickle():
+    """Settings travel as JSON (``config_to_dict`` / ``config_from_dict``), weights as
+    ``torch.load(weights_only=True)``, arrays without ``allow_pickle``: no module of the
+    engine, the pages or the app imports pickle, at the top or inside a function."""
+    found = []
+    for module in MODULES.values():
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            if any(name.split(".")[0] in PICKLERS for name in names):
+                found.append(f"{module.path.relative_to(ROOT)}:{node.lineno}")
+    assert "rem_core.jobs.runner" in MODULES and not found, found
+
+
 def test_the_root_holds_at_most_a_few_modules():
     root = sorted(p.name for p in ENGINE.glob("*.py") if p.name != "__init__.py")
     assert len(root) <= MAX_ROOT_MODULES, root

@@ -245,3 +245,106 @@ def test_estimator_settings_follow_the_chosen_estimator():
         rareness.estimator_settings("flow")
     with pytest.raises(ValueError, match=r"^rareness\.knn: must be a KNNConfig"):
         RarenessConfig(knn=GMMConfig())
+
+
+# --- settings read back from JSON (a job's spec.json) -------------------------------------------
+
+
+def _tiny_with(**sections) -> RemConfig:
+    return dataclasses.replace(RemConfig.tiny(), **sections)
+
+
+#: Settings that must come back from JSON as they went: the presets, and changed nested
+#: fields of every kind (a baseline's settings, left out of the dict at their default;
+#: experiment rows; an int budget; vehicle mixes of pairs; an optional field set and unset).
+ROUND_TRIPS = {
+    "tiny": RemConfig.tiny,
+    "demo": RemConfig.demo,
+    "full": RemConfig.full,
+    "knn k=5": lambda: _tiny_with(
+        rareness=RarenessConfig(estimator="knn").with_estimator_settings(k=5)
+    ),
+    "ffjord hidden, gmm": lambda: _tiny_with(
+        rareness=RarenessConfig(fit_splits=("source",))
+        .with_estimator_settings(hidden=(8, 8, 8), max_epochs=3)
+        .with_estimator_settings("gmm", n_components=4, covariance_type="diag")
+    ),
+    "experiment rows": lambda: _tiny_with(
+        experiment=ExperimentConfig(
+            rows=("partial", "md-rem++-6%"),
+            seeds=2,
+            steps=7,
+            detector_epochs=3,
+            detector_precision="bf16",
+            ema_decay=0.999,
+        ),
+        mining=MiningConfig(budget=1500, fp_costs_budget=True),
+    ),
+    "world mixes": lambda: _tiny_with(
+        world=WorldConfig.tiny(
+            vehicle_mix=(("sedan", 1), ("bus", 0.25)),
+            ood_domain=DomainConfig(name="plain"),  # vehicle_mix None: the world's
+            lidar=LidarConfig(n_beams=16, azimuth_step_deg=1.0),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROUND_TRIPS))
+def test_settings_come_back_from_json_as_they_went(name):
+    import json
+
+    from rem_core.config import config_from_dict
+
+    config = ROUND_TRIPS[name]()
+    back = config_from_dict(RemConfig, json.loads(json.dumps(config_to_dict(config))))
+    assert back == config
+    assert config_hash(back) == config_hash(config)
+    assert all(config_hash(getattr(back, f)) == config_hash(getattr(config, f)) for f in
+               ("world", "detector", "rareness", "experiment"))  # fmt: skip
+    assert isinstance(back.rareness.fit_splits, tuple)
+    assert all(isinstance(pair, tuple) for pair in back.world.vehicle_mix)
+    assert isinstance(back.experiment.rows, tuple) and isinstance(back.detector.channels, tuple)
+    # each section on its own too
+    world = config_from_dict(WorldConfig, json.loads(json.dumps(config_to_dict(config.world))))
+    assert world == config.world
+
+
+def test_settings_from_a_dict_take_late_defaults_and_keep_none():
+    from rem_core.config import config_from_dict
+
+    raw = config_to_dict(RemConfig.demo())
+    assert "gmm" not in raw["rareness"] and raw["experiment"]["detector_epochs"] is None
+    back = config_from_dict(RemConfig, raw)
+    assert back.rareness.gmm == GMMConfig() and back.experiment.detector_epochs is None
+    assert back.world.ood_domain.vehicle_mix is not None
+    plain = config_from_dict(DomainConfig, config_to_dict(DomainConfig()))
+    assert plain.vehicle_mix is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda raw: raw.update(bogus=1), r"^config: unknown setting bogus; known: world, "),
+        (lambda raw: raw["rareness"].update(kk=3), r"^rareness: unknown setting kk; known: k, "),
+        (lambda raw: raw["world"]["lidar"].update(beams=3), r"^lidar: unknown setting beams"),
+        (lambda raw: raw["world"].pop("seed"), r"^world: missing setting seed$"),
+        (lambda raw: raw["world"].update(seed="0"), r"^world\.seed: must be an int, got '0'"),
+        (lambda raw: raw["world"].update(n_segments=1), r"^world\.n_segments: needs >= 2"),
+        (lambda raw: raw["world"].update(lidar=[]), r"^world\.lidar: must be a dict of settings"),
+        (lambda raw: raw["detector"].update(channels=[8]), r"^detector\.channels: must be a list "),
+        (lambda raw: raw["world"].update(vehicle_mix=[["car", 1]]), r"^world\.vehicle_mix: "),
+        (lambda raw: raw["mining"].update(budget=None), r"^mining\.budget: must be an int or "),
+        (lambda raw: raw["features"].update(source=3), r"^features\.source: must be a str, got 3"),
+        (lambda raw: raw["rareness"].update(gmm={"n_components": 0}), r"^gmm: missing setting "),
+        (lambda raw: raw["experiment"].update(rows=["best"]), r"^experiment\.rows: unknown row"),
+    ],
+)
+def test_settings_from_a_bad_dict_name_what_is_wrong(change, message):
+    from rem_core.config import config_from_dict
+    from rem_core.errors import InputError
+
+    raw = config_to_dict(RemConfig.tiny())
+    change(raw)
+    with pytest.raises(InputError, match=message):
+        config_from_dict(RemConfig, raw)

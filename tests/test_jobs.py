@@ -14,6 +14,7 @@ import pytest
 
 from rem_core.config import RemConfig
 from rem_core.jobs import job_folder, job_key, read_job, start_job, stop_job
+from rem_core.jobs.status import _read_spec, _write_spec
 from rem_core.pipeline import pipeline_status, world_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,10 @@ def test_a_job_builds_the_world_runs_the_pipeline_and_records_each_stage(tmp_pat
 
     world = Dataset.open(world_path(config.world, tmp_path))
     assert pipeline_status(config, world, tmp_path)["rareness"]
+    # nothing pickled: the spec is JSON, read back as the same settings
+    assert [p for p in tmp_path.rglob("*") if p.suffix == ".pkl"] == []
+    spec = _read_spec(job_folder(key, tmp_path))
+    assert spec["config"] == config and spec["world"] == config.world
 
 
 def test_a_second_start_while_it_runs_starts_nothing(tmp_path: Path):
@@ -189,3 +194,40 @@ def test_a_stage_that_runs_again_is_timed_afresh(tmp_path: Path):
     assert report.stages["training"][2] >= first_end
     stages = dict(json.loads((tmp_path / "status.json").read_text())["stages"])
     assert stages["training"][:2] == [0, 2]
+
+
+def test_the_spec_is_json_and_reads_back_as_the_same_settings(tmp_path: Path):
+    import json
+    from dataclasses import replace
+
+    from rem_core.config import RarenessConfig, config_hash
+
+    config = RemConfig.tiny()
+    config = replace(config, rareness=RarenessConfig(estimator="knn").with_estimator_settings(k=5))
+    (tmp_path / "spec.pkl").write_bytes(b"left by an older version")
+    spec = {"kind": "pipeline", "label": "tiny", "config": config, "data": "/data/x"}
+    spec |= {"world": None, "root": str(tmp_path), "retrain": True, "cluster": None}
+    _write_spec(tmp_path, spec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.json"]
+    assert json.loads((tmp_path / "spec.json").read_text())["config"]["rareness"]["knn"] == {"k": 5}
+    back = _read_spec(tmp_path)
+    assert back == spec and config_hash(back["config"]) == config_hash(config)
+    _write_spec(tmp_path, spec | {"world": config.world, "data": None})
+    assert _read_spec(tmp_path)["world"] == config.world
+
+
+def test_a_job_whose_spec_is_not_valid_fails_naming_the_setting(tmp_path: Path):
+    import json
+
+    from rem_core.config import config_to_dict
+    from rem_core.jobs import run_job_process
+
+    raw = config_to_dict(RemConfig.tiny())
+    raw["world"]["seed"] = -1
+    spec = {"kind": "pipeline", "label": "bad", "config": raw, "data": None, "world": None}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "status.json").write_text(json.dumps({"kind": "pipeline", "label": "bad"}))
+    assert run_job_process([str(tmp_path)]) == 1
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert "spec.json: not a job spec (world.seed: must be an int >= 0, got -1)" in status["error"]

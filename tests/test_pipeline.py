@@ -219,3 +219,54 @@ def test_the_exported_pool_mines_what_the_pipeline_mines(run, tiny_world, tmp_pa
     pd.testing.assert_frame_equal(
         result.tracks[["segment_id", "track_id"]], mined.result.tracks[["segment_id", "track_id"]]
     )
+
+
+def test_retrain_removes_the_experiments_computed_from_the_old_ensemble(run, tiny_world, tmp_path):
+    import json
+    import shutil
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rem_core.experiment import run_experiment
+    from rem_core.pipeline import clear_pipeline, detector_entry
+
+    _, cached = run
+    root = tmp_path / "cache"
+    for stage in ("detector", "detections"):  # the ensemble and its detections, not redone
+        shutil.copytree(cached / stage, root / stage)
+    base = RemConfig.tiny()
+    exp = replace(base.experiment, rows=("partial",), seeds=1, steps=2)
+    config = replace(base, experiment=exp)
+    folder = run_experiment(config, tiny_world, root=root).path
+    status = pipeline.pipeline_status(config, tiny_world, root)
+    record = json.loads((folder / "meta.json").read_text())
+    assert record == {
+        "detections": str(status["detections_path"]),
+        "rareness": str(status["rareness_path"]),
+    }
+    old = shutil.copytree(folder, tmp_path / "old")
+    (old / "meta.json").unlink()  # as a folder made before the record was kept
+
+    def other(key: str, meta: dict | None) -> Path:
+        """An experiment folder of other detections, with one run of 2 steps."""
+        (root / "experiment" / key / "runs").mkdir(parents=True)
+        run_file = root / "experiment" / key / "runs" / "partial-seed0.json"
+        run_file.write_text(json.dumps({"row": "partial", "seed": 0, "train_steps": 2}))
+        if meta is not None:
+            (root / "experiment" / key / "meta.json").write_text(json.dumps(meta))
+        return root / "experiment" / key
+
+    kept = [other("elsewhere", {"detections": "elsewhere", "rareness": "elsewhere"})]
+    kept.append(other("0123456789abcdef", None))  # no record, and not this key
+    removed = clear_pipeline(config, tiny_world, root)
+    assert removed == [
+        detector_entry(config, tiny_world, root).path,
+        status["detections_path"],
+        status["rareness_path"],
+        folder,
+    ]
+    assert not folder.exists() and all(path.is_dir() for path in kept)
+    # A folder without the record is matched by its key: this pipeline's experiment.
+    shutil.copytree(old, folder)
+    assert clear_pipeline(config, tiny_world, root) == [folder]
+    assert all(path.is_dir() for path in kept)

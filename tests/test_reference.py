@@ -16,15 +16,18 @@ from rem_core.evaluation import REPORTED_SUBSETS
 from rem_core.experiment import (
     SegmentResults,
     experiment_intervals,
+    load_reference,
     paper_claims,
     plan_experiment,
     read_experiment,
+    read_reference,
+    reference_status,
     run_experiment,
+    ship_reference,
     with_intervals,
     write_segment_results,
 )
-from rem_core.experiment.reference import load_reference, read_reference, ship_reference
-from rem_core.pipeline import ensure_world, world_fingerprint
+from rem_core.pipeline import code_fingerprints, dataset_key, ensure_world
 
 
 def settings(config: RemConfig | None = None, **experiment) -> RemConfig:
@@ -116,7 +119,8 @@ def test_a_tiny_experiment_ships_and_loads_back(tiny_run, world, tmp_path):
 
     p = reference.provenance
     assert p["experiment_key"] == plan_experiment(config, world).key == result.path.name
-    assert p["world_fingerprint"] == world_fingerprint(world)
+    assert p["dataset_key"] == dataset_key(world)
+    assert p["code"] == code_fingerprints() and p["kernels"]["threads"] >= 1
     assert p["rows"] == ["partial", "random"] and p["seeds"] == {"partial": [0], "random": [0]}
     assert p["steps"] == int(result.runs["train_steps"].iloc[0])
     assert p["machine"]["cpus"] == os.cpu_count() and p["machine"]["torch"]
@@ -178,12 +182,24 @@ def test_a_reference_of_other_settings_or_another_world_is_not_given(tiny_run, w
 
     reference, why = edited("world", experiment_key="0" * 16, world_config_hash="f" * 16)
     assert reference is None and why.startswith(
-        "The shipped reference was computed on another world (world key ffffffffffffffff"
+        "The shipped reference was computed on another world (world settings ffffffffffffffff"
     )
-    reference, why = edited("simulated", world_fingerprint="0" * 16)
+    reference, why = edited("simulated", dataset_key="0" * 16)
     assert reference is None and "world simulated differently" in why
-    reference, why = edited("version", experiment_key="0" * 16)
-    assert reference is None and "another version of the experiment" in why
+    # Other code computed it: it is still the reference of these settings, said to be stale.
+    code = {stage: "0" * 16 for stage in code_fingerprints()}
+    reference, why = edited("version", experiment_key="0" * 16, code=code)
+    assert reference is not None and why == ""
+    status = reference_status(reference)
+    assert not status.current and status.stages_changed == tuple(code_fingerprints())
+    assert "has changed since, so this code may give other numbers" in status.sentences()[0]
+    reference, _ = edited("unrecorded", code=None)
+    assert (
+        "before the code's fingerprints were recorded"
+        in (reference_status(reference).sentences()[0])
+    )
+    reference, _ = load_reference(config, world, out)
+    assert reference_status(reference).current
     altered = tmp_path / "altered"
     shutil.copytree(out, altered)
     with (altered / "runs.csv").open("a") as f:

@@ -1,4 +1,8 @@
-"""Shipped detector weights: used only for their own recipe and world, intact; retrain."""
+"""Shipped detector weights: used only for their own recipe, world and code, intact; retrain.
+
+``test_the_demo_weights_that_ship_are_this_codes`` fails when the detector's code (its
+fingerprint: ``rem_core.pipeline.code``) or the demo's recipe changed since the weights were
+shipped: `make weights` re-ships them (a few minutes)."""
 
 from __future__ import annotations
 
@@ -11,19 +15,20 @@ import pytest
 
 from rem_core import pipeline
 from rem_core.cli import main
-from rem_core.config import RemConfig, config_hash
+from rem_core.config import RemConfig, config_hash, config_to_dict
+from rem_core.dataset import Dataset
+from rem_core.files import file_sha256
 from rem_core.pipeline import (
-    DETECTOR_VERSION,
     clear_pipeline,
+    code_fingerprint,
+    dataset_key,
     detector_key,
     detector_origin,
     ensure_detectors,
     ship_detectors,
     shipped,
-    world_fingerprint,
 )
 from rem_core.pipeline.sources import detector as detector_source
-from rem_core.provenance import file_sha256
 from rem_core.world import write_world
 
 
@@ -41,13 +46,7 @@ def weights(trained, tiny_world, tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "weights")
     key = detector_key(RemConfig.tiny(), tiny_world)
     return ship_detectors(
-        trained / "detector" / key,
-        tiny_world,
-        key,
-        tmp_path / "weights" / "tiny",
-        {"preset": "tiny"},
-        None,
-        DETECTOR_VERSION,
+        trained / "detector" / key, tiny_world, key, tmp_path / "weights" / "tiny", {}
     )
 
 
@@ -58,9 +57,9 @@ def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(detector_source, "train_detectors", boom)
 
 
-def test_the_fingerprint_is_the_worlds_content(tiny_world, tiny_config, tmp_path):
+def test_the_data_sets_key_is_its_content(tiny_world, tiny_config, tmp_path):
     again = write_world(tiny_config, tmp_path / "again")
-    assert world_fingerprint(again) == world_fingerprint(tiny_world)
+    assert dataset_key(again) == dataset_key(tiny_world)
     # one box moved by a millimetre is another world
     boxes = tmp_path / "again" / "boxes.parquet"
     import pyarrow.parquet as pq
@@ -68,9 +67,7 @@ def test_the_fingerprint_is_the_worlds_content(tiny_world, tiny_config, tmp_path
     table = pq.read_table(boxes).to_pandas()
     table.loc[0, "center_x"] += 0.001
     table.to_parquet(boxes)
-    from rem_core.dataset import Dataset
-
-    assert world_fingerprint(Dataset.open(tmp_path / "again")) != world_fingerprint(tiny_world)
+    assert dataset_key(Dataset.open(tmp_path / "again")) != dataset_key(tiny_world)
 
 
 def test_shipped_weights_are_copied_instead_of_training(
@@ -92,19 +89,22 @@ def test_shipped_weights_are_copied_instead_of_training(
     assert origin["origin"] == "shipped" and origin["commit"]
     assert reported[-1] == ("detectors shipped with the app", 2, 2)
     provenance = json.loads((weights / "provenance.json").read_text())
-    assert provenance["world_fingerprint"] == world_fingerprint(tiny_world)
-    assert provenance["detector_version"] == DETECTOR_VERSION
+    assert provenance["dataset_key"] == dataset_key(tiny_world)
+    assert provenance["code"] == code_fingerprint("detector")
+    # what the bytes depend on besides the code and the data: where and how they were trained
+    assert provenance["trained_s"] > 0 and provenance["kernels"]["threads"] >= 1
+    assert provenance["machine"]["cpus"] >= 1 and provenance["kernels"]["capability"]
 
 
-@pytest.mark.parametrize("change", ["fingerprint", "altered", "settings", "environment"])
+@pytest.mark.parametrize("change", ["code", "altered", "settings", "environment"])
 def test_shipped_weights_for_anything_else_are_not_used(
     change, weights, tiny_world, tmp_path, monkeypatch
 ):
     config = RemConfig.tiny()
-    if change == "fingerprint":
+    if change == "code":  # shipped by another version of the detector's code
         path = weights / "provenance.json"
         provenance = json.loads(path.read_text())
-        provenance["world_fingerprint"] = "0" * 16
+        provenance["detector_key"] = config_hash(config.detector, dataset_key(tiny_world), "old")
         path.write_text(json.dumps(provenance))
     elif change == "altered":
         with open(weights / "member-1" / "model.pt", "ab") as f:
@@ -153,13 +153,19 @@ def test_retrain_clears_the_ensemble_and_what_was_computed_from_it(
     ]
 
 
-def test_the_demo_weights_that_ship_match_the_demo_recipe():
-    # Changing the demo's detector settings or DETECTOR_VERSION without `make weights`
-    # would leave the shipped ensemble unused, and the app's first start 4 minutes longer.
+def test_the_demo_weights_that_ship_are_this_codes():
+    # Changing the detector's code (not its docstrings or comments) or the demo's detector
+    # settings without `make weights` would leave the shipped ensemble unused, and the app's
+    # first start 4 minutes longer.
     demo = RemConfig.demo()
     folder = shipped.SHIPPED / "demo"
     provenance = json.loads((folder / "provenance.json").read_text())
-    key = config_hash(demo.detector, config_hash(demo.world), DETECTOR_VERSION)
+    assert provenance.get("code") == code_fingerprint("detector"), (
+        "the detector's code changed since the demo weights were shipped: `make weights`"
+    )
+    assert provenance["settings"]["detector"] == config_to_dict(demo.detector)
+    # the key this code gives for these settings on the world the weights were trained on
+    key = config_hash(demo.detector, provenance["dataset_key"], code_fingerprint("detector"))
     assert provenance["detector_key"] == key
     assert provenance["world_config_hash"] == config_hash(demo.world)
     assert provenance["members"] == demo.detector.ensemble_size

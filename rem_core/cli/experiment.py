@@ -10,20 +10,24 @@ from dataclasses import replace
 from rem_core.cli.prepare import features_for_args, open_dataset, settings
 from rem_core.cli.progress import StageBars
 from rem_core.config import RemConfig
+from rem_core.dataset import Dataset
+from rem_core.errors import InputError
 from rem_core.experiment import (
     REFERENCE_RESULTS,
     experiment_intervals,
+    load_reference,
     paper_claims,
     plan_experiment,
     read_experiment,
+    reference_status,
     run_experiment,
     ship_reference,
+    verify,
     write_experiment,
 )
+from rem_core.pipeline import ensure_world
 
-__all__ = [
-    "cmd_experiment",
-]
+__all__ = ["cmd_experiment", "cmd_verify"]
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -71,10 +75,23 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     print()
     for claim in paper_claims(intervals):
         print(f"- {claim.sentence}")
+    _print_reference_status(config, ds)
     if args.out is not None:
         written = write_experiment(result, args.out, force=args.force, intervals=intervals)
         print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _print_reference_status(config: RemConfig, ds: Dataset) -> None:
+    """What the shipped reference for these settings is, if there is one: not these runs,
+    and how current it is."""
+    reference, _ = load_reference(config, ds)
+    if reference is None:
+        return
+    print(f"\nThe shipped reference for these settings ({reference.path}) is not compared with "
+          "these runs:")  # fmt: skip
+    for line in reference_status(reference).sentences():
+        print(f"- {line}")
 
 
 def _ship_reference(args: argparse.Namespace, config: RemConfig) -> int:
@@ -109,3 +126,21 @@ def _ship_reference(args: argparse.Namespace, config: RemConfig) -> int:
                    dataset=ds, force=args.force, plan=plan)  # fmt: skip
     print(f"shipped {len(result.runs)} runs of {len(result.table)} rows to {out}")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``rem verify``: the shipped weights and reference runs, redone here and compared."""
+    if args.runs < 0:
+        raise InputError(f"--runs: must be >= 0, got {args.runs}")
+    config = RemConfig.preset(args.preset)
+    reference = None
+    if args.runs:
+        ds = ensure_world(config.world)
+        reference, why = load_reference(config, ds)
+        if reference is None:
+            print(f"rem: {why} Verifying the weights alone.", file=sys.stderr)
+    result = verify(
+        config, reference, runs=args.runs, weights=not args.no_weights, progress=StageBars()
+    )
+    print(result.table())
+    return 0 if result.passed else 1

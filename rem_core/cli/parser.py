@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_experiment_command,
         _app,
         _pool,
+        _verify,
     ):
         add(sub)
     return parser
@@ -175,7 +176,7 @@ def _app(sub: _Commands) -> None:
     p.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("PORT") or 8501),
+        default=None,  # $PORT is read when the command runs, so a bad one fails `rem app` alone
         help="port to serve on (default: $PORT or 8501, as make app)",
     )
     p.add_argument("--address", default=None, help="address to serve on (default: streamlit's)")
@@ -253,3 +254,24 @@ def _pool(sub: _Commands) -> None:
     q.add_argument("--force", action="store_true", help="replace an existing --out folder")
     cluster_arg(q)
     q.set_defaults(handler="pool:cmd_pool_mine")
+
+
+def _verify(sub: _Commands) -> None:
+    """``rem verify``: what ships with the package, redone here and compared."""
+    p = sub.add_parser(
+        "verify",
+        help="retrain a shipped detector and redo reference runs here, and compare",
+        description="Train member 0 of the shipped detector ensemble again (same recipe and "
+        "threads) and compare its bytes with the shipped file's; redo RUNS of the shipped "
+        "reference's runs and compare their AP to the last digit. Prints a table and records "
+        "it for the app. Exits 0 when everything matches, or else when no paper claim's "
+        "verdict changes with the runs redone here; 1 otherwise (docs/experiment.md).",
+    )
+    p.add_argument(
+        "--preset", default="demo", choices=PRESETS, help="whose weights and reference (demo)"
+    )
+    p.add_argument(
+        "--runs", type=int, default=2, help="reference runs to redo (default 2; 0: none)"
+    )
+    p.add_argument("--no-weights", action="store_true", help="do not retrain a shipped member")
+    p.set_defaults(handler="experiment:cmd_verify")

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from rem_core.cli.args import dataset_args, estimator_args, features_arg, method_arg, mining_args
-from rem_core.config import EXPERIMENT_ROW_NAMES, SPLITS
+from rem_core.config import EXPERIMENT_ROW_NAMES, PRESETS, SPLITS, RemConfig
 
 __all__ = [
     "add_analysis_commands",
@@ -179,6 +179,14 @@ def add_mining_commands(sub: _Commands) -> None:
     p.set_defaults(handler="mining:cmd_compare")
 
 
+def _preset_seeds() -> str:
+    """Each preset's runs per row (``experiment.seeds``): ``1 for demo, 3 for tiny and full``."""
+    presets: dict[int, list[str]] = {}
+    for name in PRESETS:
+        presets.setdefault(RemConfig.preset(name).experiment.seeds, []).append(name)
+    return ", ".join(f"{n} for {' and '.join(names)}" for n, names in sorted(presets.items()))
+
+
 def add_experiment_command(sub: _Commands) -> None:
     """``rem experiment``: mine, label, retrain and evaluate (paper Tables 2 and 3)."""
     p = sub.add_parser(
@@ -198,7 +206,12 @@ def add_experiment_command(sub: _Commands) -> None:
         help="comma-separated rows (default: all): "
         + ", ".join(EXPERIMENT_ROW_NAMES).replace("%", "%%"),
     )
-    p.add_argument("--seeds", type=int, default=None, help="runs per row (default 3)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help=f"runs per row: seeds 0 to SEEDS-1 (default: the preset's, {_preset_seeds()})",
+    )
     p.add_argument(
         "--steps",
         type=int,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,6 @@ from rem_core.evaluation import REPORTED_SUBSETS, evaluate_detections
 from rem_core.files import publish_folder
 from rem_core.mining import aggregate_tracks, d_rem, m_rem, md_rem
 from rem_core.pipeline import (
-    DETECTOR_VERSION,
     SHIPPED,
     clear_pipeline,
     detector_entry,
@@ -62,20 +60,10 @@ def cmd_detect_ship(args: argparse.Namespace) -> int:
             f"rem detect ship: the cached ensemble {key} is itself a shipped copy; train it "
             "first with `rem detect train --retrain`"
         )
-    start = time.perf_counter()
     ensure_detectors(config, ds, progress=StageBars(), shipped=False)
-    trained_s = round(time.perf_counter() - start, 1)
     out = args.out or SHIPPED / args.preset
     settings = {"detector": config_to_dict(config.detector), "preset": args.preset}
-    ship_detectors(
-        entry.path,
-        ds,
-        key,
-        out,
-        settings,
-        trained_s if trained_s > 5 else None,  # None: it was cached, its time unknown
-        DETECTOR_VERSION,
-    )
+    ship_detectors(entry.path, ds, key, out, settings)
     print(f"shipped the ensemble {key} to {out}")
     return 0
 

@@ -3,7 +3,8 @@
 Each stage's settings are a frozen, keyword-only dataclass whose fields declare their rule
 beside their default (``rem_core.config.rules``); a bad value raises ``ValueError`` naming the
 field. ``config_hash`` gives a stable key for the disk cache: it changes whenever any setting
-that shapes a stage's output changes.
+that shapes a stage's output changes. ``config_to_dict`` writes settings as JSON-ready dicts
+and ``config_from_dict`` (``config/rebuild.py``) reads them back into the same dataclasses.
 
 The settings live by stage: ``world`` (the synthetic world), ``detector`` (the detector, the
 tracker, the auto-labeler), ``rareness`` (the density, the easy-object filter, mining) and
@@ -63,6 +64,7 @@ from rem_core.config.rareness import (
     RarenessConfig,
     ScoreConfig,
 )
+from rem_core.config.rebuild import config_from_dict
 from rem_core.config.rules import (
     Check,
     Interval,
@@ -137,6 +139,7 @@ __all__ = [
     "TrackerConfig",
     "VehicleMix",
     "WorldConfig",
+    "config_from_dict",
     "config_hash",
     "config_to_dict",
     "flag",
@@ -202,6 +205,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
     Every field, except those declared ``omit_default`` (added after the cache keys were
     fixed) while they hold their default: see ``rem_core.config.settings_dict``.
+    :func:`config_from_dict` rebuilds the config from it (``config_from_dict(RemConfig,
+    config_to_dict(config)) == config``).
     """
     return json.loads(json.dumps(settings_dict(config)))
 

@@ -4,6 +4,7 @@ track-level mining."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,7 +40,16 @@ def _splits(value: tuple[str, ...]) -> bool:
 
 
 def _budget(value: int | str) -> bool:
-    return is_int(value) or (isinstance(value, str) and bool(value.strip()))
+    """A count (>= 0) or a share of at most 100% (``"3%"``), as ``resolve_budget`` reads it."""
+    if is_int(value):
+        return value >= 0
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        return True
+    share = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*%", text)
+    return share is not None and float(share.group(1)) <= 100
 
 
 def _settings_of(cls: type[Settings]) -> Any:
@@ -155,7 +165,9 @@ class MiningConfig(Settings):
 
     section = "mining"
 
-    budget: int | str = setting("3%", Check(_budget, "must be a count or a share like '3%'"))
+    budget: int | str = setting(
+        "3%", Check(_budget, "must be a count >= 0 or a share like '3%' (at most 100%)")
+    )
     check_iou: float = number(0.0, "[0, 1)")
     fp_costs_budget: bool = flag(False)
     rank_by: str = one_of("track", ("track", "detection"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
@@ -156,9 +155,12 @@ def _read(folder: str | Path, kind: str | None) -> tuple[dict, dict[str, Tensor]
         raise InputError(f"{folder}: not a saved density estimator ({exc})") from None
     if kind is not None and found != kind:
         raise InputError(f"{folder}: holds a {found!r} estimator, not {kind!r}")
+    # Any error of the load is a file that is not loadable tensors: a damaged zip
+    # (RuntimeError), an empty file (EOFError), a payload the weights-only loader refuses
+    # (pickle's UnpicklingError, caught as such without importing pickle), a missing file.
     try:
         state = torch.load(folder / "density.pt", weights_only=True, map_location="cpu")
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+    except Exception as exc:
         raise InputError(f"{folder}: cannot load the estimator's tensors ({exc})") from None
     return info, state
 

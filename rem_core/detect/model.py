@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -234,9 +233,13 @@ def load_detector(folder: str | Path) -> BevDetector:
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{folder}: not a saved detector ({exc})") from None
     model = BevDetector(config)
+    # Any error of the load is a file that is not this model's weights: a damaged zip or
+    # tensors of other shapes (RuntimeError), an empty file (EOFError), a payload the
+    # weights-only loader refuses (pickle's UnpicklingError, caught as such without importing
+    # pickle), a missing file.
     try:
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
         model.load_state_dict(state)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+    except Exception as exc:
         raise InputError(f"{folder}: cannot load the detector's weights ({exc})") from None
     return model.eval()

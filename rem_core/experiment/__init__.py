@@ -22,10 +22,12 @@ from rem_core.experiment.claims import (
     paper_claims,
 )
 from rem_core.experiment.export import write_experiment
+from rem_core.experiment.labels import label_set
 from rem_core.experiment.reference import (
     REFERENCE_RESULTS,
     Reference,
     load_reference,
+    read_reference,
     reference_root,
     ship_reference,
 )
@@ -43,9 +45,9 @@ from rem_core.experiment.rows import (
 from rem_core.experiment.runs import (
     ExperimentPlan,
     experiment_config,
-    label_set,
     plan_experiment,
     read_experiment,
+    redo_run,
     run_experiment,
 )
 from rem_core.experiment.segments import (
@@ -54,6 +56,10 @@ from rem_core.experiment.segments import (
     resampled_ap,
     segment_results,
     write_segment_results,
+)
+from rem_core.experiment.staleness import (
+    ReferenceStatus,
+    reference_status,
 )
 from rem_core.experiment.stats import (
     BUDGET_STEPS,
@@ -65,6 +71,11 @@ from rem_core.experiment.stats import (
     experiment_intervals,
     load_segment_results,
     with_intervals,
+)
+from rem_core.experiment.verification import (
+    Verification,
+    read_verification,
+    verify,
 )
 
 __all__ = [
@@ -82,7 +93,9 @@ __all__ = [
     "ExperimentResult",
     "ExperimentRow",
     "Reference",
+    "ReferenceStatus",
     "SegmentResults",
+    "Verification",
     "bootstrap_intervals",
     "experiment_config",
     "experiment_intervals",
@@ -93,13 +106,18 @@ __all__ = [
     "paper_claims",
     "plan_experiment",
     "read_experiment",
+    "read_reference",
     "read_segment_results",
+    "read_verification",
+    "redo_run",
     "reference_root",
+    "reference_status",
     "resampled_ap",
     "results_table",
     "run_experiment",
     "segment_results",
     "ship_reference",
+    "verify",
     "with_intervals",
     "write_experiment",
     "write_results",

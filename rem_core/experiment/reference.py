@@ -9,14 +9,17 @@ replace them. A folder holds CSV and JSON only (tens of KB, no per-segment array
   ``comparisons.csv``: as ``rem experiment --out`` writes them (``write_experiment``);
 - ``intervals.csv``: ``ExperimentIntervals.rows``, the rows' 95% intervals, so that the
   paper's claims (``rem_core.experiment.claims``) are computed again from the folder alone;
-- ``provenance.json``: the experiment's cache key, the rareness and world keys, the world's
-  fingerprint (``rem_core.pipeline.world_fingerprint``), the settings, the commit, the dates,
-  the machine, the rows, seeds and steps, the command and every file's sha256;
+- ``provenance.json``: the experiment's cache key, the rareness key, the world's settings
+  hash and its bytes' key (``rem_core.pipeline.dataset_key``), every stage's code
+  fingerprint (``rem_core.pipeline.code_fingerprints``), the settings, the commit, the dates,
+  the machine and its kernels, the rows, seeds and steps, the command and every file's
+  sha256;
 - ``README.md``: what the folder is and how it was made.
 
-``load_reference`` gives it back only when its experiment key and world fingerprint match the
-settings asked for (the experiment key covers everything but the rows and the seeds);
-otherwise ``None`` and a sentence saying why. ``ship_reference`` writes it (``rem experiment
+``load_reference`` gives it back only when it was computed for the settings asked for on
+this world, otherwise ``None`` and a sentence saying why; ``reference_status`` says what has
+changed since it was computed (the code of which stages, the machine) and how to recompute
+it. ``ship_reference`` writes it (``rem experiment
 --ship-reference``, ``make reference``), as one folder, whole or absent.
 """
 
@@ -38,11 +41,18 @@ from rem_core.experiment.export import write_experiment
 from rem_core.experiment.results import ExperimentResult
 from rem_core.experiment.runs import ExperimentPlan, plan_experiment
 from rem_core.experiment.stats import ExperimentIntervals
-from rem_core.files import publish_folder
-from rem_core.pipeline import dataset_key, rareness_key, world_fingerprint
-from rem_core.provenance import file_sha256, git, machine
+from rem_core.files import file_sha256, publish_folder
+from rem_core.pipeline import code_fingerprints, dataset_key, rareness_key
+from rem_core.provenance import git, kernels, machine
 
-__all__ = ["REFERENCE_RESULTS", "Reference", "load_reference", "reference_root", "ship_reference"]
+__all__ = [
+    "REFERENCE_RESULTS",
+    "Reference",
+    "load_reference",
+    "read_reference",
+    "reference_root",
+    "ship_reference",
+]
 
 #: Shipped references: one folder per preset.
 REFERENCE_RESULTS = Path(__file__).resolve().parents[1] / "reference_results"
@@ -231,13 +241,15 @@ def _provenance(
     return {
         "experiment_key": plan.key,
         "rareness_key": rareness_key(plan.config, dataset),
-        "world_config_hash": dataset_key(dataset),
-        "world_fingerprint": world_fingerprint(dataset),
+        "world_config_hash": dataset.manifest.get("config_hash"),
+        "dataset_key": dataset_key(dataset),
+        "code": code_fingerprints(),
         "commit": commit,
         "commit_dirty": bool(changes) if commit else None,
         "computed": computed.date().isoformat(),
         "shipped": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "kernels": kernels(),
         "rows": list(result.table["row"]),
         "seeds": {row: s for row, s in seeds.items()},
         "steps": plan.steps,
@@ -303,9 +315,11 @@ def load_reference(
     """The shipped reference in ``root`` (default ``reference_root()``) if it was computed
     for ``config`` on ``dataset``, else ``None``; and, then, a sentence saying why.
 
-    It matches when its experiment key is ``plan_experiment(config, dataset).key`` (every setting
-    but the rows and seeds) and the world's fingerprint is this world's. ``plan``: the
-    experiment's ``plan_experiment(config, dataset)`` when the caller holds it already.
+    It matches when it was computed for these settings (every setting the experiment's key
+    holds: all but the rows and seeds) on this world (its settings, and its bytes where the
+    reference recorded them), whatever code computed it: ``reference_status`` says how its
+    code differs from this one. ``plan``: the experiment's ``plan_experiment(config,
+    dataset)`` when the caller holds it already.
     """
     folder = Path(root) if root is not None else reference_root()
     if not (folder / "provenance.json").is_file():
@@ -315,30 +329,25 @@ def load_reference(
     except (OSError, json.JSONDecodeError) as exc:
         return None, f"The shipped reference is unreadable: {folder / 'provenance.json'}: {exc}."
     plan = plan or plan_experiment(config, dataset)
-    key, shipped = plan.key, provenance.get("experiment_key")
-    if shipped != key:
-        if provenance.get("world_config_hash") != dataset_key(dataset):
-            return None, (
-                "The shipped reference was computed on another world (world key "
-                f"{provenance.get('world_config_hash')}; this one is {dataset_key(dataset)})."
-            )
-        there = _flat(provenance.get("settings", {}))
-        here = _flat(json.loads(json.dumps(_settings(plan))))
-        differ = [k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
-        if differ:
-            shown = "; ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
-                              for k in differ[:3])  # fmt: skip
-            more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-            return None, f"The shipped reference was computed for other settings ({shown}{more})."
+    there = _flat(provenance.get("settings", {}))
+    here = _flat(json.loads(json.dumps(_settings(plan))))
+    differ = [k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+    if differ:
+        shown = "; ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
+                          for k in differ[:3])  # fmt: skip
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        return None, f"The shipped reference was computed for other settings ({shown}{more})."
+    world = dataset.manifest.get("config_hash")
+    if provenance.get("world_config_hash") != world:
         return None, (
-            "The shipped reference was computed by another version of the experiment or its "
-            f"pipeline (experiment key {shipped}; these settings give {key})."
+            "The shipped reference was computed on another world (world settings "
+            f"{provenance.get('world_config_hash')}; this one's are {world})."
         )
-    fingerprint = world_fingerprint(dataset)
-    if provenance.get("world_fingerprint") != fingerprint:
+    content = provenance.get("dataset_key")
+    if content is not None and content != dataset_key(dataset):
         return None, (
-            "The shipped reference was computed on a world simulated differently (fingerprint "
-            f"{provenance.get('world_fingerprint')}; this one's is {fingerprint})."
+            "The shipped reference was computed on a world simulated differently (its bytes' "
+            f"key {content}; this one's is {dataset_key(dataset)})."
         )
     try:
         return read_reference(folder), ""

@@ -18,7 +18,9 @@ draw). Every (row, seed) is cached as it finishes under ``<cache>/experiment/<ke
 an interrupted run resumes where it stopped and adding rows or seeds reuses the rest. Each
 run keeps its AP in ``runs/<row>-seed<k>.json`` and, beside it in ``.npz``, the
 per-segment results that recompute that AP (``rem_core.experiment.segments``), from which
-``rem_core.experiment.stats`` bootstraps 95% intervals.
+``rem_core.experiment.stats`` bootstraps 95% intervals. The folder's ``meta.json`` names
+the detections and rareness entries the runs read: retraining the detectors
+(``rem_core.pipeline.clear_pipeline``) removes the runs with them.
 """
 
 from __future__ import annotations
@@ -41,26 +43,28 @@ from rem_core.dataset import Dataset
 from rem_core.detect import default_steps, detect, train_detector
 from rem_core.errors import InputError
 from rem_core.evaluation import LEVEL_1_MIN_POINTS, REPORTED_SUBSETS, evaluate_detections
+from rem_core.experiment.labels import label_set
 from rem_core.experiment.results import ExperimentResult, results_table, write_results
 from rem_core.experiment.rows import AP_COLUMNS, EXPERIMENT_ROWS, ExperimentRow
 from rem_core.experiment.segments import SegmentResults, segment_results, write_segment_results
 from rem_core.files import publish_file
-from rem_core.mining import MiningPool, merge_labels, mine
+from rem_core.mining import MiningPool
 from rem_core.pipeline import (
+    DETECTION_STAGE,
+    RARENESS_STAGE,
     Progress,
     ensure_detections,
     ensure_mining_pool,
     ensure_rareness,
     experiment_key,
 )
-from rem_core.schema import BOX_COLUMNS
 
 __all__ = [
     "ExperimentPlan",
     "experiment_config",
-    "label_set",
     "plan_experiment",
     "read_experiment",
+    "redo_run",
     "run_experiment",
 ]
 
@@ -117,67 +121,6 @@ def plan_experiment(config: RemConfig, dataset: Dataset) -> ExperimentPlan:
         key=experiment_key(recipe, dataset, steps),
         own_recipe=recipe != config,
     )
-
-
-def label_set(
-    row: ExperimentRow,
-    config: RemConfig,
-    dataset: Dataset,
-    pool: MiningPool,
-    seed: int = 0,
-) -> tuple[list[str], pd.DataFrame, dict]:
-    """The training segments and vehicle labels of ``row``.
-
-    Returns:
-        ``(segments, labels, stats)``: the segment ids to train on; the boxes to learn
-        (``segment_id, frame_index``, the box columns, ``num_points``, ``label_noise``,
-        ``source``: ``"source"``, ``"human"``, ``"pseudo"`` or ``"truth"``); and
-        ``human_tracks``, ``human_boxes``, ``pseudo_boxes``.
-    """
-    source_ids, pool_ids = dataset.split_ids("source"), dataset.split_ids("unlabelled")
-    columns = ["segment_id", "frame_index", *BOX_COLUMNS, "num_points", "label_noise"]
-    boxes = dataset.boxes[dataset.boxes["class"] == "vehicle"]
-    parts = [boxes.loc[boxes["segment_id"].isin(source_ids), columns].assign(source="source")]
-    stats = {"human_tracks": 0, "human_boxes": 0, "pseudo_boxes": 0}
-    if row.fill == "none":
-        return source_ids, pd.concat(parts, ignore_index=True), stats
-    if row.fill == "gt":
-        truth = boxes.loc[boxes["segment_id"].isin(pool_ids), columns].assign(source="truth")
-        stats["human_boxes"] = len(truth)
-        pool_boxes = boxes.loc[boxes["segment_id"].isin(pool_ids)]
-        stats["human_tracks"] = len(pool_boxes.drop_duplicates(["segment_id", "track_id"]))
-        return source_ids + pool_ids, pd.concat([*parts, truth], ignore_index=True), stats
-
-    exp = config.experiment
-    if row.fill == "sl":
-        pseudo = pool.detections[pool.detections["score"] >= exp.self_label_score]
-    else:
-        pseudo = pool.autolabels[pool.autolabels["score"] >= exp.auto_label_score]
-    pseudo = pseudo[pseudo["class"] == "vehicle"]
-    untracked = pseudo["track_id"].isna()
-    if untracked.any():  # each its own track, so merging drops only what overlaps
-        pseudo = pseudo.assign(
-            track_id=pseudo["track_id"].where(
-                ~untracked, "untracked-" + pseudo["detection_id"].astype(str)
-            )
-        )
-    if row.method is None:
-        kept = pseudo
-        human = pool.gt.iloc[:0]
-    else:
-        budget = row.budget or config.mining.budget
-        mining = replace(config.mining, budget=budget, seed=config.mining.seed + seed)
-        mined = mine(pool, row.method, replace(config, mining=mining))
-        merged = merge_labels(mined.result, pool.gt, pseudo)
-        kept = merged[merged["source"] == "auto"]
-        keys = pd.MultiIndex.from_frame(mined.result.tracks[["segment_id", "track_id"]])
-        human = pool.gt[pd.MultiIndex.from_frame(pool.gt[["segment_id", "track_id"]]).isin(keys)]
-        stats["human_tracks"] = len(mined.result.tracks)
-    stats["human_boxes"], stats["pseudo_boxes"] = len(human), len(kept)
-    human = human[columns].assign(source="human")
-    kept = kept.assign(label_noise=False)[columns].assign(source="pseudo")
-    labels = pd.concat([*parts, human, kept], ignore_index=True)
-    return source_ids + pool_ids, labels, stats
 
 
 #: The validation split as every run is evaluated on it: its segment ids, its ground truth
@@ -263,6 +206,7 @@ def run_experiment(
     entry = plan.entry(root)
     pool = ensure_mining_pool(plan.config, dataset, entry.root, progress, client)
     validation = _validation(plan.config, dataset, entry.root, progress)
+    _record_inputs(entry, plan.config, dataset)
     (entry.path / "runs").mkdir(parents=True, exist_ok=True)
     jobs = [(EXPERIMENT_ROWS[r], s) for r in exp.rows for s in range(exp.seeds)]
     report = progress or (lambda stage, done, total: None)
@@ -290,6 +234,35 @@ def run_experiment(
     return result
 
 
+def redo_run(
+    plan: ExperimentPlan,
+    dataset: Dataset,
+    row: ExperimentRow,
+    seed: int,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """One run of the experiment computed afresh, whatever the cache holds: its record (the
+    JSON a cached run keeps). The stages it mines from are read from the cache (or computed
+    first). ``rem verify`` redoes the shipped reference's runs with it."""
+    root = plan.entry(root).root
+    pool = ensure_mining_pool(plan.config, dataset, root, progress)
+    validation = _validation(plan.config, dataset, root, progress)
+    report = progress or (lambda stage, done, total: None)
+    label = f"training {row.label}, seed {seed} again"
+    record, _ = _run_one(
+        row,
+        seed,
+        plan.config,
+        dataset,
+        pool,
+        validation,
+        plan.steps,
+        lambda d, t: report(label, d, t),
+    )
+    return record
+
+
 def _validation(
     config: RemConfig, dataset: Dataset, root: Path, progress: Progress | None
 ) -> _Validation:
@@ -305,6 +278,23 @@ def _validation(
         det_run.gt.iloc[val_rows].reset_index(drop=True),
         -rareness_run.gt_log_prob[val_rows],
     )
+
+
+def _record_inputs(entry: CacheEntry, config: RemConfig, dataset: Dataset) -> None:
+    """``meta.json`` beside ``runs/``, written when the experiment's folder is first made:
+    the cache folders of the detections and the rareness its runs read, so that
+    ``rem_core.pipeline.clear_pipeline`` removes the runs with them. A folder made before
+    the record existed keeps none: its runs' inputs cannot be vouched for now."""
+    folder = entry.path
+    if (folder / "meta.json").is_file() or (folder / "runs").is_dir():
+        return
+    meta = {
+        "detections": str(DETECTION_STAGE.entry(config, dataset, entry.root).path),
+        "rareness": str(RARENESS_STAGE.entry(config, dataset, entry.root).path),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(meta, indent=1)
+    publish_file(folder / "meta.json", lambda tmp: tmp.write_text(text), force=True)
 
 
 def _cached_run(path: Path, run: Callable[[], tuple[dict, SegmentResults]]) -> Path:

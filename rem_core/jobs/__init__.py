@@ -15,7 +15,9 @@ Ctrl-C on ``make app``, does not stop it), and leaves everything it knows in its
   cluster it runs on and that cluster's dashboard (``start_job(..., cluster=)``; none: in
   its own process), how it ended; replaced atomically, at most twice a second, so a reader
   never sees half of it.
-- ``spec.pkl``: what to run (kind, settings, data set); ``pid``: its process id, written
+- ``spec.json``: what to run (kind, label, settings as ``rem_core.config.config_to_dict``
+  writes them, data set or world, cache root, cluster, retrain), read back by
+  ``rem_core.config.config_from_dict``: nothing is pickled; ``pid``: its process id, written
   by the starter; ``log.txt``: its output.
 
 :func:`start_job` starts one unless it runs already; :func:`read_job` tells how far it got

@@ -1,6 +1,7 @@
 """The job process itself: ``python -m rem_core.jobs FOLDER`` runs :func:`main`.
 
-It runs what the folder's ``spec.pkl`` asks for, on the Dask cluster it names if any
+It runs what the folder's ``spec.json`` asks for (its settings rebuilt by
+``rem_core.config.config_from_dict``), on the Dask cluster it names if any
 (``rem_core.cluster``), and reports the cluster's dashboard and each stage's progress in the
 folder's ``status.json`` (``rem_core.jobs.status``), then how it ended.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import pickle
 import signal
 import sys
 import time
@@ -22,7 +22,7 @@ from typing import Any
 from rem_core.cluster import dask_client
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
-from rem_core.jobs.status import _write_json
+from rem_core.jobs.status import _read_spec, _write_json
 
 __all__ = [
     "STATUS_INTERVAL_S",
@@ -88,7 +88,7 @@ def _client(cluster: str | None, report: _Reporter) -> Iterator[Any]:
 
 
 def _run(spec: dict[str, Any], report: _Reporter) -> None:
-    with _client(spec.get("cluster"), report) as client:  # a spec of old has no cluster
+    with _client(spec["cluster"], report) as client:
         _run_on(spec, report, client)
 
 
@@ -136,10 +136,15 @@ def run_job_process(argv: list[str] | None = None) -> int:
         return 2
     folder = Path(args[0])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    spec = pickle.loads((folder / "spec.pkl").read_bytes())
     status = json.loads((folder / "status.json").read_text())
     report = _Reporter(folder, status)
     report.write()
+    try:
+        spec = _read_spec(folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        error = f"{folder / 'spec.json'}: not a job spec ({exc})"
+        report.write(state="failed", error=error, finished=time.time())
+        return 1
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from rem_core.jobs.status import (
     JobStatus,
     _holds_lock,
     _write_json,
+    _write_spec,
     job_folder,
     read_job,
 )
@@ -171,13 +171,6 @@ def _launch(key: str, folder: Path, fd: int, spec: dict[str, Any]) -> JobStatus:
         log=folder / "log.txt",
         cluster=spec["cluster"],
     )
-
-
-def _write_spec(folder: Path, spec: dict[str, Any]) -> None:
-    """``spec.pkl``: what the job runs, replaced atomically."""
-    tmp = folder / f".spec.{os.getpid()}.tmp"
-    tmp.write_bytes(pickle.dumps(spec))
-    os.replace(tmp, folder / "spec.pkl")
 
 
 def _write_pid(folder: Path, pid: int) -> None:

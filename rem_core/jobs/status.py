@@ -1,4 +1,5 @@
-"""What a job is and how far it got: its key, its folder, its status read from there."""
+"""What a job is and how far it got: its key, its folder, what it runs (``spec.json``) and its
+status, read from there."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rem_core.cache import CacheEntry
-from rem_core.config import RemConfig, config_hash
+from rem_core.config import (
+    RemConfig,
+    WorldConfig,
+    config_from_dict,
+    config_hash,
+    config_to_dict,
+)
 from rem_core.errors import InputError
 
 __all__ = [
@@ -183,6 +190,40 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as JSON in ``path``, replaced atomically (a temporary file renamed)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, path)
+
+
+def _write_spec(folder: Path, spec: dict[str, Any]) -> None:
+    """``spec.json``: what the job runs, replaced atomically; its ``config`` (a
+    :class:`RemConfig`) and ``world`` (a :class:`WorldConfig` or ``None``) as
+    ``config_to_dict`` writes them, the rest (kind, label, paths, cluster, retrain) as is.
+
+    A ``spec.pkl`` left by an older version is removed: nothing reads it any more.
+    """
+    world = spec["world"]
+    payload = dict(
+        spec,
+        config=config_to_dict(spec["config"]),
+        world=None if world is None else config_to_dict(world),
+    )
+    _write_json(folder / "spec.json", payload)
+    (folder / "spec.pkl").unlink(missing_ok=True)
+
+
+def _read_spec(folder: Path) -> dict[str, Any]:
+    """The spec :func:`_write_spec` wrote, its settings rebuilt (``config_from_dict``).
+
+    Raises:
+        OSError: no readable ``spec.json``.
+        ValueError: a file that is not JSON, or settings that are not valid (an
+            ``InputError`` naming the setting).
+        KeyError, TypeError: JSON that is not a spec.
+    """
+    spec = json.loads((folder / "spec.json").read_text())
+    spec["config"] = config_from_dict(RemConfig, spec["config"])
+    if spec.get("world") is not None:
+        spec["world"] = config_from_dict(WorldConfig, spec["world"])
+    return spec

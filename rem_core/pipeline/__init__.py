@@ -20,11 +20,13 @@ Each stage is a cache entry ``<cache>/<stage>/<key>/`` (``rem_core.cache.CacheEn
 computed by one process at a time and published whole; a second run reads it.
 """
 
+from rem_core.pipeline.code import (
+    STAGE_CODE,
+    code_fingerprint,
+    code_fingerprints,
+    import_closure,
+)
 from rem_core.pipeline.keys import (
-    DETECTOR_VERSION,
-    EXPERIMENT_VERSION,
-    GEOMETRY_VERSION,
-    RARENESS_VERSION,
     SOURCE_FILES,
     dataset_key,
     detections_key,
@@ -36,18 +38,19 @@ from rem_core.pipeline.keys import (
 from rem_core.pipeline.outputs import (
     DetectionRun,
     Progress,
-    RarenessRun,
     StageCall,
     load_detections,
-    load_rareness,
     write_detections,
+)
+from rem_core.pipeline.rareness import (
+    RarenessRun,
+    load_rareness,
     write_rareness,
 )
 from rem_core.pipeline.shipped import (
     SHIPPED,
     find_shipped,
     ship_detectors,
-    world_fingerprint,
 )
 from rem_core.pipeline.sources import (
     MIN_DETECTOR_FRAMES,
@@ -83,15 +86,12 @@ from rem_core.pipeline.world import (
 
 __all__ = [
     "DETECTION_STAGE",
-    "DETECTOR_VERSION",
-    "EXPERIMENT_VERSION",
-    "GEOMETRY_VERSION",
     "MIN_DETECTOR_FRAMES",
     "PIPELINE_STAGES",
     "RARENESS_STAGE",
-    "RARENESS_VERSION",
     "SHIPPED",
     "SOURCE_FILES",
+    "STAGE_CODE",
     "DetectionRun",
     "DetectorFeatures",
     "FeatureChoice",
@@ -104,6 +104,8 @@ __all__ = [
     "StageCall",
     "choose_features",
     "clear_pipeline",
+    "code_fingerprint",
+    "code_fingerprints",
     "dataset_key",
     "detections_key",
     "detector_entry",
@@ -119,13 +121,13 @@ __all__ = [
     "features_for",
     "find_shipped",
     "fit_rareness",
+    "import_closure",
     "load_detections",
     "load_rareness",
     "pipeline_status",
     "rareness_key",
     "run_pipeline",
     "ship_detectors",
-    "world_fingerprint",
     "world_key",
     "world_path",
     "write_detections",

@@ -1,6 +1,7 @@
 """What the pipeline's stages hand each other: how a stage is asked to run (:class:`StageCall`)
-and what the detection and rareness stages give (:class:`DetectionRun`, :class:`RarenessRun`),
-with the one way each is written to and read from its cache entry.
+and what the detection stage gives (:class:`DetectionRun`), with the one way it is written to
+and read from its cache entry. (The rareness stage's output is in ``rareness.py``: the
+detection stage's code never reads the density models.)
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.density import DensityEstimator, FeatureReducer, load_estimator
 from rem_core.errors import InputError
 from rem_core.schema import BOXES, DETECTIONS, conform, read_table
 
 __all__ = [
     "DetectionRun",
     "Progress",
-    "RarenessRun",
     "StageCall",
     "load_detections",
-    "load_rareness",
     "write_detections",
-    "write_rareness",
 ]
 
 #: ``progress(stage, done, total)``: what a long stage reports as it goes.
@@ -137,50 +134,5 @@ def load_detections(path: str | Path) -> DetectionRun:
         gt=read_table(path / "gt_boxes.parquet", BOXES),
         gt_features=np.load(path / "gt_features.npy"),
         autolabels=labels,
-        meta=json.loads((path / "meta.json").read_text()),
-    )
-
-
-@dataclass(frozen=True)
-class RarenessRun:
-    """The rareness stage's output: the feature space, the density model and log p of all.
-
-    Attributes:
-        path: the cache folder (``None`` until published).
-        reducer: the fitted PCA + standardisation.
-        estimator: the fitted density model.
-        log_prob: ``(N,)`` float64 log-density of every detection of the detection run.
-        gt_log_prob: ``(K,)`` float64 log-density of every ground-truth box (row order of
-            the detection run's ``gt``; pedestrians and cyclists through the vehicle
-            detector's features too; NaN for a box without features).
-        meta: settings, fit size and time.
-    """
-
-    path: Path | None
-    reducer: FeatureReducer
-    estimator: DensityEstimator
-    log_prob: np.ndarray
-    gt_log_prob: np.ndarray
-    meta: dict = field(repr=False)
-
-
-def write_rareness(run: RarenessRun, tmp: Path) -> None:
-    """Write ``run`` into the folder ``tmp`` (the cache entry's temporary folder)."""
-    run.reducer.save(tmp / "reducer")
-    run.estimator.save(tmp / "density")
-    np.save(tmp / "log_prob.npy", run.log_prob)
-    np.save(tmp / "gt_log_prob.npy", run.gt_log_prob)
-    (tmp / "meta.json").write_text(json.dumps(run.meta, indent=2, default=str))
-
-
-def load_rareness(path: str | Path) -> RarenessRun:
-    """Read a rareness run written by :func:`write_rareness`."""
-    path = Path(path)
-    return RarenessRun(
-        path=path,
-        reducer=FeatureReducer.load(path / "reducer"),
-        estimator=load_estimator(path / "density"),
-        log_prob=np.load(path / "log_prob.npy"),
-        gt_log_prob=np.load(path / "gt_log_prob.npy"),
         meta=json.loads((path / "meta.json").read_text()),
     )

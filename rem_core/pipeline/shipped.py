@@ -1,42 +1,43 @@
 """Detector ensembles that ship with the package, with their provenance.
 
-The demo world is deterministic, and so is training on it: three trainings of the demo
-ensemble on this project's reference machine (2 CPU cores, torch 2.13.0) wrote
-byte-identical weights. Training them is the longest stage of the app's first start (about
-4 min of its ten), so the demo ensemble ships in ``rem_core/weights/<name>/``: one folder per
-member as the cache holds it, and ``provenance.json`` saying what made them:
+Training the demo ensemble is the longest stage of the app's first start, so it ships in
+``rem_core/weights/<name>/``: one folder per member as the cache holds it, and
+``provenance.json`` saying what the bytes depend on:
 
-- ``detector_key``: the cache key of the ensemble (the detector's settings, the world's
-  settings and ``DETECTOR_VERSION``: see ``rem_core.pipeline.detector_key``);
-- ``world_fingerprint``: a hash of the world's content (:func:`world_fingerprint`), so that
-  a world simulated differently on another machine (another numpy, another CPU) is not
-  given weights trained on a different one;
-- ``commit``, ``trained_s``, ``members``, ``sha256`` of every weight file, and the settings.
+- ``detector_key``: the ensemble's cache key (``rem_core.pipeline.detector_key``: the
+  detector's settings, the data set's bytes and the detector's code fingerprint), by which
+  ``rem_core.pipeline.ensure_detectors`` finds it; ``code``, ``dataset_key``: two of its parts;
+- ``commit`` (and ``commit_dirty``), ``shipped``: the code it was shipped from, and when;
+- ``trained_s``, ``machine`` and ``kernels``: how long training took, on which CPU, and what
+  chose torch's kernels there (instruction set, threads, oneDNN, the pinning environment
+  variables): another CPU or another thread count can train other bytes from the same code
+  (docs/detector.md, "Reproducible bytes");
+- ``sha256`` of every weight file, ``members`` and the settings.
 
-``rem_core.pipeline.ensure_detectors`` copies them into the cache instead of training when
-both the key and the fingerprint match and the files' hashes are intact; otherwise it
-trains, as always. ``rem detect ship`` writes them (a maintainer's step, after a change of
-the detector or the world: ``make weights``), and ``rem detect train --retrain`` (or Home's
-*Retrain the detectors*) trains from scratch whatever ships; so does any command run with
-``REM_SHIPPED_WEIGHTS=0`` in its environment.
+``ensure_detectors`` copies them into the cache instead of training when the key matches and
+the files are intact, and says why it trains instead when a shipped ensemble was made for
+other code or other data. ``rem detect ship`` writes them (``make weights``, after a change of
+the detector's code, settings or world: ``tests/test_shipped.py`` fails until then), and
+``rem detect train --retrain`` (or Home's *Retrain the detectors*) trains from scratch
+whatever ships; so does any command run with ``REM_SHIPPED_WEIGHTS=0`` in its environment.
+``rem verify`` retrains a member and compares its bytes with the shipped ones.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from rem_core.dataset import Dataset
-from rem_core.files import publish_folder
-from rem_core.provenance import file_sha256, git
+from rem_core.files import file_sha256, publish_folder
+from rem_core.pipeline.code import code_fingerprint
+from rem_core.provenance import git
 
-__all__ = ["SHIPPED", "find_shipped", "ship_detectors", "world_fingerprint"]
+__all__ = ["SHIPPED", "find_shipped", "ship_detectors"]
 
 log = logging.getLogger(__name__)
 
@@ -44,48 +45,28 @@ log = logging.getLogger(__name__)
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
-def world_fingerprint(dataset: Dataset) -> str:
-    """A 16-hex-digit hash of what a data set holds: its segments and splits, every frame's
-    point count, and every ground-truth box (ids, class, geometry, point count).
-
-    Point coordinates are left out (gigabytes); a world simulated differently changes its
-    boxes' ``num_points`` and its frames' point counts, so it is told apart all the same.
-    """
-    digest = hashlib.sha256()
-    segments = dataset.segments.sort_values("segment_id")
-    digest.update("\n".join(segments["segment_id"] + ":" + segments["split"]).encode())
-    frames = dataset.frames.sort_values(["segment_id", "frame_index"])
-    digest.update(frames["num_points"].to_numpy(np.int64).tobytes())
-    boxes = dataset.boxes.sort_values(["segment_id", "frame_index", "track_id"])
-    digest.update("\n".join(boxes["track_id"].astype(str) + boxes["class"]).encode())
-    numeric = ["center_x", "center_y", "center_z", "length", "width", "height", "heading"]
-    digest.update(boxes[numeric].to_numpy(np.float64).tobytes())
-    digest.update(boxes["num_points"].to_numpy(np.int64).tobytes())
-    return digest.hexdigest()[:16]
-
-
 def find_shipped(key: str, dataset: Dataset, members: int) -> tuple[Path, dict] | None:
-    """The shipped ensemble for detector cache key ``key`` on ``dataset``, and its
-    provenance; ``None`` unless the key, the world's fingerprint, the member count and every
-    file's hash match (a mismatch is logged, and the caller trains), or when the environment
+    """The shipped ensemble for detector cache key ``key``, and its provenance; ``None``
+    unless the key, the member count and every file's hash match, or when the environment
     sets ``REM_SHIPPED_WEIGHTS=0`` (train everything here, e.g. ``REM_SHIPPED_WEIGHTS=0 make
-    app``)."""
+    app``). A shipped ensemble for the same data set but other code is logged (the caller
+    trains)."""
     if os.environ.get("REM_SHIPPED_WEIGHTS", "1").strip() == "0":
         return None
     for path in sorted(SHIPPED.glob("*/provenance.json")):
         provenance = json.loads(path.read_text())
-        if provenance.get("detector_key") != key:
-            continue
         folder = path.parent
-        fingerprint = world_fingerprint(dataset)
-        if provenance.get("world_fingerprint") != fingerprint:
-            log.warning(
-                "%s: trained on a world with fingerprint %s, this one has %s: training instead",
-                folder,
-                provenance.get("world_fingerprint"),
-                fingerprint,
-            )
-            return None
+        if provenance.get("detector_key") != key:
+            if provenance.get("dataset_key") == dataset.content_key():
+                log.warning(
+                    "%s: shipped for this data set by other code or settings (commit %s, "
+                    "detector key %s; here %s): training instead (`make weights` re-ships)",
+                    folder,
+                    provenance.get("commit"),
+                    provenance.get("detector_key"),
+                    key,
+                )
+            continue
         if provenance.get("members", 0) < members:
             return None
         for name, want in provenance.get("sha256", {}).items():
@@ -96,25 +77,19 @@ def find_shipped(key: str, dataset: Dataset, members: int) -> tuple[Path, dict] 
     return None
 
 
-def ship_detectors(
-    cached: Path,
-    dataset: Dataset,
-    key: str,
-    out: Path,
-    settings: dict,
-    trained_s: float | None,
-    detector_version: str,
-) -> Path:
-    """Copy a cached ensemble (``<cache>/detector/<key>``) to ``out`` with its provenance
-    (``commit``: the commit it was shipped from; the code that trained
-    it is pinned by ``detector_version`` and the key).
+def ship_detectors(cached: Path, dataset: Dataset, key: str, out: Path, settings: dict) -> Path:
+    """Copy a cached ensemble (``<cache>/detector/<key>``) to ``out`` with its provenance:
+    the commit it is shipped from, the code fingerprint in its key, and what its members'
+    training recorded (time, machine, kernels).
 
     Written to a temporary sibling and renamed, so ``out`` is whole or absent.
     """
     members = sorted(p.name for p in cached.glob("member-*") if (p / "model.pt").is_file())
     if not members:
         raise FileNotFoundError(f"{cached}: no trained member to ship")
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    trained = json.loads((cached / members[0] / "model.json").read_text())
+    commit = git("rev-parse", "HEAD")
+    changes = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
 
     def write(tmp: Path) -> None:
         hashes = {}
@@ -127,12 +102,16 @@ def ship_detectors(
             hashes[f"{member}/model.pt"] = file_sha256(tmp / member / "model.pt")
         provenance = {
             "detector_key": key,
-            "world_fingerprint": world_fingerprint(dataset),
+            "dataset_key": dataset.content_key(),
             "world_config_hash": dataset.manifest.get("config_hash"),
+            "code": code_fingerprint("detector"),
             "members": len(members),
-            "detector_version": detector_version,
-            "commit": commit,
-            "trained_s": trained_s,
+            "commit": commit or "unknown",
+            "commit_dirty": bool(changes) if commit else None,
+            "shipped": datetime.now(UTC).isoformat(timespec="seconds"),
+            "trained_s": trained.get("trained_s"),
+            "machine": trained.get("machine"),
+            "kernels": trained.get("kernels"),
             "sha256": hashes,
             "settings": settings,
         }

@@ -15,32 +15,31 @@ and published whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from rem_core.cache import CacheEntry, CacheStage, cache_root, entries
-from rem_core.config import RemConfig, config_to_dict
+from rem_core.config import RarenessConfig, RemConfig, config_from_dict, config_to_dict
 from rem_core.dataset import Dataset
 from rem_core.density import fit_density, score_on_cluster
 from rem_core.errors import InputError
 from rem_core.mining import MiningPool
-from rem_core.pipeline.keys import detections_key, rareness_key
+from rem_core.pipeline.keys import detections_key, experiment_key, rareness_key
 from rem_core.pipeline.outputs import (
     DetectionRun,
     Progress,
-    RarenessRun,
     StageCall,
     load_detections,
-    load_rareness,
     write_detections,
-    write_rareness,
 )
+from rem_core.pipeline.rareness import RarenessRun, load_rareness, write_rareness
 from rem_core.pipeline.sources import feature_source
 from rem_core.pipeline.sources.detector import detector_entry
 
@@ -235,20 +234,74 @@ def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = Non
 
 def clear_pipeline(config: RemConfig, dataset: Dataset, root: Path | None = None) -> list[Path]:
     """Remove the cached ensemble of ``config`` on ``dataset`` and every stage computed from
-    it (its detections, and the rareness of every density model on them); the removed
-    folders. The next run recomputes them (``rem detect train --retrain``, Home's
-    *Retrain the detectors*)."""
+    it: its detections, the rareness of every density model on them, and every experiment
+    whose runs read them; the removed folders. The next run recomputes them (``rem detect
+    train --retrain``, Home's *Retrain the detectors*). A stage's key hashes settings, not
+    weights: left in place, what the old ensemble gave would pass for the new one's.
+
+    What an entry was computed from is in its ``meta.json``: a rareness entry names its
+    detections' folder, an experiment entry (written by
+    ``rem_core.experiment.run_experiment``) its detections' and its rareness's folders.
+
+    An experiment folder made before it kept that record is matched by its key instead,
+    which hashes the rareness key but cannot be read back: it is removed when it is the
+    ``experiment_key`` of ``config`` with the rareness settings of a removed rareness entry
+    (read back from its ``meta.json``) or its own, at the step count its runs record
+    (``train_steps``). That is ``config``'s experiment on these detections with any density
+    model; an old folder of other experiment, mining or scoring settings cannot be told
+    apart and stays.
+    """
     root = Path(root or cache_root())
     detections = DETECTION_STAGE.entry(config, dataset, root)
     removed = [detector_entry(config, dataset, root), detections]
-    for entry in entries("rareness", root):
-        try:
-            meta = json.loads((entry.path / "meta.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if meta.get("detections") == str(detections.path):
+    rareness = [
+        entry
+        for entry in entries("rareness", root)
+        if _meta(entry.path).get("detections") == str(detections.path)
+    ]
+    removed += rareness
+    read = {str(detections.path), *(str(entry.path) for entry in rareness)}
+    configs = _with_removed_settings(config, rareness)
+    old_keys = functools.cache(lambda steps: {experiment_key(c, dataset, steps) for c in configs})
+    for entry in entries("experiment", root):
+        meta = _meta(entry.path)
+        if meta.get("detections") in read or meta.get("rareness") in read:
+            removed.append(entry)
+        elif not meta and (steps := _run_steps(entry.path)) and entry.key in old_keys(steps):
             removed.append(entry)
     return [entry.path for entry in removed if entry.remove()]
+
+
+def _meta(folder: Path) -> dict:
+    """The entry's ``meta.json``; empty if it has none or it is unreadable."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _run_steps(folder: Path) -> int | None:
+    """The training steps an experiment folder's first run records, if it has one."""
+    for path in sorted((folder / "runs").glob("*-seed*.json")):
+        try:
+            return int(json.loads(path.read_text())["train_steps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def _with_removed_settings(config: RemConfig, rareness: list[CacheEntry]) -> list[RemConfig]:
+    """``config``, then ``config`` with each removed rareness entry's settings (read back
+    from its ``meta.json``; an entry without valid ones is left out)."""
+    configs = [config]
+    for entry in rareness:
+        try:
+            settings = config_from_dict(RarenessConfig, _meta(entry.path)["config"])
+        except (KeyError, ValueError):
+            continue
+        configs.append(replace(config, rareness=settings))
+    return configs
 
 
 def run_pipeline(

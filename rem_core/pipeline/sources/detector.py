@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from rem_core.pipeline.keys import dataset_key, detector_key
 from rem_core.pipeline.outputs import DetectionRun, Progress, StageCall
 from rem_core.pipeline.shipped import find_shipped
 from rem_core.pipeline.sources.base import FeatureSource
+from rem_core.provenance import kernels, machine
 from rem_core.track import auto_label, track_detections
 
 __all__ = [
@@ -94,9 +96,17 @@ def _train_detectors(
         if len(missing) == size
         else f"training {len(missing)} of the ensemble's {size} detectors"
     )
+    start = time.perf_counter()
     trained = train_detectors(config.detector, dataset, missing, progress=call.reporter(stage))
+    # What the bytes depend on besides the code and the data: the machine and its kernels.
+    made = {
+        "trained_s": round(time.perf_counter() - start, 1),
+        "trained_together": len(missing),
+        "machine": machine(),
+        "kernels": kernels(),
+    }
     for member, model in zip(missing, trained, strict=True):
-        meta = {"member": member, "dataset": str(dataset.root)}
+        meta = {"member": member, "dataset": str(dataset.root), **made}
         entry.publish(partial(save_detector, model, meta=meta), f"member-{member}")
 
 
@@ -109,13 +119,19 @@ def _copy_member(source: Path, member: int, meta: dict, tmp: Path) -> None:
 
 def detector_origin(config: RemConfig, dataset: Dataset, root: Path | None = None) -> dict:
     """Where the cached ensemble's main model came from: ``{"origin": "shipped", "commit":
-    ...}`` or ``{"origin": "trained"}``; ``{}`` when it is not cached."""
+    ...}`` or ``{"origin": "trained"}``, with the ``machine`` and ``kernels`` that trained it
+    where recorded; ``{}`` when it is not cached."""
     path = detector_entry(config, dataset, root).path / "member-0"
     try:
         info = json.loads((path / "model.json").read_text())
     except FileNotFoundError:
         return {}
-    return {"origin": info.get("origin", "trained"), "commit": info.get("commit")}
+    return {
+        "origin": info.get("origin", "trained"),
+        "commit": info.get("commit"),
+        "machine": info.get("machine"),
+        "kernels": info.get("kernels"),
+    }
 
 
 class DetectorFeatures(FeatureSource):

@@ -1,17 +1,4 @@
-"""The on-disk data set every stage reads: a folder of Parquet tables and per-segment points.
-
-Layout (``docs/data-format.md`` is the full contract)::
-
-    DIR/
-      dataset.json             format name and version, what made it, and counts
-      segments.parquet         SEGMENTS schema: one row per segment with its split
-      frames.parquet           FRAMES schema: one row per frame with the ego pose
-      boxes.parquet            BOXES schema: ground-truth boxes with track ids
-      points/<segment_id>.parquet   POINTS schema: x, y, z, intensity by frame_index
-
-A data set is written into a temporary sibling folder and renamed into place when complete,
-so a crash never leaves a half-written data set under the final name.
-"""
+"""Writing a data set folder: whole or not at all, with the hashes of what it holds."""
 
 from __future__ import annotations
 
@@ -20,8 +7,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,182 +15,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rem_core.config import SPLITS
-from rem_core.errors import InputError, InputKeyError
-from rem_core.files import publishing
-from rem_core.schema import (
-    BOX_COLUMNS,
-    BOXES,
-    FRAMES,
-    POINTS,
-    SEGMENTS,
-    TRACKS,
-    DataError,
-    SchemaError,
-    conform,
-    read_table,
+from rem_core.dataset.folder import (
+    DATASET_FORMAT,
+    DATASET_VERSION,
+    MANIFEST,
+    Dataset,
+    _content,
 )
+from rem_core.errors import InputKeyError
+from rem_core.files import publishing
+from rem_core.schema import BOXES, FRAMES, POINTS, SEGMENTS, SchemaError, conform
 
-__all__ = [
-    "DATASET_FORMAT",
-    "DATASET_VERSION",
-    "Dataset",
-    "DatasetWriter",
-    "summarize_tracks",
-    "write_parquet_folder",
-]
-
-DATASET_FORMAT = "rem-dataset"
-DATASET_VERSION = 1
-MANIFEST = "dataset.json"
-
-
-def summarize_tracks(boxes: pd.DataFrame) -> pd.DataFrame:
-    """One row per track in the ``TRACKS`` schema, from boxes with track ids.
-
-    Dimensions are medians over the track's boxes (label noise does not move them much).
-    """
-    if boxes.empty:
-        return conform(pd.DataFrame({f.name: [] for f in TRACKS}), TRACKS, "tracks")
-    g = boxes.groupby(["segment_id", "track_id"], sort=True, observed=True)
-    out = g.agg(
-        **{
-            "class": ("class", "first"),
-            "subtype": ("subtype", "first"),
-            "first_frame": ("frame_index", "min"),
-            "last_frame": ("frame_index", "max"),
-            "num_boxes": ("frame_index", "size"),
-            "length": ("length", "median"),
-            "width": ("width", "median"),
-            "height": ("height", "median"),
-            "max_points": ("num_points", "max"),
-            "min_distance": ("distance", "min"),
-            "label_noise_boxes": ("label_noise", "sum"),
-        }
-    ).reset_index()
-    return conform(out, TRACKS, "tracks")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A data set folder opened for reading; tables load on first use.
-
-    Args:
-        root: the folder.
-        manifest: the parsed ``dataset.json``.
-    """
-
-    root: Path
-    manifest: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def open(cls, root: str | Path) -> Dataset:
-        """Open a data set folder, checking its manifest.
-
-        Raises:
-            DataError: the folder or its manifest is missing or of another format.
-        """
-        root = Path(root)
-        path = root / MANIFEST
-        if not path.is_file():
-            raise DataError(
-                f"{root}: not a REM data set (no {MANIFEST}); make one with `rem world`"
-            )
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: unreadable manifest: {exc}") from None
-        if manifest.get("format") != DATASET_FORMAT:
-            raise DataError(
-                f"{path}: format is {manifest.get('format')!r}, expected {DATASET_FORMAT!r}"
-            )
-        if manifest.get("version") != DATASET_VERSION:
-            raise DataError(
-                f"{path}: format version {manifest.get('version')} is not supported "
-                f"(this build reads version {DATASET_VERSION})"
-            )
-        return cls(root=root, manifest=manifest)
-
-    @cached_property
-    def segments(self) -> pd.DataFrame:
-        """``SEGMENTS`` table."""
-        return read_table(self.root / "segments.parquet", SEGMENTS)
-
-    def split_ids(self, *splits: str) -> list[str]:
-        """Ids of the segments in ``splits`` (``rem_core.config.SPLITS``), in table order.
-
-        Raises:
-            ValueError: a split is not one of ``SPLITS``.
-        """
-        unknown = [s for s in splits if s not in SPLITS]
-        if unknown:
-            raise InputError(f"split: must be one of {', '.join(SPLITS)}, got {unknown[0]!r}")
-        segments = self.segments
-        return segments.loc[segments["split"].isin(splits), "segment_id"].tolist()
-
-    @cached_property
-    def frames(self) -> pd.DataFrame:
-        """``FRAMES`` table."""
-        return read_table(self.root / "frames.parquet", FRAMES)
-
-    @cached_property
-    def boxes(self) -> pd.DataFrame:
-        """``BOXES`` table: every ground-truth box."""
-        return read_table(self.root / "boxes.parquet", BOXES)
-
-    @cached_property
-    def tracks(self) -> pd.DataFrame:
-        """``TRACKS`` table, summarised from the boxes."""
-        return summarize_tracks(self.boxes)
-
-    def points_path(self, segment_id: str) -> Path:
-        return self.root / "points" / f"{segment_id}.parquet"
-
-    def points(self, segment_id: str, frame_index: int) -> np.ndarray:
-        """The points of one frame.
-
-        Returns:
-            ``(N, 4)`` float32 ``x, y, z, intensity`` in the vehicle frame.
-
-        Raises:
-            DataError: the segment has no points file, or it is unreadable.
-            KeyError: the segment holds no such frame.
-        """
-        f = self.frames
-        if not ((f["segment_id"] == segment_id) & (f["frame_index"] == int(frame_index))).any():
-            raise InputKeyError(f"{self.root}: no frame {frame_index} in segment {segment_id!r}")
-        table = read_table(self.points_path(segment_id), POINTS, frame_index=int(frame_index))
-        return table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)
-
-    def segment_points(self, segment_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """All points of a segment at once, grouped by frame.
-
-        Returns:
-            ``(points, offsets)``: ``(M, 4)`` float32 ``x, y, z, intensity``, and ``(T + 1,)``
-            int64 offsets such that frame ``f`` (``f``-th row of the segment in ``frames``)
-            holds ``points[offsets[f]:offsets[f + 1]]``.
-        """
-        table = read_table(self.points_path(segment_id), POINTS)
-        frame_index = table["frame_index"].to_numpy()
-        order = np.argsort(frame_index, kind="stable")
-        wanted = np.sort(
-            self.frames.loc[self.frames["segment_id"] == segment_id, "frame_index"].to_numpy()
-        )
-        sorted_index = frame_index[order]
-        bounds = np.searchsorted(sorted_index, wanted, side="left")
-        end = np.searchsorted(sorted_index, wanted[-1], side="right") if len(wanted) else 0
-        offsets = np.append(bounds, end).astype(np.int64)
-        pts = table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)[order]
-        return pts, offsets
-
-    def frame_boxes(self, segment_id: str, frame_index: int) -> pd.DataFrame:
-        """Ground-truth boxes of one frame."""
-        b = self.boxes
-        return b[(b["segment_id"] == segment_id) & (b["frame_index"] == frame_index)]
-
-    def box_array(self, boxes: pd.DataFrame | None = None) -> np.ndarray:
-        """``(N, 7)`` float64 boxes (``BOX_COLUMNS``) of a table, by default all boxes."""
-        return (self.boxes if boxes is None else boxes)[BOX_COLUMNS].to_numpy(np.float64)
+__all__ = ["DatasetWriter", "write_parquet_folder"]
 
 
 def write_parquet_folder(
@@ -383,5 +204,6 @@ class DatasetWriter:
             "version": DATASET_VERSION,
             **self.manifest,
             "counts": counts,
+            "content": _content(self._tmp),
         }
         (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
