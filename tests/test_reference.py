@@ -24,6 +24,7 @@ from rem_core.experiment import (
     reference_status,
     run_experiment,
     ship_reference,
+    verify,
     with_intervals,
     write_segment_results,
 )
@@ -250,3 +251,32 @@ def test_shipping_refuses_to_replace_a_reference_or_to_ship_nothing(
     assert main([*args, "--budget", "9%", "--ship-reference", "--out", str(tmp_path / "x")]) == 2
     assert "no cached run of partial, random" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_verify_redoes_reference_runs_and_says_whether_the_claims_change(
+    tiny_run, world, root, tmp_path
+):
+    config, result, intervals = tiny_run
+    out = tmp_path / "reference"
+    ship_reference(result, intervals, out, "rem experiment --preset tiny", config=config,
+                   dataset=world)  # fmt: skip
+    reference, _ = load_reference(config, world, out)
+    found = verify(config, reference, runs=1, weights=False, root=root)
+    (run,) = found.runs
+    # the same code on the same machine: the shipped run comes back to the last digit
+    assert (run["row"], run["seed"]) == ("partial", 0)
+    assert run["same"] and run["ap_large"] == run["reference_ap_large"]
+    assert found.reproduced and found.passed
+    assert {c["claim"] for c in found.claims} >= {"MD-REM++ beats Random on Large AP"}
+    assert "reproduced 1 reference runs' AP to the last digit" in found.summary()
+
+    # a reference computed elsewhere: the run differs, against the row's spread over seeds
+    elsewhere = dataclasses.replace(
+        reference, runs=reference.runs.assign(ap_large=reference.runs["ap_large"] + 0.01)
+    )
+    found = verify(config, elsewhere, runs=1, weights=False, root=root)
+    assert not found.runs[0]["same"] and not found.reproduced
+    assert found.passed == found.claims_hold
+    assert "differs: Large -0.0100" in found.table()
+    status = reference_status(reference, root)
+    assert status.verification.when == found.when and found.summary() in status.sentences()

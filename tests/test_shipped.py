@@ -12,11 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from rem_core import pipeline
 from rem_core.cli import main
 from rem_core.config import RemConfig, config_hash, config_to_dict
 from rem_core.dataset import Dataset
+from rem_core.experiment import read_verification, verify
 from rem_core.files import file_sha256
 from rem_core.pipeline import (
     clear_pipeline,
@@ -182,3 +184,28 @@ def test_shipping_a_shipped_copy_is_refused(weights, tiny_world, tmp_path, monke
     shutil.rmtree(tmp_path / "cache")
     assert main([*args, "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "provenance.json").is_file()
+
+
+def test_verify_retrains_a_shipped_member_and_finds_the_same_bytes(
+    weights, tiny_world, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(shipped, "SHIPPED", weights.parent)
+    root = tmp_path / "cache"
+    found = verify(RemConfig.tiny(), None, runs=0, root=root)
+    w = found.weights
+    assert w["same"] and w["max_abs_diff"] == 0 and w["code_matches"] and w["member"] == 0
+    assert found.reproduced and found.passed
+    assert read_verification(root) == found
+    assert found.summary().startswith("`rem verify` reproduced the shipped weights' bytes on ")
+    assert "weights, member 0 on" in found.table() and "identical" in found.table()
+
+    # weights trained elsewhere (here: nudged by 1e-6) are found to differ, and by how much
+    member = weights / "member-0"
+    state = torch.load(member / "model.pt", weights_only=True)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 1e-6
+    torch.save(state, member / "model.pt")
+    found = verify(RemConfig.tiny(), None, runs=0, root=root)
+    assert not found.weights["same"] and 5e-7 < found.weights["max_abs_diff"] < 2e-6
+    assert not found.passed  # weights alone cannot show that the paper's claims hold
+    assert "differ (max |diff| 1e-06)" in found.table() and found.table().endswith("FAILED")

@@ -40,7 +40,7 @@ from rem_core.experiment.rows import AP_COLUMNS, EXPERIMENT_ROWS
 from rem_core.experiment.runs import plan_experiment, redo_run
 from rem_core.experiment.stats import bootstrap_intervals
 from rem_core.files import file_sha256, publish_file
-from rem_core.pipeline import SHIPPED, code_fingerprint, ensure_world
+from rem_core.pipeline import code_fingerprint, ensure_world, shipped_folder
 from rem_core.provenance import kernels, machine
 
 __all__ = ["Verification", "read_verification", "verify"]
@@ -90,8 +90,9 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        """Reproduced exactly, or else the paper's conclusions unchanged."""
-        return self.reproduced or self.claims_hold
+        """Reproduced exactly, or else, with reference runs redone, the paper's conclusions
+        unchanged (weights alone that differ cannot show that they hold)."""
+        return self.reproduced or (bool(self.runs) and self.claims_hold)
 
     def summary(self) -> str:
         """One sentence for the app: what was verified, where and when."""
@@ -123,10 +124,10 @@ class Verification:
             lines.append(f"  weights, member {w['member']} on {w['threads']} threads: {same}{code}")
         for r in self.runs:
             here = " ".join(f"{c[3:]} {r[c]:.4f}/{r['reference_' + c]:.4f}" for c in AP_COLUMNS)
-            verdict = "same" if r["same"] else (
-                f"differs: Large {r['ap_large'] - r['reference_ap_large']:+.4f}, "
-                f"{abs(r['ap_large'] - r['reference_ap_large']) / r['spread']:.1f}x the row's "
-                "spread over seeds" if r["spread"] else "differs")  # fmt: skip
+            diff = r["ap_large"] - r["reference_ap_large"]
+            verdict = "same" if r["same"] else f"differs: Large {diff:+.4f}"
+            if not r["same"] and r["spread"] > 0:  # NaN (one seed) is not
+                verdict += f", {abs(diff) / r['spread']:.1f}x the row's spread over seeds"
             lines.append(f"  run {r['row']} seed {r['seed']}: here/reference {here}: {verdict}")
         for c in self.claims:
             mark = "unchanged" if c["shipped"] == c["here"] else "CHANGED"
@@ -178,6 +179,7 @@ def verify(
         reference=about,
     )
     path = Path(root or cache_root()) / _RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(asdict(result), indent=1, default=float)
     publish_file(path, lambda tmp: tmp.write_text(text), force=True)
     return result
@@ -194,7 +196,7 @@ def read_verification(root: Path | None = None) -> Verification | None:
 
 def _check_weights(config: RemConfig, dataset: Dataset, report: Callable) -> dict:
     """Member 0 of the shipped ensemble of ``config``, trained again and compared."""
-    folder = SHIPPED / _preset_folder(config)
+    folder = shipped_folder(config.detector)
     provenance = json.loads((folder / "provenance.json").read_text())
     threads = int((provenance.get("kernels") or {}).get("threads") or torch.get_num_threads())
     recipe = config.detector.changed(num_threads=threads)
@@ -218,14 +220,6 @@ def _check_weights(config: RemConfig, dataset: Dataset, report: Callable) -> dic
         "shipped_sha256": file_sha256(folder / "member-0" / "model.pt"),
         "seconds": round(seconds, 1),
     }
-
-
-def _preset_folder(config: RemConfig) -> str:
-    """The shipped weights' folder of ``config``'s preset (``demo`` unless tiny's)."""
-    for name in ("tiny", "demo", "full"):
-        if RemConfig.preset(name).detector == config.detector and (SHIPPED / name).is_dir():
-            return name
-    raise FileNotFoundError(f"{SHIPPED}: no shipped ensemble for these detector settings")
 
 
 #: The rows whose runs are redone first: the paper's main comparison.

@@ -51,6 +51,7 @@ from rem_core.pipeline.shipped import (
     SHIPPED,
     find_shipped,
     ship_detectors,
+    shipped_folder,
 )
 from rem_core.pipeline.sources import (
     MIN_DETECTOR_FRAMES,
@@ -128,6 +129,7 @@ __all__ = [
     "rareness_key",
     "run_pipeline",
     "ship_detectors",
+    "shipped_folder",
     "world_key",
     "world_path",
     "write_detections",

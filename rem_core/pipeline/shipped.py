@@ -32,12 +32,13 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rem_core.config import PRESETS, DetectorConfig, RemConfig
 from rem_core.dataset import Dataset
 from rem_core.files import file_sha256, publish_folder
 from rem_core.pipeline.code import code_fingerprint
 from rem_core.provenance import git
 
-__all__ = ["SHIPPED", "find_shipped", "ship_detectors"]
+__all__ = ["SHIPPED", "find_shipped", "ship_detectors", "shipped_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,19 @@ def find_shipped(key: str, dataset: Dataset, members: int) -> tuple[Path, dict] 
                 return None
         return folder, provenance
     return None
+
+
+def shipped_folder(detector: DetectorConfig) -> Path:
+    """The folder of the ensemble shipped for ``detector``'s settings (a preset's).
+
+    Raises:
+        FileNotFoundError: none ships for them.
+    """
+    for name in PRESETS:
+        folder = SHIPPED / name
+        if RemConfig.preset(name).detector == detector and (folder / "provenance.json").is_file():
+            return folder
+    raise FileNotFoundError(f"{SHIPPED}: no ensemble ships for these detector settings")
 
 
 def ship_detectors(cached: Path, dataset: Dataset, key: str, out: Path, settings: dict) -> Path:
