@@ -157,8 +157,10 @@ if show_reference:
     about, run_box = st.columns([3, 2])
     about.info(reference.label, icon=":material/verified:")
     # How current it is: its code against this code, its machine against this one.
-    say = about.caption if status.current and status.same_machine else about.warning
-    say("\n\n".join(status.sentences()), icon=":material/history:")
+    if status.current and status.same_machine:
+        about.caption(":material/history: " + " ".join(status.sentences()))
+    else:
+        about.warning("\n\n".join(status.sentences()), icon=":material/history:")
     run_box.subheader("Run it yourself")
 else:
     run_box = st.container()

@@ -188,6 +188,10 @@ def test_experiments_page_opens_on_the_shipped_reference_until_own_runs_replace_
     label = next(i.value for i in at.info if i.value.startswith("Reference run"))
     assert "commit" in label and "3 seeds each (seeds 0 to 2; 6 runs" in label
     assert "`rem experiment --preset tiny --budget 6%`" in label
+    # how current it is: shipped by this very code here, and `rem verify` not run yet
+    said = " ".join(c.value for c in at.caption)
+    assert "by this very code (every stage's fingerprint)" in said
+    assert "`rem verify` has not run here (`make verify`)." in said
     assert any(h.value == "Run it yourself" for h in at.subheader)
     assert at.button(key="exp_run").label == "Run 4 missing runs"
     assert not any("No run is cached yet" in i.value for i in at.info)
@@ -217,6 +221,16 @@ def test_experiments_page_opens_on_the_shipped_reference_until_own_runs_replace_
     at.toggle(key="exp_show_reference").set_value(True).run()
     assert reference_shown(at)
     assert not np.allclose(at.dataframe[0].value["ap_large"], own["ap_large"])
+
+    # computed by other code: shown all the same, with a warning naming what changed since
+    provenance = tmp_path / "reference" / "provenance.json"
+    recorded = json.loads(provenance.read_text())
+    recorded["code"] = {**recorded["code"], "detector": "0" * 16, "rareness": "1" * 16}
+    provenance.write_text(json.dumps(recorded))
+    at.run()
+    warned = " ".join(w.value for w in at.warning)
+    assert reference_shown(at) and "the code of detector and rareness has changed since" in warned
+    assert "then `make reference`" in warned
 
     # another budget: another experiment key, so nothing from the reference
     at.selectbox(key="exp_budget").set_value("9%").run()
