@@ -257,6 +257,10 @@ def test_the_demo_experiment_mines_with_the_app_pipeline_and_retrains_longer():
         manifest = {"config_hash": "0123456789abcdef"}
 
         @classmethod
+        def content_key(cls) -> str:
+            return "0123456789abcdef"
+
+        @classmethod
         def split_ids(cls, split: str) -> list[str]:
             return cls.segments.loc[cls.segments["split"] == split, "segment_id"].tolist()
 

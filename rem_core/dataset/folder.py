@@ -130,17 +130,23 @@ class Dataset:
         """A 16-hex-digit key of what the data set holds: the hash of its tables' and its
         points' bytes, wherever the folder is and whatever made it.
 
-        The hashes recorded when the folder was written (``content`` in the manifest) stand
-        for a file whose size and modification time are unchanged; any other file is read
-        and hashed (once per process while it stays the same).
+        The hashes recorded when the folder was written (``content`` in the manifest, which is
+        written last) stand for a file of the recorded size not modified since the manifest;
+        any other file is read and hashed (once per process while it stays the same).
         """
         recorded = self.manifest.get("content", {})
+        written = (self.root / MANIFEST).stat().st_mtime_ns
         digest = hashlib.sha256()
         for name, path in _content_files(self.root):
             stat = path.stat()
             known = recorded.get(name)
-            same = known is not None and known[:2] == [stat.st_size, stat.st_mtime_ns]
-            digest.update(f"{name}:{known[2] if same else file_sha256(path)}\n".encode())
+            same = (
+                isinstance(known, list)
+                and len(known) == 2
+                and known[0] == stat.st_size
+                and stat.st_mtime_ns <= written
+            )
+            digest.update(f"{name}:{known[1] if same else file_sha256(path)}\n".encode())
         return digest.hexdigest()[:16]
 
     @cached_property
@@ -233,9 +239,5 @@ def _content_files(root: Path) -> list[tuple[str, Path]]:
 
 
 def _content(root: Path) -> dict[str, list]:
-    """``{name: [size, mtime_ns, sha256]}`` of every content file under ``root``."""
-    out = {}
-    for name, path in _content_files(root):
-        stat = path.stat()
-        out[name] = [stat.st_size, stat.st_mtime_ns, file_sha256(path)]
-    return out
+    """``{name: [size, sha256]}`` of every content file under ``root``."""
+    return {name: [path.stat().st_size, file_sha256(path)] for name, path in _content_files(root)}
