@@ -38,8 +38,9 @@ $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 app: setup
 	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
 
+# Two workers (pytest-xdist), a test file each at a time, one thread each (tests/conftest.py).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-all: setup
 	$(PY) -m pytest -q -m ''

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ from rem_core.dataset import Dataset
 from rem_core.world import write_world
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# `make test` runs two pytest workers (pytest-xdist) on this project's two cores. Each gets
+# one thread, and so does every process it starts (jobs, `rem`, servers): with two threads
+# each, torch's and OpenMP's spinning threads starve each other (a run took 4x as long).
+# Set before torch loads, which reads it then.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def test_a_bad_scheduler_is_refused_naming_it_before_anything_starts(tmp_path: P
 
 
 def test_a_job_on_a_local_cluster_runs_the_pipeline_and_links_its_dashboard(tmp_path: Path):
-    key, config, started = _start_tiny(tmp_path, cluster="local:1")
+    key, config, started = _start_tiny(tmp_path, cluster="local:1", light=True)
     assert started.cluster == "local:1"
     # the key names the computation, not where it runs
     assert key == job_key("pipeline", config, world_path(config.world, tmp_path))

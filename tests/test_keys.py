@@ -164,3 +164,32 @@ def test_a_detectors_own_detections_enter_the_key_by_their_bytes(tiny_world, tmp
     assert detections_key(config, a) == detections_key(config, b)
     (copies[1] / "detections.parquet").write_bytes(b"other detections!!!")  # same size
     assert detections_key(config, a) != detections_key(config, Dataset.open(copies[1]))
+
+
+def test_the_code_is_parsed_by_one_thread_at_a_time(tmp_path: Path, monkeypatch):
+    # Two sessions of the app ask for a key at once; `ast.parse` in two threads at once
+    # fails in CPython 3.11 ("AST constructor recursion depth mismatch", seen in the app).
+    import threading
+    import time
+
+    source = tmp_path / "rem_core"
+    shutil.copytree(SOURCE / "config", source / "config")
+    (source / "__init__.py").write_text("")
+    parse, active, most = code_module.ast.parse, [0], [0]
+
+    def slow_parse(*args, **kwargs):
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        time.sleep(0.002)
+        try:
+            return parse(*args, **kwargs)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(code_module.ast, "parse", slow_parse)
+    threads = [threading.Thread(target=code_module._trees, args=(source,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1

@@ -17,6 +17,7 @@ from rem_core.cluster import cluster_spec
 from rem_core.config import RemConfig, WorldConfig
 from rem_core.errors import InputError
 from rem_core.jobs.status import (
+    _STOP_REQUESTED,
     KINDS,
     JobStatus,
     _holds_lock,
@@ -146,6 +147,7 @@ def _running_job(key: str, kind: str, label: str, root: Path) -> JobStatus:
 
 def _launch(key: str, folder: Path, fd: int, spec: dict[str, Any]) -> JobStatus:
     """Write the job's spec and status, spawn its process holding ``fd``; its status."""
+    (folder / _STOP_REQUESTED).unlink(missing_ok=True)
     _write_spec(folder, spec)
     status = {"kind": spec["kind"], "label": spec["label"], "state": "running", "stages": []}
     status.update(started=time.time(), cluster=spec["cluster"])
@@ -189,6 +191,7 @@ def stop_job(key: str, root: Path | None = None, timeout: float = 10.0) -> bool:
     status = read_job(key, root)
     if status is None or not status.running or status.pid is None:
         return False
+    (job_folder(key, root) / _STOP_REQUESTED).touch()
     try:
         os.killpg(status.pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -35,6 +35,11 @@ __all__ = [
 #: world first when it is given one), or the active-learning experiment.
 KINDS = ("pipeline", "experiment")
 
+#: The file ``stop_job`` leaves in a job's folder before it signals the process: a job
+#: stopped before its process could say so (in its first second) still reads as stopped on
+#: request. A new start of the job removes it.
+_STOP_REQUESTED = "stop-requested"
+
 State = Literal["running", "done", "failed", "stopped"]
 
 
@@ -157,7 +162,10 @@ def read_job(key: str, root: Path | None = None) -> JobStatus | None:
     error = raw.get("error")
     if state == "running" and not _holds_lock(folder):
         state = "stopped"
-        error = error or "the job's process ended without a word; " + _tail(folder / "log.txt")
+        if (folder / _STOP_REQUESTED).exists():
+            error = error or "stopped on request"
+        else:
+            error = error or "the job's process ended without a word; " + _tail(folder / "log.txt")
     return JobStatus(
         key=key,
         kind=raw["kind"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +25,10 @@ __all__ = ["STAGE_CODE", "code_fingerprint", "code_fingerprints", "import_closur
 
 #: The package's source folder, whose modules are fingerprinted.
 _SOURCE = Path(__file__).resolve().parents[1]
+
+#: One thread parses at a time: ``ast.parse`` in two threads at once (two sessions of the
+#: app) fails in CPython 3.11 ("AST constructor recursion depth mismatch").
+_PARSING = threading.Lock()
 
 #: Each cached stage and the modules that compute it (their import closure is its code).
 STAGE_CODE: dict[str, tuple[str, ...]] = {
@@ -83,10 +88,15 @@ def _closure(modules: tuple[str, ...], source: Path) -> frozenset[str]:
     return frozenset(seen)
 
 
-@cache
 def _trees(source: Path) -> dict[str, tuple[frozenset[str], str]]:
     """Every module of the package under ``source``: the project modules it imports and its
-    normalised syntax tree (``ast.dump`` without docstrings)."""
+    normalised syntax tree (``ast.dump`` without docstrings); read once."""
+    with _PARSING:
+        return _parsed(source)
+
+
+@cache
+def _parsed(source: Path) -> dict[str, tuple[frozenset[str], str]]:
     files = {_module_name(path, source): path for path in sorted(source.rglob("*.py"))}
     out = {}
     for name, path in files.items():
