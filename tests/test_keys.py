@@ -57,12 +57,12 @@ def source_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     )
 
     def read_the_copy() -> None:
-        for cached in (code_module._fingerprint, code_module._closure, code_module._trees):
+        for cached in (code_module._fingerprint, code_module._closure, code_module._parsed):
             cached.cache_clear()
         monkeypatch.setattr(code_module, "_SOURCE", copy)
 
     yield copy, read_the_copy
-    for cached in (code_module._fingerprint, code_module._closure, code_module._trees):
+    for cached in (code_module._fingerprint, code_module._closure, code_module._parsed):
         cached.cache_clear()
 
 
