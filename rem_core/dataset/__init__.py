@@ -4,7 +4,7 @@ Layout (``docs/data-format.md`` is the full contract)::
 
     DIR/
       dataset.json             format name and version, what made it, counts, and the
-                               size, time and SHA-256 of every file below (``content``)
+                               size and SHA-256 of every file below (``content``)
       segments.parquet         SEGMENTS schema: one row per segment with its split
       frames.parquet           FRAMES schema: one row per frame with the ego pose
       boxes.parquet            BOXES schema: ground-truth boxes with track ids

@@ -1,15 +1,4 @@
-"""The on-disk data set every stage reads (``Dataset``): a folder of Parquet tables and
-per-segment points.
-
-Layout (``docs/data-format.md`` is the full contract)::
-
-    DIR/
-      dataset.json             format name and version, what made it, counts, and the
-                               size, time and SHA-256 of every file below (``content``)
-      segments.parquet         SEGMENTS schema: one row per segment with its split
-      frames.parquet           FRAMES schema: one row per frame with the ego pose
-      boxes.parquet            BOXES schema: ground-truth boxes with track ids
-      points/<segment_id>.parquet   POINTS schema: x, y, z, intensity by frame_index
+"""Reading a data set folder (``Dataset``); the package's docstring gives its layout.
 
 ``rem_core.dataset.writer`` writes one. ``Dataset.content_key`` is what it holds, wherever it
 is: the cache keys of the stages that read it are made of it.
