@@ -50,6 +50,7 @@ test-all: setup
 # read the demo pipeline from the cache: the first run computes it (about ten minutes).
 bench: setup
 	$(PY) -m pip install -q -c constraints.txt 'zuko==1.6.0'
+	$(PY) bench/calibrate.py
 	$(PY) bench/world.py
 	$(PY) bench/mine.py
 	$(PY) bench/io.py

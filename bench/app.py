@@ -23,8 +23,13 @@ link until it has run and drawn its charts, the median of ``--repeats`` visits a
 ``--no-cold``, in ``--cache``, default the project's ``cache/``, which must hold the demo
 pipeline: run ``make app`` once).
 
+Every figure is also given in *calibration units* (``per_calibration``: seconds divided by
+``calibration_s``, this machine's time of ``bench/calibrate.py``'s fixed workload, measured
+after the pages), so that two machines' figures can be compared.
+
 Prints a human-readable summary, then (last line) JSON: ``{"cold_ready_s": ..., "stage_s":
-{...}, "browser_page_s": {...}, "server_cpu_share": ..., ...}``.
+{...}, "browser_page_s": {...}, "server_cpu_share": ..., ..., "calibration_s": ...,
+"per_calibration": {...}}``.
 
 Usage: ``python bench/app.py [--no-cold] [--retrain] [--cache DIR] [--repeats N]
 [--preset tiny|demo]`` (``tiny``: a one-minute check of the benchmark itself).
@@ -48,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from browser_pages import PAGES, _driver, page_times  # noqa: E402
+from calibrate import with_calibration  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -214,7 +220,30 @@ def main() -> None:
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["browser_page_s"].items())
         + " (target <= 2 s each)"
     )
+    result = with_calibration(result)
+    result["per_calibration"] = per_calibration(result)
+    units = result["per_calibration"]
+    if "cold_ready_s" in units:
+        print(f"cold start to ready: {units['cold_ready_s']:.0f} calibration units")
+    print(
+        "pages in calibration units: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in units["browser_page_s"].items())
+    )
     print(json.dumps(result))
+
+
+def per_calibration(result: dict) -> dict:
+    """The timings of ``result`` (``cold_ready_s``, ``job_s``, ``stage_s``, ``browser_page_s``)
+    divided by its ``calibration_s``: comparable across machines (``bench/calibrate.py``)."""
+    unit = result["calibration_s"]
+    out: dict = {}
+    for key in ("cold_ready_s", "job_s"):
+        if key in result:
+            out[key] = round(result[key] / unit, 2)
+    for key in ("stage_s", "browser_page_s"):
+        if key in result:
+            out[key] = {name: round(s / unit, 3) for name, s in result[key].items()}
+    return out
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ seconds counts as ``timeout`` (and is reported on stderr).
 ``--ws`` also reports the bytes the server sent over the websocket per visit (Chrome's
 performance log), to tell a large message from a slow render.
 
-Pages are named by their sidebar titles, e.g. ``"Scene explorer"``. Only selenium is needed.
+Pages are named by their sidebar titles, e.g. ``"Scene explorer"``. It needs selenium (and
+torch, for the calibration).
 
 Usage: ``python bench/browser_pages.py [--url http://localhost:8597] [--repeats 3] [--ws]
-[PAGE ...]``; prints seconds per page, then (last line) JSON ``{"<page>": seconds, ...}``.
+[PAGE ...]``; prints seconds per page, then (last line) JSON ``{"<page>": seconds, ...,
+"calibration_s": ..., "calibration": {...}}`` (this machine's ``bench/calibrate.py`` time).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+from calibrate import with_calibration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -217,7 +221,7 @@ def main() -> None:
         each = ", ".join(f"{s:.2f}" for s in runs[title])
         size = f"  ws {statistics.median(ws[title]) / 1e6:.2f} MB" if ws is not None else ""
         print(f"{title:28s} {seconds:6.2f} s  (runs: {each}){size}")
-    print(json.dumps({title: round(seconds, 3) for title, seconds in medians.items()}))
+    print(json.dumps(with_calibration({t: round(s, 3) for t, s in medians.items()})))
 
 
 if __name__ == "__main__":

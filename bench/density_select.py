@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.analysis import log_prob_groups, ood_aurocs
 from rem_core.cache import CacheEntry, cache_root, entries
@@ -300,7 +301,7 @@ def main() -> None:
         "max_epochs": grid[-1].density.max_epochs,
         "total_s": time.perf_counter() - started,
     }
-    print(json.dumps(result))
+    print(json.dumps(with_calibration(result)))
 
 
 if __name__ == "__main__":

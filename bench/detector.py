@@ -47,6 +47,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.config import PRESETS, RemConfig
 from rem_core.dataset import Dataset
@@ -307,7 +308,7 @@ def main() -> None:
         f"auto-labels {result['ap_autolabel_all']:.3f}; {metrics.id_switches} ID switches "
         f"over {metrics.num_gt_tracks} vehicle tracks"
     )
-    print(json.dumps(result))
+    print(json.dumps(with_calibration(result)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.evaluation import evaluate_detections  # noqa: E402
 from rem_core.geometry import bev_iou, bev_iou_pairs  # noqa: E402
@@ -132,7 +133,7 @@ def main() -> None:
         f"evaluate_detections, {args.frames} frames x {args.gt} GT x ~{out['pred_per_frame']} "
         f"predictions: {eval_s:.2f} s (AP all {out['ap_all']}, large {out['ap_large']})"
     )
-    print(json.dumps(out))
+    print(json.dumps(with_calibration(out)))
 
 
 if __name__ == "__main__":

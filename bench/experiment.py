@@ -29,6 +29,8 @@ import logging
 import shutil
 import time
 
+from calibrate import with_calibration
+
 from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
 from rem_core.experiment import REFERENCES, experiment_intervals, plan_experiment, run_experiment
 from rem_core.pipeline import ensure_world
@@ -97,21 +99,23 @@ def main() -> None:
     )
     print(
         json.dumps(
-            {
-                "ap_large": column("ap_large"),
-                "ap_regular": column("ap_regular"),
-                "ap_all": column("ap_all"),
-                "ap_large_std": column("ap_large_std"),
-                "gap_closed": column("gap_closed"),
-                "gap_closed_ci": gap_ci,
-                "paired_diff_ci": diff_ci,
-                "seeds": {r: int(v) for r, v in table["seeds"].items()},
-                "steps": steps,
-                "runs_computed": computed,
-                "seconds": round(seconds, 1),
-                "seconds_per_run": round(seconds / computed, 1) if computed else None,
-                "bootstrap_seconds": round(bootstrap_seconds, 1),
-            }
+            with_calibration(
+                {
+                    "ap_large": column("ap_large"),
+                    "ap_regular": column("ap_regular"),
+                    "ap_all": column("ap_all"),
+                    "ap_large_std": column("ap_large_std"),
+                    "gap_closed": column("gap_closed"),
+                    "gap_closed_ci": gap_ci,
+                    "paired_diff_ci": diff_ci,
+                    "seeds": {r: int(v) for r, v in table["seeds"].items()},
+                    "steps": steps,
+                    "runs_computed": computed,
+                    "seconds": round(seconds, 1),
+                    "seconds_per_run": round(seconds / computed, 1) if computed else None,
+                    "bootstrap_seconds": round(bootstrap_seconds, 1),
+                }
+            )
         )
     )
 

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from calibrate import with_calibration
 
 #: Each setting's environment.
 SETTINGS: dict[str, dict[str, str]] = {
@@ -167,14 +168,16 @@ def main() -> None:
     }
     print(
         json.dumps(
-            {
-                "preset": args.preset,
-                "steps": args.steps,
-                "seeds": args.seeds,
-                "machine": machine(),
-                "settings": settings,
-                "between_settings": between,
-            }
+            with_calibration(
+                {
+                    "preset": args.preset,
+                    "steps": args.steps,
+                    "seeds": args.seeds,
+                    "machine": machine(),
+                    "settings": settings,
+                    "between_settings": between,
+                }
+            )
         )
     )
 

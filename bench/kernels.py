@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from calibrate import with_calibration
+
 #: Each setting: its environment, torch threads (0: torch's default) and whether oneDNN runs.
 SETTINGS: dict[str, tuple[dict[str, str], int, bool]] = {
     "default": ({}, 0, True),
@@ -98,8 +100,8 @@ def main() -> None:
         row = found[name]
         print(f"{name:24s} same bytes as default: {row['same_as_default']!s:5}  "
               f"{row['seconds']:6.1f} s  first weight {row['first_weight']:+.6f}")  # fmt: skip
-    print(json.dumps({"steps": args.steps, "preset": args.preset,
-                      "machine": {**machine(), **kernels()}, "settings": found}))  # fmt: skip
+    print(json.dumps(with_calibration({"steps": args.steps, "preset": args.preset,
+                      "machine": {**machine(), **kernels()}, "settings": found})))  # fmt: skip
 
 
 if __name__ == "__main__":

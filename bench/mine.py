@@ -43,6 +43,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.mining import select_tracks  # noqa: E402
 
@@ -217,7 +218,7 @@ def main() -> None:
                 f"  with {name}: D-REM {v['d_rem']:.1%} ({v['d_rem'] / s['random']:.1f}x "
                 f"Random), MD-REM {v['md_rem']:.1%}"
             )
-    print(json.dumps(result))
+    print(json.dumps(with_calibration(result)))
 
 
 if __name__ == "__main__":

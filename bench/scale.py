@@ -57,6 +57,7 @@ import resource  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.cluster import dask_client  # noqa: E402
 from rem_core.config import RemConfig  # noqa: E402
@@ -388,7 +389,7 @@ def main() -> None:
                 args.pool_sample,
             )
         )
-    print(json.dumps(out))
+    print(json.dumps(with_calibration(out)))
 
 
 if __name__ == "__main__":

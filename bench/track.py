@@ -29,6 +29,7 @@ import json  # noqa: E402
 import time  # noqa: E402
 
 import pandas as pd  # noqa: E402
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.config import AutoLabelConfig, TrackerConfig, WorldConfig  # noqa: E402
 from rem_core.evaluation import evaluate_detections  # noqa: E402
@@ -39,7 +40,7 @@ from rem_core.track import (  # noqa: E402
     tracking_metrics,
 )
 from rem_core.world import (  # noqa: E402
-    Lidar,  # noqa: E402
+    Lidar,
     plan_segments,
     simulate_segment,
 )
@@ -115,7 +116,7 @@ def main() -> None:
         f"{metrics.purity:.4f}; BEV AP@0.5 {ap['raw']:.3f} raw -> {ap['autolabel']:.3f} "
         f"auto-labelled; vehicle 3D AP@0.5 {ap3d['raw']:.3f} -> {ap3d['autolabel']:.3f}"
     )
-    print(json.dumps(result))
+    print(json.dumps(with_calibration(result)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from calibrate import with_calibration  # noqa: E402  (bench/ is on sys.path)
 
 from rem_core.config import PRESETS, RemConfig  # noqa: E402
 from rem_core.dataset import DatasetWriter, summarize_tracks  # noqa: E402
@@ -98,7 +99,7 @@ def main() -> None:
         f"{result['points_per_frame']:,} points and {result['objects_per_frame']} labelled "
         f"objects per frame; {len(vehicles)} vehicle tracks, {result['large_tracks']} large"
     )
-    print(json.dumps(result))
+    print(json.dumps(with_calibration(result)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""``bench/calibrate.py``: the machine's calibration figure, and every timing benchmark
+printing it beside its own figures."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+#: Scripts in bench/ that time nothing: they run a recipe.
+NOT_TIMING = {"calibrate.py", "reference_command.py"}
+
+
+@pytest.fixture(scope="module")
+def calibrate_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import calibrate
+
+        yield calibrate
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_calibration_times_every_part(calibrate_module):
+    before = __import__("torch").get_num_threads()
+    found = calibrate_module.calibrate(repeats=1, threads=1)
+    parts = ("torch_s", "numpy_s", "python_s")
+    assert all(found[p] > 0 for p in parts)
+    assert found["calibration_s"] == pytest.approx(sum(found[p] for p in parts), abs=2e-3)
+    assert found["threads"] == 1 and found["cpu"]
+    assert __import__("torch").get_num_threads() == before
+
+
+def test_with_calibration_adds_the_figure_beside_a_result(calibrate_module, monkeypatch, capsys):
+    fake = {"calibration_s": 3.0, "torch_s": 1.0, "numpy_s": 1.0, "python_s": 1.0,
+            "threads": 2, "cpu": "test CPU"}  # fmt: skip
+    monkeypatch.setattr(calibrate_module, "calibrate", lambda threads=2: dict(fake))
+    out = calibrate_module.with_calibration({"fit_s": 6.0})
+    assert out["fit_s"] == 6.0 and out["calibration_s"] == 3.0
+    assert out["calibration"]["cpu"] == "test CPU" and "calibration_s" not in out["calibration"]
+    assert "calibration 3.000 s (test CPU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in BENCH.glob("*.py") if p.name not in NOT_TIMING)
+)
+def test_every_timing_benchmark_prints_the_calibration(script):
+    tree = ast.parse((BENCH / script).read_text())
+    calls = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert "with_calibration" in calls, f"bench/{script} prints no calibration_s"
