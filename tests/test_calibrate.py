@@ -4,6 +4,7 @@ printing it beside its own figures."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -57,3 +58,24 @@ def test_every_timing_benchmark_prints_the_calibration(script):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     }
     assert "with_calibration" in calls, f"bench/{script} prints no calibration_s"
+
+
+def test_the_app_benchmark_gives_its_times_in_calibration_units(calibrate_module):
+    # bench/app.py by its path: ``app`` is also the Streamlit entry's name.
+    spec = importlib.util.spec_from_file_location("bench_app", BENCH / "app.py")
+    app_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_bench)
+
+    result = {
+        "cold_ready_s": 600.0,
+        "stage_s": {"world": 60.0},
+        "browser_page_s": {"Home": 0.5},
+        "server_cpu_share": 0.05,
+        "calibration_s": 3.0,
+    }
+    units = app_bench.per_calibration(result)
+    assert units == {
+        "cold_ready_s": 200.0,
+        "stage_s": {"world": 20.0},
+        "browser_page_s": {"Home": 0.167},
+    }
