@@ -24,8 +24,9 @@ link until it has run and drawn its charts, the median of ``--repeats`` visits a
 pipeline: run ``make app`` once).
 
 Every figure is also given in *calibration units* (``per_calibration``: seconds divided by
-``calibration_s``, this machine's time of ``bench/calibrate.py``'s fixed workload, measured
-after the pages), so that two machines' figures can be compared.
+``calibration_s``, this machine's time of ``bench/calibrate.py``'s fixed workload, the mean
+of one measured before the cold start and one after the pages), so that two machines'
+figures can be compared.
 
 Prints a human-readable summary, then (last line) JSON: ``{"cold_ready_s": ..., "stage_s":
 {...}, "browser_page_s": {...}, "server_cpu_share": ..., ..., "calibration_s": ...,
@@ -53,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from browser_pages import PAGES, _driver, page_times  # noqa: E402
-from calibrate import with_calibration  # noqa: E402
+from calibrate import calibrate, with_calibration  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -187,6 +188,7 @@ def main() -> None:
         "--preset", default="demo", choices=["tiny", "demo"], help="the world (default: demo)"
     )
     args = parser.parse_args()
+    before = calibrate()  # and again at the end: the machine's speed drifts over a cold start
     result: dict = {}
     tmp = None
     if args.no_cold:
@@ -220,7 +222,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["browser_page_s"].items())
         + " (target <= 2 s each)"
     )
-    result = with_calibration(result)
+    result = with_calibration(result, before)
     result["per_calibration"] = per_calibration(result)
     units = result["per_calibration"]
     if "cold_ready_s" in units:

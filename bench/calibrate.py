@@ -127,14 +127,27 @@ def calibrate(repeats: int = 3, threads: int = 2) -> dict:
     }
 
 
-def with_calibration(result: dict, threads: int = 2) -> dict:
+def with_calibration(result: dict, before: dict | None = None, threads: int = 2) -> dict:
     """``result`` (a benchmark's JSON figures) with this machine's calibration beside them:
     ``calibration_s`` and ``calibration`` (every part, the threads and the CPU). Prints one
-    line saying so. Benchmarks call it after their own work, on the machine as they left it."""
+    line saying so. Benchmarks call it after their own work, on the machine as they left it.
+
+    A long benchmark also calibrates before it starts and passes that as ``before``: a
+    shared machine's speed drifts over half an hour (2.4 s to 4.0 s here in one afternoon),
+    so ``calibration_s`` is then the mean of the two, and ``calibration`` keeps both
+    (``before_s``, ``after_s``).
+    """
     found = calibrate(threads=threads)
-    print(f"calibration {found['calibration_s']:.3f} s ({found['cpu']}, bench/calibrate.py)")
     parts = {k: v for k, v in found.items() if k != "calibration_s"}
-    return {**result, "calibration_s": found["calibration_s"], "calibration": parts}
+    seconds = found["calibration_s"]
+    if before is not None:
+        parts |= {"before_s": before["calibration_s"], "after_s": seconds}
+        seconds = round((before["calibration_s"] + seconds) / 2, 3)
+    drift = ""
+    if before is not None:
+        drift = f", mean of {parts['before_s']:.3f} s before and {parts['after_s']:.3f} s after"
+    print(f"calibration {seconds:.3f} s ({found['cpu']}{drift}; bench/calibrate.py)")
+    return {**result, "calibration_s": seconds, "calibration": parts}
 
 
 def main() -> None:

@@ -45,6 +45,10 @@ def test_with_calibration_adds_the_figure_beside_a_result(calibrate_module, monk
     assert out["fit_s"] == 6.0 and out["calibration_s"] == 3.0
     assert out["calibration"]["cpu"] == "test CPU" and "calibration_s" not in out["calibration"]
     assert "calibration 3.000 s (test CPU" in capsys.readouterr().out
+    drifted = calibrate_module.with_calibration({"fit_s": 6.0}, before={"calibration_s": 2.0})
+    assert drifted["calibration_s"] == 2.5
+    assert drifted["calibration"]["before_s"] == 2.0 and drifted["calibration"]["after_s"] == 3.0
+    assert "mean of 2.000 s before and 3.000 s after" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
