@@ -38,9 +38,10 @@ $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 app: setup
 	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
 
-# Two workers (pytest-xdist), a test file each at a time, one thread each (tests/conftest.py).
+# Two workers (pytest-xdist), a test file each at a time, one thread each (tests/conftest.py);
+# the 20 slowest tests are listed at the end: where the suite's time goes.
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 test-all: setup
 	$(PY) -m pytest -q -m ''

@@ -27,14 +27,22 @@ def calibrate_module():
         sys.path.remove(str(BENCH))
 
 
-def test_calibration_times_every_part(calibrate_module):
-    before = __import__("torch").get_num_threads()
-    found = calibrate_module.calibrate(repeats=1, threads=1)
-    parts = ("torch_s", "numpy_s", "python_s")
-    assert all(found[p] > 0 for p in parts)
+def test_calibration_times_every_part(calibrate_module, monkeypatch):
+    calls: list[str] = []
+    parts = {name: (lambda name=name: calls.append(name)) for name in calibrate_module.PARTS}
+    monkeypatch.setattr(calibrate_module, "PARTS", parts)
+    torch = __import__("torch")
+    before = torch.get_num_threads()
+    found = calibrate_module.calibrate(repeats=2, threads=1)
+    assert calls == [name for name in parts for _ in range(3)]  # a warm-up, then 2 timed
     assert found["calibration_s"] == pytest.approx(sum(found[p] for p in parts), abs=2e-3)
     assert found["threads"] == 1 and found["cpu"]
-    assert __import__("torch").get_num_threads() == before
+    assert torch.get_num_threads() == before
+
+
+def test_the_workload_runs(calibrate_module):
+    for work in calibrate_module.PARTS.values():
+        work()
 
 
 def test_with_calibration_adds_the_figure_beside_a_result(calibrate_module, monkeypatch, capsys):
