@@ -188,7 +188,7 @@ def main() -> None:
         "--preset", default="demo", choices=["tiny", "demo"], help="the world (default: demo)"
     )
     args = parser.parse_args()
-    before = calibrate()  # and again at the end: the machine's speed drifts over a cold start
+    calibrated = calibrate()  # and again at the end: the machine's speed drifts over a cold start
     result: dict = {}
     tmp = None
     if args.no_cold:
@@ -222,7 +222,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["browser_page_s"].items())
         + " (target <= 2 s each)"
     )
-    result = with_calibration(result, before)
+    result = with_calibration(result, calibrated)
     result["per_calibration"] = per_calibration(result)
     units = result["per_calibration"]
     if "cold_ready_s" in units:

@@ -132,8 +132,8 @@ def with_calibration(result: dict, before: dict | None = None, threads: int = 2)
     ``calibration_s`` and ``calibration`` (every part, the threads and the CPU). Prints one
     line saying so. Benchmarks call it after their own work, on the machine as they left it.
 
-    A long benchmark can also calibrate before it starts and pass that as ``before``
-    (``bench/app.py``, whose cold start takes over 20 minutes, does): a shared machine's
+    A long benchmark also calibrates before it starts and passes that as ``before``
+    (``app``, ``detector``, ``experiment`` and ``kernel_pairs`` do): a shared machine's
     speed drifts over half an hour (2.4 s to 4.0 s here in one afternoon), so
     ``calibration_s`` is then the mean of the two, ``calibration`` keeps both (``before_s``,
     ``after_s``) and its parts are the second calibration's.

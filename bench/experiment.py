@@ -29,7 +29,7 @@ import logging
 import shutil
 import time
 
-from calibrate import with_calibration
+from calibrate import calibrate, with_calibration
 
 from rem_core.config import EXPERIMENT_ROW_NAMES, RemConfig
 from rem_core.experiment import REFERENCES, experiment_intervals, plan_experiment, run_experiment
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--ema-decay", type=float, default=None, help="weight averaging")
     parser.add_argument("--fresh", action="store_true", help="drop cached runs first")
     args = parser.parse_args()
+    calibrated = calibrate()  # and again at the end: the machine drifts over a long run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("rem_core.detect.train").setLevel(logging.WARNING)
 
@@ -114,7 +115,8 @@ def main() -> None:
                     "seconds": round(seconds, 1),
                     "seconds_per_run": round(seconds / computed, 1) if computed else None,
                     "bootstrap_seconds": round(bootstrap_seconds, 1),
-                }
+                },
+                calibrated,
             )
         )
     )

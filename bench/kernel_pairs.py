@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from calibrate import with_calibration
+from calibrate import calibrate, with_calibration
 
 #: Each setting's environment.
 SETTINGS: dict[str, dict[str, str]] = {
@@ -122,6 +122,7 @@ def main() -> None:
         print(json.dumps(runs))
         return
 
+    calibrated = calibrate()  # and again at the end: hours, over which the machine drifts
     from rem_core.cache import cache_root
     from rem_core.provenance import machine
 
@@ -176,7 +177,8 @@ def main() -> None:
                     "machine": machine(),
                     "settings": settings,
                     "between_settings": between,
-                }
+                },
+                calibrated,
             )
         )
     )
