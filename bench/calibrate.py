@@ -140,13 +140,11 @@ def with_calibration(result: dict, before: dict | None = None, threads: int = 2)
     """
     found = calibrate(threads=threads)
     parts = {k: v for k, v in found.items() if k != "calibration_s"}
-    seconds = found["calibration_s"]
+    seconds, drift = found["calibration_s"], ""
     if before is not None:
         parts |= {"before_s": before["calibration_s"], "after_s": seconds}
+        drift = f", mean of {before['calibration_s']:.3f} s before and {seconds:.3f} s after"
         seconds = round((before["calibration_s"] + seconds) / 2, 3)
-    drift = ""
-    if before is not None:
-        drift = f", mean of {parts['before_s']:.3f} s before and {parts['after_s']:.3f} s after"
     print(f"calibration {seconds:.3f} s ({found['cpu']}{drift}; bench/calibrate.py)")
     return {**result, "calibration_s": seconds, "calibration": parts}
 

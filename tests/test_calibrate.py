@@ -72,8 +72,10 @@ def test_every_timing_benchmark_prints_the_calibration(script):
     assert "with_calibration" in calls, f"bench/{script} prints no calibration_s"
 
 
-def test_the_app_benchmark_gives_its_times_in_calibration_units(calibrate_module):
-    # bench/app.py by its path: ``app`` is also the Streamlit entry's name.
+def test_the_app_benchmark_gives_its_times_in_calibration_units(calibrate_module, monkeypatch):
+    # bench/app.py by its path: ``app`` is also the Streamlit entry's name. It puts bench/ on
+    # sys.path when it loads; a copy of the path is given back after the test.
+    monkeypatch.setattr(sys, "path", list(sys.path))
     spec = importlib.util.spec_from_file_location("bench_app", BENCH / "app.py")
     app_bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app_bench)
