@@ -61,6 +61,9 @@ MIN_CHARTS = {
     "Rare vs hard": 1,
 }
 
+# Seconds to let a drawn page's last frames and websocket messages land before the next click.
+SETTLE_S = 0.5
+
 # Clicks the sidebar link titled arguments[0], then waits in the page (every animation frame)
 # for the run to start and finish and every plotly chart to draw; calls back with the seconds
 # since the click, or an error string.
@@ -80,12 +83,18 @@ link.click();
 let settled = 0;
 function check() {
   const now = performance.now();
-  if (now - t0 > timeoutMs) { observer.disconnect(); done('timeout'); return; }
   if (app.getAttribute('data-test-script-state') === 'running') started = true;
   const idle = started && app.getAttribute('data-test-script-state') === 'notRunning'
     && !document.querySelector('[data-testid="stStatusWidget"]');
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
   const drawn = charts.length >= minCharts && charts.every(c => c.querySelector('.main-svg'));
+  if (now - t0 > timeoutMs) {
+    observer.disconnect();
+    const svgs = charts.filter(c => c.querySelector('.main-svg')).length;
+    done(`timeout (script ${started ? app.getAttribute('data-test-script-state') : 'not started'}`
+      + `, ${svgs} of ${charts.length} charts drawn, ${minCharts} expected)`);
+    return;
+  }
   if (idle && drawn) {
     if (++settled >= 2) { observer.disconnect(); done((now - t0) / 1000); return; }
   } else settled = 0;
@@ -120,6 +129,9 @@ def _driver(width: int = 1600, height: int = 1500, ws_log: bool = False):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
     driver.set_script_timeout(600)
+    # a visit's script answers only when the page has drawn: selenium's HTTP client must wait
+    # as long as the script may run (its default gives up after 120 s, mid-visit)
+    driver.command_executor.client_config.timeout = 660
     return driver
 
 
@@ -135,18 +147,40 @@ def _ws_bytes(driver) -> int:
     return total
 
 
+class VisitTimeout(RuntimeError):
+    """A page did not finish drawing within the visit's timeout."""
+
+
+def open_app(driver, base_url: str, timeout: float = 120) -> None:
+    """Load the app at ``base_url`` in ``driver`` and wait until its first script run is over
+    and the sidebar's page links are there (so that :func:`visit` can click them)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(base_url)
+    WebDriverWait(driver, timeout).until(
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
+            and d.find_elements(
+                By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="notRunning"]'
+            )
+        )
+    )
+
+
 def visit(driver, title: str, timeout: float = 120, min_charts: int | None = None) -> float:
     """Seconds from a click on the sidebar link ``title`` until that page has drawn.
 
     ``min_charts``: plotly charts to wait for at least (default ``MIN_CHARTS``, else 0).
+    Raises :class:`VisitTimeout` if the page has not drawn within ``timeout`` seconds, and
+    ``RuntimeError`` if the sidebar has no link ``title``.
     """
     if min_charts is None:
         min_charts = MIN_CHARTS.get(title, 0)
     result = driver.execute_async_script(_VISIT_JS, title, min_charts, timeout * 1000)
     if isinstance(result, str):
-        if result == "timeout":
-            print(f"{title}: did not finish within {timeout:.0f} s", file=sys.stderr)
-            return float(timeout)
+        if result.startswith("timeout"):
+            raise VisitTimeout(f"{title}: did not finish within {timeout:.0f} s{result[7:]}")
         raise RuntimeError(result)
     return float(result)
 
@@ -176,24 +210,17 @@ def page_times(
     driver = _driver(ws_log=ws_bytes is not None)
     runs = {} if runs is None else runs
     try:
-        driver.get(base_url)
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        WebDriverWait(driver, timeout).until(
-            lambda d: (
-                d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
-                and d.find_elements(
-                    By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="notRunning"]'
-                )
-            )
-        )
+        open_app(driver, base_url, timeout)
         for round_ in range(repeats + 1):
             for title in pages:
                 if ws_bytes is not None:
                     _ws_bytes(driver)
-                seconds = visit(driver, title, timeout)
-                time.sleep(0.5)  # let the last frames and messages land
+                try:
+                    seconds = visit(driver, title, timeout)
+                except VisitTimeout as exc:
+                    print(exc, file=sys.stderr)
+                    seconds = float(timeout)
+                time.sleep(SETTLE_S)
                 if round_ == 0:
                     continue  # the warm-up
                 runs.setdefault(title, []).append(seconds)

@@ -10,6 +10,13 @@ cached. :func:`pipeline_job` reports how far it got.
 Pages read results through :func:`require_detections`, :func:`require_rareness` and
 :func:`require_pool`: each returns the cached result, or explains what is missing (with a
 link to Home, which runs the pipeline) and stops the page.
+
+The pipeline publishes a whole analysis first and refines it (``rem_core.pipeline.run_pipeline``):
+the main model's detections and a fast density (``FIRST_DENSITY``) come minutes before the
+ensemble members' scores and FFJORD. :func:`analysis_config` gives the settings of the best
+analysis published so far, and says on the page which density and stages it shows until the
+refinement is in; each page's caches are keyed by what they show, so a page switches to the
+refined results on its next run.
 """
 
 from __future__ import annotations
@@ -25,14 +32,19 @@ from rem_core.config import ESTIMATORS, FeatureConfig, RemConfig, WorldConfig
 from rem_core.jobs import JobStatus, job_key, read_job, start_job
 from rem_core.mining import MiningPool
 from rem_core.pipeline import (
+    FIRST_DENSITY,
+    MEMBERS_STAGE,
     DetectionRun,
     FeatureChoice,
     RarenessRun,
     choose_features,
-    ensure_mining_pool,
+    fitting_stage,
     load_detections,
     load_rareness,
+    mining_pool,
     pipeline_status,
+    scoring_stage,
+    with_estimator,
 )
 from rem_core.schema import DataError
 
@@ -169,12 +181,19 @@ def start_experiment(data: OpenData, config: RemConfig) -> JobStatus:
 
 
 def status(data: OpenData, config: RemConfig) -> dict:
-    """Which stages are cached (see ``rem_core.pipeline.pipeline_status``)."""
-    return pipeline_status(config, data.dataset)
+    """Which stages are cached (see ``rem_core.pipeline.pipeline_status``), as read at most
+    a second ago: a page asks several times per run, and each read hashes the settings."""
+    return _status(str(data.key), repr(config), config, data)
+
+
+@st.cache_data(show_spinner=False, ttl=1.0, max_entries=64)
+def _status(data_key: str, config_repr: str, _config: RemConfig, _data: OpenData) -> dict:
+    return pipeline_status(_config, _data.dataset)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _detections(path: str) -> DetectionRun:
+def _detections(path: str, members_scored: bool) -> DetectionRun:
+    # ``members_scored`` keys the cache: the run is read again once the members' part is in
     return load_detections(path)
 
 
@@ -184,8 +203,11 @@ def _rareness(path: str) -> RarenessRun:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _pool(rareness_path: str, _config: RemConfig, _data: OpenData) -> MiningPool:
-    return ensure_mining_pool(_config, _data.dataset)
+def _pool(
+    rareness_path: str, members_scored: bool, _config: RemConfig, _data: OpenData
+) -> MiningPool:
+    det = _detections(str(status(_data, _config)["detections_path"]), members_scored)
+    return mining_pool(_config, _data.dataset, det, _rareness(rareness_path))
 
 
 def _missing(what: str, data: OpenData, config: RemConfig) -> None:
@@ -205,12 +227,114 @@ def _missing(what: str, data: OpenData, config: RemConfig) -> None:
     st.stop()
 
 
-def require_detections(data: OpenData, config: RemConfig) -> DetectionRun:
-    """The detection stage's output, or a message and a stopped page."""
+def _minutes(seconds: float) -> str:
+    return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min"
+
+
+def members_eta(job: JobStatus | None) -> str:
+    """When the ensemble members' scores will be in, from the running job's pace: a phrase
+    such as ", about 3 min from now" (empty when it cannot tell)."""
+    stage = job.stage(MEMBERS_STAGE) if job is not None and job.running else None
+    left = stage.remaining(job.elapsed) if stage is not None else None
+    return "" if left is None else f", {_minutes(left)} from now"
+
+
+def density_eta(job: JobStatus | None, estimator: str) -> str:
+    """How far the running job got towards ``estimator``'s rareness, for a sentence: the
+    members still scoring, the flow's epochs (its most: early stopping may end it sooner),
+    or its scoring of every object."""
+    if job is None or not job.running:
+        return ""
+    label = ESTIMATOR_LABELS[estimator].split(" (")[0]
+    scoring = job.stage(scoring_stage(estimator))
+    if scoring is not None:
+        return f"; {label} is scoring every object now"
+    fitting = job.stage(fitting_stage(estimator))
+    if fitting is not None and fitting.total > 1:
+        left = fitting.remaining(job.elapsed)
+        eta = "" if left is None else f", at most {_minutes(left)} of training left"
+        return f"; {label} has trained {fitting.done} of at most {fitting.total} epochs{eta}"
+    if fitting is not None:
+        return f"; {label} is being fitted"
+    members = job.stage(MEMBERS_STAGE)
+    if members is not None and members.ended is None:
+        return f"; {label} follows the ensemble members (they finish{members_eta(job)})"
+    return ""
+
+
+#: Seconds between two looks, while the pipeline refines, at whether a page's refined
+#: inputs are published (two small file reads; the page reruns when they are).
+WATCH_S = 10.0
+
+
+def _watch(data: OpenData, config: RemConfig, seen: tuple[bool, bool]) -> None:
     state = status(data, config)
-    if not state["detections"]:
-        _missing("Detections, features and ensemble scores", data, config)
-    return _detections(str(state["detections_path"]))
+    if (state["rareness"], state["detections"]) != seen:
+        st.rerun(scope="app")
+
+
+def analysis_config(data: OpenData) -> RemConfig:
+    """The settings of the best analysis published for ``data``: the sidebar's density
+    model (:func:`app_config`) once its rareness is computed; until then, while the fast
+    first density's is (``FIRST_DENSITY``), that one, with a note on the page saying so
+    and when the sidebar's will be in. Pages key their caches by what this gives; while the
+    pipeline job refines, the page looks every ``WATCH_S`` seconds and reruns when the
+    sidebar's model or the members' scores are published."""
+    config = app_config(data)
+    state = status(data, config)
+    job = pipeline_job(data, config)
+    if job is not None and job.running and not (state["rareness"] and state["detections"]):
+        seen = (state["rareness"], state["detections"])
+        st.fragment(_watch, run_every=WATCH_S)(data, config, seen)
+    if state["rareness"] or not state["first_rareness"]:
+        return config
+    chosen = config.rareness.estimator
+    first = ESTIMATOR_LABELS[FIRST_DENSITY].lower()
+    if job is not None and job.running:
+        st.info(
+            f"Ranked by a {first} density until {ESTIMATOR_LABELS[chosen]} is ready"
+            f"{density_eta(job, chosen)}. This page switches to it on its next run once it "
+            "is published (progress on Home).",
+            icon=":material/hourglass_top:",
+        )
+    else:
+        st.info(
+            f"Ranked by a {first} density: {ESTIMATOR_LABELS[chosen]} is not computed for "
+            f"{data.label}. Run the pipeline on **Home** to add it.",
+            icon=":material/info:",
+        )
+    return with_estimator(config, FIRST_DENSITY)
+
+
+def require_members(data: OpenData, config: RemConfig, what: str) -> bool:
+    """Whether the ensemble members' scores are in; if not, a note that ``what`` (say,
+    "Ensemble variance and M-REM") waits for them and when they will be in."""
+    if status(data, config)["detections"]:
+        return True
+    job = pipeline_job(data, config)
+    if job is not None and job.running:
+        st.info(
+            f"{what} wait for the ensemble members' scores, being computed"
+            f"{members_eta(job)}; everything else on this page is final.",
+            icon=":material/hourglass_top:",
+        )
+    else:
+        st.info(
+            f"{what} need the ensemble members' scores, not computed yet for {data.label}: "
+            "run the pipeline on **Home**.",
+            icon=":material/info:",
+        )
+    return False
+
+
+def require_detections(data: OpenData, config: RemConfig) -> DetectionRun:
+    """The detection stage's output, or a message and a stopped page: the main model's as
+    soon as its part is published, the members' scores in once theirs is
+    (``DetectionRun.members_scored``; :func:`require_members` says what waits for them)."""
+    state = status(data, config)
+    if not state["detections_main"]:
+        _missing("Detections, features and tracks", data, config)
+    return _detections(str(state["detections_path"]), state["detections"])
 
 
 def require_rareness(data: OpenData, config: RemConfig) -> RarenessRun:
@@ -223,8 +347,16 @@ def require_rareness(data: OpenData, config: RemConfig) -> RarenessRun:
 
 
 def require_pool(data: OpenData, config: RemConfig) -> MiningPool:
-    """The unlabelled pool as mining sees it, or a message and a stopped page."""
+    """The unlabelled pool as mining sees it, or a message and a stopped page; its variance
+    is NaN until the members' scores are in (:func:`require_members`)."""
     state = status(data, config)
-    if not (state["detections"] and state["rareness"]):
+    if not (state["detections_main"] and state["rareness"]):
         _missing("Detections and rareness scores", data, config)
-    return _pool(str(state["rareness_path"]), config, data)
+    return _pool(str(state["rareness_path"]), state["detections"], config, data)
+
+
+def pool_key(data: OpenData, config: RemConfig) -> str:
+    """A key for what :func:`require_pool` gives: the data set, the density, and whether
+    the members' scores are in."""
+    members = "members" if status(data, config)["detections"] else "main"
+    return f"{data.key}-{config.rareness.estimator}-{members}"

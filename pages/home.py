@@ -11,7 +11,9 @@ from pages._pipeline import (
     ANALYSIS_PAGES,
     ESTIMATOR_LABELS,
     app_config,
+    density_eta,
     feature_choice,
+    members_eta,
     pipeline_job,
     start_pipeline,
     status,
@@ -29,7 +31,7 @@ from rem_core.cluster import SCHEDULER_ENV, cluster_spec
 from rem_core.config import RemConfig
 from rem_core.experiment import read_verification
 from rem_core.jobs import JobStatus, stop_job
-from rem_core.pipeline import detector_origin, feature_source
+from rem_core.pipeline import FIRST_DENSITY, detector_origin, feature_source
 
 
 def _trained_on(origin: dict) -> str:
@@ -234,10 +236,18 @@ st.subheader("Pipeline")
 config = app_config(data)
 features = feature_choice(data)
 st.caption(f":material/tune: Features: **{features.source}**: {features.reason}.")
-estimator = ESTIMATOR_LABELS[config.rareness.estimator]
+chosen = config.rareness.estimator
+estimator = ESTIMATOR_LABELS[chosen]
 source = feature_source(config.features.source)
 needs = source.needs(config)
 cluster, cluster_ok = scheduler_field()
+
+
+def page_links() -> None:
+    """A link to each analysis page, side by side."""
+    cols = st.columns(len(ANALYSIS_PAGES))
+    for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
+        col.page_link(path, label=label, icon=icon)
 
 
 def checklist(state: dict) -> str:
@@ -264,19 +274,39 @@ def pipeline_view(
     running = job is not None and job.running
     if live and not running:
         st.rerun(scope="app")  # it ended: show the result, stop refreshing
-    if state["rareness"]:
+    if state["rareness"] and state["detections"]:
         st.success(
             f"Detections, tracks, auto-labels and rareness scores ({estimator}) are ready.",
             icon=":material/check_circle:",
         )
-        cols = st.columns(len(ANALYSIS_PAGES))
-        for col, (path, label, icon) in zip(cols, ANALYSIS_PAGES, strict=True):
-            col.page_link(path, label=label, icon=icon)
+        page_links()
         return
-    st.markdown(
-        f"The analyses need {needs}, tracks and auto-labels, and a density model "
-        f"({estimator}) of the features. Done so far: {checklist(state)}."
-    )
+    if state["rareness"] or state["first_rareness"]:
+        shown = estimator if state["rareness"] else ESTIMATOR_LABELS[FIRST_DENSITY]
+        st.success(
+            f"A first analysis is ready on every page: the main model's detections, tracks "
+            f"and auto-labels, ranked by a {shown} density. "
+            + (
+                ""
+                if state["rareness"]
+                else f"{estimator} replaces it when it is fitted{density_eta(job, chosen)}. "
+            )
+            + (
+                ""
+                if state["detections"]
+                else f"The ensemble members' scores (M-REM, the variance axes) follow"
+                f"{members_eta(job)}."
+            ),
+            icon=":material/check_circle:",
+        )
+        page_links()
+    else:
+        st.markdown(
+            f"The analyses need {needs}, tracks and auto-labels, and a density model "
+            f"({estimator}) of the features. A first analysis, ranked by a "
+            f"{ESTIMATOR_LABELS[FIRST_DENSITY].lower()} density, comes as soon as the main "
+            f"model's detections are in. Done so far: {checklist(state)}."
+        )
     if running:
         show_job(job)
         return

@@ -17,6 +17,7 @@ import streamlit as st
 from pages._pipeline import (
     ESTIMATOR_LABELS,
     ESTIMATOR_NAMES,
+    analysis_config,
     app_config,
     require_detections,
     require_rareness,
@@ -55,9 +56,18 @@ st.caption(
 # --- config ----------------------------------------------------------------------------------
 data = require_data()
 computed = [n for n in ESTIMATOR_NAMES if status(data, app_config(data, estimator=n))["rareness"]]
-state.setdefault("logp_estimator", state.get("app_estimator", "ffjord"))
+# The sidebar's model by default; another computed one while it is not (the fast first
+# density while the pipeline refines), and back to the sidebar's once it is published,
+# unless the reader picked a model here themselves.
+preferred = state.get("app_estimator", "ffjord")
+state.setdefault("logp_estimator", preferred)
+if state.get("logp_fallback") and preferred in computed:
+    state["logp_estimator"] = preferred
 if computed and state["logp_estimator"] not in computed:
     state["logp_estimator"] = computed[0]
+state["logp_fallback"] = state["logp_estimator"] != preferred and preferred not in computed
+if state["logp_fallback"]:
+    analysis_config(data)  # says which model the page shows until the sidebar's is in
 c1, c2, c3 = st.columns([2, 2, 1])
 estimator = c1.selectbox(
     "Density model",

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._pipeline import app_config, require_pool
+from pages._pipeline import analysis_config, pool_key, require_members, require_pool
 from pages._shared import count, require_data, run_in_app
 from rem_core.config import MINING_METHODS, RemConfig
 from rem_core.mining import (
+    VARIANCE_METHODS,
     MiningPool,
     composition_table,
     describe_pool,
@@ -64,7 +65,7 @@ st.caption(
 
 # --- config ----------------------------------------------------------------------------------
 data = require_data()
-config = app_config(data)
+config = analysis_config(data)
 pool = require_pool(data, config)
 n_tracks = pool.num_tracks
 if n_tracks == 0 or len(pool.detections) == 0:
@@ -79,10 +80,19 @@ source = feature_source(config.features.source)
 # Without an ensemble every detection's score variance is 0: Ensemble and M-REM would rank
 # all detections alike, so they are not picked by default (they can still be chosen).
 defaults = [m for m in DEFAULT_METHODS if source.ensemble or m not in ("ensemble", "m_rem")]
+# Until the members' scores are in, the methods that read the variance cannot run.
+offered = list(MINING_METHODS)
+if not require_members(data, config, "Ensemble variance and M-REM"):
+    offered = [m for m in offered if m not in VARIANCE_METHODS]
+    defaults = [m for m in defaults if m not in VARIANCE_METHODS]
+    if any(m in VARIANCE_METHODS for m in st.session_state.get("mining_methods", ())):
+        st.session_state["mining_methods"] = [
+            m for m in st.session_state["mining_methods"] if m not in VARIANCE_METHODS
+        ]
 left, middle, right = st.columns([3, 2, 2])
 methods = left.multiselect(
     "Methods",
-    MINING_METHODS,
+    offered,
     default=defaults,
     format_func=LABELS.get,
     key="mining_methods",
@@ -136,10 +146,10 @@ def ranking(pool_key: str, method: str, rank_by: str, _pool: MiningPool, _config
     return rank_detections(_pool, method, score=_config.score, rank_by=rank_by, seed=seed)
 
 
-pool_key = str(data.key) + str(config.rareness.estimator)
+key = pool_key(data, config)
 results, rows = {}, [describe_pool(pool, config.score)]
 for method in methods:
-    result = select_from_pool(pool, ranking(pool_key, method, rank_by, pool, config), mining)
+    result = select_from_pool(pool, ranking(key, method, rank_by, pool, config), mining)
     results[method] = result
     rows.append(describe_selection(result, pool, method, config.score))
 table = composition_table(rows)
@@ -232,7 +242,7 @@ labels = merge_labels(result, pool.gt, pool.autolabels)
 human = int(np.count_nonzero(labels["source"] == "human"))
 cols[-1].download_button(
     "Label set (Waymo .bin)",
-    label_set_bytes((pool_key, method, budget, rank_by, fp_costs), labels, data.dataset.frames),
+    label_set_bytes((key, method, budget, rank_by, fp_costs), labels, data.dataset.frames),
     file_name=f"labels-{method.replace('_', '-')}-{budget}.bin",
     mime="application/octet-stream",
     key="mining_export_bin",

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._pipeline import app_config, require_pool
+from pages._pipeline import analysis_config, pool_key, require_members, require_pool
 from pages._shared import require_data, run_in_app
 from rem_core.geometry import size_subset
 from rem_core.mining import easy_filter
@@ -29,12 +29,15 @@ st.caption(
 
 # --- config ----------------------------------------------------------------------------------
 data = require_data()
-config = app_config(data)
+config = analysis_config(data)
 pool = require_pool(data, config)
+# The variance axis waits for the ensemble members; points and distance are final meanwhile.
+axes = list(DIFFICULTY_AXES)
+if not require_members(data, config, "The ensemble score variance axis"):
+    axes.remove("variance")
 c1, c2 = st.columns([3, 1])
 x = c1.radio(
-    "Difficulty", list(DIFFICULTY_AXES), format_func=DIFFICULTY_AXES.get, horizontal=True,
-    key="hard_x",
+    "Difficulty", axes, format_func=DIFFICULTY_AXES.get, horizontal=True, key="hard_x",
 )  # fmt: skip
 max_points = c2.select_slider(
     "Dots at most", [10_000, 20_000, 50_000, 100_000], 50_000, key="hard_max_points"
@@ -65,7 +68,7 @@ def detection_table(pool_key: str, _pool) -> pd.DataFrame:
     )
 
 
-table = detection_table(str(data.key) + config.rareness.estimator, pool)
+table = detection_table(pool_key(data, config), pool)
 if table.empty:
     st.info("The unlabelled pool holds no detections.", icon=":material/info:")
     st.stop()

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._pipeline import app_config, require_detections, require_rareness
+from pages._pipeline import analysis_config, require_detections, require_rareness
 from pages._shared import count, require_data, run_in_app
 from rem_core.analysis import RarestNoise, label_noise_in_rarest, track_table
 from rem_core.viz import bev_figure, track_figure, track_gallery
@@ -34,7 +34,7 @@ st.caption(
 
 # --- config ----------------------------------------------------------------------------------
 data = require_data()
-config = app_config(data)
+config = analysis_config(data)
 det = require_detections(data, config)
 run = require_rareness(data, config)
 ds = data.dataset

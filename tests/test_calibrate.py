@@ -81,15 +81,19 @@ def test_the_app_benchmark_gives_its_times_in_calibration_units(calibrate_module
     spec.loader.exec_module(app_bench)
 
     result = {
+        "first_analysis_s": 240.0,
         "cold_ready_s": 600.0,
         "stage_s": {"world": 60.0},
         "browser_page_s": {"Home": 0.5},
+        "load_page_s": {"Home": 1.5, "Rarest tracks": None},  # None: no visit finished
         "server_cpu_share": 0.05,
         "calibration_s": 3.0,
     }
     units = app_bench.per_calibration(result)
     assert units == {
+        "first_analysis_s": 80.0,
         "cold_ready_s": 200.0,
         "stage_s": {"world": 20.0},
         "browser_page_s": {"Home": 0.167},
+        "load_page_s": {"Home": 0.5, "Rarest tracks": None},
     }

@@ -37,7 +37,8 @@ def _score(cache: Path, out: Path) -> subprocess.Popen:
 
 def _held(cache: Path, stage: str) -> bool:
     """Whether a process holds the lock of an entry of ``stage``."""
-    for lock in (cache / stage).glob(".*.lock"):
+    # a stage published in parts (the detections) locks each part inside its entry
+    for lock in (cache / stage).rglob(".*.lock"):
         with open(lock) as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)

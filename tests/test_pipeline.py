@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,8 @@ from rem_core import pipeline
 from rem_core.cli import main
 from rem_core.config import RemConfig
 from rem_core.detect import ensemble_scores
+from rem_core.errors import InputError
+from rem_core.mining import VARIANCE_METHODS, rank_detections
 from rem_core.pipeline.sources import detector as detector_source
 from rem_core.schema import BOX_COLUMNS
 
@@ -270,3 +274,76 @@ def test_retrain_removes_the_experiments_computed_from_the_old_ensemble(run, tin
     shutil.copytree(old, folder)
     assert clear_pipeline(config, tiny_world, root) == [folder]
     assert all(path.is_dir() for path in kept)
+
+
+def test_the_pipeline_shows_a_whole_analysis_before_the_members_and_the_flow(
+    run, tiny_world, tmp_path
+):
+    # The trained ensemble copied into a fresh cache: everything after it is computed here.
+    result, root = run
+    fresh = tmp_path / "cache"
+    shutil.copytree(root / "detector", fresh / "detector")
+    config = RemConfig.tiny()
+    first = pipeline.with_estimator(config, pipeline.FIRST_DENSITY)
+    started: dict[str, dict] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in started:  # what is published when the stage starts
+            started[stage] = pipeline.pipeline_status(config, tiny_world, fresh)
+
+    final = pipeline.run_pipeline(config, tiny_world, root=fresh, progress=progress)
+    names = list(started)
+
+    def index(prefix: str) -> int:
+        return next(i for i, name in enumerate(names) if name.startswith(prefix))
+
+    members = index(pipeline.MEMBERS_STAGE)
+    fast = index(pipeline.fitting_stage(pipeline.FIRST_DENSITY))
+    flow = index(pipeline.fitting_stage(config.rareness.estimator))
+    assert index("detecting") < fast < members < flow
+    # When the members start, a whole analysis is there: the main model's part and the fast
+    # density's rareness; neither the members' part nor the flow's rareness is.
+    state = started[names[members]]
+    assert state["detections_main"] and state["first_rareness"]
+    assert not state["detections"] and not state["rareness"]
+    # The two parts make the run the one-piece computation gives, and each density is an
+    # entry of its own.
+    whole = pipeline.ensure_detections(config, tiny_world, root=fresh)
+    assert whole.members_scored
+    pd.testing.assert_frame_equal(whole.detections, result.detections)
+    np.testing.assert_array_equal(whole.scores, result.scores)
+    gaussian = pipeline.ensure_rareness(first, tiny_world, root=fresh)
+    assert gaussian.path != final.path
+    assert gaussian.meta["config"]["estimator"] == "gaussian"
+    assert final.meta["config"]["estimator"] == config.rareness.estimator
+
+
+def test_a_run_without_its_members_mines_what_needs_no_ensemble(run, tiny_world, tmp_path):
+    result, root = run
+    config = RemConfig.tiny()
+    entry = pipeline.DETECTION_STAGE.entry(config, tiny_world, root).path
+    shutil.copytree(entry / "main", tmp_path / "entry" / "main")
+    main = pipeline.load_detections(tmp_path / "entry")
+    assert not main.members_scored and main.scores.shape == result.scores.shape
+    unlabelled = set(tiny_world.split_ids("unlabelled"))
+    pool = main.detections["segment_id"].isin(unlabelled).to_numpy()
+    # The main model's own score is in; the members' columns and the variance wait.
+    np.testing.assert_array_equal(main.scores[pool, 0], result.scores[pool, 0])
+    assert np.isnan(main.scores[:, 1:]).all() and np.isnan(main.variance).all()
+    rareness = pipeline.ensure_rareness(config, tiny_world, root=root)
+    mining = pipeline.mining_pool(config, tiny_world, main, rareness)
+    ranked = rank_detections(mining, "md_rem", score=config.score)
+    assert len(ranked) > 0
+    for method in VARIANCE_METHODS:
+        with pytest.raises(InputError, match="no ensemble scores"):
+            rank_detections(mining, method, score=config.score)
+    # With its members' part, the entry loads whole.
+    shutil.copytree(entry / "members", tmp_path / "entry" / "members")
+    again = pipeline.load_detections(tmp_path / "entry")
+    assert again.members_scored
+    np.testing.assert_array_equal(again.scores, result.scores)
+
+
+def test_an_entry_without_its_main_part_names_what_is_missing(tmp_path):
+    with pytest.raises(InputError, match=r"main/meta.json missing"):
+        pipeline.load_detections(tmp_path)

@@ -4,8 +4,7 @@ and ``rem score``."""
 from __future__ import annotations
 
 import argparse
-import shutil
-from pathlib import Path
+from functools import partial
 
 import pandas as pd
 
@@ -27,6 +26,7 @@ from rem_core.pipeline import (
     ensure_detectors,
     ensure_rareness,
     ship_detectors,
+    write_detections,
 )
 
 __all__ = [
@@ -82,11 +82,8 @@ def cmd_detect_run(args: argparse.Namespace) -> int:
         f"cached in {run.path}"
     )
     if args.out is not None:
-
-        def write(tmp: Path) -> None:
-            shutil.copytree(run.path, tmp, dirs_exist_ok=True)
-
-        publish_folder(args.out, write, force=args.force)
+        # One folder: the detections, features, tracks, auto-labels and every member's scores.
+        publish_folder(args.out, partial(write_detections, run), force=args.force)
         print(f"wrote {args.out}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rem_core.density.baselines import GaussianDensity, GaussianMixtureDensity, 
 from rem_core.density.ffjord import FFJORD
 from rem_core.density.realnvp import RealNVP
 from rem_core.density.reduce import FeatureReducer
+from rem_core.density.training import epoch_progress
 from rem_core.errors import InputError
 
 __all__ = ["ESTIMATOR_CLASSES", "estimator_for", "fit_density", "load_estimator", "make_estimator"]
@@ -65,11 +67,14 @@ def estimator_for(rareness: RarenessConfig) -> DensityEstimator:
 
 
 def fit_density(
-    features: np.ndarray, rareness: RarenessConfig
+    features: np.ndarray,
+    rareness: RarenessConfig,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[FeatureReducer, DensityEstimator]:
     """The PCA reducer (:class:`FeatureReducer`) and the density model of
     ``rareness`` fitted on ``features`` (``(N, C)``): what the pipeline's rareness stage and
-    a pool's fit on a sample (``rem_core.pool``) both fit.
+    a pool's fit on a sample (``rem_core.pool``) both fit. A flow calls
+    ``progress(epoch, max_epochs)`` after each epoch (``training.epoch_progress``).
 
     Features with fewer independent dimensions than ``rareness.k`` (geometric descriptors
     without points) keep as many components as they have dimensions of variation (judged
@@ -79,5 +84,6 @@ def fit_density(
     k = min(rareness.k, int(np.linalg.matrix_rank(sample - sample.mean(0), tol=1e-6)))
     reducer = FeatureReducer(k=max(k, 1), seed=rareness.density.seed).fit(features)
     estimator = estimator_for(rareness)
-    estimator.fit(reducer.transform(features))
+    with epoch_progress(progress):
+        estimator.fit(reducer.transform(features))
     return reducer, estimator

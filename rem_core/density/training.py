@@ -3,11 +3,13 @@ its NLL with the best weights restored, and a record per epoch (FFJORD and RealN
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +20,27 @@ from rem_core.config import DensityConfig, RealNVPConfig
 from rem_core.density.base import SolverStalled
 from rem_core.errors import InputError
 
-__all__ = ["BatchLoss", "EpochRecord"]
+__all__ = ["BatchLoss", "EpochRecord", "epoch_progress"]
 
 logger = logging.getLogger(__name__)
+
+#: ``report(epoch, max_epochs)`` after each epoch of a flow trained in this context.
+_EPOCH_REPORT: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
+    "epoch_report", default=None
+)
+
+
+@contextlib.contextmanager
+def epoch_progress(report: Callable[[int, int], None] | None) -> Iterator[None]:
+    """Within the block, every flow's training calls ``report(epoch, max_epochs)`` after each
+    epoch (the pipeline shows how far FFJORD got and when it will be done), and
+    ``report(max_epochs, max_epochs)`` when early stopping ends it sooner. An estimator's
+    ``fit`` keeps its scikit-learn signature; ``None``: nothing is reported."""
+    token = _EPOCH_REPORT.set(report)
+    try:
+        yield
+    finally:
+        _EPOCH_REPORT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,7 @@ def _train_flow(
     gen = torch.Generator(device=device).manual_seed(settings.seed)
     opt = torch.optim.Adam(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     run = _EarlyStopping(best_state=copy.deepcopy(module.state_dict()))
+    report = _EPOCH_REPORT.get() or (lambda epoch, total: None)
     for epoch in range(1, settings.max_epochs + 1):
         start = time.perf_counter()
         before = copy.deepcopy(module.state_dict())
@@ -146,6 +167,7 @@ def _train_flow(
         record = _epoch_record(epoch, sums, val, len(x_train), start)
         run.history.append(record)
         _log_epoch(name, record)
+        report(epoch, settings.max_epochs)
         if not math.isfinite(record.train_nll):
             raise InputError(f"{name}: training diverged at epoch {epoch}; lower lr")
         if n_val and _should_stop(run, module, val, settings.patience, name, epoch):
@@ -153,6 +175,7 @@ def _train_flow(
     if n_val or run.stalled:
         module.load_state_dict(run.best_state)
     module.eval()
+    report(settings.max_epochs, settings.max_epochs)
     return run.history
 
 

@@ -64,6 +64,19 @@ class StageStatus:
         """The stage's duration, once it has ended."""
         return None if self.ended is None else self.ended - self.started
 
+    def remaining(self, now: float) -> float | None:
+        """Seconds left at the pace so far, ``now`` seconds from the job's start: 0 once it
+        has ended, ``None`` before its first unit is done.
+
+        >>> StageStatus(done=10, total=40, started=100.0).remaining(now=130.0)
+        90.0
+        """
+        if self.ended is not None:
+            return 0.0
+        if self.done <= 0 or self.total <= 0:
+            return None
+        return (now - self.started) / self.done * max(self.total - self.done, 0)
+
 
 @dataclass(frozen=True)
 class JobStatus:
@@ -108,6 +121,11 @@ class JobStatus:
     def elapsed(self) -> float:
         """Seconds since the start (to the end, once ended)."""
         return (self.finished or time.time()) - self.started
+
+    def stage(self, prefix: str) -> StageStatus | None:
+        """The last stage whose name starts with ``prefix``, if it has reported."""
+        found = [status for name, status in self.stages.items() if name.startswith(prefix)]
+        return found[-1] if found else None
 
 
 def job_key(kind: str, config: RemConfig, data: str | os.PathLike) -> str:

@@ -34,6 +34,7 @@ from rem_core.mining.export import (
 )
 from rem_core.mining.labels import merge_labels
 from rem_core.mining.methods import (
+    VARIANCE_METHODS,
     MiningPool,
     best_overlap,
     rank_detections,
@@ -69,6 +70,7 @@ __all__ = [
     "Composition",
     "MergedChecks",
     "Mined",
+    "VARIANCE_METHODS",
     "MiningPool",
     "MiningResult",
     "PartChecks",

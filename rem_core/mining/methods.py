@@ -44,12 +44,17 @@ from rem_core.evaluation import match_frames
 from rem_core.mining.scores import d_rem, m_rem, md_rem
 
 __all__ = [
+    "VARIANCE_METHODS",
     "MiningPool",
     "best_overlap",
     "rank_detections",
     "track_codes",
     "track_mean",
 ]
+
+
+#: The methods that read the ensemble's score variance (the others need no ensemble).
+VARIANCE_METHODS: tuple[str, ...] = ("ensemble", "m_rem")
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,13 @@ from rem_core.dataset import Dataset
 from rem_core.density import fit_density, score_on_cluster
 from rem_core.errors import InputError
 from rem_core.mining import MiningPool
-from rem_core.pipeline.keys import detections_key, experiment_key, rareness_key
-from rem_core.pipeline.outputs import (
-    DetectionRun,
-    Progress,
-    StageCall,
-    load_detections,
-    write_detections,
+from rem_core.pipeline.detection import (
+    DETECTION_STAGE,
+    ensure_detections,
+    ensure_main_detections,
 )
+from rem_core.pipeline.keys import experiment_key, rareness_key
+from rem_core.pipeline.outputs import DetectionRun, Progress, StageCall
 from rem_core.pipeline.rareness import RarenessRun, load_rareness, write_rareness
 from rem_core.pipeline.sources import feature_source
 from rem_core.pipeline.sources.detector import detector_entry
@@ -46,17 +45,20 @@ from rem_core.pipeline.sources.detector import detector_entry
 _R = TypeVar("_R")
 
 __all__ = [
-    "DETECTION_STAGE",
+    "FIRST_DENSITY",
     "PIPELINE_STAGES",
     "RARENESS_STAGE",
     "PipelineStage",
     "clear_pipeline",
-    "ensure_detections",
     "ensure_mining_pool",
     "ensure_rareness",
     "fit_rareness",
+    "fitting_stage",
+    "mining_pool",
     "pipeline_status",
     "run_pipeline",
+    "scoring_stage",
+    "with_estimator",
 ]
 
 
@@ -103,21 +105,22 @@ class PipelineStage(Generic[_R]):
         return entry.get(lambda: self.compute(config, dataset, call), self.write, self.read)
 
 
-def _detect(config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
-    return feature_source(config.features.source).detect(config, dataset, call)
-
-
-#: Detections, features, ensemble scores, tracks and auto-labels of every segment, computed
-#: by the config's feature source (``rem_core.pipeline.sources``).
-DETECTION_STAGE = PipelineStage(
-    "detections", detections_key, _detect, write_detections, load_detections
-)
-ensure_detections = DETECTION_STAGE.ensure
-
-
 def _fit(config: RemConfig, dataset: Dataset, call: StageCall) -> RarenessRun:
-    run = ensure_detections(config, dataset, call.root, call.progress, call.shipped, call.client)
+    # The density reads the main model's features only: it need not wait for the members.
+    run = ensure_main_detections(
+        config, dataset, call.root, call.progress, call.shipped, call.client
+    )
     return fit_rareness(config, dataset, run, call)
+
+
+def fitting_stage(estimator: str) -> str:
+    """The start of the rareness stage's progress name while it fits ``estimator``."""
+    return f"fitting {estimator}"
+
+
+def scoring_stage(estimator: str) -> str:
+    """The start of its progress name while ``estimator`` scores every object."""
+    return f"scoring with {estimator}"
 
 
 def fit_rareness(
@@ -136,12 +139,21 @@ def fit_rareness(
             f"rareness: only {fit_rows.sum()} detections in {cfg.fit_splits} score >= "
             f"{cfg.min_score}; too few to fit a density (10 at least)"
         )
-    report = call.reporter(f"fitting {cfg.estimator} on {fit_rows.sum():,} detections")
-    report(0, 2)
+    # Epochs for a flow (its max: early stopping may end it sooner), one unit otherwise.
+    fitting = call.reporter(f"{fitting_stage(cfg.estimator)} on {fit_rows.sum():,} detections")
+    last = [0, 1]
+
+    def fit_progress(done: int, total: int) -> None:
+        last[:] = done, total
+        fitting(done, total)
+
+    fit_progress(0, 1)
     start = time.perf_counter()
-    reducer, estimator = fit_density(run.features[fit_rows], cfg)
+    reducer, estimator = fit_density(run.features[fit_rows], cfg, progress=fit_progress)
     fit_s = time.perf_counter() - start
-    report(1, 2)
+    fitting(last[1], last[1])
+    scoring = call.reporter(f"{scoring_stage(cfg.estimator)} every detection and box")
+    scoring(0, 1)
     # Scoring is most of a flow's time: on a cluster, whole batches at a time (same numbers).
     log_prob = score_on_cluster(estimator, reducer.transform(run.features), call.client)
     # Ground truth without features of its own (imported features: a missed box) gets NaN.
@@ -151,7 +163,7 @@ def fit_rareness(
         gt_log_prob[described] = score_on_cluster(
             estimator, reducer.transform(run.gt_features[described]), call.client
         )
-    report(2, 2)
+    scoring(1, 1)
     meta = {
         "config": config_to_dict(cfg),
         "detections": str(run.path),
@@ -178,14 +190,23 @@ def ensure_mining_pool(
     progress: Progress | None = None,
     client: Any = None,
 ) -> MiningPool:
-    """The unlabelled pool as mining sees it, running (or reading) the stages before it.
+    """The unlabelled pool as mining sees it (:func:`mining_pool`), running (or reading) the
+    stages before it."""
+    det_run = ensure_detections(config, dataset, root, progress, client=client)
+    run = ensure_rareness(config, dataset, root, progress, client=client)
+    return mining_pool(config, dataset, det_run, run)
+
+
+def mining_pool(
+    config: RemConfig, dataset: Dataset, det_run: DetectionRun, run: RarenessRun
+) -> MiningPool:
+    """The unlabelled pool as mining sees it, from a detection run and its rareness.
 
     Detections are the main model's in the unlabelled pool scoring at least
     ``rareness.min_score`` (the detections the density model was fitted on); ground truth is
     the pool's vehicles, kept aside for the simulated labeller; auto-labels are the pool's.
+    Their ensemble variance is NaN while ``det_run``'s members are not scored.
     """
-    det_run = ensure_detections(config, dataset, root, progress, client=client)
-    run = ensure_rareness(config, dataset, root, progress, client=client)
     pool_ids = set(dataset.split_ids("unlabelled"))
     det = det_run.detections
     rows = np.flatnonzero(
@@ -207,28 +228,48 @@ def ensure_mining_pool(
     )
 
 
+#: The density the pipeline fits first, on the main model's features alone, so that every
+#: analysis has a ranking within seconds of the detections (docs/density.md: 1 s on the
+#: demo world, large vehicles ranked about as well as by FFJORD); the configured density
+#: follows once the ensemble members have run. Its results are its own rareness entry.
+FIRST_DENSITY = "gaussian"
+
+
+def with_estimator(config: RemConfig, estimator: str) -> RemConfig:
+    """``config`` with the density model ``estimator`` (its other rareness settings kept)."""
+    return replace(config, rareness=replace(config.rareness, estimator=estimator))
+
+
 #: Stages of :func:`run_pipeline`, in order, as :func:`pipeline_status` names them.
 PIPELINE_STAGES = ("detectors", "detections", "rareness")
 
 
-def pipeline_status(config: RemConfig, dataset: Dataset, root: Path | None = None) -> dict:
+def pipeline_status(
+    config: RemConfig, dataset: Dataset, root: Path | None = None, first: str = FIRST_DENSITY
+) -> dict:
     """Which stages are cached for ``config`` on ``dataset``, without computing anything.
 
     Returns:
         ``{"detectors": bool, "detections": bool, "rareness": bool}`` (detectors: whatever
-        the feature source needs before detecting; rareness: for
-        ``config.rareness.estimator``), and ``"detections_path"`` / ``"rareness_path"``:
-        the cache folders (present or not).
+        the feature source needs before detecting; detections: both parts, the members'
+        scores in; rareness: for ``config.rareness.estimator``), ``"detections_main"``
+        (the main model's part is published), ``"first_rareness"`` (the rareness of the
+        density ``first`` is), and ``"detections_path"`` / ``"rareness_path"`` /
+        ``"first_rareness_path"``: the cache folders (present or not).
     """
     root = Path(root or cache_root())
     detections = DETECTION_STAGE.entry(config, dataset, root)
     rareness = RARENESS_STAGE.entry(config, dataset, root)
+    first_rareness = RARENESS_STAGE.entry(with_estimator(config, first), dataset, root)
     return {
         "detectors": feature_source(config.features.source).ready(config, dataset, root),
         "detections": detections.done,
+        "detections_main": DETECTION_STAGE.main_done(config, dataset, root),
         "rareness": rareness.done,
+        "first_rareness": first_rareness.done,
         "detections_path": detections.path,
         "rareness_path": rareness.path,
+        "first_rareness_path": first_rareness.path,
     }
 
 
@@ -311,8 +352,16 @@ def run_pipeline(
     progress: Progress | None = None,
     shipped: bool = True,
     client: Any = None,
+    first: str | None = FIRST_DENSITY,
 ) -> RarenessRun:
-    """Every stage up to the rareness of every object (cached stages are read, not redone;
-    ``shipped``: see :func:`~rem_core.pipeline.ensure_detectors`; ``client``: a
-    Dask client, see :class:`~rem_core.pipeline.StageCall`)."""
+    """Every stage up to the rareness of every object, in the order that gives a whole
+    analysis first and refines it: the main model's detections, the density ``first``
+    fitted on them (:data:`FIRST_DENSITY`; ``None``, or the configured density itself:
+    skipped), the ensemble members' scores, then ``config.rareness.estimator``'s density.
+    Cached stages are read, not redone; ``shipped``: see
+    :func:`~rem_core.pipeline.ensure_detectors`; ``client``: a Dask client, see
+    :class:`~rem_core.pipeline.StageCall`."""
+    if first is not None and first != config.rareness.estimator:
+        ensure_rareness(with_estimator(config, first), dataset, root, progress, shipped, client)
+    ensure_detections(config, dataset, root, progress, shipped, client)
     return ensure_rareness(config, dataset, root, progress, shipped, client)

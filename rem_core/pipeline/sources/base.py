@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.pipeline.outputs import DetectionRun, StageCall
@@ -37,7 +39,19 @@ class FeatureSource(ABC):
 
     @abstractmethod
     def detect(self, config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
-        """Compute the detection stage (``path`` ``None``: the caller publishes it)."""
+        """Compute the detection stage's main part: detections, features, tracks and
+        auto-labels, the main model's scores (``path`` ``None``: the caller publishes it).
+        A source with an ensemble leaves its members' score columns NaN for
+        :meth:`score_members`."""
+
+    def score_members(
+        self, config: RemConfig, dataset: Dataset, run: DetectionRun, call: StageCall
+    ) -> tuple[np.ndarray, dict]:
+        """Every member's score of each of ``run``'s detections (``(N, M)``, the shape of
+        ``run.scores``) and what to record of it; the stage's second part, published after
+        the analyses that need only the main part can run. Without an ensemble: the
+        scores ``detect`` gave."""
+        return run.scores, {"members": run.scores.shape[1]}
 
     def needs(self, config: RemConfig) -> str:
         """What the source computes, for a sentence ("The analyses need ...")."""

@@ -25,7 +25,7 @@ from rem_core.detect import (
     train_detectors,
 )
 from rem_core.pipeline.keys import dataset_key, detector_key
-from rem_core.pipeline.outputs import DetectionRun, Progress, StageCall
+from rem_core.pipeline.outputs import MEMBERS_STAGE, DetectionRun, Progress, StageCall
 from rem_core.pipeline.shipped import find_shipped
 from rem_core.pipeline.sources.base import FeatureSource
 from rem_core.provenance import kernels, machine
@@ -155,7 +155,6 @@ class DetectorFeatures(FeatureSource):
     def detect(self, config: RemConfig, dataset: Dataset, call: StageCall) -> DetectionRun:
         models = ensure_detectors(config, dataset, call.root, call.progress, call.shipped)
         all_ids = dataset.segments["segment_id"].tolist()
-        unlabelled = dataset.split_ids("unlabelled")
         main = detect(
             models[0],
             dataset,
@@ -165,19 +164,10 @@ class DetectorFeatures(FeatureSource):
             client=call.client,
         )
         detections = main.detections
+        # The main model's own score in the pool; the members' columns wait for score_members.
         scores = np.full((len(detections), len(models)), np.nan, np.float32)
-        pool = detections["segment_id"].isin(unlabelled).to_numpy()
-        others = [
-            run.detections
-            for run in detect_ensemble(
-                models[1:],
-                dataset,
-                unlabelled,
-                progress=call.reporter(f"ensemble members 2-{len(models)} on the unlabelled pool"),
-                client=call.client,
-            )
-        ]
-        scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)
+        pool = detections["segment_id"].isin(dataset.split_ids("unlabelled")).to_numpy()
+        scores[pool, 0] = detections["score"].to_numpy(np.float32)[pool]
         report = call.reporter("tracking and auto-labelling")
         report(0, 2)
         tracked = track_detections(detections, dataset.frames, config.tracker, call.client)
@@ -195,3 +185,28 @@ class DetectorFeatures(FeatureSource):
         return DetectionRun(
             None, tracked, main.features, scores, main.gt, main.gt_features, labels, meta
         )
+
+    def score_members(
+        self, config: RemConfig, dataset: Dataset, run: DetectionRun, call: StageCall
+    ) -> tuple[np.ndarray, dict]:
+        """Members 2-M on the unlabelled pool, each detection of the main model matched to
+        theirs (``ensemble_scores``: a miss scores 0)."""
+        models = ensure_detectors(config, dataset, call.root, call.progress, call.shipped)
+        unlabelled = dataset.split_ids("unlabelled")
+        start = time.perf_counter()
+        others = [
+            member.detections
+            for member in detect_ensemble(
+                models[1:],
+                dataset,
+                unlabelled,
+                progress=call.reporter(f"{MEMBERS_STAGE} 2-{len(models)} on the unlabelled pool"),
+                client=call.client,
+            )
+        ]
+        detections = run.detections
+        pool = detections["segment_id"].isin(unlabelled).to_numpy()
+        scores = np.full((len(detections), len(models)), np.nan, np.float32)
+        scores[pool] = ensemble_scores(detections[pool], others, config.detector.match_iou)
+        meta = {"members": len(models), "seconds": round(time.perf_counter() - start, 1)}
+        return scores, meta

@@ -1,0 +1,60 @@
+"""Several researchers at once: three Chromium sessions browse the running app together
+(``bench/app_load.py``'s ``load_test``) on the tiny world, and every visit finishes without
+an exception or an error alert.
+
+No timing is asserted: how much slower pages get under load is the benchmark's to measure
+(``python bench/app_load.py``), on the demo world.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+from test_browser import CHROMEDRIVER, CHROMIUM, ROOT, app_url  # noqa: F401 - a fixture
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+        reason=f"needs Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
+        "install them with `make system`",
+    ),
+]
+
+# Sidebar titles of the pages browsed: the one without analyses, the 3D scene, two charts.
+PAGES = ["Home", "Scene explorer", "Rareness vs recall", "Log-probability histograms"]
+SESSIONS = 3
+
+
+@pytest.fixture(scope="module")
+def load_test() -> Iterator[Callable[..., dict]]:
+    """``bench/app_load.py``'s ``load_test``. The module is loaded by its path (registered
+    while it runs, as its dataclasses need) and puts ``bench/`` on ``sys.path`` (for its
+    siblings); the path is given back afterwards."""
+    saved = list(sys.path)
+    spec = importlib.util.spec_from_file_location("bench_app_load", ROOT / "bench" / "app_load.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module.load_test
+    finally:
+        sys.modules.pop(spec.name, None)
+        sys.path[:] = saved
+
+
+def test_sessions_at_once_all_finish_without_errors(
+    app_url: str,  # noqa: F811 - the fixture imported above
+    load_test: Callable[..., dict],
+) -> None:
+    # a generous bound per visit: it only decides when a stuck visit counts as an error
+    result = load_test(app_url, sessions=SESSIONS, rounds=1, pages=PAGES, timeout=120)
+    assert result["load_errors"] == 0, "\n".join(result["errors"])
+    # every session finished every visit, the warm-up round's and the timed round's
+    assert result["visits_per_page"] == SESSIONS * 2
+    assert result["load_visits"] == {page: SESSIONS * 2 for page in PAGES}
+    assert all(seconds is not None for seconds in result["load_page_s"].values())
