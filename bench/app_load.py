@@ -117,8 +117,11 @@ def _browse(
             open_app(driver, base_url, timeout)
         finally:
             start.wait()  # every session starts browsing at once, even one that failed to open
+        # The app opens on Home: a click on the link of the page already shown may start no
+        # run at all, so a round that starts with Home visits it last instead.
+        order = pages[1:] + pages[:1] if pages[:1] == ["Home"] else pages
         for round_ in range(rounds + 1):
-            for title in pages:
+            for title in order:
                 seconds, error = _checked_visit(driver, title, timeout)
                 if error is not None:
                     seen.errors.append(f"session {index}, round {round_}: {error}")

@@ -296,7 +296,8 @@ def pipeline_view(
                 if state["detections"]
                 else f"The ensemble members' scores (M-REM, the variance axes) follow"
                 f"{members_eta(job)}."
-            ),
+            )
+            + ("" if running else " The pipeline is not running: run it below to refine it."),
             icon=":material/check_circle:",
         )
         page_links()
