@@ -9,21 +9,13 @@ No timing is asserted: how much slower pages get under load is the benchmark's t
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_browser import CHROMEDRIVER, CHROMIUM, ROOT, app_url  # noqa: F401 - a fixture
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-        reason=f"needs Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
-        "install them with `make system`",
-    ),
-]
+# the browser tests' marks (skipped without Chromium) and their server on the tiny world
+from test_browser import ROOT, app_url, pytestmark  # noqa: F401
 
 # Sidebar titles of the pages browsed: two analyses and Home (the 3D scene's software WebGL
 # in three browsers on the suite's two cores would time the browsers, not the server).

@@ -9,16 +9,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _python(*args: str) -> str:
+    """What ``python ARGS`` prints, run in the project folder (where the server reads its
+    settings)."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+
+
 def _settings() -> list[str]:
     """``streamlit config show``'s settings, as the server in the project folder reads them."""
-    shown = subprocess.run(
-        [sys.executable, "-m", "streamlit", "config", "show"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    shown = _python("-m", "streamlit", "config", "show")
     return [line.strip() for line in shown.splitlines() if not line.startswith("#")]
 
 
@@ -33,12 +34,4 @@ def test_no_session_waits_for_a_full_collection_after_each_run():
     # half of the server's GIL time with 8 sessions browsing (py-spy). A hidden option:
     # `config show` does not list it, so ask the config as the server reads it.
     read = "from streamlit import config; print(config.get_option('runner.postScriptGC'))"
-    shown = subprocess.run(
-        [sys.executable, "-c", read],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    assert shown.strip() == "False"
+    assert _python("-c", read).strip() == "False"
