@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,3 +295,13 @@ def test_no_function_is_too_long():
                 if n > MAX_FUNCTION_LINES:
                     long[f"{module.path.relative_to(ROOT)}:{node.name}"] = n
     assert not long, long
+
+
+@pytest.mark.skipif(not os.environ.get("PYTEST_XDIST_WORKER"), reason="in `make test`'s workers")
+def test_each_suite_worker_runs_torch_on_one_thread():
+    # tests/conftest.py sets OMP_NUM_THREADS=1 before torch loads; a conftest import that
+    # loaded torch first gave each of the two workers two threads, and the FFJORD tests
+    # took 4 to 12 times as long (2026-12-07)
+    import torch
+
+    assert torch.get_num_threads() == 1

@@ -193,3 +193,48 @@ def test_the_code_is_parsed_by_one_thread_at_a_time(tmp_path: Path, monkeypatch)
     for thread in threads:
         thread.join()
     assert most[0] == 1
+
+
+def _fingerprint_afresh(source: Path) -> str:
+    for cached in (code_module._fingerprint, code_module._closure, code_module._parsed):
+        cached.cache_clear()
+    return code_module._fingerprint(("rem_core.config",), source)
+
+
+def test_the_parsed_code_is_kept_and_read_back_while_its_source_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Parsing the package costs each process about two seconds; each module's tree is kept
+    # beside its bytecode and read back, and never once its source has changed.
+    source = tmp_path / "rem_core"
+    shutil.copytree(SOURCE / "config", source / "config")
+    (source / "__init__.py").write_text("")
+    parsed = _fingerprint_afresh(source)
+    kept = sorted(source.rglob("*.ast.json"))
+    assert {p.parent.name for p in kept} == {"__pycache__"}
+    assert len(kept) == len(list(source.rglob("*.py")))
+
+    parse = code_module.ast.parse
+    monkeypatch.setattr(code_module.ast, "parse", lambda *a, **k: pytest.fail("parsed again"))
+    assert _fingerprint_afresh(source) == parsed  # read back, not parsed
+
+    # a change of logic: that module is parsed again, and the fingerprint is the one a
+    # parse of every module gives
+    monkeypatch.setattr(code_module.ast, "parse", parse)
+    _edit(source / "config" / "world.py", "n_segments=4,", "n_segments=5,")
+    changed = _fingerprint_afresh(source)
+    assert changed != parsed
+    for path in kept:
+        path.unlink()
+    assert _fingerprint_afresh(source) == changed
+
+    # a kept file that cannot be read is parsed again; a folder that cannot be written is
+    # no error
+    for path in source.rglob("*.ast.json"):
+        path.write_text("{not json")
+    assert _fingerprint_afresh(source) == changed
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(code_module, "_kept_path", lambda path: tmp_path / "a-file" / "x.json")
+    assert _fingerprint_afresh(source) == changed
+    for cached in (code_module._fingerprint, code_module._closure, code_module._parsed):
+        cached.cache_clear()

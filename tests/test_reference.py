@@ -28,7 +28,7 @@ from rem_core.experiment import (
     with_intervals,
     write_segment_results,
 )
-from rem_core.pipeline import code_fingerprints, dataset_key, ensure_world
+from rem_core.pipeline import code_fingerprints, dataset_key
 
 
 def settings(config: RemConfig | None = None, **experiment) -> RemConfig:
@@ -44,9 +44,9 @@ def root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def world(root):
+def world(seed_tiny_world, root):
     """The tiny world in the cache, where ``rem experiment --preset tiny`` finds it."""
-    return ensure_world(RemConfig.tiny().world, root=root)
+    return seed_tiny_world(root)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,12 @@ import, at module level or inside a function (their import closure). Its fingerp
 each of those modules' syntax tree without docstrings, so a change of logic anywhere in the
 closure changes it, and comments, docstrings and formatting do not.
 
+Parsing the package takes about two seconds, which every process that keys a cache entry
+would pay (each `rem` command, each job). Each module's tree is kept beside its bytecode
+(``__pycache__/<module>.<tag>.ast.json``, under the hash of the source it came from) and read
+back while the source is unchanged; where that folder cannot be written, it is parsed each
+time.
+
 >>> len(code_fingerprint("detector"))
 16
 >>> code_fingerprint("detector") == code_fingerprint("detector")
@@ -15,6 +21,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
+import json
+import os
+import tempfile
 import threading
 from functools import cache
 from pathlib import Path
@@ -100,9 +110,57 @@ def _parsed(source: Path) -> dict[str, tuple[frozenset[str], str]]:
     files = {_module_name(path, source): path for path in sorted(source.rglob("*.py"))}
     out = {}
     for name, path in files.items():
-        tree = ast.parse(path.read_text(), str(path))
-        out[name] = (_imports(tree, name, files), ast.dump(_without_docstrings(tree)))
+        statements, tree = _module(path)
+        out[name] = (_imports(statements, name, files), tree)
     return out
+
+
+def _module(path: Path) -> tuple[list[tuple[str, str | None]], str]:
+    """A module's import statements (``_import_statements``) and its syntax tree without
+    docstrings (``ast.dump``): as kept beside its bytecode when that was made from the same
+    source, parsed (and kept) otherwise."""
+    text = path.read_bytes()
+    digest = hashlib.sha256(text).hexdigest()
+    kept = _kept_path(path)
+    if kept is not None:
+        try:
+            data = json.loads(kept.read_text())
+            if data["source"] == digest:
+                return [(m, a) for m, a in data["imports"]], data["tree"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none kept, or unreadable: parse it
+    tree = ast.parse(text.decode("utf-8"), str(path))
+    statements = _import_statements(tree)
+    dump = ast.dump(_without_docstrings(tree))
+    if kept is not None:
+        _keep(kept, {"source": digest, "imports": statements, "tree": dump})
+    return statements, dump
+
+
+def _kept_path(path: Path) -> Path | None:
+    """Where the parsed form of the module at ``path`` is kept: beside its bytecode
+    (``None`` where this Python keeps no bytecode)."""
+    try:
+        return Path(importlib.util.cache_from_source(str(path))).with_suffix(".ast.json")
+    except NotImplementedError:
+        return None
+
+
+def _keep(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` whole (a temporary file renamed), or not at all where
+    the folder cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass  # a read-only install: parsed again next time
 
 
 def _module_name(path: Path, source: Path) -> str:
@@ -110,9 +168,23 @@ def _module_name(path: Path, source: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(tree: ast.Module, name: str, files: dict[str, Path]) -> frozenset[str]:
-    """The package's modules ``tree`` imports (a package's ``__init__`` for its names, a
-    module for itself)."""
+def _import_statements(tree: ast.Module) -> list[tuple[str, str | None]]:
+    """Every absolute import in ``tree``, as ``(module, None)`` for ``import module`` and
+    ``(module, name)`` for ``from module import name``."""
+    found: list[tuple[str, str | None]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, None) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.extend((node.module, alias.name) for alias in node.names)
+    return found
+
+
+def _imports(
+    statements: list[tuple[str, str | None]], name: str, files: dict[str, Path]
+) -> frozenset[str]:
+    """The package's modules that module ``name`` imports by ``statements`` (a package's
+    ``__init__`` for its names, a module for itself)."""
 
     def resolve(dotted: str) -> str | None:
         while dotted and dotted not in files:
@@ -120,13 +192,9 @@ def _imports(tree: ast.Module, name: str, files: dict[str, Path]) -> frozenset[s
         return dotted or None
 
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(resolve(alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                full = f"{node.module}.{alias.name}"
-                found.add(full if full in files else resolve(node.module))
+    for module, alias in statements:
+        full = f"{module}.{alias}"
+        found.add(full if alias is not None and full in files else resolve(module))
     found.discard(None)
     found.discard(name)
     return frozenset(found)

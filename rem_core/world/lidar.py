@@ -24,6 +24,10 @@ __all__ = ["HIT_CLUTTER", "HIT_GROUND", "HIT_NONE", "HIT_STATIC", "Lidar", "Soli
 HIT_NONE, HIT_GROUND, HIT_STATIC, HIT_CLUTTER = -1, -2, -3, -4
 
 
+#: Samples along the rays taken at once in the search for uneven ground.
+_TERRAIN_BLOCK = 8
+
+
 @dataclass(frozen=True)
 class Solids:
     """Oriented boxes to cast rays against, in the vehicle frame.
@@ -263,23 +267,38 @@ class Lidar:
     ) -> np.ndarray:
         """Distance along each ray to uneven ground (``inf`` if it meets none in range):
         the first of ``step``-metre samples below the ground, refined by linear
-        interpolation between it and the sample before."""
+        interpolation between it and the sample before.
+
+        The samples are taken ``_TERRAIN_BLOCK`` at a time, and a ray that has met the
+        ground takes no more: most rays point down and meet it within a few metres. Each
+        sample is the same elementwise arithmetic as over the whole range at once, so the
+        distances are the same to the bit.
+        """
         d = self.directions.reshape(-1, 3)
         t = np.arange(step, self.config.max_range_m + step, step)
         best = np.full(len(d), np.inf)
         # rays rising faster than any hill never meet the ground
         maybe = np.flatnonzero(d[:, 2] < 0.15)
         for chunk in np.array_split(maybe, max(1, len(maybe) // 8192)):
-            x, y = d[chunk, 0, None] * t, d[chunk, 1, None] * t
-            above = self.origin[2] + d[chunk, 2, None] * t - terrain(x, y)  # (R, T)
-            below = above < 0
-            hit = below.any(axis=1)
-            k = np.argmax(below, axis=1)[hit]
-            rows = np.flatnonzero(hit)
-            a1 = above[rows, k]
-            a0 = np.where(k > 0, above[rows, np.maximum(k - 1, 0)], self.origin[2])
-            t0 = np.where(k > 0, t[np.maximum(k - 1, 0)], 0.0)
-            best[chunk[rows]] = t0 + step * a0 / np.maximum(a0 - a1, 1e-9)
+            # the height above ground of each ray still in the air at the sample before
+            # the block (at the sensor, before the first)
+            before = np.full(len(chunk), self.origin[2])
+            for start in range(0, len(t), _TERRAIN_BLOCK):
+                ts = t[start : start + _TERRAIN_BLOCK]
+                x, y = d[chunk, 0, None] * ts, d[chunk, 1, None] * ts
+                above = self.origin[2] + d[chunk, 2, None] * ts - terrain(x, y)  # (R, B)
+                below = above < 0
+                hit = below.any(axis=1)
+                k = np.argmax(below, axis=1)[hit]
+                rows = np.flatnonzero(hit)
+                a1 = above[rows, k]
+                a0 = np.where(k > 0, above[rows, np.maximum(k - 1, 0)], before[rows])
+                t_before = t[start - 1] if start else 0.0
+                t0 = np.where(k > 0, ts[np.maximum(k - 1, 0)], t_before)
+                best[chunk[rows]] = t0 + step * a0 / np.maximum(a0 - a1, 1e-9)
+                chunk, before = chunk[~hit], above[~hit, -1]
+                if not len(chunk):
+                    break
         return best
 
     def _spray(

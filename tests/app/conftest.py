@@ -19,10 +19,10 @@ if str(ROOT) not in sys.path:
 
 
 @pytest.fixture(scope="session")
-def app_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def app_cache(tmp_path_factory: pytest.TempPathFactory, seed_tiny_world) -> Path:
     """A cache root (``REM_CACHE_DIR``) holding the built tiny world."""
     root = tmp_path_factory.mktemp("rem_cache")
-    ensure_world(RemConfig.tiny().world, root=root)
+    seed_tiny_world(root)
     return root
 
 
@@ -48,6 +48,20 @@ def app_env(app_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REM_PRESET", "tiny")
     monkeypatch.setenv("REM_CACHE_DIR", str(app_cache))
     return app_cache
+
+
+@pytest.fixture(autouse=True)
+def _main_module() -> Iterator[None]:
+    """Give back the process's ``__main__`` after each test.
+
+    Streamlit's script runner installs the page it runs as ``sys.modules["__main__"]`` and
+    leaves it there. A process started later with multiprocessing's spawn (a world built
+    by two processes, a local Dask cluster) re-runs ``__main__`` first: each would run
+    app.py, streamlit and all, before its own work (about 250 s of the suite's CPU).
+    """
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(autouse=True)

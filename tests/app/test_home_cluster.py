@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 from rem_core.cluster import SCHEDULER_ENV
 from rem_core.config import RemConfig
 from rem_core.jobs import JobStatus, job_folder, job_key
-from rem_core.pipeline import ensure_world
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +48,10 @@ def _home(started: bool = True) -> AppTest:
     return at.run()
 
 
-def test_a_bad_scheduler_says_so_and_starts_nothing(fresh: Path, starts: list[dict]):
-    ensure_world(RemConfig.tiny().world, root=fresh)
+def test_a_bad_scheduler_says_so_and_starts_nothing(
+    seed_tiny_world, fresh: Path, starts: list[dict]
+):
+    seed_tiny_world(fresh)
     at = _home()
     assert not at.exception and not at.error
     at.text_input(key="home_cluster").input("my-cluster").run()
@@ -61,10 +62,10 @@ def test_a_bad_scheduler_says_so_and_starts_nothing(fresh: Path, starts: list[di
 
 
 def test_the_first_start_on_a_bad_scheduler_waits_for_a_good_one(
-    fresh: Path, starts: list[dict], monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, fresh: Path, starts: list[dict], monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv(SCHEDULER_ENV, "local:0")
-    ensure_world(RemConfig.tiny().world, root=fresh)
+    seed_tiny_world(fresh)
     at = _home(started=False)
     assert not at.exception
     assert "Dask scheduler 'local:0'" in at.error[0].value
@@ -76,12 +77,11 @@ def test_the_first_start_on_a_bad_scheduler_waits_for_a_good_one(
 
 @pytest.mark.parametrize("built", [True, False], ids=["built", "cold"])
 def test_the_first_start_runs_on_the_environments_scheduler(
-    fresh: Path, starts: list[dict], monkeypatch: pytest.MonkeyPatch, built: bool
+    seed_tiny_world, fresh: Path, starts: list[dict], monkeypatch: pytest.MonkeyPatch, built: bool
 ):
     monkeypatch.setenv(SCHEDULER_ENV, "local:2")
-    config = RemConfig.tiny()
     if built:
-        ensure_world(config.world, root=fresh)
+        seed_tiny_world(fresh)
     at = _home(started=False)
     assert not at.exception
     assert at.text_input(key="home_cluster").value == "local:2"
@@ -90,8 +90,10 @@ def test_the_first_start_runs_on_the_environments_scheduler(
     assert (call["world"] is None) == built  # a cold cache: the job builds the world first
 
 
-def test_run_the_pipeline_starts_the_job_on_the_scheduler_given(fresh: Path, starts: list[dict]):
-    world = ensure_world(RemConfig.tiny().world, root=fresh)
+def test_run_the_pipeline_starts_the_job_on_the_scheduler_given(
+    seed_tiny_world, fresh: Path, starts: list[dict]
+):
+    world = seed_tiny_world(fresh)
     at = _home()
     at.text_input(key="home_cluster").input(" tcp://10.0.0.5:8786 ").run()
     assert not at.exception and not at.error
@@ -115,10 +117,10 @@ def test_retrain_runs_on_the_scheduler_given(
     assert call["retrain"] and call["cluster"] == "local:1"
 
 
-def test_a_job_on_a_cluster_shows_where_it_runs_and_its_dashboard(fresh: Path):
+def test_a_job_on_a_cluster_shows_where_it_runs_and_its_dashboard(seed_tiny_world, fresh: Path):
     # A job "runs" (its lock held here, as the job process would) on a cluster.
     config = RemConfig.tiny()
-    world = ensure_world(config.world, root=fresh)
+    world = seed_tiny_world(fresh)
     folder = job_folder(job_key("pipeline", config, world.root), fresh)
     folder.mkdir(parents=True)
     status = {

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.jobs import job_key, read_job
-from rem_core.pipeline import ensure_world, pipeline_status
+from rem_core.pipeline import pipeline_status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,10 +28,10 @@ def test_home_with_the_pipeline_done_links_the_analyses(app_env: Path, app_pipel
 
 
 def test_first_start_runs_the_pipeline_in_the_background(
-    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
-    world = ensure_world(RemConfig.tiny().world, root=tmp_path)
+    world = seed_tiny_world(tmp_path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert any("Running the pipeline" in m.value for m in at.markdown)
@@ -58,10 +58,10 @@ def test_first_start_runs_the_pipeline_in_the_background(
 
 
 def test_the_pipeline_runs_only_behind_the_button_after_the_first_start(
-    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
-    ensure_world(RemConfig.tiny().world, root=tmp_path)
+    seed_tiny_world(tmp_path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state["home_pipeline_started"] = True
     at.run()
@@ -101,12 +101,12 @@ def test_two_sessions_on_a_cold_cache_start_one_job_that_builds_the_world(
 
 
 def test_home_says_why_the_pipeline_failed_and_offers_to_run_it_again(
-    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from rem_core.jobs import job_folder
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
-    world = ensure_world(RemConfig.tiny().world, root=tmp_path)
+    world = seed_tiny_world(tmp_path)
     folder = job_folder(job_key("pipeline", RemConfig.tiny(), world.root), tmp_path)
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(
@@ -121,12 +121,12 @@ def test_home_says_why_the_pipeline_failed_and_offers_to_run_it_again(
 
 
 def test_retrain_trains_the_detectors_again_in_a_job(
-    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from rem_core.pipeline import run_pipeline
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
-    world = ensure_world(RemConfig.tiny().world, root=tmp_path)
+    world = seed_tiny_world(tmp_path)
     run_pipeline(RemConfig.tiny(), world, root=tmp_path)
     model = next(tmp_path.glob("detector/*/member-0/model.pt"))
     before = model.stat().st_mtime_ns
@@ -146,7 +146,7 @@ def test_retrain_trains_the_detectors_again_in_a_job(
 
 
 def test_the_checklist_shows_each_stage_as_soon_as_it_is_published(
-    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     # A job "runs" (its lock held here, as the job process would), and the stages are
     # published one by one underneath Home, as the job publishes them.
@@ -158,7 +158,7 @@ def test_the_checklist_shows_each_stage_as_soon_as_it_is_published(
 
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
     config = RemConfig.tiny()
-    world = ensure_world(config.world, root=tmp_path)
+    world = seed_tiny_world(tmp_path)
     folder = job_folder(job_key("pipeline", config, world.root), tmp_path)
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(

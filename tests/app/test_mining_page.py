@@ -7,9 +7,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rem_core.config import RemConfig
-from rem_core.pipeline import ensure_world
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,10 +59,10 @@ def test_mining_page_budget_zero_and_whole_pool(mining: AppTest) -> None:
 
 
 def test_mining_page_without_the_pipeline_says_so(
-    app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
-    ensure_world(RemConfig.tiny().world, root=tmp_path)
+    seed_tiny_world(tmp_path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state["home_pipeline_started"] = True  # Home must not start it on its own
     at.run()

@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rem_core.config import RemConfig
-from rem_core.pipeline import ensure_world
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -106,10 +103,10 @@ def test_rarest_tracks_table_viewer_and_link(ready: Path) -> None:
 
 @pytest.mark.parametrize("page", ["rareness_recall", "log_prob", "rare_vs_hard", "rarest_tracks"])
 def test_pages_without_the_pipeline_say_so(
-    page: str, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_tiny_world, page: str, app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REM_CACHE_DIR", str(tmp_path))
-    ensure_world(RemConfig.tiny().world, root=tmp_path)
+    seed_tiny_world(tmp_path)
     at = open_page(page)
     assert not at.exception
     assert "Run the pipeline" in at.info[0].value or "run the pipeline" in at.info[0].value
