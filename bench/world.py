@@ -1,7 +1,9 @@
 """Benchmark: simulating the demo world on one core.
 
 Prints a human-readable summary, then (last line) JSON:
-``{"frames_per_s", "points_per_frame", "objects_per_frame", "large_track_share", ...}``.
+``{"frames_per_s", "points_per_frame", "objects_per_frame", "large_track_share", ...}``;
+``s_per_segment`` and ``ood_s_per_segment`` are the mean seconds of a segment of the main
+region and of the other (hilly) region.
 ``frames_per_s`` times simulation alone (scene layout, ray casting, labels, point counts);
 ``write_frames_per_s`` times writing the same frames as Parquet.
 
@@ -50,11 +52,13 @@ def main() -> None:
 
     lidar = Lidar(config.lidar)
     simulate_segment(dataclasses.replace(config, frames_per_segment=1), 0, lidar)  # warm up
-    segments, seconds = [], 0.0
+    segments, took = [], []
     for index in range(n):
         start = time.perf_counter()
         segments.append(simulate_segment(config, index, lidar))
-        seconds += time.perf_counter() - start
+        took.append(time.perf_counter() - start)
+    seconds = sum(took)
+    timed = list(zip(segments, took, strict=True))
     frames = sum(len(s.frames) for s in segments)
     points = sum(len(s.points) for s in segments)
     boxes = pd.concat([s.boxes for s in segments], ignore_index=True)
@@ -93,6 +97,9 @@ def main() -> None:
         if (~in_domain).any()
         else None,
         "write_frames_per_s": round(written / write_s, 2),
+        # the other region's hills make its segments the slowest (the ray-ground search)
+        "s_per_segment": _mean(t for seg, t in timed if seg.split != "ood"),
+        "ood_s_per_segment": _mean(t for seg, t in timed if seg.split == "ood"),
     }
     print(f"simulated {frames} frames of {n} segments in {seconds:.1f} s on one core")
     print(
@@ -100,6 +107,11 @@ def main() -> None:
         f"objects per frame; {len(vehicles)} vehicle tracks, {result['large_tracks']} large"
     )
     print(json.dumps(with_calibration(result)))
+
+
+def _mean(values) -> float | None:
+    values = list(values)
+    return round(float(np.mean(values)), 3) if values else None
 
 
 if __name__ == "__main__":
