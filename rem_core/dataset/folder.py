@@ -199,16 +199,18 @@ class Dataset:
         """
         table = read_table(self.points_path(segment_id), POINTS)
         frame_index = table["frame_index"].to_numpy()
-        order = np.argsort(frame_index, kind="stable")
+        # Files written frame by frame are in order already: then no gather of every point.
+        in_order = bool(np.all(frame_index[1:] >= frame_index[:-1]))
+        order = None if in_order else np.argsort(frame_index, kind="stable")
         wanted = np.sort(
             self.frames.loc[self.frames["segment_id"] == segment_id, "frame_index"].to_numpy()
         )
-        sorted_index = frame_index[order]
+        sorted_index = frame_index if order is None else frame_index[order]
         bounds = np.searchsorted(sorted_index, wanted, side="left")
         end = np.searchsorted(sorted_index, wanted[-1], side="right") if len(wanted) else 0
         offsets = np.append(bounds, end).astype(np.int64)
-        pts = table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)[order]
-        return pts, offsets
+        pts = table[["x", "y", "z", "intensity"]].to_numpy(dtype=np.float32)
+        return (pts if order is None else pts[order]), offsets
 
     def frame_boxes(self, segment_id: str, frame_index: int) -> pd.DataFrame:
         """Ground-truth boxes of one frame."""

@@ -161,10 +161,23 @@ def _run(
 
 
 @dataclass(frozen=True)
+class _Rows:
+    """One model's detections in one frame: ``decode_boxes``'s ``(K, 8)`` and their points.
+
+    Kept as arrays: the table is built once at the end (a frame's own DataFrame cost more
+    than its decoding)."""
+
+    segment_id: str
+    frame_index: int
+    found: np.ndarray
+    num_points: np.ndarray
+
+
+@dataclass(frozen=True)
 class _Part:
     """One model's output on one segment."""
 
-    rows: list[pd.DataFrame]
+    rows: list[_Rows]
     features: list[np.ndarray]
     gt: list[pd.DataFrame]
     gt_features: list[np.ndarray]
@@ -199,20 +212,7 @@ def _run_segment(
             heads, fmap = model(grid)
             heads, fmap = heads.cpu(), fmap.cpu()
             found = decode_boxes(heads[0], model.config)
-            part.rows.append(
-                pd.DataFrame(
-                    {
-                        "segment_id": segment_id,
-                        "frame_index": f,
-                        "class": "vehicle",
-                        **{c: found[:, j] for j, c in enumerate(BOX_COLUMNS)},
-                        "score": found[:, 7],
-                        "num_points": point_grid.count_in_boxes(found[:, :7]),
-                        "distance": np.hypot(found[:, 0], found[:, 1]),
-                        "track_id": None,
-                    }
-                )
-            )
+            part.rows.append(_Rows(segment_id, f, found, point_grid.count_in_boxes(found[:, :7])))
             if with_features:
                 part.features.append(pool_roi_features(fmap[0], found[:, :7], model.config))
             if gt is not None:
@@ -251,11 +251,7 @@ def _detection_set(
     feats = [f for p in parts for f in p.features]
     gt_rows = [g for p in parts for g in p.gt]
     gt_feats = [f for p in parts for f in p.gt_features]
-    table = (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame({f.name: [] for f in DETECTIONS})
-    )
+    table = _detection_table(rows) if rows else pd.DataFrame({f.name: [] for f in DETECTIONS})
     table["detection_id"] = np.arange(len(table), dtype=np.int64)
     c = model.config.feature_channels
     return DetectionSet(
@@ -265,6 +261,24 @@ def _detection_set(
         gt_features=np.concatenate(gt_feats) if gt_feats else np.zeros((0, c), np.float32),
         seconds=seconds,
         n_frames=n_frames,
+    )
+
+
+def _detection_table(rows: list[_Rows]) -> pd.DataFrame:
+    """The detections of some frames as one table (``DETECTIONS`` columns but the id)."""
+    found = np.concatenate([r.found for r in rows])
+    sizes = [len(r.found) for r in rows]
+    return pd.DataFrame(
+        {
+            "segment_id": np.repeat(np.array([r.segment_id for r in rows], object), sizes),
+            "frame_index": np.repeat(np.array([r.frame_index for r in rows], np.int64), sizes),
+            "class": "vehicle",
+            **{c: found[:, j] for j, c in enumerate(BOX_COLUMNS)},
+            "score": found[:, 7],
+            "num_points": np.concatenate([r.num_points for r in rows]),
+            "distance": np.hypot(found[:, 0], found[:, 1]),
+            "track_id": None,
+        }
     )
 
 

@@ -192,22 +192,31 @@ class PointGrid:
     """
 
     def __init__(self, points: np.ndarray, cell: float = 2.0) -> None:
+        # Column by column: numpy reduces a contiguous column some 30 times faster than the
+        # axis 0 of an (M, 2) array, and the values are the same.
         self.points = np.asarray(points)
-        xy = self.points[:, :2].astype(np.float64)
-        self.lo = xy.min(0) if len(xy) else np.zeros(2)
-        extent = (xy.max(0) - self.lo).max() if len(xy) else 0.0
+        x, y = (self.points[:, k].astype(np.float64) for k in (0, 1))
+        if len(x):
+            self.lo = np.array([x.min(), y.min()])
+            extent = max(x.max() - self.lo[0], y.max() - self.lo[1])
+        else:
+            self.lo, extent = np.zeros(2), 0.0
         self.cell = max(cell, extent / 2048)
-        ij = np.floor((xy - self.lo) / self.cell).astype(np.int64)
-        self.shape = tuple(ij.max(0) + 1) if len(xy) else (1, 1)
-        key = ij[:, 0] * self.shape[1] + ij[:, 1]
-        self.order = np.argsort(key, kind="stable")
-        counts = np.bincount(key, minlength=self.shape[0] * self.shape[1])
+        i = np.floor((x - self.lo[0]) / self.cell).astype(np.int64)
+        j = np.floor((y - self.lo[1]) / self.cell).astype(np.int64)
+        self.shape = (i.max() + 1, j.max() + 1) if len(x) else (1, 1)
+        cells = self.shape[0] * self.shape[1]
+        key = i * self.shape[1] + j
+        # The same stable order either way; numpy sorts 16-bit keys by radix, in linear time.
+        self.order = np.argsort(key.astype(np.uint16) if cells <= 1 << 16 else key, kind="stable")
+        counts = np.bincount(key, minlength=cells)
         self.start = np.cumsum(counts) - counts
         self.count = counts
+        self._sorted_xyz: np.ndarray | None = None
 
-    def candidates(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(box index, point index) of every point in the cells each box's footprint touches."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    def _cells(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(box index, position in ``order``) of every point in the cells each box's
+        footprint touches."""
         corners = bev_corners(boxes)
         lo = np.floor((corners.min(1) - self.lo) / self.cell).astype(np.int64)
         hi = np.floor((corners.max(1) - self.lo) / self.cell).astype(np.int64)
@@ -218,7 +227,12 @@ class PointGrid:
         ncol = np.maximum(span[box, 1], 1)
         cell = (lo[box, 0] + k // ncol) * self.shape[1] + lo[box, 1] + k % ncol
         pair, idx = expand_ranges(self.start[cell], self.count[cell])
-        return box[pair], self.order[idx]
+        return box[pair], idx
+
+    def candidates(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(box index, point index) of every point in the cells each box's footprint touches."""
+        box, idx = self._cells(np.asarray(boxes, dtype=np.float64).reshape(-1, 7))
+        return box, self.order[idx]
 
     def count_in_boxes(self, boxes: np.ndarray) -> np.ndarray:
         """``(N,)`` int64 points inside each box, faces included; equals
@@ -226,8 +240,10 @@ class PointGrid:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
         if len(boxes) == 0 or len(self.points) == 0:
             return np.zeros(len(boxes), dtype=np.int64)
-        box, idx = self.candidates(boxes)
-        inside = inside_pairs(self.points[idx], boxes[box])
+        if self._sorted_xyz is None:  # the points in cell order, once: candidates are runs
+            self._sorted_xyz = self.points[self.order, :3].astype(np.float64)
+        box, idx = self._cells(boxes)
+        inside = inside_pairs(self._sorted_xyz[idx], boxes[box])
         return np.bincount(box[inside], minlength=len(boxes))
 
 
