@@ -20,6 +20,7 @@ from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
 from rem_core.pipeline import code as code_module
 from rem_core.pipeline import (
+    STAGE_CODE,
     code_fingerprint,
     code_fingerprints,
     dataset_key,
@@ -112,9 +113,23 @@ def test_docstrings_comments_and_formatting_change_no_key(tiny_world, source_cop
     assert _keys(config, tiny_world) == before
 
 
+def test_an_inference_change_reaches_the_detections_not_the_weights(tiny_world, source_copy):
+    config = RemConfig.tiny()
+    before = _keys(config, tiny_world)
+    copy, read_the_copy = source_copy
+    _edit(copy / "detect" / "decode.py", "k = min(config.max_detections * 2, scores.numel())",
+          "k = min(config.max_detections * 3, scores.numel())")  # fmt: skip
+    read_the_copy()
+    after = _keys(config, tiny_world)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"detections", "rareness", "experiment"}
+
+
 def test_a_stages_code_is_its_import_closure():
-    closure = import_closure(("rem_core.detect",))
-    assert "rem_core.detect.train" in closure and "rem_core.geometry.boxes" in closure
+    closure = import_closure(STAGE_CODE["detector"])
+    assert "rem_core.detect.model" in closure and "rem_core.geometry.boxes" in closure
+    assert "rem_core.detect.batches" in closure and "rem_core.detect.augment" in closure
+    assert "rem_core.detect.infer" not in closure and "rem_core.detect.decode" not in closure
     assert not any(m.startswith(("rem_core.density", "rem_core.mining")) for m in closure)
     detections = import_closure(("rem_core.pipeline.sources.detector",))
     assert "rem_core.track.tracker" in detections and "rem_core.detect.infer" in detections

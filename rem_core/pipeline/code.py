@@ -43,7 +43,9 @@ _PARSING = threading.Lock()
 #: Each cached stage and the modules that compute it (their import closure is its code).
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "world": ("rem_core.world",),
-    "detector": ("rem_core.detect",),
+    # The weights are what training writes: its closure, not inference's (decoding, ROI
+    # pooling), which is the detections' code. An inference change keeps the shipped weights.
+    "detector": ("rem_core.detect.train",),
     "detections/detector": ("rem_core.pipeline.sources.detector",),
     "detections/boxes": ("rem_core.pipeline.sources.boxes",),
     "rareness": ("rem_core.pipeline.stages",),
