@@ -958,3 +958,11 @@ def test_detect_ensemble_equals_one_detect_per_model(
         pd.testing.assert_frame_equal(run.detections, alone.detections)
         assert run.n_frames == alone.n_frames
     assert detect_ensemble([], tiny_world, segments) == []
+    # Without counting points: the same boxes and scores, num_points -1 (not counted).
+    uncounted = detect_ensemble(models, tiny_world, segments, count_points=False)
+    for run, counted in zip(uncounted, together, strict=True):
+        assert (run.detections["num_points"] == -1).all()
+        assert (counted.detections["num_points"] >= 0).all()
+        pd.testing.assert_frame_equal(
+            run.detections.drop(columns="num_points"), counted.detections.drop(columns="num_points")
+        )

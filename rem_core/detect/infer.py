@@ -80,7 +80,8 @@ def detect(
         client: a ``distributed.Client``: segments run as tasks on its cluster, the model
             sent once to each worker (``rem_core.cluster``).
     """
-    return _run([model], dataset, segments, with_features, gt_classes, progress, client)[0]
+    asked = _Asked(with_features, tuple(gt_classes))
+    return _run([model], dataset, segments, asked, progress, client)[0]
 
 
 def detect_ensemble(
@@ -89,22 +90,24 @@ def detect_ensemble(
     segments: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     client: Any | None = None,
+    count_points: bool = True,
 ) -> list[DetectionSet]:
     """Run several detectors over the same frames, without features.
 
     The same as ``[detect(m, dataset, segments, with_features=False) for m in models]``, but
     each frame's points are read, gridded and indexed once for all models: an ensemble's
     inference is mostly that work, not the networks. ``client``: as for :func:`detect`.
+    ``count_points=False`` leaves ``num_points`` at -1 (not counted), for tables read only
+    for their boxes and scores (``ensemble_scores``): counting is a seventh of the work.
     """
-    return _run(models, dataset, segments, False, (), progress, client)
+    return _run(models, dataset, segments, _Asked(False, (), count_points), progress, client)
 
 
 def _run(
     models: Sequence[BevDetector],
     dataset: Dataset,
     segments: Sequence[str] | None,
-    with_features: bool,
-    gt_classes: Sequence[str],
+    asked: _Asked,
     progress: Callable[[int, int], None] | None,
     client: Any | None = None,
 ) -> list[DetectionSet]:
@@ -131,8 +134,7 @@ def _run(
                 progress(done, total)
 
         outputs: Iterable[list[_Part]] = (
-            _run_segment(models, dataset, s, gt_classes, with_features, device, frame_done)
-            for s in segments
+            _run_segment(models, dataset, s, asked, device, frame_done) for s in segments
         )
     else:
         # One task a segment; the weights go to every worker once, the data set by its path.
@@ -142,8 +144,7 @@ def _run(
             _segment_task,
             segments,
             str(dataset.root),
-            tuple(gt_classes),
-            with_features,
+            asked,
             shared={"models": [m.cpu().eval() for m in models]},
         )
     for segment_id, output in zip(segments, outputs, strict=True):
@@ -158,6 +159,21 @@ def _run(
         _detection_set(model, parts[k], dataset.boxes, seconds, total)
         for k, model in enumerate(models)
     ]
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a run computes besides the boxes and scores.
+
+    Attributes:
+        features: ROI-pool the feature map for every detection.
+        gt_classes: ROI-pool the ground-truth boxes of these classes too.
+        count_points: count each detection's points (else ``num_points`` is -1).
+    """
+
+    features: bool
+    gt_classes: tuple[str, ...]
+    count_points: bool = True
 
 
 @dataclass(frozen=True)
@@ -188,8 +204,7 @@ def _run_segment(
     models: Sequence[BevDetector],
     dataset: Dataset,
     segment_id: str,
-    gt_classes: Sequence[str],
-    with_features: bool,
+    asked: _Asked,
     device: torch.device,
     frame_done: Callable[[], None] | None = None,
 ) -> list[_Part]:
@@ -199,21 +214,28 @@ def _run_segment(
     frames = dataset.frames
     seg_frames = frames.loc[frames["segment_id"] == segment_id, "frame_index"].sort_values()
     boxes = dataset.boxes
-    gt_all = boxes[(boxes["segment_id"] == segment_id) & boxes["class"].isin(list(gt_classes))]
+    gt_all = boxes[
+        (boxes["segment_id"] == segment_id) & boxes["class"].isin(list(asked.gt_classes))
+    ]
     gt_by_frame = {f: g for f, g in gt_all.groupby("frame_index")}
     parts = [_Part([], [], [], []) for _ in models]
     pts, offsets = dataset.segment_points(segment_id)
     for row, f in enumerate(seg_frames):
         frame_pts = pts[offsets[row] : offsets[row + 1]]
         grid = bev_grid(frame_pts, config)[None].to(device)
-        point_grid = PointGrid(frame_pts)
+        point_grid = PointGrid(frame_pts) if asked.count_points else None
         gt = gt_by_frame.get(f)
         for model, part in zip(models, parts, strict=True):
             heads, fmap = model(grid)
             heads, fmap = heads.cpu(), fmap.cpu()
             found = decode_boxes(heads[0], model.config)
-            part.rows.append(_Rows(segment_id, f, found, point_grid.count_in_boxes(found[:, :7])))
-            if with_features:
+            counts = (
+                np.full(len(found), -1, np.int64)
+                if point_grid is None
+                else point_grid.count_in_boxes(found[:, :7])
+            )
+            part.rows.append(_Rows(segment_id, f, found, counts))
+            if asked.features:
                 part.features.append(pool_roi_features(fmap[0], found[:, :7], model.config))
             if gt is not None:
                 part.gt.append(gt)
@@ -231,8 +253,7 @@ _DATASETS: dict[str, Dataset] = {}
 def _segment_task(
     segment_id: str,
     root: str,
-    gt_classes: tuple[str, ...],
-    with_features: bool,
+    asked: _Asked,
     *,
     models: list[BevDetector],
 ) -> list[_Part]:
@@ -241,7 +262,7 @@ def _segment_task(
         _DATASETS[root] = Dataset.open(root)
     device = _torch_setup(models[0].config)
     models = [m.eval().to(device) for m in models]
-    return _run_segment(models, _DATASETS[root], segment_id, gt_classes, with_features, device)
+    return _run_segment(models, _DATASETS[root], segment_id, asked, device)
 
 
 def _detection_set(

@@ -202,6 +202,7 @@ class DetectorFeatures(FeatureSource):
                 unlabelled,
                 progress=call.reporter(f"{MEMBERS_STAGE} 2-{len(models)} on the unlabelled pool"),
                 client=call.client,
+                count_points=False,  # matched by their boxes; only their scores are kept
             )
         ]
         detections = run.detections
