@@ -27,8 +27,8 @@ import statistics
 import time
 
 import torch
-
 from calibrate import with_calibration
+
 from rem_core.config import PRESETS, RemConfig
 from rem_core.detect import detect, detect_ensemble
 from rem_core.pipeline import ensure_detectors, ensure_world
@@ -52,7 +52,7 @@ def main() -> None:
     if args.segments < 1 or args.repeats < 1:
         parser.error("--segments and --repeats must be at least 1")
     config = RemConfig.preset(args.preset)
-    dataset = ensure_world(config)
+    dataset = ensure_world(config.world)
     models = ensure_detectors(config, dataset)
     segments = dataset.segments["segment_id"].tolist()[: args.segments]
     unlabelled = set(dataset.split_ids("unlabelled"))

@@ -18,7 +18,6 @@ import pytest
 import rem_core
 from rem_core.config import RemConfig
 from rem_core.dataset import Dataset
-from rem_core.pipeline import code as code_module
 from rem_core.pipeline import (
     STAGE_CODE,
     code_fingerprint,
@@ -31,6 +30,7 @@ from rem_core.pipeline import (
     rareness_key,
     world_key,
 )
+from rem_core.pipeline import code as code_module
 
 SOURCE = Path(rem_core.__file__).resolve().parent
 

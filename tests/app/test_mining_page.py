@@ -69,3 +69,34 @@ def test_mining_page_without_the_pipeline_says_so(
     at = at.switch_page("pages/mining.py").run()
     assert not at.exception
     assert "Run the pipeline on **Home**" in at.info[0].value
+
+
+def test_mining_runs_once_per_method_and_settings(
+    mining: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Revisiting the page, or coming back to a budget, mines nothing again; a new budget
+    # mines each method once, and its label set is that budget's. (2 tracks: a budget no
+    # other test of this worker's page cache has mined.)
+    import rem_core.mining as mining_api
+
+    calls = []
+    real = mining_api.select_from_pool
+
+    def counted(pool, order, settings, *args, **kwargs):
+        calls.append(settings.budget)
+        return real(pool, order, settings, *args, **kwargs)
+
+    monkeypatch.setattr(mining_api, "select_from_pool", counted)
+    at = mining
+    methods = len(at.multiselect(key="mining_methods").value)
+    label_set = at.get("download_button")[-1].proto.url
+    at.run()
+    assert calls == [] and not at.exception
+    at.radio(key="mining_unit").set_value("tracks").run()
+    at.slider(key="mining_budget_tracks").set_value(2).run()
+    assert calls == [2] * methods
+    assert at.get("download_button")[-1].proto.url != label_set
+    at.slider(key="mining_budget_tracks").set_value(2).run()
+    at.radio(key="mining_unit").set_value("% of the pool's tracks").run()
+    assert calls == [2] * methods and not at.exception
+    assert at.get("download_button")[-1].proto.url == label_set
