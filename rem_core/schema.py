@@ -202,16 +202,19 @@ def conform(table: pd.DataFrame | pa.Table, schema: pa.Schema, source: str | Pat
                 f"{source}: column {f.name!r} cannot be read as {f.type}: {exc}"
             ) from None
         if f.name in _FINITE:
-            values = arr.to_numpy(zero_copy_only=False)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise SchemaError(
-                    f"{source}: column {f.name!r} has a non-finite value ({values[row]}) "
-                    f"at row {row}"
-                )
+            _check_finite(arr.to_numpy(zero_copy_only=False), f.name, source)
         out[f.name] = arr
     return pa.table(out, schema=schema).to_pandas()
+
+
+def _check_finite(values: np.ndarray, name: str, source: str | Path) -> None:
+    """Raise :class:`SchemaError` at a column's first non-finite value."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise SchemaError(
+            f"{source}: column {name!r} has a non-finite value ({values[row]}) at row {row}"
+        )
 
 
 def _typed_as(table: pa.Table, schema: pa.Schema) -> bool:
@@ -240,13 +243,7 @@ def _conform_typed(table: pa.Table, schema: pa.Schema, source: str | Path) -> pd
             row = int(np.flatnonzero(missing)[0])
             raise SchemaError(f"{source}: column {f.name!r} has a missing value at row {row}")
         if f.name in _FINITE and values is not None:
-            bad = ~np.isfinite(values)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise SchemaError(
-                    f"{source}: column {f.name!r} has a non-finite value ({values[row]}) "
-                    f"at row {row}"
-                )
+            _check_finite(values, f.name, source)
         out[f.name] = col
     return pa.table(out, schema=schema).to_pandas()
 
