@@ -120,10 +120,12 @@ def _log1p_counts(counts: np.ndarray) -> np.ndarray:
     """``np.log1p(counts.astype(np.float32))`` of non-negative integer counts, by a table of
     the same function's values: the same floats, without a logarithm per cell (most of a
     frame's 330,000 are 0)."""
+    table = _LOG1P[0]  # read once: another thread may replace it meanwhile
     top = int(counts.max(initial=0))
-    if top >= len(_LOG1P[0]):
-        _LOG1P[0] = np.log1p(np.arange(max(top + 1, 4096), dtype=np.float32))
-    return _LOG1P[0][counts]
+    if top >= len(table):
+        table = np.log1p(np.arange(max(top + 1, 4096), dtype=np.float32))
+        _LOG1P[0] = table
+    return table[counts]
 
 
 _RANGE_CACHE: dict[tuple[float, float], torch.Tensor] = {}
