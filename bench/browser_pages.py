@@ -56,7 +56,7 @@ MIN_CHARTS = {
     "Scene explorer": 2,
     "Rareness vs recall": 1,
     "Log-probability histograms": 1,
-    "Rarest tracks": 3,
+    "Rarest tracks": 4,
     "Mining simulation": 1,
     "Rare vs hard": 1,
 }

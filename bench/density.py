@@ -23,6 +23,17 @@ size (paper Fig. 5, ``rem_core.analysis.rare_groups``, FFJORD): ``auroc_rare_gro
 pool), ``label_noise_in_rarest_5pct`` (share of label-noise vehicle boxes among the rarest
 5%; target >= 0.5), ``rarest_5pct_label_noise_share`` (share of the rarest 5% that is label
 noise) and ``ks_train_val`` (KS statistic between the training pool's and validation's log p).
+Rareness along a track (``rem_core.analysis.box_in_track``): ``label_noise_in_top5pct_box_in_track``
+(the share of label-noise vehicle boxes among the top 5% of the box-in-track score, the same
+boxes ranked; target >= 0.6), ``box_in_track_top5pct_label_noise_share``, and
+``label_noise_found_by_kind`` (noise kind -> ``{"rareness", "box_in_track",
+"feature_in_track", "n"}``: the share of that kind's boxes each ranking puts in its top 5%).
+``run_overlap`` (``"ffjord vs gaussian"`` -> ``{"spearman", "top_jaccard", "budget", "tracks"}``):
+how two density models' rankings of the unlabelled pool's detected tracks agree
+(``rem_core.analysis.compare_runs``, the top at the mining budget).
+``label_noise_in_top5pct_feature_in_track`` is an exploratory alternative measured here only:
+each box's distance from its track's median in the density's standardised PCA features (the
+root of the summed squares of its robust z-scores), not a log p.
 
 ``--world-seed S`` runs on the preset's world with ``world.seed = S`` (a new world: its
 pipeline is built from scratch unless cached). ``--skip-toy`` skips the 16-D mixture
@@ -84,6 +95,7 @@ def world_aurocs(config) -> dict[str, object]:
     return {
         **world_recall(config, ds, det),
         **world_rare_groups(config, ds, det),
+        "run_overlap": world_run_overlap(config, ds, det),
         "auroc_large": ffjord["large"],
         "auroc_ood_region": ffjord["other region"],
         "auroc_pedestrian": ffjord["pedestrian"],
@@ -92,6 +104,35 @@ def world_aurocs(config) -> dict[str, object]:
         "auroc_pedestrian_by_estimator": {k: v["pedestrian"] for k, v in by_estimator.items()},
         "world_fit_s_by_estimator": fit_s,
     }
+
+
+def world_run_overlap(config, ds, det, pairs=(("ffjord", "gaussian"), ("ffjord", "knn"),
+                                             ("gaussian", "knn"))) -> dict[str, dict]:  # fmt: skip
+    """How two density models' rankings of the unlabelled pool's detected tracks agree
+    (``rem_core.analysis.compare_runs``): Spearman of track rareness and the Jaccard overlap
+    of their top tracks at the mining budget, per pair."""
+    from dataclasses import replace
+
+    from rem_core.analysis import compare_runs
+    from rem_core.mining import aggregate_tracks
+    from rem_core.pipeline import ensure_rareness
+
+    pool = det.detections["segment_id"].isin(ds.split_ids("unlabelled")).to_numpy()
+    boxes = det.detections[pool]
+    tracks = {}
+    for name in sorted({n for pair in pairs for n in pair}):
+        cfg = replace(config, rareness=replace(config.rareness, estimator=name))
+        tracks[name] = aggregate_tracks(boxes, ensure_rareness(cfg, ds).log_prob[pool])
+    out = {}
+    for a, b in pairs:
+        result = compare_runs(tracks[a], tracks[b], budget=config.mining.budget)
+        out[f"{a} vs {b}"] = {
+            "spearman": result.spearman,
+            "top_jaccard": result.top_jaccard,
+            "budget": result.budget,
+            "tracks": result.n_tracks,
+        }
+    return out
 
 
 def world_recall(config, ds, det) -> dict[str, float]:
@@ -133,6 +174,7 @@ def world_rare_groups(config, ds, det) -> dict[str, object]:
     and the unlabelled pool together.
     """
     from rem_core.analysis import (
+        box_in_track,
         ks_train_val,
         label_noise_in_rarest,
         rare_group_aurocs,
@@ -146,6 +188,22 @@ def world_rare_groups(config, ds, det) -> dict[str, object]:
     size_lp = size_log_prob(size_train_boxes(det.gt, splits, config.rareness.fit_splits), det.gt)
     groups = rare_group_aurocs(det.gt, run.gt_log_prob, size_lp, splits)
     noise = label_noise_in_rarest(det.gt, run.gt_log_prob, 0.05, splits)
+    in_track = box_in_track(det.gt, run.gt_log_prob).score
+    in_features = feature_in_track(det.gt, run.reducer.transform(det.gt_features))
+    rankings = {"rareness": None, "box_in_track": in_track, "feature_in_track": in_features}
+    found = {
+        name: label_noise_in_rarest(det.gt, run.gt_log_prob, 0.05, splits, rank_by=by)
+        for name, by in rankings.items()
+    }
+    by_kind = {}
+    for kind in sorted(set(det.gt["noise_kind"]) - {""}):
+        of_kind = det.gt.assign(label_noise=(det.gt["noise_kind"] == kind).to_numpy())
+        shares = {
+            name: label_noise_in_rarest(of_kind, run.gt_log_prob, 0.05, splits, rank_by=by)
+            for name, by in rankings.items()
+        }
+        by_kind[kind] = {name: r.noise_in_rarest for name, r in shares.items()}
+        by_kind[kind]["n"] = shares["rareness"].n_noise
     return {
         "ks_train_val": ks_train_val(det.gt, run.gt_log_prob, splits).statistic,
         "auroc_rare_groups": groups.as_dict(),
@@ -154,7 +212,26 @@ def world_rare_groups(config, ds, det) -> dict[str, object]:
         "label_noise_in_rarest_5pct": noise.noise_in_rarest,
         "rarest_5pct_label_noise_share": noise.rarest_that_are_noise,
         "label_noise_base_rate": noise.base_rate,
+        "label_noise_in_top5pct_box_in_track": found["box_in_track"].noise_in_rarest,
+        "box_in_track_top5pct_label_noise_share": found["box_in_track"].rarest_that_are_noise,
+        "label_noise_in_top5pct_feature_in_track": found["feature_in_track"].noise_in_rarest,
+        "label_noise_found_by_kind": by_kind,
     }
+
+
+def feature_in_track(gt, features: np.ndarray) -> np.ndarray:
+    """Exploratory: each box's distance from its track's median in standardised PCA
+    features, in robust units per component (NaN for tracks of fewer than 3 boxes)."""
+    import pandas as pd
+
+    keys = [gt["segment_id"].to_numpy(), gt["track_id"].to_numpy()]
+    frame = pd.DataFrame(features)
+    grouped = frame.groupby(keys, sort=False)
+    deviation = features - grouped.transform("median").to_numpy()
+    scored = (grouped[0].transform("size").to_numpy() >= 3) & np.isfinite(deviation).all(axis=1)
+    unit = 1.4826 * np.median(np.abs(deviation[scored]), axis=0)
+    distance = np.sqrt(((deviation / unit) ** 2).sum(axis=1))
+    return np.where(scored, distance, np.nan)
 
 
 def print_rare_groups(result: dict) -> None:
@@ -175,6 +252,18 @@ def print_rare_groups(result: dict) -> None:
         f"{result['label_noise_base_rate']:.1%}); KS train vs validation log p "
         f"{result['ks_train_val']:.3f}"
     )
+    print(
+        f"label-noise vehicle boxes among the top 5% of the box-in-track score: "
+        f"{result['label_noise_in_top5pct_box_in_track']:.1%} (target >= 60%; "
+        f"exploratory feature distance from the track: "
+        f"{result['label_noise_in_top5pct_feature_in_track']:.1%})"
+    )
+    for kind, shares in result["label_noise_found_by_kind"].items():
+        print(
+            f"  {kind:<12} {shares['n']:>4} boxes: rareness {shares['rareness']:.0%}, "
+            f"box-in-track {shares['box_in_track']:.0%}, feature distance "
+            f"{shares['feature_in_track']:.0%}"
+        )
 
 
 D, K = 16, 4
@@ -261,6 +350,11 @@ def main() -> None:
             f"over 2% bins {result['recall_rareness_spearman']:+.3f}"
         )
         print_rare_groups(result)
+        for pair, r in result["run_overlap"].items():
+            print(
+                f"{pair}: Spearman {r['spearman']:.3f} of track rareness, top {r['budget']} "
+                f"tracks overlap {r['top_jaccard']:.3f} (Jaccard; {r['tracks']:,} tracks)"
+            )
     if not args.skip_toy:
         print_toy(result)
     print(json.dumps(with_calibration(result)))

@@ -6,6 +6,9 @@ bird's-eye-view context and a gallery of the top tracks. Label-noise boxes are f
 the table (with their kinds) and dashed magenta in the views; a line gives the share of
 label-noise boxes among the rarest 5% of vehicle boxes (``rem_core.analysis.rare_groups``), and the
 table filters by rare group (a subtype family other than regular, or a kind of label noise).
+Rareness along the track (``rem_core.analysis.box_in_track``): the selected track's log p
+frame by frame beside the views, the boxes that fall far below their own track marked, and
+a ranking of those boxes across the data set ("Boxes to re-check"), each openable.
 """
 
 from __future__ import annotations
@@ -15,10 +18,20 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._pipeline import analysis_config, require_detections, require_rareness
+from pages._pipeline import (
+    analysis_config,
+    require_detections,
+    require_rareness,
+)
 from pages._shared import count, require_data, run_in_app
-from rem_core.analysis import RarestNoise, label_noise_in_rarest, track_table
-from rem_core.viz import bev_figure, track_figure, track_gallery
+from pages._track_review import compare_section, recheck_section
+from rem_core.analysis import (
+    RarestNoise,
+    box_in_track,
+    label_noise_in_rarest,
+    track_table,
+)
+from rem_core.viz import bev_figure, track_figure, track_gallery, track_log_prob_figure
 
 SOURCES = {"gt": "Ground-truth tracks", "detected": "Detected tracks (tracker)"}
 SPLITS = ("unlabelled", "source", "validation", "ood", "all splits")
@@ -55,18 +68,41 @@ def tracks_of(rareness_path: str, source: str, _det, _run, _ds) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def noise_in_rarest(rareness_path: str, split: str, _det, _run, _ds) -> RarestNoise:
-    """Label noise among the rarest 5% of the split's vehicle boxes (all splits together)."""
+def noise_in_rarest(
+    rareness_path: str, split: str, _det, _run, _ds
+) -> tuple[RarestNoise, RarestNoise]:
+    """Label noise among the rarest 5% of the split's vehicle boxes (all splits together),
+    and among the top 5% of the same boxes by how far they fall below their own track."""
+    in_track = box_in_track(_det.gt, _run.gt_log_prob).score
     if split == "all splits":
-        return label_noise_in_rarest(_det.gt, _run.gt_log_prob, 0.05)
-    splits = _ds.segments.set_index("segment_id")["split"]
-    return label_noise_in_rarest(_det.gt, _run.gt_log_prob, 0.05, splits, (split,))
+        splits, among = None, ()
+    else:
+        splits, among = _ds.segments.set_index("segment_id")["split"], (split,)
+    return tuple(
+        label_noise_in_rarest(_det.gt, _run.gt_log_prob, 0.05, splits, among, rank_by=by)
+        for by in (None, in_track)
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def track_boxes(rareness_path: str, source: str, _det) -> pd.DataFrame:
-    boxes = _det.gt if source == "gt" else _det.detections
-    return boxes.dropna(subset=["track_id"])
+def track_boxes(rareness_path: str, source: str, _det, _run) -> pd.DataFrame:
+    """The boxes of tracks with their log p and how far it falls below their track's
+    (``rem_core.analysis.boxes_to_recheck``'s columns; NaN for tracks too short)."""
+    boxes, log_prob = (_det.gt, _run.gt_log_prob) if source == "gt" else (
+        _det.detections, _run.log_prob)  # fmt: skip
+    result = box_in_track(boxes, log_prob)
+    out = boxes.assign(
+        log_prob=np.asarray(log_prob, dtype=np.float64),
+        track_median_log_prob=result.track_median,
+        box_in_track=result.score,
+        flagged=result.flagged,
+    ).dropna(subset=["track_id"])
+    out.attrs["unit"] = result.unit
+    return out
+
+
+def _track_picked() -> None:
+    state.pop("_tracks_open", None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -96,6 +132,7 @@ def gallery(
 
 
 table = tracks_of(str(run.path), source, det, run, ds)
+boxes = track_boxes(str(run.path), source, det, run)
 if table.empty:
     st.info(
         "The tracker formed no tracks on this data set (its detections score too low to start one)."
@@ -111,6 +148,11 @@ if source == "gt":
         key="tracks_class",
     )  # fmt: skip
     table = table[table["class"] == cls]
+else:
+    cls = None
+flags = boxes[boxes["flagged"]].groupby(["segment_id", "track_id"]).size()
+table = table.join(flags.rename("to_recheck"), on=["segment_id", "track_id"])
+table["to_recheck"] = table["to_recheck"].fillna(0).astype(int)
 subtypes = sorted(s for s in table["subtype"].dropna().unique() if s)
 # Rare groups, from the data: families other than regular, and every kind of label noise.
 families = sorted(set(table["family"]) - {"", "regular"})
@@ -145,27 +187,29 @@ if view.empty:
 view = view.assign(rank=np.arange(1, len(view) + 1))  # rank among the tracks shown
 
 # --- the table -------------------------------------------------------------------------------
-noise = noise_in_rarest(str(run.path), split, det, run, ds)
+noise, noise_in_track = noise_in_rarest(str(run.path), split, det, run, ds)
 if noise.n_noise:
     where = "all splits" if split == "all splits" else f"the {split} split"
     st.caption(
         f"Label noise among the rarest 5% of vehicle boxes of {where}: "
         f"{noise.noise_in_rarest:.0%} of its {noise.n_noise:,} label-noise boxes (paper: at "
         f"least half; 5% at chance), {noise.rarest_that_are_noise:.1%} of the rarest 5% "
-        f"({noise.base_rate:.1%} of all)."
+        f"({noise.base_rate:.1%} of all). Among the top 5% of the same boxes by how far "
+        f"they fall below their own track (Boxes to re-check): "
+        f"{noise_in_track.noise_in_rarest:.0%}."
     )
 flag = np.where(view["label_noise_boxes"] > 0, "⚠ " + view["noise_kinds"], "")
 shown = view.assign(noise=flag)
 columns = [
     "rank", "segment_id", "track_id", "subtype", "family", "num_boxes", "mean_log_prob",
-    "min_log_prob", "percentile", "max_points", "min_distance", "length", "noise",
+    "min_log_prob", "percentile", "to_recheck", "max_points", "min_distance", "length", "noise",
 ]  # fmt: skip
 picked = st.dataframe(
     shown[columns],
     hide_index=True,
     width="stretch",
     height=280,
-    on_select="rerun",
+    on_select=_track_picked,
     selection_mode="single-row",
     key="tracks_table",
     column_config={
@@ -176,26 +220,38 @@ picked = st.dataframe(
         ),
         "min_distance": st.column_config.NumberColumn("closest (m)", format="%.0f"),
         "length": st.column_config.NumberColumn("length (m)", format="%.1f"),
+        "to_recheck": st.column_config.NumberColumn(
+            "boxes to re-check",
+            help="Boxes whose log p falls at least 3.5 robust units below the track's median "
+            "(Boxes to re-check, below).",
+        ),
         "noise": "label noise",
     },
 )
 st.caption(f"{count(len(view), 'track')} of {count(len(table), 'track')}.")
 rows = picked.selection.rows if picked is not None else []
 track = view.iloc[rows[0] if rows else 0]
+opened = state.get("_tracks_open")  # a box picked in "Boxes to re-check"
+if opened is not None:
+    at_box = table[
+        (table["segment_id"] == opened[0]) & (table["track_id"].astype(str) == opened[1])
+    ]
+    if len(at_box):
+        track = at_box.iloc[0]
 segment_id, track_id = track["segment_id"], str(track["track_id"])
 
 # --- the selected track ----------------------------------------------------------------------
-boxes = track_boxes(str(run.path), source, det)
 mine = boxes[(boxes["segment_id"] == segment_id) & (boxes["track_id"].astype(str) == track_id)]
 frames = sorted(mine["frame_index"].astype(int).unique())
 best = int(mine.loc[mine["num_points"].idxmax(), "frame_index"])
-if state.get("_tracks_for") != (segment_id, track_id, source):
-    state["_tracks_for"] = (segment_id, track_id, source)
-    state["tracks_frame"] = best
+if state.get("_tracks_for") != (segment_id, track_id, source, opened):
+    state["_tracks_for"] = (segment_id, track_id, source, opened)
+    state["tracks_frame"] = opened[2] if opened is not None and opened[2] in frames else best
 frame = st.select_slider("Frame", frames, key="tracks_frame") if len(frames) > 1 else frames[0]
+rank = f" (rank {int(track['rank'])})" if "rank" in track and pd.notna(track["rank"]) else ""
 st.subheader(
     f"Track {track_id} of {segment_id}: {track['subtype'] or 'vehicle'}, "
-    f"mean log p {track['mean_log_prob']:.1f} (rank {int(track['rank'])})"
+    f"mean log p {track['mean_log_prob']:.1f}{rank}"
 )
 points = data.points(segment_id, frame)
 frame_boxes = boxes[(boxes["segment_id"] == segment_id) & (boxes["frame_index"] == frame)]
@@ -218,10 +274,33 @@ with right:
         theme=None,
         key="tracks_bev",
     )
+    st.plotly_chart(
+        track_log_prob_figure(mine, frame=int(frame), height=220),
+        width="stretch",
+        theme=None,
+        key="tracks_along",
+    )
+    n_flagged = int(mine["flagged"].sum())
+    st.caption(
+        "Log p of the track's boxes frame by frame; dotted: the track's median. "
+        + (
+            f"{n_flagged} of its boxes fall{'s' if n_flagged == 1 else ''} at least 3.5 robust "
+            "units below it (×): a box "
+            "to re-check, more likely a label error than a rare object."
+            if n_flagged
+            else "No box falls far below it."
+            if mine["box_in_track"].notna().any()
+            else "Too few boxes to tell (3 at least)."
+        )
+    )
 if st.button("Open this frame in the Scene explorer", key="tracks_open_scene"):
     state["scene_segment"], state["scene_frame"] = segment_id, int(frame)
     state["scene_track"] = track_id if source == "gt" else None
     st.switch_page("pages/scene_explorer.py")
+
+# --- boxes to re-check, two runs compared ----------------------------------------------------
+recheck_section(run, source, split, cls, boxes, ds)
+compare_section(data, config, run, det, ds, (source, split, cls))
 
 # --- the gallery -----------------------------------------------------------------------------
 st.subheader("The rarest tracks at a glance")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from rem_core import pipeline
+from rem_core.analysis import box_in_track
 from rem_core.cli import main
 from rem_core.config import RemConfig
 from rem_core.detect import ensemble_scores
@@ -108,6 +109,8 @@ def test_rareness_stage_scores_every_object(run, tiny_world, capsys, tmp_path, m
     assert main(["score", *args, "--out", str(tmp_path / "scores")]) == 0
     scores = pd.read_parquet(tmp_path / "scores" / "detection_scores.parquet")
     np.testing.assert_allclose(scores["d_rem"], -rare.log_prob)
+    in_track = box_in_track(result.detections, rare.log_prob).score
+    np.testing.assert_array_equal(scores["box_in_track"].to_numpy(), in_track)
     tracks = pd.read_parquet(tmp_path / "scores" / "track_scores.parquet")
     assert tracks["rareness"].is_monotonic_decreasing
     assert "rarest tracks" in capsys.readouterr().out
@@ -347,3 +350,20 @@ def test_a_run_without_its_members_mines_what_needs_no_ensemble(run, tiny_world,
 def test_an_entry_without_its_main_part_names_what_is_missing(tmp_path):
     with pytest.raises(InputError, match=r"main/meta.json missing"):
         pipeline.load_detections(tmp_path)
+
+
+def test_compare_runs_command(run, tiny_world, monkeypatch, capsys, tmp_path):
+    _, root = run
+    world = tiny_world
+    monkeypatch.setenv("REM_CACHE_DIR", str(root))
+    args = ["compare-runs", "--preset", "tiny", "--data", str(world.root), "--budget", "5"]
+    out = tmp_path / "moved.csv"
+    code = main([*args, "--against-estimator", "gaussian", "--tracks", "gt", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "A: ffjord, B: gaussian" in text and "Spearman's rank correlation" in text
+    table = pd.read_csv(out)
+    assert {"rank_a", "rank_b", "moved", "in_top_a", "in_top_b"} <= set(table.columns)
+    assert (table["moved"] == table["rank_b"] - table["rank_a"]).all()
+    assert main([*args, "--against-detector-seed", "3", "--tracks", "detected"]) == 2
+    assert "cannot be matched" in capsys.readouterr().err

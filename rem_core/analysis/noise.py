@@ -51,12 +51,16 @@ def label_noise_in_rarest(
     share: float = 0.05,
     splits: pd.Series | None = None,
     eval_splits: tuple[str, ...] = EVAL_SPLITS,
+    *,
+    rank_by: ArrayLike | None = None,
 ) -> RarestNoise:
     """Of all label-noise vehicle boxes, the fraction whose rareness is among the rarest
     ``share`` of all vehicle boxes of the same splits.
 
     Vehicle boxes are ranked by ``-gt_log_prob`` (boxes without a log p left out); the rarest
-    are the ``k = ceil(share * n)`` rarest, plus any tied with the ``k``-th.
+    are the ``k = ceil(share * n)`` rarest, plus any tied with the ``k``-th. With
+    ``rank_by``, the same boxes are ranked by that score instead (highest first, NaN last:
+    a box it does not score counts as not found), e.g. ``box_in_track(...).score``.
 
     Args:
         gt: ground-truth boxes (``BOXES`` columns: ``class``, ``label_noise``,
@@ -66,6 +70,7 @@ def label_noise_in_rarest(
         splits: the split of each segment, indexed by ``segment_id``; None ranks every
             vehicle box of ``gt`` together.
         eval_splits: with ``splits``, the splits whose boxes are ranked (together).
+        rank_by: ``(K,)`` another score to rank the boxes by, higher first.
     """
     if not 0 < share <= 1:
         raise InputError(f"share: must be in (0, 1], got {share}")
@@ -73,14 +78,20 @@ def label_noise_in_rarest(
     keep = (gt["class"] == "vehicle").to_numpy() & np.isfinite(lp)
     if splits is not None:
         keep &= gt["segment_id"].map(splits).isin(eval_splits).to_numpy()
-    rareness = -lp[keep]
+    if rank_by is None:
+        rareness = -lp[keep]
+    else:
+        by = np.asarray(rank_by, dtype=np.float64)
+        if by.shape != lp.shape:
+            raise InputError(f"rank_by: {by.shape} values for {len(lp)} boxes")
+        rareness = np.nan_to_num(by[keep], nan=-np.inf, posinf=np.inf, neginf=-np.inf)
     noisy = gt["label_noise"].to_numpy(bool)[keep]
     n, n_noise = len(rareness), int(noisy.sum())
     if n == 0:
         return RarestNoise(share, 0, 0, 0, 0, math.nan, math.nan, math.nan)
     k = math.ceil(share * n - 1e-9)
     threshold = np.partition(rareness, n - k)[n - k]  # the k-th largest
-    rarest = rareness >= threshold
+    rarest = (rareness >= threshold) & (rareness > -np.inf)  # an unscored box is never found
     caught = int((rarest & noisy).sum())
     return RarestNoise(
         share=share,

@@ -20,6 +20,7 @@ from rem_core.cli.args import (
 )
 from rem_core.cli.stage_commands import (
     add_analysis_commands,
+    add_compare_runs_command,
     add_detect_commands,
     add_experiment_command,
     add_mining_commands,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_analysis_commands,
         _import,
         add_mining_commands,
+        add_compare_runs_command,
         add_experiment_command,
         _app,
         _pool,

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from rem_core.cli.args import dataset_args, estimator_args, features_arg, method_arg, mining_args
-from rem_core.config import EXPERIMENT_ROW_NAMES, PRESETS, SPLITS, RemConfig
+from rem_core.config import ESTIMATORS, EXPERIMENT_ROW_NAMES, PRESETS, SPLITS, RemConfig
 
 __all__ = [
     "add_analysis_commands",
@@ -127,6 +127,47 @@ def add_analysis_commands(sub: _Commands) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     features_arg(p)
     p.set_defaults(handler="stages:cmd_score")
+
+
+def add_compare_runs_command(sub: _Commands) -> None:
+    """``rem compare-runs``: how stable the ranking of tracks is between two runs."""
+    p = sub.add_parser(
+        "compare-runs",
+        help="two rareness runs compared: rank correlation, top-K overlap, tracks that moved",
+        description="Rank the tracks with two runs, the density model --estimator against "
+        "--against-estimator on the same detections, or the same density on a second "
+        "detector ensemble (--against-detector-seed: its members' seeds; trained if not "
+        "cached), and print Spearman's correlation of track rareness, the Jaccard overlap "
+        "of the two runs' top tracks at the budget, and the tracks whose rank moved most.",
+    )
+    dataset_args(p)
+    estimator_args(p, "run A's density model")
+    against = p.add_mutually_exclusive_group(required=True)
+    against.add_argument("--against-estimator", choices=ESTIMATORS, help="run B's density model")
+    against.add_argument(
+        "--against-detector-seed",
+        type=int,
+        help="run B: the same density on an ensemble whose members start from this seed",
+    )
+    p.add_argument(
+        "--tracks",
+        choices=["gt", "detected"],
+        default=None,
+        help="ground-truth tracks (any two runs; the default with --against-detector-seed) "
+        "or detected tracks (the default between two density models on one ensemble's "
+        "detections)",
+    )
+    p.add_argument(
+        "--split", default="unlabelled", choices=[*SPLITS, "all"], help="default: unlabelled"
+    )
+    p.add_argument(
+        "--budget", default="3%", help="top tracks compared: a count or a share (default 3%%)"
+    )
+    p.add_argument("--top", type=int, default=15, help="tracks that moved most to print")
+    p.add_argument("--out", type=Path, default=None, help="write every shared track as CSV")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    features_arg(p)
+    p.set_defaults(handler="stages:cmd_compare_runs")
 
 
 def add_mining_commands(sub: _Commands) -> None:

@@ -4,17 +4,19 @@ and ``rem score``."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from functools import partial
 
 import pandas as pd
 
+from rem_core.analysis import box_in_track, compare_runs
 from rem_core.cli.prepare import prepare
 from rem_core.cli.progress import StageBars
 from rem_core.config import config_to_dict
 from rem_core.dataset import write_parquet_folder
 from rem_core.errors import InputError
 from rem_core.evaluation import REPORTED_SUBSETS, evaluate_detections
-from rem_core.files import publish_folder
+from rem_core.files import publish_file, publish_folder
 from rem_core.mining import aggregate_tracks, d_rem, m_rem, md_rem
 from rem_core.pipeline import (
     SHIPPED,
@@ -26,10 +28,12 @@ from rem_core.pipeline import (
     ensure_detectors,
     ensure_rareness,
     ship_detectors,
+    with_estimator,
     write_detections,
 )
 
 __all__ = [
+    "cmd_compare_runs",
     "cmd_detect_run",
     "cmd_detect_ship",
     "cmd_detect_train",
@@ -139,12 +143,73 @@ def cmd_score(args: argparse.Namespace) -> int:
     table["d_rem"] = d_rem(run.log_prob)
     table["m_rem"] = m_rem(det_run.variance, det["num_points"], det["distance"], config.score)
     table["md_rem"] = md_rem(run.log_prob, det["num_points"], det["distance"], config.score)
+    # how far its log p falls below its own track's, in robust units: a box to re-check
+    in_track = box_in_track(det, run.log_prob)
+    table["box_in_track"] = in_track.score
     tracks = aggregate_tracks(det, run.log_prob)
     print(f"{len(table):,} detections and {len(tracks):,} tracks scored; rarest tracks:")
     print(tracks.head(10).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(
+        f"{int(in_track.flagged.sum()):,} detections fall at least {in_track.threshold:g} "
+        f"units ({in_track.unit:.2f} nats each) below their track's median log p "
+        "(box_in_track): boxes to re-check"
+    )
     if args.out is not None:
         write_parquet_folder(
             args.out, {"detection_scores": table, "track_scores": tracks}, force=args.force
         )
         print(f"wrote {args.out}/detection_scores.parquet and track_scores.parquet")
+    return 0
+
+
+def cmd_compare_runs(args: argparse.Namespace) -> int:
+    config, ds = prepare(args)
+    if args.against_estimator is not None:
+        other = with_estimator(config, args.against_estimator)
+        tracks = args.tracks or "detected"
+        names = (config.rareness.estimator, args.against_estimator)
+    else:
+        detector = replace(config.detector, seed=args.against_detector_seed)
+        other = replace(config, detector=detector)
+        tracks = args.tracks or "gt"
+        if tracks == "detected":
+            raise InputError(
+                "--tracks detected: two ensembles' trackers number their own tracks, so "
+                "their detected tracks cannot be matched; compare ground-truth tracks "
+                "(--tracks gt)"
+            )
+        names = (f"seed {config.detector.seed}", f"seed {args.against_detector_seed}")
+    runs = []
+    for cfg in (config, other):
+        det_run = ensure_detections(cfg, ds, progress=StageBars(), client=args.client)
+        run = ensure_rareness(cfg, ds, progress=StageBars(), client=args.client)
+        boxes, log_prob = (
+            (det_run.gt, run.gt_log_prob) if tracks == "gt" else (det_run.detections, run.log_prob)
+        )
+        if args.split != "all":
+            keep = boxes["segment_id"].isin(ds.split_ids(args.split)).to_numpy()
+            boxes, log_prob = boxes[keep], log_prob[keep]
+        if tracks == "gt" and "class" in boxes:
+            vehicles = (boxes["class"] == "vehicle").to_numpy()
+            boxes, log_prob = boxes[vehicles], log_prob[vehicles]
+        runs.append(aggregate_tracks(boxes, log_prob))
+    result = compare_runs(*runs, budget=args.budget)
+    where = "every split" if args.split == "all" else f"the {args.split} split"
+    kind = "ground-truth vehicle" if tracks == "gt" else "detected"
+    print(
+        f"A: {names[0]}, B: {names[1]}; {result.n_tracks:,} {kind} tracks of {where} ranked "
+        f"by both ({result.only_a:,} by A only, {result.only_b:,} by B only)"
+    )
+    print(
+        f"Spearman's rank correlation of track rareness: {result.spearman:.3f}; the "
+        f"{result.budget:,} rarest tracks (budget {args.budget}) overlap with Jaccard "
+        f"{result.top_jaccard:.3f}"
+    )
+    if args.top > 0 and result.n_tracks:
+        shown = result.moved_most(args.top)
+        print(f"The {len(shown)} tracks in either top {result.budget:,} whose rank moved most:")
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if args.out is not None:
+        publish_file(args.out, lambda tmp: result.tracks.to_csv(tmp, index=False), force=args.force)
+        print(f"wrote {args.out}")
     return 0

@@ -7,7 +7,7 @@
 * ``mining``: what each selection method mined.
 * ``experiment``: AP after mining and retraining, beside the paper's.
 * ``difficulty``: detections by rareness against how hard they are to see.
-* ``tracks``: one track centred in 3D, and thumbnails.
+* ``tracks``: one track centred in 3D, thumbnails, and its boxes' log p frame by frame.
 * ``theme``: the colours and dark theme all figures share.
 
 The app and notebooks call them alike.
@@ -62,6 +62,7 @@ from rem_core.viz.tracks import (
     crop_around,
     track_figure,
     track_gallery,
+    track_log_prob_figure,
     track_thumbnail,
 )
 
@@ -100,5 +101,6 @@ __all__ = [
     "summarize_dataset",
     "track_figure",
     "track_gallery",
+    "track_log_prob_figure",
     "track_thumbnail",
 ]

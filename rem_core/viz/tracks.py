@@ -1,4 +1,5 @@
-"""Figures of one track: the object in 3D among its surroundings, and small thumbnails.
+"""Figures of one track: the object in 3D among its surroundings, small thumbnails, and its
+boxes' log p frame by frame (rareness along the track, ``rem_core.analysis.box_in_track``).
 
 Points and boxes are in the vehicle frame of one frame (metres, radians; ``BOXES`` rows).
 """
@@ -15,9 +16,22 @@ from rem_core.geometry import bev_corners
 from rem_core.schema import BOX_COLUMNS
 from rem_core.viz.frame import DISPLAY_POINTS, ColorBy, decimate_points, display_columns
 from rem_core.viz.scene import scene_figure
-from rem_core.viz.theme import BACKGROUND, HIGHLIGHT_COLOR, NOISE_COLOR, TEXT
+from rem_core.viz.theme import (
+    BACKGROUND,
+    HIGHLIGHT_COLOR,
+    NOISE_COLOR,
+    RARE_VEHICLE_COLOR,
+    TEXT,
+    chart_layout,
+)
 
-__all__ = ["crop_around", "track_figure", "track_gallery", "track_thumbnail"]
+__all__ = [
+    "crop_around",
+    "track_figure",
+    "track_gallery",
+    "track_log_prob_figure",
+    "track_thumbnail",
+]
 
 _POINT_SCALE = [[0.0, "#3a3f4b"], [0.5, "#8a909c"], [1.0, "#f2f2f2"]]
 
@@ -233,4 +247,77 @@ def track_gallery(
         font=dict(color=TEXT, size=10),
         showlegend=False,
     )
+    return fig
+
+
+def track_log_prob_figure(
+    boxes: pd.DataFrame, *, frame: int | None = None, height: int = 240
+) -> go.Figure:
+    """One track's log p frame by frame, its median, and the boxes that fall far below it.
+
+    Args:
+        boxes: the track's boxes with ``frame_index``, ``log_prob``,
+            ``track_median_log_prob``, ``box_in_track`` and ``flagged``
+            (``rem_core.analysis.boxes_to_recheck``'s columns); ``label_noise`` and
+            ``noise_kind`` when they are ground truth (label-noise boxes are ringed).
+        frame: the frame shown beside it (a vertical line), if any.
+        height: pixels.
+    """
+    missing = [c for c in ("frame_index", "log_prob", "box_in_track", "flagged") if c not in boxes]
+    if missing:
+        raise InputError(f"boxes: missing column(s) {', '.join(missing)}")
+    b = boxes.sort_values("frame_index")
+    x = b["frame_index"].to_numpy()
+    units = b["box_in_track"].to_numpy(np.float64)
+    hover = [
+        f"frame {f}<br>log p {lp:.2f}<br>{u:.1f} units below the track" if np.isfinite(u)
+        else f"frame {f}<br>log p {lp:.2f}"
+        for f, lp, u in zip(x, b["log_prob"], units, strict=True)
+    ]  # fmt: skip
+    fig = go.Figure(
+        go.Scatter(
+            x=x,
+            y=b["log_prob"],
+            mode="lines+markers",
+            name="log p",
+            line=dict(color="#4c9be8"),
+            marker=dict(size=6),
+            hovertext=hover,
+            hoverinfo="text",
+        )  # fmt: skip
+    )
+    median = b["track_median_log_prob"].dropna() if "track_median_log_prob" in b else []
+    if len(median):
+        fig.add_hline(y=float(median.iloc[0]), line=dict(color=TEXT, dash="dot", width=1),
+                      annotation_text="track median", annotation_font_color=TEXT)  # fmt: skip
+    flagged = b["flagged"].to_numpy(bool)
+    if flagged.any():
+        fig.add_trace(
+            go.Scatter(
+                x=x[flagged],
+                y=b["log_prob"].to_numpy()[flagged],
+                mode="markers",
+                name="to re-check",
+                marker=dict(symbol="x", size=12, color=RARE_VEHICLE_COLOR),
+                hoverinfo="skip",
+            )  # fmt: skip
+        )
+    if "label_noise" in b and b["label_noise"].any():
+        noisy = b["label_noise"].to_numpy(bool)
+        kinds = b["noise_kind"].to_numpy()[noisy] if "noise_kind" in b else None
+        fig.add_trace(
+            go.Scatter(
+                x=x[noisy],
+                y=b["log_prob"].to_numpy()[noisy],
+                mode="markers",
+                name="label noise",
+                text=kinds,
+                hoverinfo="text",
+                marker=dict(symbol="circle-open", size=16, color=NOISE_COLOR, line=dict(width=2)),
+            )  # fmt: skip
+        )
+    if frame is not None:
+        fig.add_vline(x=frame, line=dict(color=HIGHLIGHT_COLOR, width=1))
+    chart_layout(fig, x_title="frame", y_title="log p", height=height)
+    fig.update_layout(legend=dict(orientation="h", y=1.15, x=0), margin=dict(t=30))
     return fig

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -76,9 +78,11 @@ def test_rarest_tracks_table_viewer_and_link(ready: Path) -> None:
     charts = specs(at)
     assert charts[0]["data"][0]["type"] == "scatter3d" and charts[1]["data"][0]["type"] == "heatmap"
     assert any(t["name"].startswith("track ") for t in charts[0]["data"])
-    # the gallery: one figure of 8 panels (points and outline each), not a chart per track
-    assert len(charts) == 3
-    gallery = charts[2]
+    # log p along the track, then the gallery: one figure of 8 panels (points and outline
+    # each), not a chart per track
+    assert len(charts) == 4
+    assert charts[2]["data"][0]["name"] == "log p"
+    gallery = charts[3]
     assert len(gallery["data"]) == 2 * min(8, len(table))
     assert all(t["x"]["dtype"] == "f4" for t in gallery["data"][::2])
     first = charts[0]
@@ -164,3 +168,55 @@ def test_rarest_tracks_label_noise_line_and_group_filter(ready: Path, app_world)
     table = at.dataframe[0].value
     assert len(table) > 0
     assert ((table["family"] == picked) | table["noise"].str.contains(picked)).all()
+
+
+def test_rarest_tracks_rareness_along_the_track_and_boxes_to_recheck(ready: Path) -> None:
+    at = open_page("rarest_tracks")
+    at.selectbox(key="tracks_split").set_value("all splits").run()
+    assert not at.exception
+    tracks, ranked = at.dataframe[0].value, at.dataframe[1].value
+    assert "to_recheck" in tracks.columns and len(ranked) > 0
+    assert ranked["box_in_track"].is_monotonic_decreasing
+    along = specs(at)[2]["data"][0]["x"]
+    frames = (
+        np.frombuffer(base64.b64decode(along["bdata"]), along["dtype"])
+        if isinstance(along, dict)
+        else np.asarray(along)
+    )
+    # one point per box of the shown track, frame by frame
+    assert frames.tolist() == [int(f) for f in at.select_slider(key="tracks_frame").options]
+    # a box picked in the ranking opens its track at its frame (what the row's selection does)
+    box = ranked.iloc[min(3, len(ranked) - 1)]
+    at.session_state["_tracks_open"] = (
+        box["segment_id"],
+        str(box["track_id"]),
+        int(box["frame_index"]),
+    )
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith(f"Track {box['track_id']} of {box['segment_id']}")
+    assert int(at.select_slider(key="tracks_frame").value) == int(box["frame_index"])
+    caption = [c.value for c in at.caption if c.value.startswith("Log p of the track's boxes")]
+    assert len(caption) == 1
+    if box["box_in_track"] >= 3.5:
+        assert "fall" in caption[0] and "×" in caption[0]
+
+
+def test_rarest_tracks_compares_two_runs(ready: Path) -> None:
+    at = open_page("rarest_tracks")
+    at.selectbox(key="tracks_split").set_value("all splits").run()
+    assert not at.exception
+    # the pipeline fitted the fast first density too: FFJORD against it
+    assert at.selectbox(key="tracks_against").value == "gaussian"
+    labels = [m.label for m in at.metric]
+    assert labels[0] == "Spearman of track rareness" and labels[2] == "tracks ranked by both"
+    spearman = float(at.metric[0].value)
+    assert -1.0 <= spearman <= 1.0
+    moved = at.dataframe[2].value
+    assert (moved["moved"] != 0).all() and (moved["in_top_a"] | moved["in_top_b"]).all()
+    if len(moved):  # a moved track opens above, at its best frame
+        row = moved.iloc[0]
+        at.session_state["_tracks_open"] = (row["segment_id"], str(row["track_id"]), -1)
+        at.run()
+        assert not at.exception
+        assert at.subheader[0].value.startswith(f"Track {row['track_id']} of {row['segment_id']}")
