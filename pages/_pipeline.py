@@ -186,6 +186,12 @@ def status(data: OpenData, config: RemConfig) -> dict:
     return _status(str(data.key), repr(config), config, data)
 
 
+def forget_status() -> None:
+    """Read the stages afresh on the next :func:`status` (a job was seen to end: what it
+    published must show on the rerun that follows, not an answer from a second ago)."""
+    _status.clear()
+
+
 @st.cache_data(show_spinner=False, ttl=1.0, max_entries=64)
 def _status(data_key: str, config_repr: str, _config: RemConfig, _data: OpenData) -> dict:
     return pipeline_status(_config, _data.dataset)

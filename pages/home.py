@@ -13,6 +13,7 @@ from pages._pipeline import (
     app_config,
     density_eta,
     feature_choice,
+    forget_status,
     members_eta,
     pipeline_job,
     start_pipeline,
@@ -273,7 +274,10 @@ def pipeline_view(
         job = start_pipeline(data, config, cluster=cluster)
     running = job is not None and job.running
     if live and not running:
-        st.rerun(scope="app")  # it ended: show the result, stop refreshing
+        # it ended: show the result (read afresh: the stages read above may predate its
+        # end by up to a second), stop refreshing
+        forget_status()
+        st.rerun(scope="app")
     if state["rareness"] and state["detections"]:
         st.success(
             f"Detections, tracks, auto-labels and rareness scores ({estimator}) are ready.",
