@@ -28,15 +28,13 @@ state = st.session_state
 def recheck(
     rareness_path: str, source: str, split: str, cls: str | None, _boxes, _ds
 ) -> pd.DataFrame:
-    """The boxes of the split (and class) ranked by how far they fall below their track."""
-    boxes = _boxes
+    """The scored boxes of the split (and class), most suspect first (``_boxes`` is ranked)."""
+    keep = np.isfinite(_boxes["box_in_track"].to_numpy())
     if cls is not None:
-        boxes = boxes[boxes["class"] == cls]
+        keep &= (_boxes["class"] == cls).to_numpy()
     if split != "all splits":
-        splits = _ds.segments.set_index("segment_id")["split"]
-        boxes = boxes[boxes["segment_id"].map(splits) == split]
-    scored = boxes[np.isfinite(boxes["box_in_track"].to_numpy())]
-    return scored.sort_values("box_in_track", ascending=False, kind="stable")
+        keep &= _boxes["segment_id"].isin(_ds.split_ids(split)).to_numpy()
+    return _boxes[keep]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

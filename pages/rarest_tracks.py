@@ -28,6 +28,7 @@ from pages._track_review import compare_section, recheck_section
 from rem_core.analysis import (
     RarestNoise,
     box_in_track,
+    boxes_to_recheck,
     label_noise_in_rarest,
     track_table,
 )
@@ -86,18 +87,13 @@ def noise_in_rarest(
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def track_boxes(rareness_path: str, source: str, _det, _run) -> pd.DataFrame:
-    """The boxes of tracks with their log p and how far it falls below their track's
-    (``rem_core.analysis.boxes_to_recheck``'s columns; NaN for tracks too short)."""
+    """The boxes of tracks, most suspect first, with their log p and how far it falls below
+    their track's (``rem_core.analysis.boxes_to_recheck``; NaN for tracks too short)."""
     boxes, log_prob = (_det.gt, _run.gt_log_prob) if source == "gt" else (
         _det.detections, _run.log_prob)  # fmt: skip
-    result = box_in_track(boxes, log_prob)
-    out = boxes.assign(
-        log_prob=np.asarray(log_prob, dtype=np.float64),
-        track_median_log_prob=result.track_median,
-        box_in_track=result.score,
-        flagged=result.flagged,
-    ).dropna(subset=["track_id"])
-    out.attrs["unit"] = result.unit
+    ranked = boxes_to_recheck(boxes, log_prob, scored_only=False)
+    out = ranked.dropna(subset=["track_id"])
+    out.attrs["unit"] = ranked.attrs["unit"]
     return out
 
 

@@ -123,23 +123,28 @@ def box_in_track(
 
 
 def boxes_to_recheck(
-    boxes: pd.DataFrame, log_prob: ArrayLike, result: BoxInTrack | None = None
+    boxes: pd.DataFrame,
+    log_prob: ArrayLike,
+    result: BoxInTrack | None = None,
+    *,
+    scored_only: bool = True,
 ) -> pd.DataFrame:
-    """The scored boxes ranked by how far they fall below their track, most suspect first.
+    """The boxes ranked by how far they fall below their track, most suspect first.
 
     Args:
         boxes: the boxes :func:`box_in_track` scored (``segment_id``, ``track_id``,
             ``frame_index`` and any other columns, kept).
         log_prob: ``(N,)`` their log-densities.
         result: ``box_in_track(boxes, log_prob)`` if already computed.
+        scored_only: leave out the boxes without a score; else they follow, NaN.
 
     Returns:
-        ``boxes``' scored rows with ``row`` (their position in ``boxes``), ``log_prob``,
+        ``boxes``' rows with ``row`` (their position in ``boxes``), ``log_prob``,
         ``track_median_log_prob``, ``box_in_track`` and ``flagged``, sorted by
-        ``box_in_track`` descending.
+        ``box_in_track`` descending; ``attrs["unit"]``: the robust unit, nats.
     """
     result = result if result is not None else box_in_track(boxes, log_prob)
-    keep = np.flatnonzero(np.isfinite(result.score))
+    keep = np.flatnonzero(np.isfinite(result.score) if scored_only else np.ones(len(boxes), bool))
     out = (
         boxes.iloc[keep]
         .reset_index(drop=True)
@@ -151,4 +156,6 @@ def boxes_to_recheck(
             flagged=result.flagged[keep],
         )
     )
-    return out.sort_values("box_in_track", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.sort_values("box_in_track", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs["unit"] = result.unit
+    return out
